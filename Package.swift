@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+// Turing: evaluation and inference harness for Megatron-style GPT checkpoints.
+import PackageDescription
+
+let package = Package(
+    name: "Turing",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "turing", targets: ["turing"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "TensorCore", dependencies: ["CBLAS"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Tokenizers"),
+        .target(name: "Model", dependencies: ["TensorCore"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Checkpoints", dependencies: ["TensorCore", "Model"]),
+        .target(name: "Engine", dependencies: ["TensorCore", "Model", "Tokenizers"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .executableTarget(name: "turing", dependencies: [
+            "TensorCore", "Model", "Checkpoints", "Tokenizers", "Engine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["Tokenizers"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "TensorCore"]),
+        .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "TensorCore"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
