@@ -1,0 +1,122 @@
+// Scorer: lm-evaluation-harness's loglikelihood and loglikelihood_rolling on token ids.
+//
+// Contract (lm-eval 0.4 `_loglikelihood_tokens`): the model sees (context + continuation) left-
+// truncated to its last max_positions+1 tokens minus the final one; the result is the sum of the
+// continuation tokens' log-softmax over the full vocabulary, and whether greedy argmax reproduces
+// every continuation token. Requests sharing a context are scored from one prefill of that context:
+// each continuation branches from a fork of its KV cache. Log-probs are accumulated in f64.
+
+import TensorCore
+import Model
+
+public struct LoglikelihoodRequest: Sendable, Hashable {
+    public var context: [Int]        // non-empty: an empty text context is [eot] (the caller's job)
+    public var continuation: [Int]   // non-empty
+    public init(context: [Int], continuation: [Int]) { self.context = context; self.continuation = continuation }
+}
+
+public struct LoglikelihoodResult: Sendable, Equatable {
+    public var logprob: Double
+    public var isGreedy: Bool
+    public var tokenLogprobs: [Double]
+    public var tokens: Int { tokenLogprobs.count }
+}
+
+public struct ScoringError: Error, CustomStringConvertible { public let description: String }
+
+public struct Scorer {
+    public let model: DecoderModel
+    public init(model: DecoderModel) { self.model = model }
+
+    /// Results in request order.
+    public func loglikelihood(_ requests: [LoglikelihoodRequest], progress: ((Int) -> Void)? = nil) throws -> [LoglikelihoodResult] {
+        let maxLen = model.config.maxPositions
+        // Truncate each request as lm-eval does, then group by (truncated) context.
+        var groups: [[Int]: [Int]] = [:]
+        var order: [[Int]] = []
+        var truncated: [LoglikelihoodRequest] = []
+        for (i, r) in requests.enumerated() {
+            guard !r.context.isEmpty, !r.continuation.isEmpty else {
+                throw ScoringError(description: "request \(i): context and continuation must both have tokens (an empty text context conditions on end-of-text)")
+            }
+            var whole = r.context + r.continuation
+            if whole.count > maxLen + 1 { whole.removeFirst(whole.count - (maxLen + 1)) }
+            let contLen = min(r.continuation.count, maxLen)
+            let ctx = Array(whole[..<(whole.count - contLen)])
+            let cont = Array(whole[(whole.count - contLen)...])
+            truncated.append(LoglikelihoodRequest(context: ctx, continuation: cont))
+            if groups[ctx] == nil { order.append(ctx) }
+            groups[ctx, default: []].append(i)
+        }
+        var results = [LoglikelihoodResult?](repeating: nil, count: requests.count)
+        var done = 0
+        for ctx in order {
+            let members = groups[ctx]!
+            // Prefill the context once; its last row predicts every continuation's first token.
+            let longest = members.map { truncated[$0].continuation.count }.max()!
+            let base = KVCache(config: model.config, capacity: ctx.count + longest)
+            let ctxLogits: Tensor
+            if ctx.isEmpty {
+                throw ScoringError(description: "request \(members[0]): continuation fills the whole window; nothing to condition on")
+            }
+            ctxLogits = try model.forward(tokens: [ctx], caches: [base], logits: .last)
+            // Branch: all continuations of this context in one stacked forward.
+            let conts = members.map { truncated[$0].continuation }
+            let caches = conts.map { _ in base.fork() }
+            let rest = conts.map { Array($0.dropLast()) }
+            let contLogits = try model.forward(tokens: rest, caches: caches, logits: .all)
+            let V = model.config.vocabSize
+            var row = 0
+            for (j, m) in members.enumerated() {
+                let cont = conts[j]
+                var lps: [Double] = []
+                var greedy = true
+                for (t, tok) in cont.enumerated() {
+                    let (lp, am): (Double, Int)
+                    if t == 0 {
+                        (lp, am) = ctxLogits.data.withUnsafeBufferPointer { b in tokenLogprob(b.baseAddress!, V, tok) }
+                    } else {
+                        (lp, am) = contLogits.data.withUnsafeBufferPointer { b in tokenLogprob(b.baseAddress! + (row + t - 1) * V, V, tok) }
+                    }
+                    lps.append(lp); if am != tok { greedy = false }
+                }
+                row += cont.count - 1
+                results[m] = LoglikelihoodResult(logprob: lps.reduce(0, +), isGreedy: greedy, tokenLogprobs: lps)
+                done += 1
+            }
+            progress?(done)
+        }
+        return results.map { $0! }
+    }
+
+    /// lm-eval loglikelihood_rolling: total log-prob of `tokens`, every token predicted once, in
+    /// windows of max_positions with the first conditioned on `prefixToken` (end-of-text).
+    public func loglikelihoodRolling(_ tokens: [Int], prefixToken: Int) throws -> Double {
+        let reqs = rollingWindows(tokens, prefixToken: prefixToken, maxLength: model.config.maxPositions)
+            .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
+        return try loglikelihood(reqs).reduce(0) { $0 + $1.logprob }
+    }
+}
+
+/// lm-eval's `get_rolling_token_windows(context_len=1)` followed by `make_disjoint_window`.
+public func rollingWindows(_ tokens: [Int], prefixToken: Int, maxLength: Int) -> [(context: [Int], continuation: [Int])] {
+    guard !tokens.isEmpty else { return [] }
+    var out: [([Int], [Int])] = []
+    let predLen = maxLength
+    let first = min(maxLength, tokens.count)
+    out.append(([prefixToken] + tokens[..<(first - 1)], Array(tokens[..<first])))
+    var predicted = first
+    while predicted < tokens.count {
+        let n = min(tokens.count - predicted, predLen)
+        let end = predicted + n
+        out.append((Array(tokens[max(0, end - maxLength - 1)..<(end - 1)]), Array(tokens[(end - n)..<end])))
+        predicted += n
+    }
+    // disjoint: drop the context's overlap with the continuation
+    return out.map { (a, b) in (Array(a[..<(a.count - (b.count - 1))]), b) }
+}
+
+@inline(__always)
+func tokenLogprob(_ row: UnsafePointer<Float>, _ v: Int, _ tok: Int) -> (Double, Int) {
+    (Double(row[tok]) - logSumExp(row, count: v), argmax(row, count: v))
+}

@@ -1,0 +1,35 @@
+// BLAS: the matrix products of the compute path, through OpenBLAS's CBLAS interface.
+//
+// Owns: `linear` (y = x W^T + b, PyTorch Linear layout) and raw row-major sgemm, and the BLAS thread
+// count. Does not own: anything elementwise (Kernels.swift).
+
+import CBLAS
+
+public enum BLAS {
+    /// Threads OpenBLAS may use for one call. In-process TP ranks each get their share of the cores.
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// C[m, n] = alpha * A[m, k] * op(B) + beta * C, row-major; B is [k, n] or, when `transB`, [n, k].
+    @inline(__always)
+    public static func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
+                            _ a: UnsafePointer<Float>, lda: Int,
+                            _ b: UnsafePointer<Float>, ldb: Int, transB: Bool,
+                            m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]).
+public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
+                   _ bias: UnsafePointer<Float>?, rows n: Int, inFeatures: Int, outFeatures: Int) {
+    if let bias {
+        for r in 0..<n { (y + r * outFeatures).update(from: bias, count: outFeatures) }
+        BLAS.gemm(y, ldc: outFeatures, x, lda: inFeatures, w, ldb: inFeatures, transB: true,
+                  m: n, n: outFeatures, k: inFeatures, beta: 1)
+    } else {
+        BLAS.gemm(y, ldc: outFeatures, x, lda: inFeatures, w, ldb: inFeatures, transB: true,
+                  m: n, n: outFeatures, k: inFeatures, beta: 0)
+    }
+}

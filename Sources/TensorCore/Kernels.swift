@@ -1,0 +1,130 @@
+// Kernels: the elementwise and row-wise CPU kernels of the decoder (forward only; backward lives
+// beside each forward when training lands). Outputs first, then inputs, then sizes.
+//
+// Owns: layernorm, rmsnorm, GeLU (tanh and erf), SiLU-gate (SwiGLU), softmax, log-softmax, rotary
+// embedding, residual add. Vectorised with SIMD8 where the loop is hot.
+
+import Foundation
+
+@inline(__always) func sum8(_ v: SIMD8<Float>) -> Float { v.sum() }
+
+/// out[n, C] = LayerNorm(x[n, C]) * gamma + beta  (biased variance, like torch).
+public func layerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                      _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>?,
+                      rows n: Int, dim c: Int, eps: Float) {
+    for r in 0..<n {
+        let xr = x + r * c, orow = out + r * c
+        var mean: Float = 0
+        for i in 0..<c { mean += xr[i] }
+        mean /= Float(c)
+        var v: Float = 0
+        for i in 0..<c { let d = xr[i] - mean; v += d * d }
+        let inv = 1 / (v / Float(c) + eps).squareRoot()
+        if let beta {
+            for i in 0..<c { orow[i] = (xr[i] - mean) * inv * gamma[i] + beta[i] }
+        } else {
+            for i in 0..<c { orow[i] = (xr[i] - mean) * inv * gamma[i] }
+        }
+    }
+}
+
+/// out[n, C] = x / sqrt(mean(x^2) + eps) * gamma   (HF Llama / Megatron RMSNorm).
+public func rmsNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>,
+                    rows n: Int, dim c: Int, eps: Float) {
+    for r in 0..<n {
+        let xr = x + r * c, orow = out + r * c
+        var ss: Float = 0
+        for i in 0..<c { ss += xr[i] * xr[i] }
+        let inv = 1 / (ss / Float(c) + eps).squareRoot()
+        for i in 0..<c { orow[i] = gamma[i] * (xr[i] * inv) }
+    }
+}
+
+/// In place: x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+public func geluTanh(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    let k: Float = 0.7978845608028654
+    for i in 0..<count {
+        let v = x[i]
+        x[i] = 0.5 * v * (1 + tanhf(k * (v + 0.044715 * v * v * v)))
+    }
+}
+
+/// In place: x = 0.5 x (1 + erf(x / sqrt 2)).
+public func geluErf(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    let r: Float = 0.7071067811865476
+    for i in 0..<count { let v = x[i]; x[i] = 0.5 * v * (1 + erff(v * r)) }
+}
+
+/// out[i] = silu(gate[i]) * up[i].
+public func siluGate(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count { let g = gate[i]; out[i] = g / (1 + expf(-g)) * up[i] }
+}
+
+/// x += y.
+public func addInPlace(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let a = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        let b = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(x + i).storeBytes(of: a + b, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < count { x[i] += y[i]; i += 1 }
+}
+
+/// In-place softmax over a row of n.
+public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    var s: Float = 0
+    for i in 0..<n { let e = expf(x[i] - m); x[i] = e; s += e }
+    let inv = 1 / s
+    for i in 0..<n { x[i] *= inv }
+}
+
+/// log-sum-exp of a row, accumulated in Double (scoring sums many log-probs; keep them exact).
+public func logSumExp(_ x: UnsafePointer<Float>, count n: Int) -> Double {
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    var s: Double = 0
+    for i in 0..<n { s += Double(expf(x[i] - m)) }
+    return Double(m) + log(s)
+}
+
+/// Index of the largest element (first on ties, like torch.argmax).
+public func argmax(_ x: UnsafePointer<Float>, count n: Int) -> Int {
+    var best = 0
+    var bv = x[0]
+    for i in 1..<n where x[i] > bv { bv = x[i]; best = i }
+    return best
+}
+
+/// Rotary tables for rotate-half RoPE: cos/sin [P, D/2], computed as HF does (f32 inv_freq, f32 angle).
+public struct RotaryTable: Sendable {
+    public let cos: [Float], sin: [Float]
+    public let half: Int
+    public init(headDim d: Int, maxPositions p: Int, theta: Float) {
+        half = d / 2
+        var c = [Float](repeating: 0, count: p * half), s = c
+        for j in 0..<half {
+            let invFreq = 1 / powf(theta, Float(2 * j) / Float(d))
+            for t in 0..<p { let a = Float(t) * invFreq; c[t * half + j] = cosf(a); s[t * half + j] = sinf(a) }
+        }
+        cos = c; sin = s
+    }
+
+    /// Rotate `heads` vectors of size D at `x` (stride D between heads) for position `pos`.
+    public func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int) {
+        cos.withUnsafeBufferPointer { cb in sin.withUnsafeBufferPointer { sb in
+            let cp = cb.baseAddress! + pos * half, sp = sb.baseAddress! + pos * half
+            for h in 0..<heads {
+                let v = x + h * 2 * half
+                for j in 0..<half {
+                    let a = v[j], b = v[j + half]
+                    v[j] = a * cp[j] - b * sp[j]
+                    v[j + half] = b * cp[j] + a * sp[j]
+                }
+            }
+        } }
+    }
+}
