@@ -1,0 +1,75 @@
+import XCTest
+@testable import Engine
+@testable import Checkpoints
+import Model
+import TensorCore
+
+final class KVCacheTests: XCTestCase {
+    func loadStories() throws -> DecoderModel {
+        let bin = sharedData().appendingPathComponent("models/stories260K/stories260K.bin")
+        guard FileManager.default.fileExists(atPath: bin.path) else { throw XCTSkip("shared data not found: \(bin.path)") }
+        return DecoderModel(weights: try DecoderWeights(try Llama2cAdapter.load(bin)))
+    }
+
+    /// Token-by-token decode, chunked prefill and one full forward give the same logits.
+    func testIncrementalDecodeEqualsFullRecompute() throws {
+        let model = try loadStories()
+        var rng = TuringRNG(seed: 7)
+        let ids = (0..<40).map { _ in Int(rng.nextU32() % 512) }
+        let full = try model.forward(tokens: [ids], caches: [KVCache(config: model.config)], logits: .all)
+        let inc = KVCache(config: model.config)
+        var maxErr: Float = 0
+        // chunks of 1, 5, then 1-token steps
+        var pos = 0
+        for chunk in [1, 5] + Array(repeating: 1, count: 34) {
+            let out = try model.forward(tokens: [Array(ids[pos..<(pos + chunk)])], caches: [inc], logits: .all)
+            for r in 0..<chunk { for v in 0..<512 {
+                maxErr = max(maxErr, abs(out.data[r * 512 + v] - full.data[(pos + r) * 512 + v])) } }
+            pos += chunk
+        }
+        XCTAssertEqual(pos, 40)
+        XCTAssertLessThan(maxErr, 1e-4, "max |incremental - full| = \(maxErr)")
+    }
+
+    /// Sequences stacked in one forward give the same logits as each alone; forks branch correctly.
+    func testBatchedAndForkedEqualSingle() throws {
+        let model = try loadStories()
+        let a = [1, 400, 20, 33, 7, 90], b = [1, 5, 6]
+        let alone = try model.forward(tokens: [a], caches: [KVCache(config: model.config)], logits: .last)
+        let both = try model.forward(tokens: [b, a], caches: [KVCache(config: model.config), KVCache(config: model.config)], logits: .last)
+        let rowA = Array(both.data[512..<1024])
+        XCTAssertEqual(zip(rowA, alone.data).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
+        let base = KVCache(config: model.config)
+        _ = try model.forward(tokens: [Array(a[..<3])], caches: [base], logits: .none)
+        let fork = base.fork()
+        let branched = try model.forward(tokens: [Array(a[3...])], caches: [fork], logits: .last)
+        XCTAssertEqual(zip(branched.data, alone.data).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
+        XCTAssertEqual(base.length, 3)
+    }
+
+    func testScorerMatchesDirectComputation() throws {
+        let model = try loadStories()
+        let ctx = [1, 400, 20, 33], cont1 = [7, 90, 11], cont2 = [8]
+        let res = try Scorer(model: model).loglikelihood([.init(context: ctx, continuation: cont1), .init(context: ctx, continuation: cont2)])
+        let full = try model.forward(tokens: [ctx + cont1.dropLast()], caches: [KVCache(config: model.config)], logits: .all)
+        var expect = 0.0
+        for (k, t) in cont1.enumerated() {
+            let row = Array(full.data[((ctx.count - 1 + k) * 512)..<((ctx.count + k) * 512)])
+            let m = Double(row.max()!)
+            let lse = m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
+            expect += Double(row[t]) - lse
+        }
+        XCTAssertEqual(res[0].logprob, expect, accuracy: 1e-4)
+        XCTAssertEqual(res[0].tokens, 3); XCTAssertEqual(res[1].tokens, 1)
+        XCTAssertLessThan(res[1].logprob, 0)
+    }
+
+    func testRollingWindowsMatchLmEval() {
+        // Printed by lm-eval 0.4 (pip lm-eval): [make_disjoint_window(w) for w in
+        // get_rolling_token_windows(list(range(10)), prefix_token=-1, max_seq_len=4, context_len=1)]
+        let w = rollingWindows(Array(0..<10), prefixToken: -1, maxLength: 4)
+        XCTAssertEqual(w.map(\.context), [[-1], [3], [5, 6, 7]])
+        XCTAssertEqual(w.map(\.continuation), [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]])
+        XCTAssertEqual(w.flatMap(\.continuation), Array(0..<10))
+    }
+}
