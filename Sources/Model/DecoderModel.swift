@@ -111,6 +111,19 @@ public struct DecoderModel: Sendable {
                                 let kp = kb.baseAddress! + cache.offset(layer: li, group: g)
                                 let vp = vb.baseAddress! + cache.offset(layer: li, group: g)
                                 let qp = q0 + rowStart[s] * qkvDim + hh * D
+                                let op = ab.baseAddress! + rowStart[s] * H * D + hh * D
+                                if nNew <= 4 {
+                                    // decode: a few rows; plain SIMD loops beat BLAS call overhead
+                                    for i in 0..<nNew {
+                                        let allowed = start + i + 1
+                                        let srow = S + i * len, qi = qp + i * qkvDim, oi = op + i * H * D
+                                        for j in 0..<allowed { srow[j] = scale * dot(qi, kp + j * D, count: D) }
+                                        softmaxInPlace(srow, count: allowed)
+                                        oi.update(repeating: 0, count: D)
+                                        for j in 0..<allowed { axpy(oi, srow[j], vp + j * D, count: D) }
+                                    }
+                                    continue
+                                }
                                 // S[nNew, len] = scale * Q_h K_g^T
                                 BLAS.gemm(S, ldc: len, qp, lda: qkvDim, kp, ldb: D, transB: true, m: nNew, n: len, k: D, alpha: scale)
                                 for i in 0..<nNew {
@@ -120,8 +133,7 @@ public struct DecoderModel: Sendable {
                                     for j in allowed..<len { srow[j] = 0 }
                                 }
                                 // O[nNew, D] = S V_g
-                                BLAS.gemm(ab.baseAddress! + rowStart[s] * H * D + hh * D, ldc: H * D, S, lda: len, vp, ldb: D,
-                                          transB: false, m: nNew, n: D, k: len)
+                                BLAS.gemm(op, ldc: H * D, S, lda: len, vp, ldb: D, transB: false, m: nNew, n: D, k: len)
                             }
                         } }
                     } }

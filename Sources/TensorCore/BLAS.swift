@@ -24,6 +24,13 @@ public enum BLAS {
 /// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]).
 public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                    _ bias: UnsafePointer<Float>?, rows n: Int, inFeatures: Int, outFeatures: Int) {
+    if n == 1 {
+        // decode: a matrix-vector product; GEMV avoids GEMM's packing for a single row
+        if let bias { y.update(from: bias, count: outFeatures) }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1, w, Int32(inFeatures),
+                    x, 1, bias == nil ? 0 : 1, y, 1)
+        return
+    }
     if let bias {
         for r in 0..<n { (y + r * outFeatures).update(from: bias, count: outFeatures) }
         BLAS.gemm(y, ldc: outFeatures, x, lda: inFeatures, w, ldb: inFeatures, transB: true,

@@ -128,3 +128,28 @@ public struct RotaryTable: Sendable {
         } }
     }
 }
+
+/// Dot product of two length-n vectors, SIMD8 accumulation.
+@inline(__always) public func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count n: Int) -> Float {
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n {
+        acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self) * UnsafeRawPointer(b + i).loadUnaligned(as: SIMD8<Float>.self)
+        i += 8
+    }
+    var s = acc.sum()
+    while i < n { s += a[i] * b[i]; i += 1 }
+    return s
+}
+
+/// y += alpha * x over n elements.
+@inline(__always) public func axpy(_ y: UnsafeMutablePointer<Float>, _ alpha: Float, _ x: UnsafePointer<Float>, count n: Int) {
+    let va = SIMD8<Float>(repeating: alpha)
+    var i = 0
+    while i + 8 <= n {
+        let r = UnsafeRawPointer(y + i).loadUnaligned(as: SIMD8<Float>.self) + va * UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+        UnsafeMutableRawPointer(y + i).storeBytes(of: r, as: SIMD8<Float>.self)
+        i += 8
+    }
+    while i < n { y[i] += alpha * x[i]; i += 1 }
+}

@@ -1,5 +1,10 @@
+// turing: the command-line entry point; each subcommand is a thin struct over the libraries.
 import ArgumentParser
+
 struct Turing: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "turing", abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.")
+    static let configuration = CommandConfiguration(
+        commandName: "turing",
+        abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
+        subcommands: [BenchCommand.self])
 }
 Turing.main()

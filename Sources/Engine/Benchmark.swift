@@ -1,0 +1,58 @@
+// Benchmark: prefill and decode throughput, time to first token and peak RSS for a model, measured
+// the same way `scripts/bench_pytorch.py` measures PyTorch (128-token prompts, 64 decoded tokens,
+// batch 1 and 8, one warm-up). Wall-clock; the ratio against PyTorch is what the README reports.
+
+import Foundation
+import Model
+
+public struct BenchmarkResult: Codable, Sendable {
+    public var prefillTokensPerSecond: [String: Double] = [:]   // "b1", "b8"
+    public var decodeTokensPerSecond: [String: Double] = [:]
+    public var timeToFirstTokenMs: Double = 0
+    public var peakRSSMB: Double = 0
+    public var blasThreads: Int = 0
+}
+
+public func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+public func peakRSSMegabytes() -> Double {
+    var u = rusage()
+    getrusage(0, &u)   // 0 = RUSAGE_SELF
+    return Double(u.ru_maxrss) / 1024   // Linux reports KiB
+}
+
+public enum Benchmark {
+    public static func run(model: DecoderModel, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
+                           log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
+        var res = BenchmarkResult()
+        let V = model.config.vocabSize
+        var rng = SplitMix64(seed: 42)
+        func prompt() -> [Int] { (0..<promptLength).map { _ in Int(rng.next() % UInt64(V)) } }
+        // warm-up
+        _ = try model.forward(tokens: [prompt()], caches: [KVCache(config: model.config, capacity: promptLength + 2)], logits: .last)
+        for b in batches {
+            let prompts = (0..<b).map { _ in prompt() }
+            let caches = prompts.map { _ in KVCache(config: model.config, capacity: promptLength + decodeTokens + 1) }
+            let t0 = now()
+            var logits = try model.forward(tokens: prompts, caches: caches, logits: .last)
+            let t1 = now()
+            res.prefillTokensPerSecond["b\(b)"] = Double(b * promptLength) / (t1 - t0)
+            if b == 1 { res.timeToFirstTokenMs = (t1 - t0) * 1000 }
+            log("prefill b\(b): \(String(format: "%.0f", Double(b * promptLength) / (t1 - t0))) tok/s")
+            let t2 = now()
+            for _ in 0..<decodeTokens {
+                let next = (0..<b).map { r in logits.data.withUnsafeBufferPointer { argmaxIndex(UnsafeBufferPointer(start: $0.baseAddress! + r * V, count: V)) } }
+                logits = try model.forward(tokens: next.map { [$0] }, caches: caches, logits: .last)
+            }
+            let t3 = now()
+            res.decodeTokensPerSecond["b\(b)"] = Double(b * decodeTokens) / (t3 - t2)
+            log("decode b\(b): \(String(format: "%.1f", Double(b * decodeTokens) / (t3 - t2))) tok/s")
+        }
+        res.peakRSSMB = peakRSSMegabytes()
+        return res
+    }
+}

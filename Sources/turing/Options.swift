@@ -1,0 +1,62 @@
+// Option groups shared by the subcommands, one per concern.
+
+import ArgumentParser
+import Foundation
+import Engine
+
+struct CheckpointOptions: ParsableArguments {
+    @Option(name: .long, help: "Checkpoint: an HF folder, a Megatron or DeepSpeed save directory, or a llama2.c .bin file.")
+    var checkpoint: String
+
+    @Option(help: "Tokenizer: a folder with tokenizer.json or vocab.json + merges.txt, a tokenizer.json, or a llama2.c tokenizer.bin.")
+    var tokenizer: String?
+
+    @Option(name: .customLong("vocab-file"), help: "GPT-2 vocab.json (Megatron's --vocab-file).")
+    var vocabFile: String?
+
+    @Option(name: .customLong("merge-file"), help: "GPT-2 merges.txt (Megatron's --merge-file).")
+    var mergeFile: String?
+
+    @Option(help: "BLAS threads (default: all cores).")
+    var threads: Int?
+}
+
+struct SamplingOptions: ParsableArguments {
+    @Option(name: .customLong("max-tokens"), help: "Tokens to generate per prompt.")
+    var maxTokens: Int = 128
+    @Option(help: "Temperature; 0 is greedy.")
+    var temperature: Float = 0
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: off).")
+    var topK: Int = 0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling mass (1: off).")
+    var topP: Float = 1
+    @Option(help: "Sampling seed.")
+    var seed: UInt64 = 1234
+    @Option(help: "Stop when this text appears (repeatable).")
+    var stop: [String] = []
+
+    var params: SamplingParams { SamplingParams(temperature: temperature, topK: topK, topP: topP, seed: seed) }
+
+    func validate() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0, found \(maxTokens)") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0, found \(temperature)") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be >= 0, found \(topK)") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], found \(topP)") }
+    }
+}
+
+/// Write `data` to `url` atomically: a temporary file in the same folder, then rename.
+func writeAtomically(_ data: Data, to url: URL) throws {
+    let dir = url.deletingLastPathComponent()
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    try data.write(to: tmp)
+    if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
+    else { try FileManager.default.moveItem(at: tmp, to: url) }
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+}
+var stderrStream = StandardError()
+func log(_ s: String) { print(s, to: &stderrStream) }
