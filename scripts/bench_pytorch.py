@@ -7,7 +7,9 @@ Measures, with transformers GPT2LMHeadModel (eager attention) under torch.infere
   * decode tokens/s with KV cache (past_key_values; named `cache` in transformers 5.2x) for --new-tokens (64) greedy tokens at
     batch 1 and batch 8: a manual loop feeding one token per sequence per step
   * peak RSS (resource.getrusage ru_maxrss)
-Each measurement is warmed up once, then the best (min time) of --reps runs is reported.
+Each measurement is warmed up once, then --reps (3) timed runs; the best (min time) is the
+headline number, the median is reported alongside (`*_median`). On a shared 2-core box other
+processes (e.g. Swift builds) make 2-thread OpenMP runs very noisy; compare with --threads 1.
 Prints one JSON object to stdout (progress goes to stderr).
 
 Usage:
@@ -36,14 +38,20 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def timed(fn, reps: int) -> float:
+def timed(fn, reps: int) -> list[float]:
     fn()  # warm-up
-    best = float("inf")
+    out = []
     for _ in range(reps):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
 
 
 def main() -> None:
@@ -57,7 +65,8 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--batches", type=str, default="1,8")
-    ap.add_argument("--reps", type=int, default=1, help="timed runs after one warm-up (best is reported)")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="timed runs after one warm-up; best (min time) and median are reported")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     assert args.prompt_len + args.new_tokens <= args.positions
@@ -93,8 +102,10 @@ def main() -> None:
         prefill = {}
         for b in batches:
             ids = prompts[b]
-            s = timed(lambda: model(input_ids=ids, use_cache=True), args.reps)
-            prefill[b] = {"seconds": s, "tokens_per_s": b * args.prompt_len / s}
+            ts = timed(lambda: model(input_ids=ids, use_cache=True), args.reps)
+            s = min(ts)
+            prefill[b] = {"seconds": s, "tokens_per_s": b * args.prompt_len / s,
+                          "median_tokens_per_s": b * args.prompt_len / median(ts)}
             log(f"prefill b={b}: {s*1e3:.1f} ms, {prefill[b]['tokens_per_s']:.1f} tok/s")
 
         # ---- time to first token, batch 1 ----
@@ -104,7 +115,8 @@ def main() -> None:
             out = model(input_ids=ids1, use_cache=True)
             return out.logits[:, -1, :].argmax(-1)
 
-        ttft = timed(first_token, args.reps)
+        ttft_all = timed(first_token, args.reps)
+        ttft = min(ttft_all)
         log(f"ttft b=1: {ttft*1e3:.1f} ms")
 
         # ---- decode with KV cache ----
@@ -126,8 +138,10 @@ def main() -> None:
                 return dt
 
             run_decode()  # warm-up
-            s = min(run_decode() for _ in range(args.reps))
+            ts = [run_decode() for _ in range(args.reps)]
+            s = min(ts)
             decode[b] = {"seconds": s, "tokens_per_s": b * args.new_tokens / s,
+                         "median_tokens_per_s": b * args.new_tokens / median(ts),
                          "ms_per_step": s / args.new_tokens * 1e3}
             log(f"decode b={b}: {s:.2f} s, {decode[b]['tokens_per_s']:.1f} tok/s")
 
@@ -149,8 +163,13 @@ def main() -> None:
         "cache_kwarg": cache_kw,
         "prefill_tokens_per_s": {f"b{b}": round(v["tokens_per_s"], 2) for b, v in prefill.items()},
         "prefill_seconds": {f"b{b}": round(v["seconds"], 5) for b, v in prefill.items()},
+        "prefill_tokens_per_s_median": {f"b{b}": round(v["median_tokens_per_s"], 2)
+                                        for b, v in prefill.items()},
         "ttft_ms_b1": round(ttft * 1e3, 3),
+        "ttft_ms_b1_median": round(median(ttft_all) * 1e3, 3),
         "decode_tokens_per_s": {f"b{b}": round(v["tokens_per_s"], 2) for b, v in decode.items()},
+        "decode_tokens_per_s_median": {f"b{b}": round(v["median_tokens_per_s"], 2)
+                                       for b, v in decode.items()},
         "decode_ms_per_step": {f"b{b}": round(v["ms_per_step"], 3) for b, v in decode.items()},
         "peak_rss_mb": round(peak_rss_mb, 1),
     }
