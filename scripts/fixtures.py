@@ -183,10 +183,14 @@ def score(model, context: list[int], continuation: list[int], max_length: int):
 
 
 @torch.inference_mode()
-def greedy_manual(model, prompt: list[int], n: int) -> list[int]:
+def greedy_manual(model, prompt: list[int], n: int, margins: list | None = None) -> list[int]:
     ids = list(prompt)
     for _ in range(n):
-        ids.append(int(logits_of(model, ids)[-1].argmax()))
+        last = logits_of(model, ids)[-1]
+        if margins is not None:
+            top2 = last.topk(2).values
+            margins.append(float(top2[0] - top2[1]))
+        ids.append(int(last.argmax()))
     return ids[len(prompt):]
 
 
@@ -237,7 +241,8 @@ def build(out_root: str, name: str, cls, cfg_fn, seed: int) -> None:
 
     gprompt = prompts[GREEDY_PROMPT]
     gen = greedy_generate(model, gprompt, GREEDY_NEW)
-    man = greedy_manual(model, gprompt, GREEDY_NEW)
+    margins: list[float] = []
+    man = greedy_manual(model, gprompt, GREEDY_NEW, margins)
     assert gen == man, (name, gen, man)
 
     # Make pair 3 greedy: continuation = model's own argmax continuation.
@@ -269,7 +274,8 @@ def build(out_root: str, name: str, cls, cfg_fn, seed: int) -> None:
                     for i, p in enumerate(prompts)],
         "greedy": {"prompt_index": GREEDY_PROMPT, "prompt_ids": gprompt,
                    "max_new_tokens": GREEDY_NEW, "eos_stopping": False,
-                   "generated_ids": gen},
+                   "generated_ids": gen,
+                   "top2_logit_margins": margins},
         "loglikelihood": {
             "max_length": MAX_LEN,
             "note": ("input_ids = (context+continuation)[-(max_length+1):][:-1]; score the "
