@@ -26,17 +26,17 @@ public func peakRSSMegabytes() -> Double {
 }
 
 public enum Benchmark {
-    public static func run(model: DecoderModel, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
+    public static func run(model: CausalLM, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
                            log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
         var res = BenchmarkResult()
         let V = model.config.vocabSize
         var rng = SplitMix64(seed: 42)
         func prompt() -> [Int] { (0..<promptLength).map { _ in Int(rng.next() % UInt64(V)) } }
         // warm-up
-        _ = try model.forward(tokens: [prompt()], caches: [KVCache(config: model.config, capacity: promptLength + 2)], logits: .last)
+        _ = try model.forward(tokens: [prompt()], caches: [model.makeSequenceCache(capacity: promptLength + 2)], logits: .last)
         for b in batches {
             let prompts = (0..<b).map { _ in prompt() }
-            let caches = prompts.map { _ in KVCache(config: model.config, capacity: promptLength + decodeTokens + 1) }
+            let caches = prompts.map { _ in model.makeSequenceCache(capacity: promptLength + decodeTokens + 1) }
             let t0 = now()
             var logits = try model.forward(tokens: prompts, caches: caches, logits: .last)
             let t1 = now()

@@ -20,8 +20,8 @@ public struct GenerationRequest: Sendable {
 }
 
 public struct Generator {
-    public let model: DecoderModel
-    public init(model: DecoderModel) { self.model = model }
+    public let model: CausalLM
+    public init(model: CausalLM) { self.model = model }
 
     /// Returns the generated ids per request (stop tokens excluded). `onToken(seq, token)` returns
     /// false to end that sequence after this token.
@@ -29,13 +29,13 @@ public struct Generator {
     public func generate(_ requests: [GenerationRequest],
                          onToken: (Int, Int) -> Bool = { _, _ in true }) throws -> [[Int]] {
         let P = model.config.maxPositions
-        var caches: [KVCache] = []
+        var caches: [SequenceCache] = []
         for (i, r) in requests.enumerated() {
             guard !r.prompt.isEmpty else { throw ScoringError(description: "generation request \(i): the prompt has no tokens") }
             guard r.prompt.count < P else {
                 throw ScoringError(description: "generation request \(i): prompt of \(r.prompt.count) tokens leaves no room in the model's \(P) positions")
             }
-            caches.append(KVCache(config: model.config, capacity: min(P, r.prompt.count + r.maxTokens)))
+            caches.append(model.makeSequenceCache(capacity: min(P, r.prompt.count + r.maxTokens)))
         }
         var samplers = requests.map { Sampler($0.sampling) }
         var outputs = [[Int]](repeating: [], count: requests.count)

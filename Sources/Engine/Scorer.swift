@@ -25,8 +25,8 @@ public struct LoglikelihoodResult: Sendable, Equatable {
 public struct ScoringError: Error, CustomStringConvertible { public let description: String }
 
 public struct Scorer {
-    public let model: DecoderModel
-    public init(model: DecoderModel) { self.model = model }
+    public let model: CausalLM
+    public init(model: CausalLM) { self.model = model }
 
     /// Results in request order.
     public func loglikelihood(_ requests: [LoglikelihoodRequest], progress: ((Int) -> Void)? = nil) throws -> [LoglikelihoodResult] {
@@ -54,7 +54,7 @@ public struct Scorer {
             let members = groups[ctx]!
             // Prefill the context once; its last row predicts every continuation's first token.
             let longest = members.map { truncated[$0].continuation.count }.max()!
-            let base = KVCache(config: model.config, capacity: ctx.count + longest)
+            let base = model.makeSequenceCache(capacity: ctx.count + longest)
             let ctxLogits: Tensor
             if ctx.isEmpty {
                 throw ScoringError(description: "request \(members[0]): continuation fills the whole window; nothing to condition on")
@@ -62,7 +62,7 @@ public struct Scorer {
             ctxLogits = try model.forward(tokens: [ctx], caches: [base], logits: .last)
             // Branch: all continuations of this context in one stacked forward.
             let conts = members.map { truncated[$0].continuation }
-            let caches = conts.map { _ in base.fork() }
+            let caches = conts.map { _ in base.forked() }
             let rest = conts.map { Array($0.dropLast()) }
             let contLogits = try model.forward(tokens: rest, caches: caches, logits: .all)
             let V = model.config.vocabSize

@@ -8,6 +8,7 @@
 // which equals Megatron's -10000 fill and HF's finfo.min fill in f32.
 
 import TensorCore
+import Collectives
 
 public enum LogitRows: Sendable {
     case all          // every new row of every sequence
@@ -17,6 +18,17 @@ public enum LogitRows: Sendable {
 
 public struct DecoderError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
+}
+
+public enum StageInput {
+    case tokens([[Int]])          // first stage: new token ids per sequence
+    case hidden([Float])          // later stages: [N, C] from the previous stage
+}
+
+public enum StageOutput {
+    case hidden([Float])          // [N, C] for the next stage
+    case logits(Tensor)           // last stage: [rows, V], gathered over the TP group
 }
 
 public struct DecoderModel: Sendable {
@@ -25,43 +37,73 @@ public struct DecoderModel: Sendable {
 
     public init(weights: DecoderWeights) { self.weights = weights }
 
-    /// Appends `tokens[s]` to `caches[s]` for every sequence s; returns logits [rows, V].
+    /// A cache for this rank's layers and heads.
+    public func makeCache(capacity: Int? = nil) -> KVCache {
+        KVCache(layers: weights.layers.count, groups: weights.localGroups, headDim: config.headDim,
+                capacity: min(capacity ?? config.maxPositions, config.maxPositions))
+    }
+
+    /// Whole model on one rank: appends `tokens[s]` to `caches[s]`; returns logits [rows, V].
     public func forward(tokens: [[Int]], caches: [KVCache], logits: LogitRows = .last) throws -> Tensor {
-        precondition(tokens.count == caches.count)
-        let c = config
-        let C = c.hiddenSize, H = c.numHeads, G = c.numKVHeads, D = c.headDim, F = c.ffnSize, V = c.vocabSize
+        precondition(weights.shard.tp == 1 && weights.shard.pp == 1, "forward(tokens:) runs a TP 1 x PP 1 model; use ShardedEngine")
+        guard case .logits(let t) = try forwardStage(.tokens(tokens), counts: tokens.map(\.count), caches: caches, logits: logits, tp: SingleRank()) else {
+            preconditionFailure("last stage returns logits")
+        }
+        return t
+    }
+
+    /// One rank's stage: embeds (first stage) or takes hidden states, runs its layers, and returns
+    /// hidden states or (last stage) logits. `counts[s]` new rows of sequence s; caches advance.
+    public func forwardStage(_ input: StageInput, counts: [Int], caches: [KVCache], logits: LogitRows, tp: Collective) throws -> StageOutput {
+        precondition(counts.count == caches.count)
+        let c = config, W = weights
+        let C = c.hiddenSize, H = W.localHeads, G = W.localGroups, D = c.headDim, F = W.localFFN
+        let groupSize = c.numHeads / c.numKVHeads
         let qkvDim = (H + 2 * G) * D
-        // Row bookkeeping.
         var rowStart: [Int] = [], positions: [Int] = []
         var n = 0
-        for (s, toks) in tokens.enumerated() {
+        for (s, k) in counts.enumerated() {
             let cache = caches[s]
-            if cache.length + toks.count > cache.capacity {
-                throw DecoderError(description: "sequence \(s): \(cache.length + toks.count) positions exceed the cache capacity \(cache.capacity) (model max_positions \(c.maxPositions))")
-            }
-            for t in toks where t < 0 || t >= V {
-                throw DecoderError(description: "sequence \(s): token id \(t) is outside the vocabulary [0, \(V))")
+            if cache.length + k > cache.capacity {
+                throw DecoderError(description: "sequence \(s): \(cache.length + k) positions exceed the cache capacity \(cache.capacity) (model max_positions \(c.maxPositions))")
             }
             rowStart.append(n)
-            for i in 0..<toks.count { positions.append(cache.length + i) }
-            n += toks.count
+            for i in 0..<k { positions.append(cache.length + i) }
+            n += k
         }
-        if n == 0 { return Tensor(zeros: [0, V]) }
 
-        // x [N, C]: embeddings.
-        var x = [Float](repeating: 0, count: n * C)
-        let W = weights
-        x.withUnsafeMutableBufferPointer { xb in
-            W.wordEmbedding.withUnsafeBufferPointer { e in
-                var r = 0
+        // x [N, C]
+        var x: [Float]
+        switch input {
+        case .hidden(let h):
+            precondition(h.count == n * C, "stage input has \(h.count) values, expected \(n) x \(C)")
+            x = h
+        case .tokens(let tokens):
+            x = [Float](repeating: 0, count: n * C)
+            guard let emb = W.wordEmbedding else { preconditionFailure("tokens given to a stage without the embedding") }
+            let lo = W.shard.tpRank * W.localVocab
+            var r = 0
+            for (s, toks) in tokens.enumerated() {
+                for t in toks where t < 0 || t >= c.vocabSize {
+                    throw DecoderError(description: "sequence \(s): token id \(t) is outside the vocabulary [0, \(c.vocabSize))")
+                }
+            }
+            x.withUnsafeMutableBufferPointer { xb in emb.withUnsafeBufferPointer { e in
                 for toks in tokens { for t in toks {
-                    (xb.baseAddress! + r * C).update(from: e.baseAddress! + t * C, count: C)
-                    if let pe = W.positionEmbedding {
-                        pe.withUnsafeBufferPointer { pb in addInPlace(xb.baseAddress! + r * C, pb.baseAddress! + positions[r] * C, count: C) }
-                    }
+                    // vocab-parallel: rows outside this rank's range stay zero
+                    if t >= lo && t < lo + W.localVocab { (xb.baseAddress! + r * C).update(from: e.baseAddress! + (t - lo) * C, count: C) }
                     r += 1
                 } }
+            } }
+            try x.withUnsafeMutableBufferPointer { try Region.reduceFromForward($0, tp) }
+            if let pe = W.positionEmbedding {
+                x.withUnsafeMutableBufferPointer { xb in pe.withUnsafeBufferPointer { pb in
+                    for r in 0..<n { addInPlace(xb.baseAddress! + r * C, pb.baseAddress! + positions[r] * C, count: C) } } }
             }
+        }
+        if n == 0 {
+            for (s, k) in counts.enumerated() { caches[s].length += k }
+            return W.shard.isLastStage ? .logits(Tensor(zeros: [0, c.vocabSize])) : .hidden([])
         }
 
         let ffnOut = c.activation == .swiglu ? 2 * F : F
@@ -71,15 +113,16 @@ public struct DecoderModel: Sendable {
         var proj = [Float](repeating: 0, count: n * C)
         var ff = [Float](repeating: 0, count: n * ffnOut)
         var act = c.activation == .swiglu ? [Float](repeating: 0, count: n * F) : []
-        let maxLen = caches.map { $0.length }.max()! + tokens.map(\.count).max()!
-        var scores = [Float](repeating: 0, count: tokens.map(\.count).max()! * maxLen)
+        let maxLen = caches.map { $0.length }.max()! + counts.max()!
+        var scores = [Float](repeating: 0, count: counts.max()! * maxLen)
         let scale = 1 / Float(D).squareRoot()
 
         for (li, L) in W.layers.enumerated() {
             // norm1
             x.withUnsafeBufferPointer { xb in h.withUnsafeMutableBufferPointer { hb in
                 norm(hb.baseAddress!, xb.baseAddress!, L.norm1W, L.norm1B, rows: n) } }
-            // QKV
+            // QKV (column-parallel: copy-to is the identity forward)
+            try h.withUnsafeMutableBufferPointer { try Region.copyToForward($0, tp) }
             qkv.withUnsafeMutableBufferPointer { qb in h.withUnsafeBufferPointer { hb in
                 L.qkvW.withUnsafeBufferPointer { wb in withOptional(L.qkvB) { bp in
                     linear(qb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: qkvDim) } } } }
@@ -92,9 +135,9 @@ public struct DecoderModel: Sendable {
                         rot.apply(q0 + r * qkvDim + H * D, heads: G, pos: positions[r])
                     }
                 }
-                for (s, toks) in tokens.enumerated() where !toks.isEmpty {
+                for (s, nNew) in counts.enumerated() where nNew > 0 {
                     let cache = caches[s]
-                    let start = cache.length, nNew = toks.count, len = start + nNew
+                    let start = cache.length, len = start + nNew
                     cache.k.withUnsafeMutableBufferPointer { kb in cache.v.withUnsafeMutableBufferPointer { vb in
                         for i in 0..<nNew {
                             let row = q0 + (rowStart[s] + i) * qkvDim
@@ -107,7 +150,7 @@ public struct DecoderModel: Sendable {
                         att.withUnsafeMutableBufferPointer { ab in scores.withUnsafeMutableBufferPointer { sb in
                             let S = sb.baseAddress!
                             for hh in 0..<H {
-                                let g = hh / (H / G)
+                                let g = hh / groupSize
                                 let kp = kb.baseAddress! + cache.offset(layer: li, group: g)
                                 let vp = vb.baseAddress! + cache.offset(layer: li, group: g)
                                 let qp = q0 + rowStart[s] * qkvDim + hh * D
@@ -139,14 +182,16 @@ public struct DecoderModel: Sendable {
                     } }
                 }
             }
-            // out projection + residual
+            // out projection (row-parallel: partial sums, reduce-from, then the bias) + residual
             proj.withUnsafeMutableBufferPointer { pb in att.withUnsafeBufferPointer { ab in
-                L.outW.withUnsafeBufferPointer { wb in withOptional(L.outB) { bp in
-                    linear(pb.baseAddress!, ab.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: H * D, outFeatures: C) } } } }
+                L.outW.withUnsafeBufferPointer { wb in
+                    linear(pb.baseAddress!, ab.baseAddress!, wb.baseAddress!, nil, rows: n, inFeatures: H * D, outFeatures: C) } } }
+            try rowParallelFinish(&proj, bias: L.outB, rows: n, tp: tp)
             x.withUnsafeMutableBufferPointer { xb in proj.withUnsafeBufferPointer { pb in addInPlace(xb.baseAddress!, pb.baseAddress!, count: n * C) } }
             // MLP
             x.withUnsafeBufferPointer { xb in h.withUnsafeMutableBufferPointer { hb in
                 norm(hb.baseAddress!, xb.baseAddress!, L.norm2W, L.norm2B, rows: n) } }
+            try h.withUnsafeMutableBufferPointer { try Region.copyToForward($0, tp) }
             ff.withUnsafeMutableBufferPointer { fb in h.withUnsafeBufferPointer { hb in
                 L.fc1W.withUnsafeBufferPointer { wb in withOptional(L.fc1B) { bp in
                     linear(fb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: ffnOut) } } } }
@@ -160,34 +205,50 @@ public struct DecoderModel: Sendable {
                 mid = act
             }
             proj.withUnsafeMutableBufferPointer { pb in mid.withUnsafeBufferPointer { mb in
-                L.fc2W.withUnsafeBufferPointer { wb in withOptional(L.fc2B) { bp in
-                    linear(pb.baseAddress!, mb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: F, outFeatures: C) } } } }
+                L.fc2W.withUnsafeBufferPointer { wb in
+                    linear(pb.baseAddress!, mb.baseAddress!, wb.baseAddress!, nil, rows: n, inFeatures: F, outFeatures: C) } } }
+            try rowParallelFinish(&proj, bias: L.fc2B, rows: n, tp: tp)
             x.withUnsafeMutableBufferPointer { xb in proj.withUnsafeBufferPointer { pb in addInPlace(xb.baseAddress!, pb.baseAddress!, count: n * C) } }
         }
-        for (s, toks) in tokens.enumerated() { caches[s].length += toks.count }
+        for (s, k) in counts.enumerated() { caches[s].length += k }
+        if !W.shard.isLastStage { return .hidden(x) }
 
         // Rows that need logits.
         var sel: [Int] = []
         switch logits {
         case .all: sel = Array(0..<n)
-        case .last: for (s, toks) in tokens.enumerated() where !toks.isEmpty { sel.append(rowStart[s] + toks.count - 1) }
-        case .none: return Tensor(zeros: [0, V])
+        case .last: for (s, k) in counts.enumerated() where k > 0 { sel.append(rowStart[s] + k - 1) }
+        case .none: return .logits(Tensor(zeros: [0, c.vocabSize]))
         }
         var hs = [Float](repeating: 0, count: sel.count * C)
         x.withUnsafeBufferPointer { xb in hs.withUnsafeMutableBufferPointer { hb in
-            var tmp = [Float](repeating: 0, count: C)
             for (i, r) in sel.enumerated() {
-                tmp.withUnsafeMutableBufferPointer { tb in
-                    norm(tb.baseAddress!, xb.baseAddress! + r * C, W.finalNormW, W.finalNormB, rows: 1)
-                    (hb.baseAddress! + i * C).update(from: tb.baseAddress!, count: C)
-                }
+                norm(hb.baseAddress! + i * C, xb.baseAddress! + r * C, W.finalNormW!, W.finalNormB, rows: 1)
             }
         } }
-        var out = [Float](repeating: 0, count: sel.count * V)
-        let head = W.lmHead ?? W.wordEmbedding
-        out.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in head.withUnsafeBufferPointer { eb in
-            linear(ob.baseAddress!, hb.baseAddress!, eb.baseAddress!, nil, rows: sel.count, inFeatures: C, outFeatures: V) } } }
-        return Tensor(shape: [sel.count, V], data: out)
+        // vocab-parallel head: local logits [rows, Vp/tp], gather-from -> [rows, Vp], drop padding
+        let Vl = W.localVocab, Vp = W.paddedVocab, V = c.vocabSize
+        var local = [Float](repeating: 0, count: sel.count * Vl)
+        let head = W.lmHead ?? W.wordEmbedding!
+        local.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in head.withUnsafeBufferPointer { eb in
+            linear(ob.baseAddress!, hb.baseAddress!, eb.baseAddress!, nil, rows: sel.count, inFeatures: C, outFeatures: Vl) } } }
+        var full = try Region.gatherFromForward(local, rows: sel.count, localCols: Vl, tp)
+        if Vp != V {
+            var trimmed = [Float](repeating: 0, count: sel.count * V)
+            for r in 0..<sel.count { for j in 0..<V { trimmed[r * V + j] = full[r * Vp + j] } }
+            full = trimmed
+        }
+        return .logits(Tensor(shape: [sel.count, V], data: full))
+    }
+
+    /// Row-parallel tail: reduce the partial sums over the TP group, then add the (replicated) bias once.
+    private func rowParallelFinish(_ y: inout [Float], bias: [Float]?, rows n: Int, tp: Collective) throws {
+        try y.withUnsafeMutableBufferPointer { try Region.reduceFromForward($0, tp) }
+        if let bias {
+            let C = config.hiddenSize
+            y.withUnsafeMutableBufferPointer { yb in bias.withUnsafeBufferPointer { bb in
+                for r in 0..<n { addInPlace(yb.baseAddress! + r * C, bb.baseAddress!, count: C) } } }
+        }
     }
 
     @inline(__always)

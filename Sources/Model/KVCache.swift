@@ -1,4 +1,5 @@
 // KVCache: the keys and values of one sequence, owned by the caller and filled by `DecoderModel.forward`.
+// Under tensor parallelism each rank keeps only its own stage's layers and its own groups.
 // Layout per tensor: [L][G][capacity][D], so one group's keys are a contiguous [len, D] matrix.
 
 public final class KVCache {
@@ -7,11 +8,10 @@ public final class KVCache {
     var k: [Float]
     var v: [Float]
 
-    public init(config: ModelConfig, capacity: Int? = nil) {
-        layers = config.numLayers; groups = config.numKVHeads; headDim = config.headDim
-        self.capacity = min(capacity ?? config.maxPositions, config.maxPositions)
-        k = [Float](repeating: 0, count: layers * groups * self.capacity * headDim)
-        v = k
+    /// A cache for the whole model on one rank (TP 1 x PP 1).
+    public convenience init(config: ModelConfig, capacity: Int? = nil) {
+        self.init(layers: config.numLayers, groups: config.numKVHeads, headDim: config.headDim,
+                  capacity: min(capacity ?? config.maxPositions, config.maxPositions))
     }
 
     /// Forget everything after `n` tokens (rewind to a shared prefix).
@@ -33,7 +33,8 @@ public final class KVCache {
         return c
     }
 
-    init(layers: Int, groups: Int, headDim: Int, capacity: Int) {
+    /// A cache for `layers` layers and `groups` KV heads (one rank's shard).
+    public init(layers: Int, groups: Int, headDim: Int, capacity: Int) {
         self.layers = layers; self.groups = groups; self.headDim = headDim; self.capacity = capacity
         k = [Float](repeating: 0, count: layers * groups * capacity * headDim)
         v = k

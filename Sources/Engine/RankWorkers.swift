@@ -1,0 +1,59 @@
+// RankWorkers: one persistent thread per in-process rank. `run` hands every rank the same job and
+// waits for all of them; the first error is rethrown after every rank has returned (ranks blocked
+// in a collective are released by aborting the groups, so nothing hangs).
+
+import Foundation
+
+final class RankWorkers: @unchecked Sendable {
+    let count: Int
+    private var threads: [Thread] = []
+    private let start: [DispatchSemaphore]
+    private let done = DispatchSemaphore(value: 0)
+    private var job: ((Int) throws -> Void)?
+    private var errors: [Error?]
+    private let lock = NSLock()
+    private var stopping = false
+    var onError: ((Error) -> Void)?
+
+    init(count: Int, stackSize: Int = 16 << 20) {
+        self.count = count
+        start = (0..<count).map { _ in DispatchSemaphore(value: 0) }
+        errors = [Error?](repeating: nil, count: count)
+        for r in 0..<count {
+            let t = Thread { [unowned self] in self.loop(r) }
+            t.stackSize = stackSize
+            t.name = "turing-rank-\(r)"
+            threads.append(t)
+            t.start()
+        }
+    }
+
+    private func loop(_ r: Int) {
+        while true {
+            start[r].wait()
+            if stopping { done.signal(); return }
+            do { try job!(r) } catch {
+                lock.lock(); errors[r] = error; lock.unlock()
+                onError?(error)
+            }
+            done.signal()
+        }
+    }
+
+    func run(_ body: @escaping (Int) throws -> Void) throws {
+        job = body
+        for i in 0..<count { errors[i] = nil }
+        for s in start { s.signal() }
+        for _ in 0..<count { done.wait() }
+        job = nil
+        if let e = errors.compactMap({ $0 }).first(where: { !($0 is CollectiveAbort) }) ?? errors.compactMap({ $0 }).first { throw e }
+    }
+
+    deinit {
+        stopping = true
+        for s in start { s.signal() }
+    }
+}
+
+/// Marker for errors that only say "another rank failed first".
+protocol CollectiveAbort: Error {}
