@@ -42,12 +42,12 @@ public final class GPT2Tokenizer: Tokenizer, @unchecked Sendable {
 
     // Mutable scratch, guarded by `lock`.
     private let lock = NSLock()
-    private var scratch = Scratch()
+    private let scratch = Scratch()
     /// Words longer than this (bytes) are not cached; the cache is cleared when it holds more than maxCacheWords.
     static let maxCachedWordBytes = 256
     static let maxCacheWords = 200_000
 
-    private struct Scratch {
+    private final class Scratch {
         var pre = GPT2PreTokenizer()
         var merger = BPEMerger()
         var cache = ByteStringMap(capacity: 4096)
