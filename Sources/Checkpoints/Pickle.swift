@@ -150,8 +150,9 @@ struct PickleVM {
     }
     mutating func popMark() throws -> [Item] {
         guard let m = marks.popLast() else { throw fail("no MARK") }
-        guard m <= stack.count else { throw fail("MARK beyond stack") }
-        let items = Array(stack[m...]); stack.removeSubrange(m...)
+        guard m < stack.count else { throw fail("MARK beyond stack") }
+        // stack[m] is the MARK item itself
+        let items = Array(stack[(m + 1)...]); stack.removeSubrange(m...)
         return items
     }
     mutating func top() throws -> Item { guard let x = stack.last else { throw fail("stack underflow") }; return x }
@@ -177,7 +178,7 @@ struct PickleVM {
             case 0x2E: return try pop()                                 // STOP '.'
             case 0x28: marks.append(stack.count); stack.append(.mark)   // MARK '('
             case 0x30: _ = try pop()                                    // POP '0'
-            case 0x31: _ = try popMark(); _ = stack.popLast()           // POP_MARK '1'
+            case 0x31: _ = try popMark()                                // POP_MARK '1'
             case 0x32: stack.append(try top())                          // DUP '2'
             // Integers
             case 0x4A: stack.append(.value(.int(Int(Int32(bitPattern: UInt32(try uint(4)))))))  // BININT

@@ -124,11 +124,8 @@ public enum SafetensorsWriter {
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         do {
             try out.write(to: tmp)
-            if FileManager.default.fileExists(atPath: url.path) {
-                _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-            } else {
-                try FileManager.default.moveItem(at: tmp, to: url)
-            }
+            // rename(2) replaces the destination atomically on POSIX file systems.
+            guard rename(tmp.path, url.path) == 0 else { throw CheckpointError.io(file: url.path, "rename failed (errno \(errno))") }
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw CheckpointError.io(file: url.path, "write failed: \(error.localizedDescription)")
