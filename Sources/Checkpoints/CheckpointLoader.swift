@@ -1,0 +1,111 @@
+// CheckpointLoader: one entry point. Detects the format of a directory (HF folder, Megatron-LM
+// legacy, Megatron-DeepSpeed pipeline), loads it to a `CanonicalCheckpoint`, and `inspect`s it:
+// format, iteration, TP, PP, architecture, parameter count, dtypes, per-shard file sizes and every
+// problem found (a failed load is reported as a problem, not thrown).
+// Does not own: any format's details (the adapters).
+
+import Foundation
+import TensorCore
+import Model
+
+public enum CheckpointFormat: String, Sendable { case hf, megatronLegacy = "megatron-legacy", deepspeed }
+
+public struct CheckpointInspection: CustomStringConvertible {
+    public var path: String
+    public var format: CheckpointFormat?
+    public var iteration: Int?
+    public var tensorParallel: Int?
+    public var pipelineParallel: Int?
+    public var checkpointVersion: Double?
+    public var config: ModelConfig?
+    public var parameterCount: Int?
+    public var dtypes: [StorageDType]
+    public var shardFiles: [(path: String, bytes: Int)]
+    public var problems: [String]
+
+    public var architecture: String {
+        guard let c = config else { return "unknown" }
+        return "\(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numHeads) heads (\(c.numKVHeads) kv, head dim \(c.headDim)), " +
+            "ffn \(c.ffnSize), vocab \(c.vocabSize), \(c.norm.rawValue), \(c.activation.rawValue), \(c.positions.rawValue) positions, " +
+            (c.tiedEmbeddings ? "tied head" : "untied head") + (c.linearBias ? ", biases" : ", no biases")
+    }
+
+    public var description: String {
+        var s = "\(path)\n  format: \(format?.rawValue ?? "unknown")"
+        if let i = iteration { s += "\n  iteration: \(i)" }
+        if let t = tensorParallel, let p = pipelineParallel { s += "\n  parallelism: TP \(t) × PP \(p)" }
+        if let v = checkpointVersion { s += "\n  checkpoint_version: \(v)" }
+        s += "\n  architecture: \(architecture)"
+        if let n = parameterCount { s += "\n  parameters: \(n)" }
+        s += "\n  dtypes: \(dtypes.map(\.rawValue).joined(separator: ", "))"
+        s += "\n  files: \(shardFiles.count), \(shardFiles.reduce(0) { $0 + $1.bytes }) bytes"
+        for f in shardFiles { s += "\n    \(f.bytes)\t\(f.path)" }
+        s += problems.isEmpty ? "\n  problems: none" : "\n  problems:\n" + problems.map { "    - " + $0 }.joined(separator: "\n")
+        return s
+    }
+}
+
+public enum CheckpointLoader {
+    public static func detect(_ url: URL) throws -> CheckpointFormat {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw CheckpointError.io(file: url.path, "no such file or directory")
+        }
+        guard isDir.boolValue else { throw CheckpointError.unknownFormat(path: url.path, "expected a checkpoint directory") }
+        if HFAdapter.isHFFolder(url) { return .hf }
+        if DeepSpeedAdapter.isDeepSpeedFolder(url) { return .deepspeed }
+        if MegatronLegacyAdapter.isMegatronFolder(url) { return .megatronLegacy }
+        if FileManager.default.fileExists(atPath: url.appendingPathComponent("latest_checkpointed_iteration.txt").path) {
+            // Tracker present but no rank directories: let the Megatron adapter say what is missing.
+            return .megatronLegacy
+        }
+        throw CheckpointError.unknownFormat(path: url.path,
+            "no config.json + model.safetensors, no 'latest' + layer_*-model_*-model_states.pt, no latest_checkpointed_iteration.txt + mp_rank_* directories")
+    }
+
+    public static func loadReport(_ url: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
+        switch try detect(url) {
+        case .hf:
+            let ck = try HFAdapter.load(url)
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [])
+                .filter { $0.hasSuffix(".safetensors") }.sorted().map { url.appendingPathComponent($0) }
+            return LoadReport(checkpoint: ck, format: "hf", iteration: nil, tensorParallel: 1, pipelineParallel: 1,
+                              checkpointVersion: nil, files: files, dtypes: [ck.sourceDType], problems: [])
+        case .megatronLegacy: return try MegatronLegacyAdapter.load(url, options: options)
+        case .deepspeed: return try DeepSpeedAdapter.load(url, options: options)
+        }
+    }
+
+    public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> CanonicalCheckpoint {
+        try loadReport(url, options: options).checkpoint
+    }
+
+    /// Everything known about a checkpoint; never throws — failures become problems.
+    public static func inspect(_ url: URL, options: LoadOptions = LoadOptions()) -> CheckpointInspection {
+        var ins = CheckpointInspection(path: url.path, dtypes: [], shardFiles: [], problems: [])
+        ins.shardFiles = allFiles(url).map { ($0.path, (try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int) ?? 0) }
+        do { ins.format = try detect(url) } catch { ins.problems.append("\(error)"); return ins }
+        do {
+            let r = try loadReport(url, options: options)
+            ins.iteration = r.iteration; ins.tensorParallel = r.tensorParallel; ins.pipelineParallel = r.pipelineParallel
+            ins.checkpointVersion = r.checkpointVersion; ins.config = r.checkpoint.config
+            ins.parameterCount = r.checkpoint.tensors.values.reduce(0) { $0 + $1.count }
+            ins.dtypes = r.dtypes.sorted { $0.rawValue < $1.rawValue }
+            ins.problems += r.problems
+            do { try r.checkpoint.validate() } catch { ins.problems.append("\(error)") }
+            for t in r.checkpoint.tensors.sorted(by: { $0.key < $1.key }) where t.value.data.contains(where: { !$0.isFinite }) {
+                ins.problems.append("tensor '\(t.key)' holds NaN or infinite values")
+            }
+        } catch {
+            ins.problems.append("\(error)")
+        }
+        return ins
+    }
+
+    static func allFiles(_ url: URL) -> [URL] {
+        guard let e = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey]) else { return [] }
+        var out: [URL] = []
+        for case let u as URL in e where (try? u.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true { out.append(u) }
+        return out.sorted { $0.path < $1.path }
+    }
+}

@@ -1,0 +1,88 @@
+// DeepSpeedAdapter: Megatron-DeepSpeed pipeline checkpoints to a `CanonicalCheckpoint`.
+//
+// Owns the layout: `latest` names the tag directory; `layer_XX-model_TT-model_states.pt` holds spec
+// module XX for TP rank TT (flat state_dict, legacy names without `layers.N.`); XX sorted numerically:
+// first = embedding, last = final norm (or, when the last file holds `lm_head.weight`, the untied head
+// with the final norm before it), the rest = transformer layers in order — this covers both the
+// pre-Jul-2023 numbering (layer_03..) and the current one (layer_02..). Args, checkpoint_version and
+// iteration come from `mp_rank_00_model_states.pt`. Naming and TP merging live in MegatronMerge.
+
+import Foundation
+import TensorCore
+import Model
+
+public enum DeepSpeedAdapter {
+    public static func isDeepSpeedFolder(_ dir: URL) -> Bool {
+        guard let tag = try? readText(dir.appendingPathComponent("latest")) else { return false }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(tag).path)) ?? []
+        return names.contains { $0.hasPrefix("layer_") && $0.hasSuffix("-model_states.pt") }
+    }
+
+    public static func load(_ dir: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
+        let fm = FileManager.default
+        let tag = try readText(dir.appendingPathComponent("latest"))
+        let tagDir = dir.appendingPathComponent(tag)
+        guard fm.fileExists(atPath: tagDir.path) else {
+            throw CheckpointError.missingShard(file: tagDir.path, "'latest' names \(tag)/, which does not exist")
+        }
+        var layerFiles: [Int: [Int: URL]] = [:]   // XX -> TT -> file
+        var mpFiles = 0
+        for n in try fm.contentsOfDirectory(atPath: tagDir.path) {
+            if n.hasPrefix("mp_rank_") && n.hasSuffix("_model_states.pt") { mpFiles += 1; continue }
+            guard n.hasPrefix("layer_"), n.hasSuffix("-model_states.pt") else { continue }
+            let core = n.dropFirst("layer_".count).dropLast("-model_states.pt".count)   // "XX-model_TT"
+            let parts = core.split(separator: "-")
+            guard parts.count == 2, let xx = Int(parts[0]), parts[1].hasPrefix("model_"), let tt = Int(parts[1].dropFirst("model_".count)) else {
+                throw CheckpointError.badConfig(file: tagDir.appendingPathComponent(n).path, "unrecognised layer file name")
+            }
+            layerFiles[xx, default: [:]][tt] = tagDir.appendingPathComponent(n)
+        }
+        let ids = layerFiles.keys.sorted()
+        guard ids.count >= 2 else { throw CheckpointError.missingShard(file: tagDir.path, "needs at least an embedding and a final-norm layer file") }
+        let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
+        guard fm.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "holds the args; it is missing") }
+        let meta = try TorchFile(url: mp0).root()
+        let args = MegatronArgs(meta["args"], file: mp0.path)
+        let version = try checkpointVersion(meta, file: mp0.path)
+        var problems: [String] = []
+        let foundTP = Set(layerFiles.values.flatMap(\.keys)).count
+        let tp = args.tensorParallel ?? foundTP
+        if tp != foundTP { throw CheckpointError.badConfig(file: tagDir.path, "args say TP \(tp), layer files show \(foundTP) TP ranks") }
+        let pp = args.pipelineParallel ?? max(1, mpFiles / max(tp, 1))
+        if mpFiles != pp * tp { problems.append("found \(mpFiles) mp_rank_*_model_states.pt files, expected TP \(tp) × PP \(pp) = \(pp * tp)") }
+        for xx in ids {
+            for t in 0..<tp where layerFiles[xx]![t] == nil {
+                throw CheckpointError.missingShard(file: tagDir.appendingPathComponent(String(format: "layer_%02d-model_%02d-model_states.pt", xx, t)).path,
+                                                   "layer \(xx) has no file for TP rank \(t)")
+            }
+        }
+        // Read and rename into the legacy flat namespace, then normalise.
+        var roots: [Int: [PickleValue]] = [:]
+        for xx in ids { roots[xx] = try (0..<tp).map { try TorchFile(url: layerFiles[xx]![$0]!).root() } }
+        var last = ids.count - 1
+        let untiedHead = roots[ids[last]]![0]["lm_head.weight"] != nil
+        if untiedHead { last -= 1 }
+        var ranks = Array(repeating: ShardDict(), count: tp)
+        var files: [URL] = []
+        for t in 0..<tp {
+            var flat: [(String, TensorRef, String)] = []
+            func add(_ xx: Int, _ rename: (String) -> String) {
+                for (k, r) in roots[xx]![t].flattenTensors() { flat.append((rename(k), r, layerFiles[xx]![t]!.path)) }
+                files.append(layerFiles[xx]![t]!)
+            }
+            add(ids[0]) { "embedding." + $0 }
+            for (i, xx) in ids[1..<last].enumerated() { add(xx) { "encoder.layers.\(i)." + $0 } }
+            add(ids[last]) { "encoder.final_layernorm." + $0 }
+            if untiedHead { add(ids[last + 1]) { $0 == "lm_head.weight" ? "output_layer.weight" : "lm_head." + $0 } }
+            for (k, r, f) in flat {
+                let single = try MegatronNames.normalize([(k, r)], file: f)
+                for (n, s) in single { ranks[t][n] = s }
+            }
+        }
+        let ck = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: last - 1,
+                                      options: options, format: "deepspeed", problems: &problems)
+        return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue,
+                          tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
+                          files: [mp0] + files, dtypes: dtypes(of: ranks), problems: problems)
+    }
+}

@@ -1,0 +1,174 @@
+// HFAdapter: a Hugging Face model folder (config.json + model.safetensors, or sharded with
+// model.safetensors.index.json) to a `CanonicalCheckpoint`.
+//
+// Owns: GPT-2 (`transformer.*` or unprefixed; Conv1D weights are [in, out] and are transposed;
+// fused c_attn is split into q, k, v) and Llama/Mistral names (`model.*`, `lm_head`), config field
+// mapping, and shape checks naming tensor, expected and found shape. Does not own: file decoding.
+
+import Foundation
+import TensorCore
+import Model
+
+public enum HFAdapter {
+    public static func isHFFolder(_ dir: URL) -> Bool {
+        let fm = FileManager.default
+        return fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) &&
+            (fm.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) ||
+             fm.fileExists(atPath: dir.appendingPathComponent("model.safetensors.index.json").path))
+    }
+
+    public static func load(_ dir: URL) throws -> CanonicalCheckpoint {
+        let cfgURL = dir.appendingPathComponent("config.json")
+        let cfg = try readJSON(cfgURL)
+        let files = try openWeights(dir)
+        let type = cfg["model_type"] as? String ?? "<missing>"
+        switch type {
+        case "gpt2": return try gpt2(cfg, files, cfgURL.path)
+        case "llama", "mistral": return try llama(cfg, files, cfgURL.path)
+        default: throw CheckpointError.unknownModelType(file: cfgURL.path, "'\(type)' (supported: gpt2, llama, mistral)")
+        }
+    }
+
+    // MARK: - Files
+
+    static func readJSON(_ url: URL) throws -> [String: Any] {
+        let d: Data
+        do { d = try Data(contentsOf: url) } catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+        guard let o = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+            throw CheckpointError.badConfig(file: url.path, "not a JSON object")
+        }
+        return o
+    }
+
+    /// Tensor name -> file holding it.
+    struct Weights {
+        var byName: [String: SafetensorsFile]
+        func has(_ n: String) -> Bool { byName[n] != nil }
+        func get(_ n: String, _ shape: [Int]) throws -> Tensor {
+            guard let f = byName[n] else { throw CheckpointError.missingTensor(file: "model.safetensors", tensor: n) }
+            let info = f.tensors[n]!
+            guard info.shape == shape else { throw CheckpointError.shapeMismatch(file: f.path, tensor: n, expected: shape, found: info.shape) }
+            return try f.tensor(n)
+        }
+        var dtype: StorageDType { byName.values.first.flatMap { f in f.tensors.values.first?.dtype } ?? .float32 }
+    }
+
+    static func openWeights(_ dir: URL) throws -> Weights {
+        let single = dir.appendingPathComponent("model.safetensors")
+        var byName: [String: SafetensorsFile] = [:]
+        if FileManager.default.fileExists(atPath: single.path) {
+            let f = try SafetensorsFile(url: single)
+            for n in f.tensors.keys { byName[n] = f }
+            return Weights(byName: byName)
+        }
+        let idxURL = dir.appendingPathComponent("model.safetensors.index.json")
+        let idx = try readJSON(idxURL)
+        guard let map = idx["weight_map"] as? [String: String] else { throw CheckpointError.badConfig(file: idxURL.path, "no weight_map") }
+        var opened: [String: SafetensorsFile] = [:]
+        for (name, file) in map {
+            if opened[file] == nil {
+                let u = dir.appendingPathComponent(file)
+                guard FileManager.default.fileExists(atPath: u.path) else { throw CheckpointError.missingShard(file: idxURL.path, "'\(file)' listed in weight_map does not exist") }
+                opened[file] = try SafetensorsFile(url: u)
+            }
+            guard opened[file]!.tensors[name] != nil else { throw CheckpointError.missingTensor(file: opened[file]!.path, tensor: name) }
+            byName[name] = opened[file]!
+        }
+        return Weights(byName: byName)
+    }
+
+    static func int(_ c: [String: Any], _ k: String, _ file: String) throws -> Int {
+        guard let v = (c[k] as? NSNumber)?.intValue else { throw CheckpointError.badConfig(file: file, "missing integer field '\(k)'") }
+        return v
+    }
+    static func optInt(_ c: [String: Any], _ k: String) -> Int? { (c[k] as? NSNumber)?.intValue }
+    static func optDouble(_ c: [String: Any], _ k: String) -> Double? { (c[k] as? NSNumber)?.doubleValue }
+    static func firstInt(_ v: Any?) -> Int? { (v as? NSNumber)?.intValue ?? ((v as? [Any])?.first as? NSNumber)?.intValue }
+
+    // MARK: - GPT-2
+
+    static func gpt2(_ c: [String: Any], _ w: Weights, _ file: String) throws -> CanonicalCheckpoint {
+        let act: Activation
+        switch c["activation_function"] as? String ?? "gelu_new" {
+        case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": act = .geluTanh
+        case "gelu": act = .gelu
+        case let a: throw CheckpointError.badConfig(file: file, "unsupported activation_function '\(a)'")
+        }
+        if c["scale_attn_by_inverse_layer_idx"] as? Bool == true || c["add_cross_attention"] as? Bool == true {
+            throw CheckpointError.badConfig(file: file, "scale_attn_by_inverse_layer_idx / add_cross_attention are not supported")
+        }
+        let C = try int(c, "n_embd", file), H = try int(c, "n_head", file)
+        let config = ModelConfig(vocabSize: try int(c, "vocab_size", file), hiddenSize: C, numLayers: try int(c, "n_layer", file),
+                                 numHeads: H, ffnSize: optInt(c, "n_inner") ?? 4 * C, maxPositions: try int(c, "n_positions", file),
+                                 norm: .layernorm, normEpsilon: Float(optDouble(c, "layer_norm_epsilon") ?? 1e-5), activation: act,
+                                 positions: .learned, tiedEmbeddings: c["tie_word_embeddings"] as? Bool ?? true, linearBias: true,
+                                 bosToken: firstInt(c["bos_token_id"]), eosToken: firstInt(c["eos_token_id"]))
+        try config.validate()
+        let pre = w.has("transformer.wte.weight") ? "transformer." : ""
+        let V = config.vocabSize, P = config.maxPositions, F = config.ffnSize, L = config.numLayers
+        var t: [String: Tensor] = [:]
+        t["embedding.word.weight"] = try w.get(pre + "wte.weight", [V, C])
+        t["embedding.position.weight"] = try w.get(pre + "wpe.weight", [P, C])
+        for i in 0..<L {
+            let h = pre + "h.\(i).", o = "layers.\(i)."
+            t[o + "norm1.weight"] = try w.get(h + "ln_1.weight", [C]); t[o + "norm1.bias"] = try w.get(h + "ln_1.bias", [C])
+            let qkv = try w.get(h + "attn.c_attn.weight", [C, 3 * C]).transposed()   // [3C, C]
+            let qkvB = try w.get(h + "attn.c_attn.bias", [3 * C])
+            for (j, n) in ["q", "k", "v"].enumerated() {
+                t[o + "attn.\(n).weight"] = qkv.rows(j * C, C)
+                t[o + "attn.\(n).bias"] = qkvB.rows(j * C, C)
+            }
+            t[o + "attn.out.weight"] = try w.get(h + "attn.c_proj.weight", [C, C]).transposed()
+            t[o + "attn.out.bias"] = try w.get(h + "attn.c_proj.bias", [C])
+            t[o + "norm2.weight"] = try w.get(h + "ln_2.weight", [C]); t[o + "norm2.bias"] = try w.get(h + "ln_2.bias", [C])
+            t[o + "mlp.fc1.weight"] = try w.get(h + "mlp.c_fc.weight", [C, F]).transposed()
+            t[o + "mlp.fc1.bias"] = try w.get(h + "mlp.c_fc.bias", [F])
+            t[o + "mlp.fc2.weight"] = try w.get(h + "mlp.c_proj.weight", [F, C]).transposed()
+            t[o + "mlp.fc2.bias"] = try w.get(h + "mlp.c_proj.bias", [C])
+        }
+        t["final_norm.weight"] = try w.get(pre + "ln_f.weight", [C]); t["final_norm.bias"] = try w.get(pre + "ln_f.bias", [C])
+        if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
+        let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
+        try ck.validate()
+        return ck
+    }
+
+    // MARK: - Llama
+
+    static func llama(_ c: [String: Any], _ w: Weights, _ file: String) throws -> CanonicalCheckpoint {
+        if let rs = c["rope_scaling"], !(rs is NSNull) { throw CheckpointError.badConfig(file: file, "rope_scaling is not supported") }
+        if c["attention_bias"] as? Bool == true || c["mlp_bias"] as? Bool == true {
+            throw CheckpointError.badConfig(file: file, "attention_bias / mlp_bias are not supported for llama")
+        }
+        if let a = c["hidden_act"] as? String, a != "silu" { throw CheckpointError.badConfig(file: file, "hidden_act '\(a)' (expected silu)") }
+        let C = try int(c, "hidden_size", file), H = try int(c, "num_attention_heads", file)
+        let config = ModelConfig(vocabSize: try int(c, "vocab_size", file), hiddenSize: C, numLayers: try int(c, "num_hidden_layers", file),
+                                 numHeads: H, numKVHeads: optInt(c, "num_key_value_heads") ?? H, headDim: optInt(c, "head_dim") ?? C / H,
+                                 ffnSize: try int(c, "intermediate_size", file), maxPositions: try int(c, "max_position_embeddings", file),
+                                 norm: .rmsnorm, normEpsilon: Float(optDouble(c, "rms_norm_eps") ?? 1e-6), activation: .swiglu,
+                                 positions: .rope, ropeTheta: Float(optDouble(c, "rope_theta") ?? 10000),
+                                 tiedEmbeddings: c["tie_word_embeddings"] as? Bool ?? false, linearBias: false,
+                                 bosToken: firstInt(c["bos_token_id"]), eosToken: firstInt(c["eos_token_id"]))
+        try config.validate()
+        let V = config.vocabSize, F = config.ffnSize, HD = config.numHeads * config.headDim, GD = config.numKVHeads * config.headDim
+        var t: [String: Tensor] = [:]
+        t["embedding.word.weight"] = try w.get("model.embed_tokens.weight", [V, C])
+        for i in 0..<config.numLayers {
+            let h = "model.layers.\(i).", o = "layers.\(i)."
+            t[o + "norm1.weight"] = try w.get(h + "input_layernorm.weight", [C])
+            t[o + "attn.q.weight"] = try w.get(h + "self_attn.q_proj.weight", [HD, C])
+            t[o + "attn.k.weight"] = try w.get(h + "self_attn.k_proj.weight", [GD, C])
+            t[o + "attn.v.weight"] = try w.get(h + "self_attn.v_proj.weight", [GD, C])
+            t[o + "attn.out.weight"] = try w.get(h + "self_attn.o_proj.weight", [C, HD])
+            t[o + "norm2.weight"] = try w.get(h + "post_attention_layernorm.weight", [C])
+            t[o + "mlp.gate.weight"] = try w.get(h + "mlp.gate_proj.weight", [F, C])
+            t[o + "mlp.up.weight"] = try w.get(h + "mlp.up_proj.weight", [F, C])
+            t[o + "mlp.fc2.weight"] = try w.get(h + "mlp.down_proj.weight", [C, F])
+        }
+        t["final_norm.weight"] = try w.get("model.norm.weight", [C])
+        if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
+        let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
+        try ck.validate()
+        return ck
+    }
+}

@@ -1,0 +1,71 @@
+// LoadReport: what a format adapter returns besides the canonical checkpoint: layout facts
+// (format, iteration, TP, PP, checkpoint_version, files read) and non-fatal problems.
+// Also owns `assembleMegatron`, the step shared by the Megatron-legacy and DeepSpeed adapters:
+// args + normalised per-TP-rank shards -> config -> merged canonical tensors.
+
+import Foundation
+import TensorCore
+import Model
+
+public struct LoadReport {
+    public var checkpoint: CanonicalCheckpoint
+    public var format: String
+    public var iteration: Int?
+    public var tensorParallel: Int
+    public var pipelineParallel: Int
+    public var checkpointVersion: Double?
+    public var files: [URL]
+    /// Storage dtypes seen in the shards.
+    public var dtypes: Set<StorageDType>
+    /// Non-fatal findings (padded vocab kept, drifted copies, disagreeing metadata, ...).
+    public var problems: [String]
+}
+
+/// Options every adapter understands.
+public struct LoadOptions: Sendable {
+    /// Real vocabulary size, when the checkpoint does not record it (Megatron args rarely do).
+    public var vocabSize: Int?
+    public init(vocabSize: Int? = nil) { self.vocabSize = vocabSize }
+}
+
+let supportedCheckpointVersions: Set<Double> = [0, 1, 2, 3]
+
+/// Config from args and shapes, then TP merge. `ranks[t]` holds TP rank t's tensors (global layers).
+func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, tp: Int, layers: Int,
+                      options: LoadOptions, format: String, problems: inout [String]) throws -> CanonicalCheckpoint {
+    let shapes = shardShapes(ranks, layers: layers, tp: tp)
+    guard ranks[0]["word"] != nil else { throw CheckpointError.missingTensor(file: args.file, tensor: "word_embeddings.weight (stage 0)") }
+    if let pv = args.int("padded_vocab_size"), pv != shapes.paddedVocab {
+        throw CheckpointError.shapeMismatch(file: ranks[0]["word"]!.file, tensor: ranks[0]["word"]!.original,
+                                            expected: [pv / tp, shapes.hidden ?? 0], found: ranks[0]["word"]!.ref.shape)
+    }
+    var V = shapes.paddedVocab
+    if let v = options.vocabSize ?? args.trueVocabSize {
+        guard v <= shapes.paddedVocab else {
+            throw CheckpointError.badConfig(file: args.file, "vocabulary size \(v) exceeds the \(shapes.paddedVocab) embedding rows")
+        }
+        V = v
+    } else {
+        problems.append("vocabulary kept padded to \(V) rows: args record no real vocabulary size (pass LoadOptions.vocabSize)")
+    }
+    let config = try args.config(shapes, vocabSize: V)
+    var merger = MegatronMerger(config: config, tp: tp, checkpointVersion: version,
+                                layernorm1p: args.bool("apply_layernorm_1p") ?? false)
+    let tensors = try merger.merge(ranks, vocabRows: V)
+    problems.append(contentsOf: merger.problems)
+    return CanonicalCheckpoint(config: config, tensors: tensors, format: format, sourceDType: ranks[0]["word"]!.ref.dtype)
+}
+
+func dtypes(of ranks: [ShardDict]) -> Set<StorageDType> { Set(ranks.flatMap { $0.values.map { $0.ref.dtype } }) }
+
+func readText(_ url: URL) throws -> String {
+    do { return try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) }
+    catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+}
+
+func checkpointVersion(_ root: PickleValue, file: String) throws -> Double {
+    guard let raw = root["checkpoint_version"], !raw.isNone else { return 0 }
+    guard let v = raw.doubleValue else { throw CheckpointError.badConfig(file: file, "checkpoint_version is not a number") }
+    guard supportedCheckpointVersions.contains(v) else { throw CheckpointError.unsupportedCheckpointVersion(file: file, v) }
+    return v
+}

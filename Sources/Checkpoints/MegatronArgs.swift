@@ -1,0 +1,75 @@
+// MegatronArgs: typed access to the `args` saved in Megatron / Megatron-DeepSpeed checkpoints
+// (argparse.Namespace, types.SimpleNamespace, or a plain dict), and the ModelConfig they describe.
+//
+// Owns: field-name drift (model_parallel_size vs tensor_model_parallel_size, layernorm_epsilon vs
+// norm_epsilon, ...), defaults, and the activation rule: openai_gelu or bias_gelu_fusion -> tanh GeLU,
+// otherwise exact GeLU (code predating bias_gelu_fusion used F.gelu). Does not own: tensor merging.
+
+import Model
+
+public struct MegatronArgs {
+    public let value: PickleValue?
+    public let file: String
+
+    public init(_ value: PickleValue?, file: String) { self.value = value; self.file = file }
+
+    public func raw(_ k: String) -> PickleValue? {
+        guard let v = value?[k], !v.isNone else { return nil }
+        return v
+    }
+    public func int(_ k: String) -> Int? { raw(k)?.intValue }
+    public func bool(_ k: String) -> Bool? { raw(k)?.boolValue }
+    public func double(_ k: String) -> Double? { raw(k)?.doubleValue }
+    public func string(_ k: String) -> String? { raw(k)?.stringValue }
+    public var isPresent: Bool { value != nil && !(value!.isNone) }
+
+    public var tensorParallel: Int? { int("tensor_model_parallel_size") ?? int("model_parallel_size") }
+    public var pipelineParallel: Int? { int("pipeline_model_parallel_size") ?? (int("model_parallel_size") != nil ? 1 : nil) }
+    public var virtualPipeline: Int? { int("virtual_pipeline_model_parallel_size") }
+
+    /// The real vocabulary size when the args record it (HF's tool writes `orig_vocab_size`).
+    public var trueVocabSize: Int? { int("orig_vocab_size") ?? int("vocab_size") }
+
+    /// Model description; fields not in args come from the tensors (`shapes`) or Megatron defaults.
+    struct Shapes { var paddedVocab: Int; var hidden: Int?; var ffnRows: Int?; var positions: Int?; var layers: Int; var tp: Int; var hasPosition: Bool; var hasOutput: Bool }
+
+    func config(_ s: Shapes, vocabSize: Int) throws -> ModelConfig {
+        func need(_ k: String, _ fallback: Int?) throws -> Int {
+            if let v = int(k) ?? fallback { return v }
+            throw CheckpointError.badConfig(file: file, "args lack '\(k)'")
+        }
+        let C = try need("hidden_size", s.hidden)
+        let H = try need("num_attention_heads", nil)
+        let L = try need("num_layers", s.layers)
+        if L != s.layers {
+            throw CheckpointError.badConfig(file: file, "args say num_layers \(L), the shards hold \(s.layers) layers")
+        }
+        let G = (bool("group_query_attention") ?? false) ? (int("num_query_groups") ?? H) : H
+        let swiglu = bool("swiglu") ?? false
+        let F = int("ffn_hidden_size") ?? s.ffnRows.map { $0 * s.tp / (swiglu ? 2 : 1) } ?? 4 * C
+        let rope = string("position_embedding_type") == "rope" || (bool("use_rotary_position_embeddings") ?? false)
+        if rope {
+            if bool("rotary_interleaved") == true { throw CheckpointError.badConfig(file: file, "rotary_interleaved is not supported") }
+            if let p = double("rotary_percent"), p != 1 { throw CheckpointError.badConfig(file: file, "rotary_percent \(p) is not supported") }
+        } else if !s.hasPosition {
+            throw CheckpointError.badConfig(file: file, "no position embedding table and position_embedding_type is not rope")
+        }
+        if bool("apply_residual_connection_post_layernorm") == true {
+            throw CheckpointError.badConfig(file: file, "apply_residual_connection_post_layernorm is not supported")
+        }
+        let act: Activation = swiglu ? .swiglu :
+            ((bool("openai_gelu") ?? false) || (bool("bias_gelu_fusion") ?? false) ? .geluTanh : .gelu)
+        let bias = bool("add_bias_linear") ?? true
+        if !bias && (bool("add_qkv_bias") ?? false) { throw CheckpointError.badConfig(file: file, "add_qkv_bias without add_bias_linear is not supported") }
+        let untied = bool("untie_embeddings_and_output_weights") ?? s.hasOutput
+        let c = ModelConfig(vocabSize: vocabSize, hiddenSize: C, numLayers: L, numHeads: H, numKVHeads: G,
+                            headDim: int("kv_channels") ?? C / max(H, 1), ffnSize: F,
+                            maxPositions: int("max_position_embeddings") ?? s.positions ?? int("seq_length") ?? 0,
+                            norm: string("normalization") == "RMSNorm" ? .rmsnorm : .layernorm,
+                            normEpsilon: Float(double("layernorm_epsilon") ?? double("norm_epsilon") ?? 1e-5),
+                            activation: act, positions: rope ? .rope : .learned,
+                            ropeTheta: Float(double("rotary_base") ?? 10000), tiedEmbeddings: !untied, linearBias: bias)
+        do { try c.validate() } catch { throw CheckpointError.badConfig(file: file, "\(error)") }
+        return c
+    }
+}

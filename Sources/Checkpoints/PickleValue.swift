@@ -1,0 +1,176 @@
+// PickleValue: the inert tree a pickle decodes to, and the tensor references inside it.
+//
+// Owns: the value enum, PyTorch storage/tensor references (dtype, key, offset, shape, stride), and
+// materialising a reference to a contiguous f32 `Tensor` on request (any stride, storage offset,
+// shared storages; f16/bf16/f64/int storages are converted). Does not own: decoding the pickle
+// (Pickle.swift) or locating storage bytes in a file (TorchFile.swift provides a `StorageSource`).
+
+import Foundation
+import TensorCore
+
+/// Supplies the raw little-endian bytes of a storage record (e.g. `<prefix>/data/<key>` in a zip).
+public protocol StorageSource: AnyObject, Sendable {
+    var path: String { get }
+    func storageBytes(key: String) throws -> Data
+}
+
+public struct StorageRef: Sendable {
+    public let dtype: StorageDType
+    public let key: String
+    public let location: String
+    /// Elements of the typed storage.
+    public let numel: Int
+    public let source: StorageSource?
+}
+
+public struct TensorRef: Sendable {
+    public let storage: StorageRef
+    public let offset: Int
+    public let shape: [Int]
+    public let stride: [Int]
+    public var dtype: StorageDType { storage.dtype }
+    public var count: Int { shape.reduce(1, *) }
+
+    public var isContiguous: Bool {
+        var expect = 1
+        for d in stride.indices.reversed() {
+            if shape[d] != 1 && stride[d] != expect { return false }
+            expect *= shape[d]
+        }
+        return true
+    }
+
+    /// Read the view into a contiguous row-major f32 tensor. `name` is used in error messages.
+    public func materialize(name: String = "?") throws -> Tensor {
+        guard let src = storage.source else {
+            throw CheckpointError.missingRecord(file: "?", record: "data/\(storage.key) (no storage source)")
+        }
+        let n = count
+        if n == 0 { return Tensor(shape: shape, data: []) }
+        // Extent of storage elements touched by the view.
+        var maxIndex = offset, minIndex = offset
+        for d in shape.indices {
+            let span = (shape[d] - 1) * stride[d]
+            if span >= 0 { maxIndex += span } else { minIndex += span }
+        }
+        guard minIndex >= 0, maxIndex < storage.numel else {
+            throw CheckpointError.outOfBounds(file: src.path, tensor: name,
+                "view offset \(offset) shape \(shape) stride \(stride) needs elements \(minIndex)...\(maxIndex), storage has \(storage.numel)")
+        }
+        let bytes = try src.storageBytes(key: storage.key)
+        let es = dtype.byteSize
+        guard bytes.count >= (maxIndex + 1) * es else {
+            throw CheckpointError.truncated(file: src.path,
+                "storage '\(storage.key)' of tensor '\(name)' has \(bytes.count) bytes, needs \((maxIndex + 1) * es)")
+        }
+        let span = maxIndex - minIndex + 1
+        let flat: [Float] = bytes.withUnsafeBytes { raw in
+            decodeToFloat(raw.baseAddress! + minIndex * es, dtype: dtype, count: span)
+        }
+        if isContiguous { return Tensor(shape: shape, data: n == span ? flat : Array(flat[(offset - minIndex)..<(offset - minIndex + n)])) }
+        // General strided gather.
+        var out = [Float](repeating: 0, count: n)
+        var idx = [Int](repeating: 0, count: shape.count)
+        var pos = offset - minIndex
+        flat.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { o in
+                for i in 0..<n {
+                    o[i] = s[pos]
+                    var d = shape.count - 1
+                    while d >= 0 {
+                        idx[d] += 1; pos += stride[d]
+                        if idx[d] < shape[d] { break }
+                        pos -= stride[d] * shape[d]; idx[d] = 0; d -= 1
+                    }
+                }
+            }
+        }
+        return Tensor(shape: shape, data: out)
+    }
+}
+
+/// A dict as pickled: ordered pairs, plus attributes set by BUILD (e.g. OrderedDict `_metadata`).
+public struct PickleDict: Sendable {
+    public var items: [(PickleValue, PickleValue)] = []
+    public var attributes: [(String, PickleValue)] = []
+    /// "collections.OrderedDict" or nil for a plain dict.
+    public var className: String?
+
+    public subscript(key: String) -> PickleValue? {
+        for (k, v) in items { if case .string(let s) = k, s == key { return v } }
+        return nil
+    }
+    public var stringKeys: [String] { items.compactMap { if case .string(let s) = $0.0 { return s }; return nil } }
+}
+
+/// An instance of an allowed or placeholder class: `args` from REDUCE/NEWOBJ, `state` from BUILD.
+public struct PickleObject: Sendable {
+    public var className: String
+    public var args: [PickleValue]
+    public var state: PickleValue?
+
+    /// Attribute lookup for Namespace-like objects (state dict, or a dict passed as an argument).
+    public func attribute(_ name: String) -> PickleValue? {
+        if case .dict(let d)? = state, let v = d[name] { return v }
+        for a in args { if case .dict(let d) = a, let v = d[name] { return v } }
+        return nil
+    }
+}
+
+public indirect enum PickleValue: Sendable {
+    case none
+    case bool(Bool)
+    case int(Int)
+    case float(Double)
+    case string(String)
+    case bytes([UInt8])
+    case list([PickleValue])
+    case tuple([PickleValue])
+    case set([PickleValue])
+    case dict(PickleDict)
+    case object(PickleObject)
+    /// A bare class or attribute reference such as "torch.float32".
+    case global(String)
+    case storage(StorageRef)
+    case tensor(TensorRef)
+    /// Something kept for display only (huge ints, cycles, unsupported values).
+    case opaque(String)
+
+    public subscript(key: String) -> PickleValue? {
+        switch self {
+        case .dict(let d): return d[key]
+        case .object(let o): return o.attribute(key)
+        default: return nil
+        }
+    }
+    public var intValue: Int? {
+        switch self { case .int(let i): return i; case .bool(let b): return b ? 1 : 0; case .float(let f) where f == f.rounded(): return Int(f); default: return nil }
+    }
+    public var doubleValue: Double? {
+        switch self { case .int(let i): return Double(i); case .float(let f): return f; default: return nil }
+    }
+    public var boolValue: Bool? {
+        switch self { case .bool(let b): return b; case .int(let i): return i != 0; default: return nil }
+    }
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var isNone: Bool { if case .none = self { return true }; return false }
+
+    /// Every tensor reachable under this value, keyed by the dotted path of string keys.
+    public func flattenTensors(prefix: String = "") -> [(String, TensorRef)] {
+        var out: [(String, TensorRef)] = []
+        func walk(_ v: PickleValue, _ p: String) {
+            switch v {
+            case .tensor(let t): out.append((p, t))
+            case .dict(let d):
+                for (k, x) in d.items {
+                    let ks: String
+                    switch k { case .string(let s): ks = s; case .int(let i): ks = String(i); default: continue }
+                    walk(x, p.isEmpty ? ks : p + "." + ks)
+                }
+            default: break
+            }
+        }
+        walk(self, prefix)
+        return out
+    }
+}

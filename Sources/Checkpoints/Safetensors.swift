@@ -1,0 +1,134 @@
+// Safetensors: reader (memory-mapped, header validated) and atomic writer.
+//
+// Owns: the 8-byte little-endian header length, the JSON header (dtype, shape, data_offsets,
+// __metadata__), bounds checks of every tensor against the file, decoding to f32; writing f32/f16/bf16
+// tensors to a temporary file in the same directory, then renaming it into place.
+// Does not own: tensor naming conventions (HFAdapter).
+
+import Foundation
+import TensorCore
+
+public struct SafetensorsInfo: Sendable {
+    public let name: String
+    public let dtype: StorageDType
+    public let shape: [Int]
+    /// Absolute byte range in the file.
+    public let range: Range<Int>
+}
+
+public final class SafetensorsFile: @unchecked Sendable {
+    public let path: String
+    public let data: Data
+    public let tensors: [String: SafetensorsInfo]
+    public let metadata: [String: String]
+    public var names: [String] { tensors.keys.sorted() }
+
+    static func dtype(_ s: String) -> StorageDType? {
+        switch s {
+        case "F32": return .float32; case "F16": return .float16; case "BF16": return .bfloat16
+        case "F64": return .float64; case "I64": return .int64; case "I32": return .int32
+        case "I16": return .int16; case "I8": return .int8; case "U8": return .uint8; case "BOOL": return .bool
+        default: return nil
+        }
+    }
+    static func token(_ d: StorageDType) -> String {
+        switch d {
+        case .float32: return "F32"; case .float16: return "F16"; case .bfloat16: return "BF16"
+        case .float64: return "F64"; case .int64: return "I64"; case .int32: return "I32"
+        case .int16: return "I16"; case .int8: return "I8"; case .uint8: return "U8"; case .bool: return "BOOL"
+        }
+    }
+
+    public init(url: URL) throws {
+        path = url.path
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) }
+        catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+        guard data.count >= 8 else { throw CheckpointError.truncated(file: path, "only \(data.count) bytes, no header length") }
+        let n64 = data.le64(0)
+        guard n64 <= 100_000_000 else { throw CheckpointError.badSafetensors(file: path, "header length \(n64) exceeds 100 MB") }
+        let n = Int(n64)
+        guard 8 + n <= data.count else { throw CheckpointError.truncated(file: path, "header needs \(n) bytes, file has \(data.count - 8)") }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) }
+        catch { throw CheckpointError.badSafetensors(file: path, "header is not JSON: \(error.localizedDescription)") }
+        guard let obj = json as? [String: Any] else { throw CheckpointError.badSafetensors(file: path, "header is not a JSON object") }
+        let base = 8 + n, bufferSize = data.count - base
+        var infos: [String: SafetensorsInfo] = [:]
+        var meta: [String: String] = [:]
+        for (name, v) in obj {
+            if name == "__metadata__" {
+                for (k, x) in (v as? [String: Any]) ?? [:] { meta[k] = x as? String ?? "\(x)" }
+                continue
+            }
+            guard let d = v as? [String: Any], let ds = d["dtype"] as? String,
+                  let shape = (d["shape"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }),
+                  let offs = (d["data_offsets"] as? [Any])?.compactMap({ ($0 as? NSNumber)?.intValue }), offs.count == 2 else {
+                throw CheckpointError.badSafetensors(file: path, "entry '\(name)' lacks dtype/shape/data_offsets")
+            }
+            guard let dt = SafetensorsFile.dtype(ds) else { throw CheckpointError.unsupportedDType(file: path, tensor: name, ds) }
+            guard shape.allSatisfy({ $0 >= 0 }), offs[0] >= 0, offs[0] <= offs[1] else {
+                throw CheckpointError.badSafetensors(file: path, "entry '\(name)' has invalid shape \(shape) or offsets \(offs)")
+            }
+            guard offs[1] <= bufferSize else {
+                throw CheckpointError.truncated(file: path, "tensor '\(name)' ends at \(offs[1]), data buffer has \(bufferSize) bytes")
+            }
+            let need = shape.reduce(1, *) * dt.byteSize
+            guard offs[1] - offs[0] == need else {
+                throw CheckpointError.badSafetensors(file: path, "tensor '\(name)' \(ds)\(shape) needs \(need) bytes, offsets give \(offs[1] - offs[0])")
+            }
+            infos[name] = SafetensorsInfo(name: name, dtype: dt, shape: shape, range: (base + offs[0])..<(base + offs[1]))
+        }
+        tensors = infos; metadata = meta
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let i = tensors[name] else { throw CheckpointError.missingTensor(file: path, tensor: name) }
+        let n = i.shape.reduce(1, *)
+        if n == 0 { return Tensor(shape: i.shape, data: []) }
+        let vals: [Float] = data.withUnsafeBytes { decodeToFloat($0.baseAddress! + i.range.lowerBound, dtype: i.dtype, count: n) }
+        return Tensor(shape: i.shape, data: vals)
+    }
+}
+
+public enum SafetensorsWriter {
+    /// Write `tensors` (sorted by name) stored as `dtype` (float32, float16 or bfloat16), atomically.
+    public static func write(_ tensors: [String: Tensor], to url: URL, dtype: StorageDType = .float32,
+                             metadata: [String: String] = ["format": "pt"]) throws {
+        guard [.float32, .float16, .bfloat16].contains(dtype) else {
+            throw CheckpointError.unsupportedDType(file: url.path, tensor: "*", dtype.rawValue)
+        }
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for n in names {
+            let t = tensors[n]!
+            let size = t.count * dtype.byteSize
+            header[n] = ["dtype": SafetensorsFile.token(dtype), "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
+            offset += size
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while json.count % 8 != 0 { json.append(0x20) }
+        var out = Data(capacity: 8 + json.count + offset)
+        var len = UInt64(json.count).littleEndian
+        withUnsafeBytes(of: &len) { out.append(contentsOf: $0) }
+        out.append(json)
+        for n in names {
+            let t = tensors[n]!
+            switch dtype {
+            case .float32: t.data.withUnsafeBytes { out.append(contentsOf: $0) }  // little-endian host
+            case .bfloat16: let h = t.data.map { floatToBF16($0).littleEndian }; h.withUnsafeBytes { out.append(contentsOf: $0) }
+            default: let h = t.data.map { Float16($0).bitPattern.littleEndian }; h.withUnsafeBytes { out.append(contentsOf: $0) }
+            }
+        }
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        do {
+            try out.write(to: tmp)
+            // rename(2) replaces the destination atomically on POSIX file systems.
+            guard rename(tmp.path, url.path) == 0 else { throw CheckpointError.io(file: url.path, "rename failed (errno \(errno))") }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw CheckpointError.io(file: url.path, "write failed: \(error.localizedDescription)")
+        }
+    }
+}

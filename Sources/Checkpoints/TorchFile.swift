@@ -1,0 +1,44 @@
+// TorchFile: `torch.save` zip archives (torch >= 1.6) decoded to a `PickleValue` tree whose tensor
+// references resolve lazily against the archive's `<prefix>/data/<key>` records.
+//
+// Owns: container detection (zip vs legacy stream), the record prefix (text before the first '/'
+// of the first entry), and storage lookup. Does not own: the pickle VM, checkpoint semantics.
+// The legacy non-zip stream (torch < 1.6) is detected and refused with a typed error.
+
+import Foundation
+
+public final class TorchFile: StorageSource, @unchecked Sendable {
+    public let archive: ZipArchive
+    public let prefix: String
+    public var path: String { archive.path }
+
+    public init(url: URL) throws {
+        let data: Data
+        do { data = try Data(contentsOf: url, options: .alwaysMapped) }
+        catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+        if data.count < 4 { throw CheckpointError.truncated(file: url.path, "only \(data.count) bytes") }
+        if data.le32(0) != 0x0403_4b50 {
+            // Legacy stream starts with PROTO 2 and the LONG1 magic 0x1950a86a20f9469cfc6c.
+            if data.count >= 4 && data[data.startIndex] == 0x80 && data[data.startIndex + 2] == 0x8A {
+                throw CheckpointError.unsupportedLegacyFormat(file: url.path)
+            }
+            throw CheckpointError.badZip(file: url.path, "does not start with a zip local header (PK\\x03\\x04)")
+        }
+        archive = try ZipArchive(data: data, path: url.path)
+        guard let first = archive.entries.first else { throw CheckpointError.badZip(file: url.path, "archive is empty") }
+        prefix = first.name.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+    }
+
+    public func storageBytes(key: String) throws -> Data {
+        try archive.payload(prefix + "/data/" + key)
+    }
+
+    /// Decode `data.pkl`.
+    public func root() throws -> PickleValue {
+        let pkl = try archive.payload(prefix + "/data.pkl")
+        return try Pickle.load([UInt8](pkl), file: path, source: self)
+    }
+
+    /// Convenience: open and decode.
+    public static func load(_ url: URL) throws -> PickleValue { try TorchFile(url: url).root() }
+}

@@ -1,0 +1,87 @@
+// Zip reader tests: a hand-built ZIP64 torch archive (64-bit central directory, saturated sizes,
+// local extra field longer than the central one), bad and truncated files.
+
+import Foundation
+import XCTest
+import TensorCore
+@testable import Checkpoints
+
+final class ZipTests: XCTestCase {
+    /// A torch-style archive with ZIP64 records holding a column-major [2, 2] view at offset 1.
+    static func zip64TorchArchive() -> [UInt8] {
+        var pkl = Bytes()
+        pkl.raw([0x80, 0x02]); pkl.s("ctorch._utils\n_rebuild_tensor_v2\n"); pkl.u8(0x28)
+        pkl.u8(0x28); pkl.u8(0x58); pkl.u32(7); pkl.s("storage"); pkl.s("ctorch\nFloatStorage\n")
+        pkl.u8(0x58); pkl.u32(1); pkl.s("0"); pkl.u8(0x58); pkl.u32(3); pkl.s("cpu"); pkl.raw([0x4B, 6, 0x74, 0x51])
+        pkl.raw([0x4B, 1, 0x4B, 2, 0x4B, 2, 0x86, 0x4B, 1, 0x4B, 2, 0x86, 0x89]); pkl.s("ccollections\nOrderedDict\n")
+        pkl.raw([0x29, 0x52, 0x74, 0x52, 0x2E])
+        let storage: [UInt8] = [0, 1, 2, 3, 4, 5].flatMap { (f: Float) -> [UInt8] in withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }
+        let entries: [(String, [UInt8])] = [("archive/data.pkl", pkl.b), ("archive/data/0", storage), ("archive/version", Array("3\n".utf8))]
+        var z = Bytes(); var central = Bytes()
+        for (name, payload) in entries {
+            let off = z.b.count
+            // local header with an alignment extra field ("FB" + padding) that the central copy lacks
+            let pad = 64 - (off + 30 + name.utf8.count + 4) % 64
+            z.u32(0x04034b50); z.u16(45); z.u16(0); z.u16(0); z.u16(0); z.u16(0); z.u32(0)
+            z.u32(payload.count); z.u32(payload.count); z.u16(name.utf8.count); z.u16(4 + pad); z.s(name)
+            z.u16(0x4246); z.u16(pad); z.raw(Array(repeating: 0x5A, count: pad)); z.raw(payload)
+            central.u32(0x02014b50); central.u16(45); central.u16(45); central.u16(0); central.u16(0); central.u16(0); central.u16(0)
+            central.u32(0); central.u32(0xFFFF_FFFF); central.u32(0xFFFF_FFFF); central.u16(name.utf8.count); central.u16(28)
+            central.u16(0); central.u16(0); central.u16(0); central.u32(0); central.u32(0xFFFF_FFFF); central.s(name)
+            central.u16(0x0001); central.u16(24); central.u64(payload.count); central.u64(payload.count); central.u64(off)
+        }
+        let cdOff = z.b.count
+        z.raw(central.b)
+        let z64 = z.b.count
+        z.u32(0x06064b50); z.u64(44); z.u16(45); z.u16(45); z.u32(0); z.u32(0)
+        z.u64(entries.count); z.u64(entries.count); z.u64(central.b.count); z.u64(cdOff)
+        z.u32(0x07064b50); z.u32(0); z.u64(z64); z.u32(1)
+        z.u32(0x06054b50); z.u16(0); z.u16(0); z.u16(0xFFFF); z.u16(0xFFFF); z.u32(0xFFFF_FFFF); z.u32(0xFFFF_FFFF); z.u16(0)
+        return z.b
+    }
+
+    func testZip64TorchArchiveWithStridedTensor() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let url = dir.appendingPathComponent("t.pt")
+        try Data(Self.zip64TorchArchive()).write(to: url)
+        let f = try TorchFile(url: url)
+        XCTAssertEqual(f.prefix, "archive")
+        XCTAssertEqual(f.archive.entries.count, 3)
+        let r = try f.archive.payloadRange(of: f.archive.entry(named: "archive/data/0")!)
+        XCTAssertEqual(r.lowerBound % 64, 0, "payload located from the local header")
+        guard case .tensor(let t) = try f.root() else { return XCTFail("not a tensor") }
+        XCTAssertFalse(t.isContiguous)
+        XCTAssertEqual(try t.materialize().data, [1, 3, 2, 4])
+    }
+
+    func testBadZipNamesTheFile() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("garbage.pt"); try Data("hello, not a zip at all".utf8).write(to: a)
+        XCTAssertThrowsError(try TorchFile(url: a)) { e in
+            guard case .badZip(let f, _)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertEqual(f, a.path)
+        }
+        var z = Self.zip64TorchArchive(); z.replaceSubrange((z.count - 22)..<(z.count - 18), with: [0, 0, 0, 0])  // break EOCD
+        let b = dir.appendingPathComponent("noeocd.pt"); try Data(z).write(to: b)
+        XCTAssertThrowsError(try TorchFile(url: b)) { e in XCTAssertNotNil(e as? CheckpointError, "\(e)") }
+        let leg = dir.appendingPathComponent("legacy.pt"); try Data([0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46]).write(to: leg)
+        XCTAssertThrowsError(try TorchFile(url: leg)) { e in
+            XCTAssertEqual(e as? CheckpointError, .unsupportedLegacyFormat(file: leg.path))
+        }
+    }
+
+    func testTruncatedFixtureFileIsTyped() throws {
+        let src = try Fixtures.dir("megatron-legacy-tp1-pp1").appendingPathComponent("release/mp_rank_00/model_optim_rng.pt")
+        let data = try Data(contentsOf: src)
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        for cut in [data.count / 2, data.count - 10, 100] {
+            let u = dir.appendingPathComponent("cut\(cut).pt")
+            try data.prefix(cut).write(to: u)
+            XCTAssertThrowsError(try TorchFile.load(u)) { e in
+                guard let ce = e as? CheckpointError else { return XCTFail("untyped error \(e)") }
+                guard case .truncated(let f, _) = ce else { return XCTFail("expected truncated, got \(ce)") }
+                XCTAssertEqual(f, u.path)
+            }
+        }
+    }
+}
