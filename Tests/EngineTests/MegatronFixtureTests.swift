@@ -1,0 +1,51 @@
+import XCTest
+import Foundation
+@testable import Engine
+@testable import Checkpoints
+import Model
+import TensorCore
+
+/// The loader's oracle: every Megatron / DeepSpeed folder in ../shared/fixtures/checkpoints, run at a
+/// different engine layout than it was saved at, reproduces transformers' logits (expected.safetensors)
+/// within 1e-4 and its continuation log-prob sums within 1e-4.
+final class MegatronFixtureTests: XCTestCase {
+    struct Expected: Decodable {
+        struct Cont: Decodable { let context_length: Int; let logprob_sum: Double; let is_greedy: Bool }
+        struct Seq: Decodable { let ids: [Int]; let logits_key: String; let logits_bf16_key: String; let continuation: Cont?; let continuation_bf16: Cont? }
+        struct Ckpt: Decodable { let tp: Int; let pp: Int; let dtype: String }
+        let sequences: [Seq]; let checkpoints: [String: Ckpt]
+    }
+
+    func testEveryFolderAtAnotherLayout() throws {
+        let root = sharedData().deletingLastPathComponent().appendingPathComponent("fixtures/checkpoints")
+        let expURL = root.appendingPathComponent("expected.json")
+        guard FileManager.default.fileExists(atPath: expURL.path) else { throw XCTSkip("shared fixtures not found: \(expURL.path)") }
+        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: expURL))
+        let ref = try SafetensorsFile(url: root.appendingPathComponent("expected.safetensors"))
+        let layouts = [(1, 1), (2, 1), (1, 2), (2, 2), (4, 1), (1, 4), (4, 2)]
+        for (k, name) in exp.checkpoints.keys.sorted().enumerated() {
+            let info = exp.checkpoints[name]!
+            // the fixture model has no tokenizer; its 1000-token vocabulary plays the tokenizer's size
+            let ckpt = try CheckpointLoader.load(root.appendingPathComponent(name), options: LoadOptions(vocabSize: 1000))
+            XCTAssertEqual(ckpt.config.vocabSize, 1000, name)
+            var (tp, pp) = layouts[k % layouts.count]
+            if tp == info.tp && pp == info.pp { (tp, pp) = layouts[(k + 1) % layouts.count] }
+            let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
+            let bf16 = info.dtype == "bfloat16"
+            var worst: Float = 0
+            for s in exp.sequences {
+                let want = try ref.tensor(bf16 ? s.logits_bf16_key : s.logits_key)
+                let got = try engine.forward(tokens: [s.ids], caches: [engine.makeSequenceCache(capacity: nil)], logits: .all)
+                XCTAssertEqual(got.shape, want.shape, name)
+                worst = max(worst, zip(got.data, want.data).map { abs($0 - $1) }.max()!)
+                if let c = bf16 ? s.continuation_bf16 : s.continuation {
+                    let r = try Scorer(model: engine).loglikelihood([.init(context: Array(s.ids[..<c.context_length]), continuation: Array(s.ids[c.context_length...]))])[0]
+                    XCTAssertEqual(r.logprob, c.logprob_sum, accuracy: 1e-4, "\(name): continuation sum")
+                    XCTAssertEqual(r.isGreedy, c.is_greedy, "\(name): is_greedy")
+                }
+            }
+            XCTAssertLessThan(worst, 1e-4, "\(name) at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
+            print("\(name) (saved TP \(info.tp) x PP \(info.pp)) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
+        }
+    }
+}
