@@ -5,6 +5,8 @@ struct Turing: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "turing",
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
-        subcommands: [BenchCommand.self])
+        subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self,
+                      InspectCommand.self, BenchCommand.self],
+        defaultSubcommand: DemoCommand.self)
 }
 Turing.main()

@@ -1,0 +1,104 @@
+// Finding and loading what a command needs: the checkpoint (any format), its tokenizer, the engine
+// at the requested layout. Errors name the path and what was looked for.
+
+import ArgumentParser
+import Foundation
+import Checkpoints
+import Engine
+import Model
+import TensorCore
+import Tokenizers
+
+struct ParallelOptions: ParsableArguments {
+    @Option(help: "Tensor-parallel ranks (in-process threads).") var tp: Int = 1
+    @Option(help: "Pipeline-parallel stages (in-process threads).") var pp: Int = 1
+    @Option(name: .customLong("micro-batches"), help: "Micro-batches per pipelined forward (default: PP).") var microBatches: Int?
+
+    var layout: EngineLayout { EngineLayout(tp: tp, pp: pp, microBatches: microBatches) }
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension CheckpointOptions {
+    var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
+
+    func loadTokenizer() throws -> Tokenizer? {
+        if let v = vocabFile, let m = mergeFile {
+            return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
+        }
+        if (vocabFile == nil) != (mergeFile == nil) { throw CLIError("--vocab-file and --merge-file go together") }
+        if let t = tokenizer { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else { return nil }
+        if isDir.boolValue { return try tokenizerAt(checkpointURL, required: false) }
+        // llama2.c: tokenizer.bin or tok*.bin beside the checkpoint
+        let dir = checkpointURL.deletingLastPathComponent()
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        if let n = (["tokenizer.bin"] + names.filter { $0.hasPrefix("tok") && $0.hasSuffix(".bin") }.sorted()).first(where: names.contains) {
+            return try Llama2cTokenizer(path: dir.appendingPathComponent(n).path)
+        }
+        return nil
+    }
+
+    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else {
+            throw CLIError("checkpoint not found: \(checkpoint)")
+        }
+        if !isDir.boolValue { return try Llama2cAdapter.load(checkpointURL) }
+        return try CheckpointLoader.load(checkpointURL, options: LoadOptions(vocabSize: vocabSize))
+    }
+
+    /// Checkpoint, tokenizer (when one is found) and the engine at `layout`.
+    func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> (engine: CausalLM, tokenizer: Tokenizer?, checkpoint: CanonicalCheckpoint) {
+        if let threads { BLAS.setThreads(threads) }
+        let tok = try loadTokenizer()
+        if needTokenizer && tok == nil {
+            throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
+        }
+        let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
+        let engine: CausalLM = layout.tp == 1 && layout.pp == 1
+            ? DecoderModel(weights: try DecoderWeights(ckpt)) as CausalLM
+            : try ShardedEngine(ckpt, layout: layout)
+        return (engine, tok, ckpt)
+    }
+}
+
+func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
+    let fm = FileManager.default
+    var isDir: ObjCBool = false
+    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
+        if required { throw CLIError("tokenizer not found: \(url.path)") }
+        return nil
+    }
+    if !isDir.boolValue {
+        if url.pathExtension == "json" { return try GPT2Tokenizer(tokenizerJSON: url.path) }
+        if url.pathExtension == "bin" { return try Llama2cTokenizer(path: url.path) }
+        throw CLIError("unknown tokenizer file format: \(url.path) (expected tokenizer.json, or a llama2.c tokenizer .bin, or a folder with vocab.json + merges.txt)")
+    }
+    let json = url.appendingPathComponent("tokenizer.json")
+    if fm.fileExists(atPath: json.path) { return try GPT2Tokenizer(tokenizerJSON: json.path) }
+    for (v, m) in [("vocab.json", "merges.txt"), ("gpt2-vocab.json", "gpt2-merges.txt")] {
+        let vu = url.appendingPathComponent(v), mu = url.appendingPathComponent(m)
+        if fm.fileExists(atPath: vu.path) && fm.fileExists(atPath: mu.path) { return try GPT2Tokenizer(vocabFile: vu.path, mergesFile: mu.path) }
+    }
+    let bin = url.appendingPathComponent("tokenizer.bin")
+    if fm.fileExists(atPath: bin.path) { return try Llama2cTokenizer(path: bin.path) }
+    if required { throw CLIError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
+    return nil
+}
+
+/// Token ids of `text` as lm-eval encodes it: no BOS/EOS added.
+func encodePlain(_ tok: Tokenizer, _ text: String) -> [Int] {
+    if let l = tok as? Llama2cTokenizer { return l.encode(text, bos: false, eos: false) }
+    return tok.encode(text)
+}
+
+/// The token an empty context conditions on: BOS when the tokenizer has one, else end-of-text.
+func prefixToken(_ tok: Tokenizer, _ config: ModelConfig) throws -> Int {
+    if let b = tok.bosToken ?? tok.eosToken ?? config.bosToken ?? config.eosToken { return b }
+    throw CLIError("the tokenizer defines neither BOS nor end-of-text; an empty context has nothing to condition on")
+}

@@ -1,0 +1,118 @@
+// turing score: lm-evaluation-harness's loglikelihood (and loglikelihood_rolling) over a JSONL file.
+//
+// In:  {"context": "...", "continuation": "..."} per line   (--rolling: {"text": "..."})
+// Out: {"logprob": x, "greedy": b, "tokens": n} per line, in input order (--rolling: {"logprob", "tokens"}).
+// Tokenisation follows lm-eval 0.4: trailing whitespace of the context moves to the continuation;
+// continuation ids = encode(context + continuation)[len(encode(context)):]; an empty context
+// conditions on BOS / end-of-text. The output is written atomically.
+
+import ArgumentParser
+import Foundation
+import Engine
+import Model
+import Tokenizers
+
+struct ScoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "score", abstract: "Log-likelihoods of continuations, as lm-evaluation-harness computes them.")
+
+    @OptionGroup var model: CheckpointOptions
+    @OptionGroup var parallel: ParallelOptions
+    @Option(help: "Input JSONL.") var requests: String
+    @Option(help: "Output JSONL (written atomically).") var output: String
+    @Flag(help: "Score whole texts ({\"text\": ...}) with rolling windows (perplexity).") var rolling = false
+
+    struct Pair: Decodable { let context: String; let continuation: String }
+    struct Text: Decodable { let text: String }
+
+    func run() throws {
+        let lines = try readJSONL(requests)
+        let (engine, tokOpt, _) = try model.load(layout: parallel.layout)
+        let tok = tokOpt!
+        let scorer = Scorer(model: engine)
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        var out = Data()
+        let t0 = now()
+        if rolling {
+            let texts = try lines.map { (n, d) in try decodeLine(Text.self, d, file: requests, line: n) }
+            let prefix = try prefixToken(tok, engine.config)
+            for (i, t) in texts.enumerated() {
+                let ids = encodePlain(tok, t.text)
+                let lp = ids.isEmpty ? 0 : try scorer.loglikelihoodRolling(ids, prefixToken: prefix)
+                out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(ids.count))]))
+                out.append(0x0A)
+                progress(i + 1, texts.count, t0)
+            }
+        } else {
+            let pairs = try lines.map { (n, d) in try decodeLine(Pair.self, d, file: requests, line: n) }
+            let prefix = try prefixToken(tok, engine.config)
+            let reqs = try pairs.enumerated().map { (i, p) -> LoglikelihoodRequest in
+                let (ctx, cont) = lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix)
+                guard !cont.isEmpty else { throw CLIError("\(requests):\(lines[i].0): the continuation encodes to no tokens") }
+                return LoglikelihoodRequest(context: ctx, continuation: cont)
+            }
+            let res = try scorer.loglikelihood(reqs) { done in progress(done, reqs.count, t0) }
+            for r in res {
+                out.append(try enc.encode(["logprob": JSONNumberOrBool.number(r.logprob), "greedy": .bool(r.isGreedy), "tokens": .number(Double(r.tokens))]))
+                out.append(0x0A)
+            }
+        }
+        try writeAtomically(out, to: URL(fileURLWithPath: output))
+        log(String(format: "\nscored %d lines in %.2f s -> %@", lines.count, now() - t0, output))
+    }
+}
+
+/// lm-eval `_encode_pair` with the empty-context rule.
+func lmEvalEncodePair(_ tok: Tokenizer, _ context: String, _ continuation: String, prefix: Int) -> ([Int], [Int]) {
+    if context.isEmpty { return ([prefix], encodePlain(tok, continuation)) }
+    var ctx = context, cont = continuation
+    let trailing = ctx.reversed().prefix { $0.isWhitespace }.count
+    if trailing > 0 {
+        cont = String(ctx.suffix(trailing)) + cont
+        ctx = String(ctx.dropLast(trailing))
+    }
+    let whole = encodePlain(tok, ctx + cont)
+    let c = encodePlain(tok, ctx)
+    return (c.isEmpty ? [prefix] : c, Array(whole[min(c.count, whole.count)...]))
+}
+
+enum JSONNumberOrBool: Encodable {
+    case number(Double), bool(Bool)
+    func encode(to e: Encoder) throws {
+        var c = e.singleValueContainer()
+        switch self {
+        case .number(let d): if d == d.rounded() && abs(d) < 1e15 { try c.encode(Int(d)) } else { try c.encode(d) }
+        case .bool(let b): try c.encode(b)
+        }
+    }
+}
+
+/// Non-empty lines with their 1-based line numbers.
+func readJSONL(_ path: String) throws -> [(Int, Data)] {
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
+    guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path) is not UTF-8") }
+    var out: [(Int, Data)] = []
+    for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let t = line.trimmingCharacters(in: .whitespaces)
+        if !t.isEmpty { out.append((i + 1, Data(t.utf8))) }
+    }
+    return out
+}
+
+func decodeLine<T: Decodable>(_ t: T.Type, _ d: Data, file: String, line: Int) throws -> T {
+    do { return try JSONDecoder().decode(T.self, from: d) } catch {
+        let what: String
+        switch error {
+        case DecodingError.keyNotFound(let k, _): what = "missing field \"\(k.stringValue)\""
+        case DecodingError.typeMismatch(_, let c): what = "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
+        case DecodingError.dataCorrupted(let c): what = "not valid JSON (\(c.underlyingError.map { "\($0)" } ?? c.debugDescription))"
+        default: what = "\(error)"
+        }
+        throw CLIError("\(file):\(line): \(what)")
+    }
+}
+
+func progress(_ done: Int, _ total: Int, _ t0: Double) {
+    let dt = now() - t0
+    let eta = done > 0 ? dt / Double(done) * Double(total - done) : 0
+    FileHandle.standardError.write(Data(String(format: "\r%d/%d  %.1f/s  ETA %.0fs ", done, total, Double(done) / max(dt, 1e-9), eta).utf8))
+}
