@@ -161,7 +161,7 @@ public struct DecoderModel: Sendable {
                                         let allowed = start + i + 1
                                         let srow = S + i * len, qi = qp + i * qkvDim, oi = op + i * H * D
                                         for j in 0..<allowed { srow[j] = scale * dot(qi, kp + j * D, count: D) }
-                                        softmaxInPlace(srow, count: allowed)
+                                        softmaxFast(srow, count: allowed)
                                         oi.update(repeating: 0, count: D)
                                         for j in 0..<allowed { axpy(oi, srow[j], vp + j * D, count: D) }
                                     }
@@ -172,7 +172,7 @@ public struct DecoderModel: Sendable {
                                 for i in 0..<nNew {
                                     let allowed = start + i + 1
                                     let srow = S + i * len
-                                    softmaxInPlace(srow, count: allowed)
+                                    softmaxFast(srow, count: allowed)
                                     for j in allowed..<len { srow[j] = 0 }
                                 }
                                 // O[nNew, D] = S V_g
@@ -197,11 +197,11 @@ public struct DecoderModel: Sendable {
                     linear(fb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: ffnOut) } } } }
             let mid: [Float]
             switch c.activation {
-            case .geluTanh: ff.withUnsafeMutableBufferPointer { geluTanh($0.baseAddress!, count: n * F) }; mid = ff
+            case .geluTanh: ff.withUnsafeMutableBufferPointer { geluTanhFast($0.baseAddress!, count: n * F) }; mid = ff
             case .gelu: ff.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: n * F) }; mid = ff
             case .swiglu:
                 act.withUnsafeMutableBufferPointer { ab in ff.withUnsafeBufferPointer { fb in
-                    for r in 0..<n { siluGate(ab.baseAddress! + r * F, fb.baseAddress! + r * 2 * F, fb.baseAddress! + r * 2 * F + F, count: F) } } }
+                    for r in 0..<n { siluGateFast(ab.baseAddress! + r * F, fb.baseAddress! + r * 2 * F, fb.baseAddress! + r * 2 * F + F, count: F) } } }
                 mid = act
             }
             proj.withUnsafeMutableBufferPointer { pb in mid.withUnsafeBufferPointer { mb in

@@ -1,0 +1,65 @@
+// FastMath: SIMD8 exp (Cephes expf: range reduction to [-ln2/2, ln2/2], degree-6 polynomial,
+import Foundation
+// exponent by bit shifting; relative error ~1e-7 over the clamped range) and the activations built
+// on it. The scalar kernels in Kernels.swift stay the reference the tests compare against.
+
+@inline(__always) public func vexp(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
+    var x = xIn.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.37626))
+    let fx = (x * 1.44269504088896341 + 0.5).rounded(.down)
+    x = x - fx * 0.693359375
+    x = x - fx * -2.12194440e-4
+    let z = x * x
+    var y = SIMD8<Float>(repeating: 1.9875691500e-4)
+    y = y * x + 1.3981999507e-3
+    y = y * x + 8.3334519073e-3
+    y = y * x + 4.1665795894e-2
+    y = y * x + 1.6666665459e-1
+    y = y * x + 5.0000001201e-1
+    y = y * z + x + 1
+    let n = SIMD8<Int32>(fx, rounding: .towardZero) &+ 127
+    let pow2 = unsafeBitCast(n &<< 23, to: SIMD8<Float>.self)
+    return y * pow2
+}
+
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+@inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
+
+/// In place, vectorised: gelu_tanh(x) = x * sigmoid(2u) = x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3).
+public func geluTanhFast(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    let k: Float = 0.7978845608028654
+    var i = 0
+    while i + 8 <= count {
+        let v = load8(x + i)
+        let u = k * (v + 0.044715 * v * v * v)
+        store8(x + i, v / (1 + vexp(-2 * u)))
+        i += 8
+    }
+    if i < count { geluTanh(x + i, count: count - i) }
+}
+
+/// out = silu(gate) * up, vectorised.
+public func siluGateFast(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let g = load8(gate + i)
+        store8(out + i, g / (1 + vexp(-g)) * load8(up + i))
+        i += 8
+    }
+    if i < count { siluGate(out + i, gate + i, up + i, count: count - i) }
+}
+
+/// In-place softmax over n, vectorised exp.
+public func softmaxFast(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    let vm = SIMD8<Float>(repeating: m)
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= n { let e = vexp(load8(x + i) - vm); store8(x + i, e); acc += e; i += 8 }
+    var s = acc.sum()
+    while i < n { let e = expf(x[i] - m); x[i] = e; s += e; i += 1 }
+    let inv = 1 / s
+    i = 0
+    while i + 8 <= n { store8(x + i, load8(x + i) * inv); i += 8 }
+    while i < n { x[i] *= inv; i += 1 }
+}

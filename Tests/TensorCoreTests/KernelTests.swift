@@ -1,0 +1,45 @@
+import XCTest
+import Foundation
+@testable import TensorCore
+
+final class KernelTests: XCTestCase {
+    func testVectorExpMatchesLibm() {
+        var worst: Float = 0
+        for i in -8700...8800 {
+            let x = Float(i) / 100
+            let v = vexp(SIMD8(repeating: x))[0]
+            worst = max(worst, abs(v - expf(x)) / expf(x))
+        }
+        XCTAssertLessThan(worst, 5e-7, "max relative error \(worst)")
+    }
+
+    func testFastActivationsMatchReference() {
+        let n = 1003
+        var a = (0..<n).map { Float($0 - 500) / 60 }, b = a
+        a.withUnsafeMutableBufferPointer { geluTanh($0.baseAddress!, count: n) }
+        b.withUnsafeMutableBufferPointer { geluTanhFast($0.baseAddress!, count: n) }
+        XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 2e-6)
+        let g = (0..<n).map { Float($0 - 500) / 50 }, u = (0..<n).map { Float($0 % 7) - 3 }
+        var s1 = [Float](repeating: 0, count: n), s2 = s1
+        siluGate(&s1, g, u, count: n); siluGateFast(&s2, g, u, count: n)
+        XCTAssertLessThan(zip(s1, s2).map { abs($0 - $1) }.max()!, 2e-6)
+        var p1 = (0..<n).map { sin(Float($0)) * 20 }, p2 = p1
+        p1.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: n) }
+        p2.withUnsafeMutableBufferPointer { softmaxFast($0.baseAddress!, count: n) }
+        XCTAssertLessThan(zip(p1, p2).map { abs($0 - $1) }.max()!, 1e-7)
+        XCTAssertEqual(p2.reduce(0, +), 1, accuracy: 1e-5)
+    }
+
+    /// Layernorm against a float64 computation; GeLU values at known points.
+    func testLayerNormAndGeluValues() {
+        let x: [Float] = [1, 2, 3, 4], g: [Float] = [1, 0.5, 2, 1], b: [Float] = [0, 1, 0, -1]
+        var out = [Float](repeating: 0, count: 4)
+        layerNorm(&out, x, g, b, rows: 1, dim: 4, eps: 1e-5)
+        let mean = 2.5, v = 1.25
+        for i in 0..<4 { XCTAssertEqual(Double(out[i]), (Double(x[i]) - mean) / (v + 1e-5).squareRoot() * Double(g[i]) + Double(b[i]), accuracy: 1e-6) }
+        var y: [Float] = [1.0, -1.0]
+        y.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: 2) }
+        XCTAssertEqual(y[0], 0.8413447, accuracy: 1e-6)   // torch.nn.functional.gelu(torch.tensor(1.0))
+        XCTAssertEqual(y[1], -0.1586553, accuracy: 1e-6)
+    }
+}
