@@ -1,9 +1,10 @@
 // Llama2cTokenizer: karpathy/llama2.c `tokenizer.bin` (int32 max_token_length, then per token: float32 score,
 // int32 byte length, bytes; all little-endian) with llama2.c's SentencePiece-style `encode` and `decode`.
-// Contract: encode = [BOS] + dummy-prefix " " (text non-empty; skipped if the vocab lacks " ") + per-UTF-8-character lookup (else byte fallback
-// id = byte + 3) + repeated merge of the adjacent pair whose concatenation has the highest score (leftmost on
-// ties; BOS takes part, as in run.c; done with a heap, see mergeGreedy) + [EOS]. decode = llama2.c `decode` per token (leading space stripped
-// after BOS, `<0xXX>` pieces become raw bytes); BOS/EOS themselves produce no text.
+// Contract: encode = [BOS] + dummy-prefix " " (text non-empty; skipped if the vocab lacks " ") + per-UTF-8-
+// character lookup (else byte fallback id = byte + 3) + repeated merge of the adjacent pair whose concatenation
+// has the highest score (leftmost on ties; BOS takes part, as in run.c; done with a heap, see mergeGreedy) +
+// [EOS]. decode = llama2.c `decode` per token (leading space stripped after BOS, `<0xXX>` pieces become raw
+// bytes); BOS/EOS themselves produce no text.
 
 import Foundation
 
