@@ -2,7 +2,7 @@
 """Tokenizer fixtures for Tests/TokenizersTests (offline; uses only the shared data files).
 
 Writes Tests/Fixtures/tokenizers/:
-  gpt2_hf_ids.json         {"gpt2": [{text, ids}], "gpt2_tiny": [{text, ids}]} from HF GPT2TokenizerFast
+  gpt2_hf_ids.json         {"gpt2": [{text, ids}], "gpt2_tiny": [...], "gpt2_fuzz": [...]} from HF GPT2TokenizerFast
                            (tokenizers backend) built from gpt2-vocab.json/merges.txt and the Megatron tiny vocab.
   gpt2-tiny-tokenizer.json HF tokenizer.json of the tiny vocab (tok.backend_tokenizer.save).
   llama2c_ids.json         [{text, ids, sentencepiece_ids, sentencepiece_agrees}] where ids come from an
@@ -35,6 +35,27 @@ CORPUS = [
     "fs\x1cgs\x1drs\x1eus\x1f", "nul\x00del\x7f", "\ue000private", "tab\t \tmix \t",
     "a" * 300, "!" * 300, " " * 40 + "x", "\n" * 20, "word " * 50,
 ]
+
+def fuzz_strings(n=300, seed=1234):
+    """Seeded random strings over a pool of ASCII, whitespace variants, and code points whose general category
+    is the same in Unicode 3.2 and today (so Oniguruma's and Swift's Unicode tables agree on them)."""
+    import random, unicodedata
+    rng = random.Random(seed)
+    stable = [chr(c) for c in range(0xA0, 0x3400)
+              if unicodedata.ucd_3_2_0.category(chr(c)) not in ("Cn", "Cs", "Co")
+              and unicodedata.ucd_3_2_0.category(chr(c)) == unicodedata.category(chr(c))]
+    stable += [chr(c) for c in (0x4E00, 0x4E8C, 0x6587, 0xAC00, 0xD55C, 0x1F600, 0x1F999, 0x10400, 0x1D400, 0x20000)]
+    ws = [" ", " ", " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\xa0", "\u1680", "\u2003", "\u2028", "\u3000", "\x1c"]
+    ascii_ = [chr(c) for c in range(0x21, 0x7F)] + ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "<|endoftext|>"]
+    out = []
+    for _ in range(n):
+        k = rng.randint(0, 30)
+        parts = []
+        for _ in range(k):
+            r = rng.random()
+            parts.append(rng.choice(ws) if r < 0.3 else rng.choice(ascii_) if r < 0.65 else rng.choice(stable))
+        out.append("".join(parts))
+    return out
 
 def gpt2_fast(vocab_path, merges_path):
     from transformers import GPT2TokenizerFast
@@ -117,7 +138,11 @@ def main():
     mdir = os.path.join(DATA, "megatron_indexed")
     tiny = gpt2_fast(os.path.join(mdir, "gpt2-tiny-vocab.json"), os.path.join(mdir, "gpt2-tiny-merges.txt"))
     tiny.backend_tokenizer.save(os.path.join(OUT, "gpt2-tiny-tokenizer.json"))
-    fx = {"gpt2": [], "gpt2_tiny": []}
+    fx = {"gpt2": [], "gpt2_tiny": [], "gpt2_fuzz": []}
+    for t in fuzz_strings():
+        ids = tok.encode(t, add_special_tokens=False)
+        assert tok.decode(ids) == t, repr(t)
+        fx["gpt2_fuzz"].append({"text": t, "ids": ids})
     for t in corpus:
         ids = tok.encode(t, add_special_tokens=False)
         assert tok.decode(ids) == t, repr(t)

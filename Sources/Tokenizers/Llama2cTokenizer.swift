@@ -1,9 +1,10 @@
 // Llama2cTokenizer: karpathy/llama2.c `tokenizer.bin` (int32 max_token_length, then per token: float32 score,
 // int32 byte length, bytes; all little-endian) with llama2.c's SentencePiece-style `encode` and `decode`.
-// Contract: encode = [BOS] + dummy-prefix " " (text non-empty) + per-UTF-8-character lookup (else byte fallback
-// id = byte + 3) + repeated merge of the adjacent pair whose concatenation has the highest score (leftmost on
-// ties; BOS takes part, as in run.c) + [EOS]. decode = llama2.c `decode` per token (leading space stripped
-// after BOS, `<0xXX>` pieces become raw bytes); BOS/EOS themselves produce no text.
+// Contract: encode = [BOS] + dummy-prefix " " (text non-empty; skipped if the vocab lacks " ") + per-UTF-8-
+// character lookup (else byte fallback id = byte + 3) + repeated merge of the adjacent pair whose concatenation
+// has the highest score (leftmost on ties; BOS takes part, as in run.c; done with a heap, see mergeGreedy) +
+// [EOS]. decode = llama2.c `decode` per token (leading space stripped after BOS, `<0xXX>` pieces become raw
+// bytes); BOS/EOS themselves produce no text.
 
 import Foundation
 
@@ -62,6 +63,14 @@ public final class Llama2cTokenizer: Tokenizer, @unchecked Sendable {
     public func encode(_ text: String) -> [Int] { encode(text, bos: addBOS, eos: addEOS) }
 
     public func encode(_ text: String, bos: Bool, eos: Bool) -> [Int] {
+        var tokens = initialTokens(text, bos: bos)
+        mergeGreedy(&tokens)
+        if eos { tokens.append(2) }
+        return tokens
+    }
+
+    /// [BOS] + dummy prefix + per-character ids (byte fallback), before any merge.
+    private func initialTokens(_ text: String, bos: Bool) -> [Int] {
         var tokens: [Int] = []
         if bos { tokens.append(1) }
         let b = Array(text.utf8)
@@ -75,13 +84,92 @@ public final class Llama2cTokenizer: Tokenizer, @unchecked Sendable {
             if let id = lookup[ch] { tokens.append(id) } else { for c in ch { tokens.append(Int(c) + 3) } }
             i = j
         }
+        return tokens
+    }
+
+    /// Id whose piece is piece(a) + piece(b), or -1.
+    private func pairId(_ a: Int, _ b: Int) -> Int {
+        lookup[piece(a) + piece(b)] ?? -1
+    }
+
+    /// llama2.c's loop "merge the adjacent pair with the best score (> -1e10), leftmost on ties, until none",
+    /// run with a max-heap over (score, position) and a linked list so it is O(n log n) instead of O(n^2).
+    /// A popped entry is used only if its pair still exists; every live pair is always in the heap, so each
+    /// step picks the same pair as the quadratic scan.
+    private func mergeGreedy(_ tokens: inout [Int]) {
+        let n = tokens.count
+        if n < 2 { return }
+        var next = Array(1...n); next[n - 1] = -1
+        var prev = Array(-1..<(n - 1))
+        var alive = [Bool](repeating: true, count: n)
+        var pairCache: [Int: Int] = [:]
+        func pair(_ a: Int, _ b: Int) -> Int {
+            let key = (a << 32) | b
+            if let v = pairCache[key] { return v }
+            let v = pairId(a, b)
+            pairCache[key] = v
+            return v
+        }
+        struct Entry { var score: Float; var pos: Int; var id: Int }
+        var heap: [Entry] = []
+        func before(_ x: Entry, _ y: Entry) -> Bool { x.score > y.score || (x.score == y.score && x.pos < y.pos) }
+        func push(_ e: Entry) {
+            heap.append(e)
+            var k = heap.count - 1
+            while k > 0 {
+                let p = (k - 1) / 2
+                if !before(heap[k], heap[p]) { break }
+                heap.swapAt(k, p); k = p
+            }
+        }
+        func pop() -> Entry? {
+            guard !heap.isEmpty else { return nil }
+            heap.swapAt(0, heap.count - 1)
+            let top = heap.removeLast()
+            var k = 0
+            while true {
+                let l = 2 * k + 1, r = l + 1
+                var m = k
+                if l < heap.count && before(heap[l], heap[m]) { m = l }
+                if r < heap.count && before(heap[r], heap[m]) { m = r }
+                if m == k { break }
+                heap.swapAt(k, m); k = m
+            }
+            return top
+        }
+        func consider(_ pos: Int) {
+            let r = next[pos]
+            guard r >= 0 else { return }
+            let id = pair(tokens[pos], tokens[r])
+            if id >= 0 && scores[id] > -1e10 { push(Entry(score: scores[id], pos: pos, id: id)) }
+        }
+        for i in 0..<(n - 1) { consider(i) }
+        while let e = pop() {
+            let r = next[e.pos]
+            guard alive[e.pos], r >= 0, pair(tokens[e.pos], tokens[r]) == e.id else { continue }
+            tokens[e.pos] = e.id
+            alive[r] = false
+            next[e.pos] = next[r]
+            if next[r] >= 0 { prev[next[r]] = e.pos }
+            if prev[e.pos] >= 0 { consider(prev[e.pos]) }
+            consider(e.pos)
+        }
+        var out: [Int] = []
+        out.reserveCapacity(n)
+        var i = 0
+        while i >= 0 { out.append(tokens[i]); i = next[i] }
+        tokens = out
+    }
+
+    /// The literal O(n^2) loop from run.c, kept as an oracle for tests.
+    func encodeQuadratic(_ text: String, bos: Bool, eos: Bool) -> [Int] {
+        var tokens = initialTokens(text, bos: bos)
         while true {
             var bestScore: Float = -1e10, bestId = -1, bestIdx = -1
             var k = 0
             while k + 1 < tokens.count {
-                if let id = lookup[piece(tokens[k]) + piece(tokens[k + 1])], scores[id] > bestScore {
-                    bestScore = scores[id]; bestId = id; bestIdx = k
-                }
+                let id = pairId(tokens[k], tokens[k + 1])
+                if id >= 0, scores[id] > bestScore { bestScore = scores[id]; bestId = id; bestIdx = k }
                 k += 1
             }
             if bestIdx < 0 { break }

@@ -5,7 +5,7 @@
 
 import Foundation
 
-public protocol Tokenizer: AnyObject {
+public protocol Tokenizer {
     /// Token ids for `text` (no BOS/EOS unless the tokenizer is configured to add them).
     func encode(_ text: String) -> [Int]
     /// Text for `ids`; unknown ids are skipped, invalid UTF-8 becomes U+FFFD.
@@ -23,9 +23,12 @@ public protocol Tokenizer: AnyObject {
 }
 
 extension Tokenizer {
+    /// Default: lossy UTF-8 of decodeBytes (conformers implement decodeBytes, or both).
     public func decode(_ ids: [Int]) -> String {
         String(decoding: decodeBytes(ids), as: UTF8.self)
     }
+    public func tokenString(_ id: Int) -> String? { nil }
+    public func tokenID(_ token: String) -> Int? { nil }
 }
 
 public enum TokenizerError: Error, Equatable, CustomStringConvertible {

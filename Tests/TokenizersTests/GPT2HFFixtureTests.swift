@@ -38,6 +38,14 @@ final class GPT2HFFixtureTests: XCTestCase {
         XCTAssertGreaterThan(cases.last?.1.count ?? 0, 1000)
     }
 
+    func testSeededFuzzMatchesHF() throws {
+        // 300 random strings mixing ASCII, contractions, <|endoftext|>, 15 kinds of whitespace and ~10k
+        // code points from many scripts/categories (those whose category is stable since Unicode 3.2).
+        let cases = try fixtureCases("gpt2_fuzz")
+        XCTAssertEqual(cases.count, 300)
+        check(try TestData.gpt2(), cases, label: "gpt2 fuzz")
+    }
+
     func testFullVocabFromTokenizerJSONWrittenAtRuntime() throws {
         let cases = try fixtureCases("gpt2")
         let vocabPath = try TestData.shared("gpt2_tokenizer/gpt2-vocab.json")

@@ -57,6 +57,22 @@ final class Llama2cTokenizerTests: XCTestCase {
         XCTAssertNil(Llama2cTokenizer.parseBytePiece(Array("<0xZZ>".utf8)[...]))
     }
 
+    func testHeapMergeEqualsQuadraticLoop() throws {
+        let tok = try tok512()
+        let shakes = try String(contentsOfFile: try TestData.shared("tinyshakespeare/input.txt"), encoding: .utf8)
+        var texts = [String(shakes.prefix(3000)), "aaaaaaaaaaaaaaaa", "  \n\n  x  ", "The the the. THE"]
+        let alphabet = Array("abe th\n.,'日😀Lily".unicodeScalars)
+        for _ in 0..<100 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<Int.random(in: 0..<60) { s.append(alphabet.randomElement()!) }
+            texts.append(String(s))
+        }
+        for t in texts {
+            XCTAssertEqual(tok.encode(t, bos: true, eos: false), tok.encodeQuadratic(t, bos: true, eos: false), t.debugDescription)
+            XCTAssertEqual(tok.encode(t, bos: false, eos: true), tok.encodeQuadratic(t, bos: false, eos: true), t.debugDescription)
+        }
+    }
+
     func testMalformedFilesThrow() {
         XCTAssertThrowsError(try Llama2cTokenizer(path: "/nonexistent/tok.bin")) { e in
             XCTAssertEqual(e as? TokenizerError, .fileNotFound("/nonexistent/tok.bin"))

@@ -22,7 +22,17 @@ final class TokenizerBenchmarkTests: XCTestCase {
         let l = TokenizerBenchmark.run(tokenizer: llama, text: small, repeats: 1)
         print(String(format: "BENCH gpt2 tinyshakespeare %d bytes -> %d tokens: warm %.2f MB/s, cold-cache %.2f MB/s; llama2c tok512 (20 KB) %.3f MB/s",
                      text.utf8.count, warm.tokens, warm.mbPerSecond, coldBest, l.mbPerSecond))
-        XCTAssertEqual(warm.tokens, 338025)
+        // Mixed-script text: the fixture corpus (minus the shakespeare case) joined by "\n", repeated to >= 1 MB.
+        let root = try TestData.json(try TestData.fixture("gpt2_hf_ids.json")) as? [String: Any]
+        let unit = TestData.cases(root?["gpt2"]).dropLast().map(\.0).joined(separator: "\n") + "\n"
+        let mixed = String(repeating: unit, count: 1_000_000 / unit.utf8.count + 1)
+        let m = TokenizerBenchmark.run(tokenizer: tok, text: mixed, repeats: 3)
+        tok.clearCache()
+        let mCold = TokenizerBenchmark.run(tokenizer: tok, text: mixed, repeats: 1, warmup: false)
+        print(String(format: "BENCH gpt2 mixed-script corpus %d bytes -> %d tokens: warm %.2f MB/s, cold-cache %.2f MB/s",
+                     mixed.utf8.count, m.tokens, m.mbPerSecond, mCold.mbPerSecond))
+        XCTAssertEqual(warm.tokens, 338025)   // HF GPT2TokenizerFast counts (scripts/bench_tokenizer.py)
+        XCTAssertEqual(m.tokens, 417088)
         XCTAssertGreaterThan(warm.mbPerSecond, 0)
     }
 }

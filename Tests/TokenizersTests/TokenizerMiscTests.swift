@@ -61,6 +61,20 @@ final class TokenizerMiscTests: XCTestCase {
         XCTAssertEqual(tok.decodeBytes(tok.encode("\u{212B}")), Array("\u{212B}".utf8))
     }
 
+    func testConcurrentEncodesAgree() throws {
+        let tok = try TestData.gpt2()
+        let texts = (0..<16).map { "thread \($0): Once upon a time 日本 🦙 \(String(repeating: "x", count: $0 * 7)) <|endoftext|>" }
+        let expected = texts.map { tok.encode($0) }
+        tok.clearCache()
+        var results = [[Int]](repeating: [], count: texts.count * 8)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: results.count) { i in
+            let ids = tok.encode(texts[i % texts.count])
+            lock.lock(); results[i] = ids; lock.unlock()
+        }
+        for (i, r) in results.enumerated() { XCTAssertEqual(r, expected[i % texts.count]) }
+    }
+
     func testStreamDecoderNeverSplitsCharacters() throws {
         let tok = try TestData.gpt2()
         let text = "Cửa Việt 🦙 日本語 ok"
