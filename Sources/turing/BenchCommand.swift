@@ -17,6 +17,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "BLAS threads.") var threads: Int = 2
     @Option(name: .customLong("prompt-length")) var promptLength: Int = 128
     @Option(name: .customLong("decode-tokens")) var decodeTokens: Int = 64
+    @Option(help: "Timed repetitions (best is reported).") var reps: Int = 3
     @Flag(help: "Print JSON only.") var json = false
 
     func run() throws {
@@ -25,7 +26,7 @@ struct BenchCommand: ParsableCommand {
                                  maxPositions: max(1024, promptLength + decodeTokens + 1), activation: .geluTanh)
         let model = DecoderModel(weights: try DecoderWeights(.random(config: config)))
         if !json { log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab); \(threads) BLAS threads") }
-        var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, log: json ? { _ in } : log)
+        var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, reps: reps, log: json ? { _ in } : log)
         res.blasThreads = threads
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try enc.encode(res), as: UTF8.self))
