@@ -16,28 +16,7 @@ final class ZipTests: XCTestCase {
         pkl.raw([0x4B, 1, 0x4B, 2, 0x4B, 2, 0x86, 0x4B, 1, 0x4B, 2, 0x86, 0x89]); pkl.s("ccollections\nOrderedDict\n")
         pkl.raw([0x29, 0x52, 0x74, 0x52, 0x2E])
         let storage: [UInt8] = [0, 1, 2, 3, 4, 5].flatMap { (f: Float) -> [UInt8] in withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }
-        let entries: [(String, [UInt8])] = [("archive/data.pkl", pkl.b), ("archive/data/0", storage), ("archive/version", Array("3\n".utf8))]
-        var z = Bytes(); var central = Bytes()
-        for (name, payload) in entries {
-            let off = z.b.count
-            // local header with an alignment extra field ("FB" + padding) that the central copy lacks
-            let pad = 64 - (off + 30 + name.utf8.count + 4) % 64
-            z.u32(0x04034b50); z.u16(45); z.u16(0); z.u16(0); z.u16(0); z.u16(0); z.u32(0)
-            z.u32(payload.count); z.u32(payload.count); z.u16(name.utf8.count); z.u16(4 + pad); z.s(name)
-            z.u16(0x4246); z.u16(pad); z.raw(Array(repeating: 0x5A, count: pad)); z.raw(payload)
-            central.u32(0x02014b50); central.u16(45); central.u16(45); central.u16(0); central.u16(0); central.u16(0); central.u16(0)
-            central.u32(0); central.u32(0xFFFF_FFFF); central.u32(0xFFFF_FFFF); central.u16(name.utf8.count); central.u16(28)
-            central.u16(0); central.u16(0); central.u16(0); central.u32(0); central.u32(0xFFFF_FFFF); central.s(name)
-            central.u16(0x0001); central.u16(24); central.u64(payload.count); central.u64(payload.count); central.u64(off)
-        }
-        let cdOff = z.b.count
-        z.raw(central.b)
-        let z64 = z.b.count
-        z.u32(0x06064b50); z.u64(44); z.u16(45); z.u16(45); z.u32(0); z.u32(0)
-        z.u64(entries.count); z.u64(entries.count); z.u64(central.b.count); z.u64(cdOff)
-        z.u32(0x07064b50); z.u32(0); z.u64(z64); z.u32(1)
-        z.u32(0x06054b50); z.u16(0); z.u16(0); z.u16(0xFFFF); z.u16(0xFFFF); z.u32(0xFFFF_FFFF); z.u32(0xFFFF_FFFF); z.u16(0)
-        return z.b
+        return buildZip([("archive/data.pkl", pkl.b), ("archive/data/0", storage), ("archive/version", Array("3\n".utf8))], zip64: true)
     }
 
     func testZip64TorchArchiveWithStridedTensor() throws {
