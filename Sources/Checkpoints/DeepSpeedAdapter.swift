@@ -41,7 +41,7 @@ public enum DeepSpeedAdapter {
         guard ids.count >= 2 else { throw CheckpointError.missingShard(file: tagDir.path, "needs at least an embedding and a final-norm layer file") }
         let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
         guard fm.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "holds the args; it is missing") }
-        let meta = try TorchFile(url: mp0).root()
+        let meta = try TorchFile.load(mp0)
         let args = MegatronArgs(meta["args"], file: mp0.path)
         let version = try checkpointVersion(meta, file: mp0.path)
         var problems: [String] = []
@@ -58,7 +58,7 @@ public enum DeepSpeedAdapter {
         }
         // Read and rename into the legacy flat namespace, then normalise.
         var roots: [Int: [PickleValue]] = [:]
-        for xx in ids { roots[xx] = try (0..<tp).map { try TorchFile(url: layerFiles[xx]![$0]!).root() } }
+        for xx in ids { roots[xx] = try (0..<tp).map { try TorchFile.load(layerFiles[xx]![$0]!) } }
         var last = ids.count - 1
         let untiedHead = roots[ids[last]]![0]["lm_head.weight"] != nil
         if untiedHead { last -= 1 }

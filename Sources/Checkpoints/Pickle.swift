@@ -16,10 +16,18 @@ import TensorCore
 public enum Pickle {
     /// Decode `bytes`. `file` names the source in errors; `source` resolves tensor storages.
     public static func load(_ bytes: [UInt8], file: String, source: StorageSource? = nil) throws -> PickleValue {
+        try decode(bytes, from: 0, file: file, source: source).value
+    }
+
+    /// Decode one pickle starting at `from`; also returns where it ended (after STOP) and the dtype of
+    /// every storage root key it referenced (the legacy stream needs them to size its data records).
+    static func decode(_ bytes: [UInt8], from: Int, file: String, source: StorageSource?) throws
+        -> (value: PickleValue, end: Int, storages: [String: StorageDType]) {
         var vm = PickleVM(bytes: bytes, file: file, source: source)
+        vm.pos = from
         let item = try vm.run()
         var conv = Converter()
-        return conv.value(item)
+        return (conv.value(item), vm.pos, vm.storages)
     }
 }
 
@@ -120,6 +128,7 @@ struct PickleVM {
     var stack: [Item] = []
     var marks: [Int] = []
     var memo: [Int: Item] = [:]
+    var storages: [String: StorageDType] = [:]
 
     init(bytes: [UInt8], file: String, source: StorageSource?) { b = bytes; self.file = file; self.source = source }
 
@@ -412,7 +421,15 @@ struct PickleVM {
         else if let d = GlobalPolicy.storageDType(cls) { dtype = d }
         else { throw CheckpointError.unsupportedDType(file: file, tensor: "storage", cls) }
         guard let key = t[2].stringItem, case .value(.int(let numel)) = t[4] else { throw fail("bad storage persistent id") }
-        if t.count >= 6, case .tuple = t[5] { throw CheckpointError.unsupportedLegacyFormat(file: file) }
+        storages[key] = dtype
+        // Legacy stream 6-tuples may carry view metadata (view_key, offset, size) in elements:
+        // the view is addressed as "<root>#<offset>".
+        if t.count >= 6, case .tuple(let view) = t[5] {
+            guard view.count == 3, case .value(.int(let off)) = view[1], case .value(.int(let n)) = view[2], off >= 0, n >= 0 else {
+                throw fail("bad storage view metadata")
+            }
+            return .value(.storage(StorageRef(dtype: dtype, key: "\(key)#\(off)", location: t[3].stringItem ?? "", numel: n, source: source)))
+        }
         return .value(.storage(StorageRef(dtype: dtype, key: key, location: t[3].stringItem ?? "", numel: numel, source: source)))
     }
 }
