@@ -29,8 +29,7 @@ public final class LegacyTorchFile: StorageSource, @unchecked Sendable {
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
         guard LegacyTorchFile.hasMagic(data) else { throw CheckpointError.unsupportedLegacyFormat(file: path) }
-        // The pickles are small compared to the data; decode them from a copy of the head as needed.
-        let bytes = [UInt8](data)
+        let bytes = data   // mapped, zero-based: the pickles are decoded in place
         var pos = try Pickle.decode(bytes, from: 0, file: path, source: nil).end
         let proto = try Pickle.decode(bytes, from: pos, file: path, source: nil)
         guard proto.value.intValue == 1001 else { throw CheckpointError.badPickle(file: path, "legacy protocol version is not 1001") }
@@ -46,10 +45,11 @@ public final class LegacyTorchFile: StorageSource, @unchecked Sendable {
             guard let key = k.stringValue else { throw CheckpointError.badPickle(file: path, "legacy storage key is not a string") }
             guard let dt = obj.storages[key] else { throw CheckpointError.badPickle(file: path, "storage '\(key)' is listed but never referenced") }
             guard pos + 8 <= data.count else { throw CheckpointError.truncated(file: path, "storage '\(key)' header at \(pos) is past the end") }
-            let n = Int(data.le64(pos)); pos += 8
-            guard n >= 0, pos + n * dt.byteSize <= data.count else {
-                throw CheckpointError.truncated(file: path, "storage '\(key)' needs \(n * dt.byteSize) bytes at \(pos), file has \(data.count)")
+            let n64 = data.le64(pos); pos += 8
+            guard n64 <= UInt64((data.count - pos) / dt.byteSize) else {
+                throw CheckpointError.truncated(file: path, "storage '\(key)' needs \(n64) elements of \(dt.byteSize) bytes at \(pos), file has \(data.count) bytes")
             }
+            let n = Int(n64)
             records[key] = (pos, n, dt)
             pos += n * dt.byteSize
         }
@@ -61,6 +61,6 @@ public final class LegacyTorchFile: StorageSource, @unchecked Sendable {
         guard let r = records[parts[0]] else { throw CheckpointError.missingRecord(file: path, record: "storage \(parts[0])") }
         let off = parts.count == 2 ? (Int(parts[1]) ?? 0) : 0
         guard off <= r.count else { throw CheckpointError.outOfBounds(file: path, tensor: "storage \(key)", "view offset \(off) > \(r.count) elements") }
-        return data.subdata(in: (r.start + off * r.dtype.byteSize)..<(r.start + r.count * r.dtype.byteSize))
+        return data[(r.start + off * r.dtype.byteSize)..<(r.start + r.count * r.dtype.byteSize)]   // slice of the mapping
     }
 }

@@ -72,8 +72,8 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard offs[1] <= bufferSize else {
                 throw CheckpointError.truncated(file: path, "tensor '\(name)' ends at \(offs[1]), data buffer has \(bufferSize) bytes")
             }
-            let need = shape.reduce(1, *) * dt.byteSize
-            guard offs[1] - offs[0] == need else {
+            guard let elems = checkedProduct(shape), elems <= bufferSize, offs[1] - offs[0] == elems * dt.byteSize else {
+                let need = checkedProduct(shape).map { $0 <= bufferSize ? "\($0 * dt.byteSize)" : "more than \(bufferSize)" } ?? "an overflowing number of"
                 throw CheckpointError.badSafetensors(file: path, "tensor '\(name)' \(ds)\(shape) needs \(need) bytes, offsets give \(offs[1] - offs[0])")
             }
             infos[name] = SafetensorsInfo(name: name, dtype: dt, shape: shape, range: (base + offs[0])..<(base + offs[1]))

@@ -12,10 +12,16 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     public let prefix: String
     public var path: String { archive.path }
 
-    public init(url: URL) throws {
+    public convenience init(url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+        try self.init(data: data, path: url.path)
+    }
+
+    /// `data` must be zero-based (as `Data(contentsOf:)` is); `path` names it in errors.
+    public init(data: Data, path: String) throws {
+        let url = URL(fileURLWithPath: path)
         if data.count < 4 { throw CheckpointError.truncated(file: url.path, "only \(data.count) bytes") }
         if data.le32(0) != 0x0403_4b50 {
             if LegacyTorchFile.hasMagic(data) { throw CheckpointError.unsupportedLegacyFormat(file: url.path) }
@@ -33,7 +39,7 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     /// Decode `data.pkl`.
     public func root() throws -> PickleValue {
         let pkl = try archive.payload(prefix + "/data.pkl")
-        return try Pickle.load([UInt8](pkl), file: path, source: self)
+        return try Pickle.load(data: pkl, file: path, source: self)
     }
 
     /// Open and decode either container (zip, or the legacy stream).

@@ -64,3 +64,31 @@ final class ZipTests: XCTestCase {
         }
     }
 }
+
+/// Corrupted archives must give typed errors (or decode), never trap.
+final class CorruptionFuzzTests: XCTestCase {
+    func testMutatedArchivesNeverCrash() throws {
+        let src = try Fixtures.dir("megatron-legacy-tp2-pp1").appendingPathComponent("release/mp_rank_01/model_optim_rng.pt")
+        let original = [UInt8](try Data(contentsOf: src))
+        let f = try TorchFile(url: src)
+        let pkl = try f.archive.payloadRange(of: f.archive.entry(named: f.prefix + "/data.pkl")!)
+        let cdStart = original.count - 22 - 64 * 40   // rough tail region holding the central directory
+        var state: UInt64 = 12345
+        func rnd(_ n: Int) -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int((state >> 33) % UInt64(n)) }
+        var typed = 0, decoded = 0
+        let iterations = Int(ProcessInfo.processInfo.environment["TURING_FUZZ_ITERATIONS"] ?? "") ?? 400
+        for i in 0..<iterations {
+            var b = original
+            let region = i % 2 == 0 ? pkl : max(0, cdStart)..<original.count
+            for _ in 0..<(1 + rnd(4)) { b[region.lowerBound + rnd(region.count)] = UInt8(rnd(256)) }
+            if i % 7 == 0 { b = Array(b.prefix(rnd(b.count))) }
+            do {
+                let root = try TorchFile(data: Data(b), path: "fuzz\(i).pt").root()
+                for (n, t) in root.flattenTensors() { _ = try? t.materialize(name: n) }
+                decoded += 1
+            } catch is CheckpointError { typed += 1 } catch { XCTFail("untyped error \(error)") }
+        }
+        XCTAssertGreaterThan(typed, 50)
+        print("fuzz: \(typed) typed errors, \(decoded) decoded")
+    }
+}
