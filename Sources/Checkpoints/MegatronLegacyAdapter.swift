@@ -56,6 +56,11 @@ public enum MegatronLegacyAdapter {
             }
             found[n] = (t, parts.count == 2 ? Int(parts[1]) : nil)
         }
+        if found.isEmpty && (fm.fileExists(atPath: itDir.appendingPathComponent(".metadata").path) ||
+                             fm.fileExists(atPath: itDir.appendingPathComponent("metadata.json").path)) {
+            throw CheckpointError.unknownFormat(path: itDir.path,
+                "this is a torch_dist (distributed checkpoint) directory; convert it to the legacy torch format first (Megatron tools/checkpoint)")
+        }
         guard let firstName = ["mp_rank_00", "mp_rank_00_000"].first(where: { found[$0] != nil }) else {
             throw CheckpointError.missingShard(file: itDir.appendingPathComponent("mp_rank_00").path, "no rank-0 directory (mp_rank_00 or mp_rank_00_000)")
         }

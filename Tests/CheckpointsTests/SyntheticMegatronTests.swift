@@ -102,9 +102,10 @@ final class SyntheticMegatronTests: XCTestCase {
     }
 
     /// Write iter_0000100/mp_rank_TT_PPP files. `chunks[v][p]` = global layers of that chunk.
-    static func write(_ dir: URL, _ ck: CanonicalCheckpoint, tp: Int, chunks: [[[Int]]], style: Style) throws {
+    static func write(_ dir: URL, _ ck: CanonicalCheckpoint, tp: Int, chunks: [[[Int]]], style: Style,
+                      edit: ([[String: Tensor]]) -> [[String: Tensor]] = { $0 }) throws {
         let pp = chunks[0].count, vp = chunks.count
-        let s = shards(ck, tp: tp, paddedVocab: 64)
+        let s = edit(shards(ck, tp: tp, paddedVocab: 64))
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try "100\n".write(to: dir.appendingPathComponent("latest_checkpointed_iteration.txt"), atomically: true, encoding: .utf8)
         for p in 0..<pp {
@@ -142,6 +143,27 @@ final class SyntheticMegatronTests: XCTestCase {
         let dir1 = try tempDir(); defer { try? FileManager.default.removeItem(at: dir1) }
         try Self.write(dir1, ck, tp: 1, chunks: [[[0, 1], [2, 3]]], style: .legacy)
         assertBitwiseEqual(try CheckpointLoader.load(dir1), ck)
+    }
+
+    func testDriftedReplicatedCopyIsReported() throws {
+        let ck = Self.randomCheckpoint()
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.write(dir, ck, tp: 2, chunks: [[[0, 1], [2, 3]]], style: .legacy) { s in
+            var s = s; var t = s[1]["L2.norm2"]!; t.data[3] += 0.5; s[1]["L2.norm2"] = t; return s
+        }
+        let r = try CheckpointLoader.loadReport(dir)
+        assertBitwiseEqual(r.checkpoint, ck)   // rank 0's copy is used
+        XCTAssertEqual(r.problems.count, 1); XCTAssertTrue(r.problems[0].contains("layers.0.post_attention_norm.weight"), "\(r.problems)")
+        // A shape disagreement across ranks is an error naming the tensor and both shapes.
+        let bad = try tempDir(); defer { try? FileManager.default.removeItem(at: bad) }
+        try Self.write(bad, ck, tp: 2, chunks: [[[0, 1], [2, 3]]], style: .legacy) { s in
+            var s = s; s[1]["L1.norm1"] = Tensor(zeros: [17]); return s
+        }
+        XCTAssertThrowsError(try CheckpointLoader.load(bad)) { e in
+            guard case .shapeMismatch(let f, let t, let exp, let found)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertTrue(f.contains("mp_rank_01_000")); XCTAssertEqual(t, "language_model.encoder.layers.1.input_norm.weight")
+            XCTAssertEqual(exp, [16]); XCTAssertEqual(found, [17])
+        }
     }
 
     func testGQALayoutIsNotTheMHALayout() throws {
