@@ -40,6 +40,7 @@ enum MegatronNames {
     /// Normalised name, "" to skip (extra state), nil if unknown.
     static func normalize(_ key: String) -> String? {
         var k = key
+        while k.hasPrefix("module.") { k.removeFirst("module.".count) }   // Float16Module / DDP wrappers
         if k.hasPrefix("language_model.") { k.removeFirst("language_model.".count) }
         if k.hasSuffix("_extra_state") { return "" }
         switch k {

@@ -145,6 +145,24 @@ final class SyntheticMegatronTests: XCTestCase {
         assertBitwiseEqual(try CheckpointLoader.load(dir1), ck)
     }
 
+    func testDeepSpeedWithoutPipelineModules() throws {
+        // DeepSpeed engine checkpoint with --no-pipeline-parallel: the model sits under `module` (Float16Module-wrapped).
+        let ck = Self.randomCheckpoint()
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try "global_step7".write(to: dir.appendingPathComponent("latest"), atomically: true, encoding: .utf8)
+        let s = Self.shards(ck, tp: 2, paddedVocab: 64)
+        for t in 0..<2 {
+            let m = Self.chunk(s[t], layers: [0, 1, 2, 3], first: true, last: true, style: .legacy)
+            let root: TV = .dict([("module", .dict([("module", m)])), ("args", Self.args(tp: 2, pp: 1, vp: nil)),
+                                  ("checkpoint_version", .float(3.0)), ("iteration", .int(7)), ("mp_world_size", .int(2))])
+            try TorchWriter.save(root, to: dir.appendingPathComponent(String(format: "global_step7/mp_rank_%02d_model_states.pt", t)))
+        }
+        XCTAssertEqual(try CheckpointLoader.detect(dir), .deepspeed)
+        let r = try CheckpointLoader.loadReport(dir)
+        XCTAssertEqual(r.iteration, 7); XCTAssertEqual(r.tensorParallel, 2)
+        assertBitwiseEqual(r.checkpoint, ck)
+    }
+
     func testDriftedReplicatedCopyIsReported() throws {
         let ck = Self.randomCheckpoint()
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
