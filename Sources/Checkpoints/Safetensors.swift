@@ -78,6 +78,17 @@ public final class SafetensorsFile: @unchecked Sendable {
             }
             infos[name] = SafetensorsInfo(name: name, dtype: dt, shape: shape, range: (base + offs[0])..<(base + offs[1]))
         }
+        // The data buffer must be covered exactly, tensors back to back (as the reference library checks).
+        var expectStart = 0
+        for i in infos.values.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
+            guard i.range.lowerBound - base == expectStart else {
+                throw CheckpointError.badSafetensors(file: path, "tensor '\(i.name)' starts at \(i.range.lowerBound - base), expected \(expectStart) (gap or overlap)")
+            }
+            expectStart = i.range.upperBound - base
+        }
+        if expectStart != bufferSize {
+            throw CheckpointError.badSafetensors(file: path, "tensors cover \(expectStart) of the \(bufferSize)-byte data buffer")
+        }
         tensors = infos; metadata = meta
     }
 
