@@ -5,7 +5,9 @@
 // first = embedding, last = final norm (or, when the last file holds `lm_head.weight`, the untied head
 // with the final norm before it), the rest = transformer layers in order — this covers both the
 // pre-Jul-2023 numbering (layer_03..) and the current one (layer_02..). Args, checkpoint_version and
-// iteration come from `mp_rank_00_model_states.pt`. Naming and TP merging live in MegatronMerge.
+// iteration come from `mp_rank_00_model_states.pt`. Without layer files (`--no-pipeline-parallel`),
+// `mp_rank_TT_model_states.pt` holds the whole Megatron model under `module`, one file per TP rank.
+// Naming and TP merging live in MegatronMerge.
 
 import Foundation
 import TensorCore
@@ -15,7 +17,7 @@ public enum DeepSpeedAdapter {
     public static func isDeepSpeedFolder(_ dir: URL) -> Bool {
         guard let tag = try? readText(dir.appendingPathComponent("latest")) else { return false }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(tag).path)) ?? []
-        return names.contains { $0.hasPrefix("layer_") && $0.hasSuffix("-model_states.pt") }
+        return names.contains { ($0.hasPrefix("layer_") || $0.hasPrefix("mp_rank_")) && $0.hasSuffix("model_states.pt") }
     }
 
     public static func load(_ dir: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
@@ -38,10 +40,11 @@ public enum DeepSpeedAdapter {
             layerFiles[xx, default: [:]][tt] = tagDir.appendingPathComponent(n)
         }
         let ids = layerFiles.keys.sorted()
+        if ids.isEmpty { return try loadModuleFiles(tagDir, tag: tag, options: options) }
         guard ids.count >= 2 else { throw CheckpointError.missingShard(file: tagDir.path, "needs at least an embedding and a final-norm layer file") }
         let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
         guard fm.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "holds the args; it is missing") }
-        let meta = try TorchFile(url: mp0).root()
+        let meta = try TorchFile.load(mp0)
         let args = MegatronArgs(meta["args"], file: mp0.path)
         let version = try checkpointVersion(meta, file: mp0.path)
         var problems: [String] = []
@@ -58,7 +61,7 @@ public enum DeepSpeedAdapter {
         }
         // Read and rename into the legacy flat namespace, then normalise.
         var roots: [Int: [PickleValue]] = [:]
-        for xx in ids { roots[xx] = try (0..<tp).map { try TorchFile(url: layerFiles[xx]![$0]!).root() } }
+        for xx in ids { roots[xx] = try (0..<tp).map { try TorchFile.load(layerFiles[xx]![$0]!) } }
         var last = ids.count - 1
         let untiedHead = roots[ids[last]]![0]["lm_head.weight"] != nil
         if untiedHead { last -= 1 }
@@ -84,5 +87,31 @@ public enum DeepSpeedAdapter {
         return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue,
                           tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
                           files: [mp0] + files, dtypes: dtypes(of: ranks), problems: problems)
+    }
+
+    /// Non-pipeline engine checkpoints: `mp_rank_TT_model_states.pt` with the model under `module`.
+    static func loadModuleFiles(_ tagDir: URL, tag: String, options: LoadOptions) throws -> LoadReport {
+        let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
+        guard FileManager.default.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "no layer files and no rank-0 model states") }
+        let meta = try TorchFile.load(mp0)
+        let args = MegatronArgs(meta["args"], file: mp0.path)
+        let version = try checkpointVersion(meta, file: mp0.path)
+        guard let module = meta["module"], !module.isNone else {
+            throw CheckpointError.missingShard(file: mp0.path, "'module' is None and there are no layer_*-model_*-model_states.pt files")
+        }
+        if let pp = args.pipelineParallel, pp != 1 { throw CheckpointError.badConfig(file: mp0.path, "args say PP \(pp) but there are no pipeline layer files") }
+        let tp = args.tensorParallel ?? 1
+        var ranks: [ShardDict] = [], files: [URL] = []
+        for t in 0..<tp {
+            let u = tagDir.appendingPathComponent(String(format: "mp_rank_%02d_model_states.pt", t))
+            guard FileManager.default.fileExists(atPath: u.path) else { throw CheckpointError.missingShard(file: u.path, "TP \(tp) from args needs it") }
+            let m = t == 0 ? module : (try TorchFile.load(u)["module"] ?? .none)
+            ranks.append(try MegatronNames.normalize(m.flattenTensors(), file: u.path)); files.append(u)
+        }
+        var problems: [String] = []
+        let ck = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: MegatronNames.layerCount(ranks[0]),
+                                      options: options, format: "deepspeed", problems: &problems)
+        return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue, tensorParallel: tp,
+                          pipelineParallel: 1, checkpointVersion: version, files: files, dtypes: dtypes(of: ranks), problems: problems)
     }
 }

@@ -41,16 +41,25 @@ public enum HFAdapter {
     }
 
     /// Tensor name -> file holding it.
-    struct Weights {
-        var byName: [String: SafetensorsFile]
+    final class Weights {
+        let byName: [String: SafetensorsFile]
+        private(set) var used: Set<String> = []
+        init(byName: [String: SafetensorsFile]) { self.byName = byName }
         func has(_ n: String) -> Bool { byName[n] != nil }
         func get(_ n: String, _ shape: [Int]) throws -> Tensor {
             guard let f = byName[n] else { throw CheckpointError.missingTensor(file: "model.safetensors", tensor: n) }
+            used.insert(n)
             let info = f.tensors[n]!
             guard info.shape == shape else { throw CheckpointError.shapeMismatch(file: f.path, tensor: n, expected: shape, found: info.shape) }
             return try f.tensor(n)
         }
         var dtype: StorageDType { byName.values.first.flatMap { f in f.tensors.values.first?.dtype } ?? .float32 }
+
+        /// Tensors the config did not account for (e.g. more layers than n_layer); buffers are ignored.
+        func checkAllUsed(ignoring suffixes: [String]) throws {
+            let extra = Set(byName.keys).subtracting(used).filter { n in !suffixes.contains { n.hasSuffix($0) } }
+            if !extra.isEmpty { throw CheckpointError.unexpectedTensors(file: byName[extra.sorted()[0]]!.path, extra.sorted()) }
+        }
     }
 
     static func openWeights(_ dir: URL) throws -> Weights {
@@ -128,6 +137,8 @@ public enum HFAdapter {
         }
         t["final_norm.weight"] = try w.get(pre + "ln_f.weight", [C]); t["final_norm.bias"] = try w.get(pre + "ln_f.bias", [C])
         if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
+        // lm_head.weight of a tied model is a duplicate of wte; attention masks are buffers.
+        try w.checkAllUsed(ignoring: ["attn.bias", "attn.masked_bias"] + (config.tiedEmbeddings ? ["lm_head.weight"] : []))
         let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
         try ck.validate()
         return ck
@@ -167,6 +178,7 @@ public enum HFAdapter {
         }
         t["final_norm.weight"] = try w.get("model.norm.weight", [C])
         if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
+        try w.checkAllUsed(ignoring: ["rotary_emb.inv_freq"] + (config.tiedEmbeddings ? ["lm_head.weight"] : []))
         let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
         try ck.validate()
         return ck

@@ -56,10 +56,15 @@ public enum MegatronLegacyAdapter {
             }
             found[n] = (t, parts.count == 2 ? Int(parts[1]) : nil)
         }
+        if found.isEmpty && (fm.fileExists(atPath: itDir.appendingPathComponent(".metadata").path) ||
+                             fm.fileExists(atPath: itDir.appendingPathComponent("metadata.json").path)) {
+            throw CheckpointError.unknownFormat(path: itDir.path,
+                "this is a torch_dist (distributed checkpoint) directory; convert it to the legacy torch format first (Megatron tools/checkpoint)")
+        }
         guard let firstName = ["mp_rank_00", "mp_rank_00_000"].first(where: { found[$0] != nil }) else {
             throw CheckpointError.missingShard(file: itDir.appendingPathComponent("mp_rank_00").path, "no rank-0 directory (mp_rank_00 or mp_rank_00_000)")
         }
-        let first = try TorchFile(url: rankFile(itDir.appendingPathComponent(firstName))).root()
+        let first = try TorchFile.load(rankFile(itDir.appendingPathComponent(firstName)))
         let file0 = rankFile(itDir.appendingPathComponent(firstName)).path
         let args = MegatronArgs(first["args"], file: file0)
         let version = try checkpointVersion(first, file: file0)
@@ -96,7 +101,7 @@ public enum MegatronLegacyAdapter {
         for p in 0..<pp {
             for t in 0..<tp {
                 let url = rankDirs[p][t]
-                let root = (p == 0 && t == 0) ? first : try TorchFile(url: url).root()
+                let root = (p == 0 && t == 0) ? first : try TorchFile.load(url)
                 if !(p == 0 && t == 0) {
                     let v = try checkpointVersion(root, file: url.path)
                     if v != version { throw CheckpointError.badConfig(file: url.path, "checkpoint_version \(v) differs from rank 0's \(version)") }

@@ -40,6 +40,7 @@ enum MegatronNames {
     /// Normalised name, "" to skip (extra state), nil if unknown.
     static func normalize(_ key: String) -> String? {
         var k = key
+        while k.hasPrefix("module.") { k.removeFirst("module.".count) }   // Float16Module / DDP wrappers
         if k.hasPrefix("language_model.") { k.removeFirst("language_model.".count) }
         if k.hasSuffix("_extra_state") { return "" }
         switch k {
@@ -130,10 +131,19 @@ struct MegatronMerger {
         }
     }
 
+    /// Rank 0's copy; copies that drifted on other ranks are reported (BLOOM-style drift), not averaged.
     mutating func replicated(_ ranks: [ShardDict], _ name: String) throws -> Tensor {
         let ps = try parts(ranks, name); try sameShapes(ps)
         sources[name] = ps[0].file + ": " + ps[0].original
-        return try ps[0].load()
+        let t0 = try ps[0].load()
+        for p in ps.dropFirst() {
+            let t = try p.load()
+            if t != t0 {
+                let d = zip(t.data, t0.data).map { abs($0 - $1) }.max() ?? 0
+                problems.append("replicated tensor '\(p.original)' differs across TP ranks (max |Δ| \(d) in \(p.file)); rank 0's copy is used")
+            }
+        }
+        return t0
     }
 
     mutating func concat(_ ranks: [ShardDict], _ name: String, axis: Int) throws -> Tensor {

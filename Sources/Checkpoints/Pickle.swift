@@ -16,10 +16,22 @@ import TensorCore
 public enum Pickle {
     /// Decode `bytes`. `file` names the source in errors; `source` resolves tensor storages.
     public static func load(_ bytes: [UInt8], file: String, source: StorageSource? = nil) throws -> PickleValue {
+        try decode(Data(bytes), from: 0, file: file, source: source).value
+    }
+
+    public static func load(data: Data, file: String, source: StorageSource? = nil) throws -> PickleValue {
+        try decode(data, from: 0, file: file, source: source).value
+    }
+
+    /// Decode one pickle starting at `from`; also returns where it ended (after STOP) and the dtype of
+    /// every storage root key it referenced (the legacy stream needs them to size its data records).
+    static func decode(_ bytes: Data, from: Int, file: String, source: StorageSource?) throws
+        -> (value: PickleValue, end: Int, storages: [String: StorageDType]) {
         var vm = PickleVM(bytes: bytes, file: file, source: source)
+        vm.pos = from
         let item = try vm.run()
         var conv = Converter()
-        return conv.value(item)
+        return (conv.value(item), vm.pos, vm.storages)
     }
 }
 
@@ -113,15 +125,17 @@ indirect enum Item {
 }
 
 struct PickleVM {
-    let b: [UInt8]
+    /// Zero-based bytes (a slice is re-based on init).
+    let b: Data
     let file: String
     let source: StorageSource?
     var pos = 0
     var stack: [Item] = []
     var marks: [Int] = []
     var memo: [Int: Item] = [:]
+    var storages: [String: StorageDType] = [:]
 
-    init(bytes: [UInt8], file: String, source: StorageSource?) { b = bytes; self.file = file; self.source = source }
+    init(bytes: Data, file: String, source: StorageSource?) { b = bytes.startIndex == 0 ? bytes : Data(bytes); self.file = file; self.source = source }
 
     func fail(_ m: String) -> CheckpointError { .badPickle(file: file, m + " (at byte \(pos))") }
 
@@ -129,9 +143,15 @@ struct PickleVM {
         guard pos < b.count else { throw CheckpointError.truncated(file: file, "pickle ends at byte \(pos) before STOP") }
         defer { pos += 1 }; return b[pos]
     }
-    mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, pos + n <= b.count else { throw CheckpointError.truncated(file: file, "pickle needs \(n) bytes at \(pos), has \(b.count - pos)") }
+    mutating func take(_ n: Int) throws -> Data {
+        guard n >= 0, n <= b.count - pos else { throw CheckpointError.truncated(file: file, "pickle needs \(n) bytes at \(pos), has \(b.count - pos)") }
         defer { pos += n }; return b[pos..<(pos + n)]
+    }
+    /// An 8-byte length, refused when it cannot be a length.
+    mutating func len8() throws -> Int {
+        let v = try uint(8)
+        guard v <= UInt64(b.count) else { throw CheckpointError.truncated(file: file, "pickle length \(v) at \(pos) exceeds the data") }
+        return Int(v)
     }
     mutating func uint(_ n: Int) throws -> UInt64 {
         var v: UInt64 = 0
@@ -157,7 +177,7 @@ struct PickleVM {
     }
     mutating func top() throws -> Item { guard let x = stack.last else { throw fail("stack underflow") }; return x }
 
-    static func signedLE(_ bytes: ArraySlice<UInt8>) -> PickleValue {
+    static func signedLE(_ bytes: Data) -> PickleValue {
         if bytes.isEmpty { return .int(0) }
         if bytes.count <= 8 {
             var v: UInt64 = 0
@@ -204,7 +224,7 @@ struct PickleVM {
             // Strings and bytes
             case 0x58: let n = Int(try uint(4)); stack.append(.value(.string(String(decoding: try take(n), as: UTF8.self))))  // BINUNICODE
             case 0x8C: let n = Int(try byte()); stack.append(.value(.string(String(decoding: try take(n), as: UTF8.self)))) // SHORT_BINUNICODE
-            case 0x8D: let n = Int(try uint(8)); stack.append(.value(.string(String(decoding: try take(n), as: UTF8.self)))) // BINUNICODE8
+            case 0x8D: let n = try len8(); stack.append(.value(.string(String(decoding: try take(n), as: UTF8.self)))) // BINUNICODE8
             case 0x56: stack.append(.value(.string(try line())))          // UNICODE 'V' (raw-unicode-escape; ASCII assumed)
             case 0x54: let n = Int(Int32(bitPattern: UInt32(try uint(4)))); stack.append(.value(.string(String(decoding: try take(n), as: UTF8.self)))) // BINSTRING
             case 0x55: let n = Int(try byte()); stack.append(.value(.string(String(decoding: try take(n), as: UTF8.self))))    // SHORT_BINSTRING
@@ -214,8 +234,8 @@ struct PickleVM {
                 stack.append(.value(.string(s)))
             case 0x42: let n = Int(try uint(4)); stack.append(.value(.bytes(Array(try take(n)))))   // BINBYTES
             case 0x43: let n = Int(try byte()); stack.append(.value(.bytes(Array(try take(n)))))    // SHORT_BINBYTES
-            case 0x8E: let n = Int(try uint(8)); stack.append(.value(.bytes(Array(try take(n)))))   // BINBYTES8
-            case 0x96: let n = Int(try uint(8)); stack.append(.value(.bytes(Array(try take(n)))))   // BYTEARRAY8
+            case 0x8E: let n = try len8(); stack.append(.value(.bytes(Array(try take(n)))))   // BINBYTES8
+            case 0x96: let n = try len8(); stack.append(.value(.bytes(Array(try take(n)))))   // BYTEARRAY8
             // Constants
             case 0x4E: stack.append(.value(.none))
             case 0x88: stack.append(.value(.bool(true)))
@@ -389,7 +409,7 @@ struct PickleVM {
             throw fail("\(fn): expected (storage, offset, size, stride, ...)")
         }
         let size = try intTuple(args[2], "tensor size"), stride = try intTuple(args[3], "tensor stride")
-        guard size.count == stride.count, size.allSatisfy({ $0 >= 0 }), off >= 0 else {
+        guard size.count == stride.count, size.allSatisfy({ $0 >= 0 }), stride.allSatisfy({ $0 >= 0 }), off >= 0 else {
             throw fail("\(fn): size \(size) and stride \(stride) disagree")
         }
         if fn.hasSuffix("_v3") {
@@ -412,7 +432,15 @@ struct PickleVM {
         else if let d = GlobalPolicy.storageDType(cls) { dtype = d }
         else { throw CheckpointError.unsupportedDType(file: file, tensor: "storage", cls) }
         guard let key = t[2].stringItem, case .value(.int(let numel)) = t[4] else { throw fail("bad storage persistent id") }
-        if t.count >= 6, case .tuple = t[5] { throw CheckpointError.unsupportedLegacyFormat(file: file) }
+        storages[key] = dtype
+        // Legacy stream 6-tuples may carry view metadata (view_key, offset, size) in elements:
+        // the view is addressed as "<root>#<offset>".
+        if t.count >= 6, case .tuple(let view) = t[5] {
+            guard view.count == 3, case .value(.int(let off)) = view[1], case .value(.int(let n)) = view[2], off >= 0, n >= 0 else {
+                throw fail("bad storage view metadata")
+            }
+            return .value(.storage(StorageRef(dtype: dtype, key: "\(key)#\(off)", location: t[3].stringItem ?? "", numel: n, source: source)))
+        }
         return .value(.storage(StorageRef(dtype: dtype, key: key, location: t[3].stringItem ?? "", numel: numel, source: source)))
     }
 }

@@ -29,13 +29,15 @@ public struct TensorRef: Sendable {
     public let shape: [Int]
     public let stride: [Int]
     public var dtype: StorageDType { storage.dtype }
-    public var count: Int { shape.reduce(1, *) }
+    public var count: Int { checkedProduct(shape) ?? Int.max }
 
     public var isContiguous: Bool {
         var expect = 1
         for d in stride.indices.reversed() {
             if shape[d] != 1 && stride[d] != expect { return false }
-            expect *= shape[d]
+            let (m, o) = expect.multipliedReportingOverflow(by: shape[d])
+            if o { return false }
+            expect = m
         }
         return true
     }
@@ -45,23 +47,29 @@ public struct TensorRef: Sendable {
         guard let src = storage.source else {
             throw CheckpointError.missingRecord(file: "?", record: "data/\(storage.key) (no storage source)")
         }
-        let n = count
-        if n == 0 { return Tensor(shape: shape, data: []) }
-        // Extent of storage elements touched by the view.
-        var maxIndex = offset, minIndex = offset
-        for d in shape.indices {
-            let span = (shape[d] - 1) * stride[d]
-            if span >= 0 { maxIndex += span } else { minIndex += span }
+        // Overflow-checked extent of the view (hostile files must not trap).
+        func bad(_ m: String) -> CheckpointError { .outOfBounds(file: src.path, tensor: name, m) }
+        guard shape.count == stride.count, offset >= 0, stride.allSatisfy({ $0 >= 0 }) else {
+            throw bad("invalid view: offset \(offset) shape \(shape) stride \(stride)")
         }
-        guard minIndex >= 0, maxIndex < storage.numel else {
-            throw CheckpointError.outOfBounds(file: src.path, tensor: name,
-                "view offset \(offset) shape \(shape) stride \(stride) needs elements \(minIndex)...\(maxIndex), storage has \(storage.numel)")
+        guard let n = checkedProduct(shape) else { throw bad("element count of shape \(shape) overflows") }
+        if n == 0 { return Tensor(shape: shape, data: []) }
+        var maxIndex = offset
+        let minIndex = offset
+        for d in shape.indices {
+            let (span, o1) = (shape[d] - 1).multipliedReportingOverflow(by: stride[d])
+            let (m, o2) = maxIndex.addingReportingOverflow(span)
+            guard !o1, !o2 else { throw bad("view extent overflows") }
+            maxIndex = m
+        }
+        guard maxIndex < storage.numel else {
+            throw bad("view offset \(offset) shape \(shape) stride \(stride) needs elements \(minIndex)...\(maxIndex), storage has \(storage.numel)")
         }
         let bytes = try src.storageBytes(key: storage.key)
         let es = dtype.byteSize
-        guard bytes.count >= (maxIndex + 1) * es else {
+        guard bytes.count / es > maxIndex else {
             throw CheckpointError.truncated(file: src.path,
-                "storage '\(storage.key)' of tensor '\(name)' has \(bytes.count) bytes, needs \((maxIndex + 1) * es)")
+                "storage '\(storage.key)' of tensor '\(name)' has \(bytes.count) bytes, needs \(maxIndex + 1) elements of \(es) bytes")
         }
         let span = maxIndex - minIndex + 1
         let flat: [Float] = bytes.withUnsafeBytes { raw in
@@ -87,6 +95,18 @@ public struct TensorRef: Sendable {
         }
         return Tensor(shape: shape, data: out)
     }
+}
+
+/// Product of non-negative dims, nil on overflow or negative dims.
+func checkedProduct(_ dims: [Int]) -> Int? {
+    var n = 1
+    for d in dims {
+        guard d >= 0 else { return nil }
+        let (m, o) = n.multipliedReportingOverflow(by: d)
+        if o { return nil }
+        n = m
+    }
+    return n
 }
 
 /// A dict as pickled: ordered pairs, plus attributes set by BUILD (e.g. OrderedDict `_metadata`).

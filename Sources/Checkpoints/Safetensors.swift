@@ -72,11 +72,22 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard offs[1] <= bufferSize else {
                 throw CheckpointError.truncated(file: path, "tensor '\(name)' ends at \(offs[1]), data buffer has \(bufferSize) bytes")
             }
-            let need = shape.reduce(1, *) * dt.byteSize
-            guard offs[1] - offs[0] == need else {
+            guard let elems = checkedProduct(shape), elems <= bufferSize, offs[1] - offs[0] == elems * dt.byteSize else {
+                let need = checkedProduct(shape).map { $0 <= bufferSize ? "\($0 * dt.byteSize)" : "more than \(bufferSize)" } ?? "an overflowing number of"
                 throw CheckpointError.badSafetensors(file: path, "tensor '\(name)' \(ds)\(shape) needs \(need) bytes, offsets give \(offs[1] - offs[0])")
             }
             infos[name] = SafetensorsInfo(name: name, dtype: dt, shape: shape, range: (base + offs[0])..<(base + offs[1]))
+        }
+        // The data buffer must be covered exactly, tensors back to back (as the reference library checks).
+        var expectStart = 0
+        for i in infos.values.sorted(by: { ($0.range.lowerBound, $0.range.upperBound) < ($1.range.lowerBound, $1.range.upperBound) }) {
+            guard i.range.lowerBound - base == expectStart else {
+                throw CheckpointError.badSafetensors(file: path, "tensor '\(i.name)' starts at \(i.range.lowerBound - base), expected \(expectStart) (gap or overlap)")
+            }
+            expectStart = i.range.upperBound - base
+        }
+        if expectStart != bufferSize {
+            throw CheckpointError.badSafetensors(file: path, "tensors cover \(expectStart) of the \(bufferSize)-byte data buffer")
         }
         tensors = infos; metadata = meta
     }

@@ -3,7 +3,7 @@
 //
 // Owns: container detection (zip vs legacy stream), the record prefix (text before the first '/'
 // of the first entry), and storage lookup. Does not own: the pickle VM, checkpoint semantics.
-// The legacy non-zip stream (torch < 1.6) is detected and refused with a typed error.
+// The legacy non-zip stream (torch < 1.6) is read by `LegacyTorchFile`; `TorchFile.load` picks either.
 
 import Foundation
 
@@ -12,16 +12,19 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     public let prefix: String
     public var path: String { archive.path }
 
-    public init(url: URL) throws {
+    public convenience init(url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+        try self.init(data: data, path: url.path)
+    }
+
+    /// `data` must be zero-based (as `Data(contentsOf:)` is); `path` names it in errors.
+    public init(data: Data, path: String) throws {
+        let url = URL(fileURLWithPath: path)
         if data.count < 4 { throw CheckpointError.truncated(file: url.path, "only \(data.count) bytes") }
         if data.le32(0) != 0x0403_4b50 {
-            // Legacy stream starts with PROTO 2 and the LONG1 magic 0x1950a86a20f9469cfc6c.
-            if data.count >= 4 && data[data.startIndex] == 0x80 && data[data.startIndex + 2] == 0x8A {
-                throw CheckpointError.unsupportedLegacyFormat(file: url.path)
-            }
+            if LegacyTorchFile.hasMagic(data) { throw CheckpointError.unsupportedLegacyFormat(file: url.path) }
             throw CheckpointError.badZip(file: url.path, "does not start with a zip local header (PK\\x03\\x04)")
         }
         archive = try ZipArchive(data: data, path: url.path)
@@ -36,9 +39,12 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     /// Decode `data.pkl`.
     public func root() throws -> PickleValue {
         let pkl = try archive.payload(prefix + "/data.pkl")
-        return try Pickle.load([UInt8](pkl), file: path, source: self)
+        return try Pickle.load(data: pkl, file: path, source: self)
     }
 
-    /// Convenience: open and decode.
-    public static func load(_ url: URL) throws -> PickleValue { try TorchFile(url: url).root() }
+    /// Open and decode either container (zip, or the legacy stream).
+    public static func load(_ url: URL) throws -> PickleValue {
+        do { return try TorchFile(url: url).root() }
+        catch CheckpointError.unsupportedLegacyFormat { return try LegacyTorchFile(url: url).root }
+    }
 }

@@ -44,15 +44,15 @@ public final class ZipArchive: @unchecked Sendable {
     public func payloadRange(of e: ZipEntry) throws -> Range<Int> {
         guard e.method == 0 else { throw CheckpointError.compressedEntry(file: path, entry: e.name, method: e.method) }
         let lh = e.localHeaderOffset
-        guard lh >= 0, lh + 30 <= data.count else {
+        guard lh >= 0, lh <= data.count - 30 else {
             throw CheckpointError.truncated(file: path, "local header of '\(e.name)' at \(lh) is past the end (\(data.count) bytes)")
         }
         guard data.le32(lh) == 0x0403_4b50 else { throw CheckpointError.badZip(file: path, "bad local header signature for '\(e.name)'") }
         let start = lh + 30 + Int(data.le16(lh + 26)) + Int(data.le16(lh + 28))
-        let end = start + e.compressedSize
-        guard end <= data.count else {
-            throw CheckpointError.truncated(file: path, "entry '\(e.name)' needs bytes \(start)..<\(end), file has \(data.count)")
+        guard start <= data.count, e.compressedSize <= data.count - start else {
+            throw CheckpointError.truncated(file: path, "entry '\(e.name)' needs \(e.compressedSize) bytes at \(start), file has \(data.count)")
         }
+        let end = start + e.compressedSize
         return start..<end
     }
 
@@ -60,7 +60,7 @@ public final class ZipArchive: @unchecked Sendable {
     public func payload(_ name: String) throws -> Data {
         guard let e = entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try payloadRange(of: e)
-        return data.subdata(in: r)
+        return data[r]   // a slice of the mapping; read it with withUnsafeBytes (offsets relative to the slice)
     }
 
     // MARK: - Central directory
@@ -84,13 +84,18 @@ public final class ZipArchive: @unchecked Sendable {
         var cdOffset = Int(d.le32(eocd + 16))
         // ZIP64 locator sits right before the EOCD.
         if eocd >= 20 && d.le32(eocd - 20) == 0x0706_4b50 {
-            let z64 = Int(d.le64(eocd - 20 + 8))
-            guard z64 >= 0, z64 + 56 <= n, d.le32(z64) == 0x0606_4b50 else {
+            let z64raw = d.le64(eocd - 20 + 8)
+            guard z64raw <= UInt64(n - 56), d.le32(Int(z64raw)) == 0x0606_4b50 else {
                 throw CheckpointError.badZip(file: path, "bad ZIP64 end-of-central-directory record")
             }
-            count = Int(d.le64(z64 + 32)); cdSize = Int(d.le64(z64 + 40)); cdOffset = Int(d.le64(z64 + 48))
+            let z64 = Int(z64raw)
+            let c64 = d.le64(z64 + 32), s64 = d.le64(z64 + 40), o64 = d.le64(z64 + 48)
+            guard c64 <= UInt64(n), s64 <= UInt64(n), o64 <= UInt64(n) else {
+                throw CheckpointError.badZip(file: path, "ZIP64 central directory fields exceed the file size")
+            }
+            count = Int(c64); cdSize = Int(s64); cdOffset = Int(o64)
         }
-        guard cdOffset >= 0, cdSize >= 0, cdOffset + cdSize <= n else {
+        guard cdOffset >= 0, cdSize >= 0, cdOffset <= n, cdSize <= n - cdOffset else {
             throw CheckpointError.truncated(file: path, "central directory \(cdOffset)+\(cdSize) is past the end (\(n) bytes)")
         }
         var out: [ZipEntry] = []; out.reserveCapacity(count)
@@ -103,7 +108,7 @@ public final class ZipArchive: @unchecked Sendable {
             var csize = UInt64(d.le32(q + 20)), usize = UInt64(d.le32(q + 24))
             let nameLen = Int(d.le16(q + 28)), extraLen = Int(d.le16(q + 30)), commentLen = Int(d.le16(q + 32))
             var lho = UInt64(d.le32(q + 42))
-            guard q + 46 + nameLen + extraLen + commentLen <= n else {
+            guard nameLen + extraLen + commentLen <= n - q - 46 else {
                 throw CheckpointError.truncated(file: path, "central directory entry \(i) runs past the end")
             }
             let name = String(decoding: d[(q + 46)..<(q + 46 + nameLen)], as: UTF8.self)
@@ -120,7 +125,7 @@ public final class ZipArchive: @unchecked Sendable {
                 }
                 e += 4 + sz
             }
-            guard csize < UInt64(Int.max), usize < UInt64(Int.max), lho < UInt64(Int.max) else {
+            guard csize <= UInt64(n), usize < UInt64(Int.max), lho <= UInt64(n) else {
                 throw CheckpointError.badZip(file: path, "entry '\(name)' has impossible sizes")
             }
             out.append(ZipEntry(name: name, method: method, compressedSize: Int(csize),

@@ -145,6 +145,23 @@ final class FixtureTests: XCTestCase {
             XCTAssertEqual(e as? CheckpointError, .shapeMismatch(file: dir.appendingPathComponent("model.safetensors").path,
                                                                  tensor: "transformer.wpe.weight", expected: [256, 64], found: [128, 64]))
         }
+        cfg["n_positions"] = 128; cfg["n_layer"] = 3; try write()
+        XCTAssertThrowsError(try CheckpointLoader.load(dir)) { e in
+            guard case .unexpectedTensors(_, let names)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertTrue(names.allSatisfy { $0.hasPrefix("transformer.h.3.") }, "\(names)")
+        }
+    }
+
+    func testTorchDistIsNamed() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try "500".write(to: dir.appendingPathComponent("latest_checkpointed_iteration.txt"), atomically: true, encoding: .utf8)
+        let it = dir.appendingPathComponent("iter_0000500")
+        try FileManager.default.createDirectory(at: it, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: it.appendingPathComponent("metadata.json"))
+        XCTAssertThrowsError(try CheckpointLoader.load(dir)) { e in
+            guard case .unknownFormat(_, let m)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("torch_dist"))
+        }
     }
 
     func testInspect() throws {

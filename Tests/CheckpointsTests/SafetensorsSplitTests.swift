@@ -33,6 +33,12 @@ final class SafetensorsSplitTests: XCTestCase {
             guard case .truncated(let f, let m)? = e as? CheckpointError else { return XCTFail("\(e)") }
             XCTAssertEqual(f, u.path); XCTAssertTrue(m.contains("'a'"))
         }
+        var o = Bytes(); let h2 = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
+        o.u64(h2.utf8.count); o.s(h2); o.raw(Array(repeating: 0, count: 12)); try Data(o.b).write(to: u)
+        XCTAssertThrowsError(try SafetensorsFile(url: u)) { e in
+            guard case .badSafetensors(_, let m)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertTrue(m.contains("overlap"), m)
+        }
         var c = Bytes(); c.u64(1 << 40); try Data(c.b).write(to: u)
         XCTAssertThrowsError(try SafetensorsFile(url: u)) { e in XCTAssertNotNil(e as? CheckpointError) }
     }

@@ -16,28 +16,7 @@ final class ZipTests: XCTestCase {
         pkl.raw([0x4B, 1, 0x4B, 2, 0x4B, 2, 0x86, 0x4B, 1, 0x4B, 2, 0x86, 0x89]); pkl.s("ccollections\nOrderedDict\n")
         pkl.raw([0x29, 0x52, 0x74, 0x52, 0x2E])
         let storage: [UInt8] = [0, 1, 2, 3, 4, 5].flatMap { (f: Float) -> [UInt8] in withUnsafeBytes(of: f.bitPattern.littleEndian) { Array($0) } }
-        let entries: [(String, [UInt8])] = [("archive/data.pkl", pkl.b), ("archive/data/0", storage), ("archive/version", Array("3\n".utf8))]
-        var z = Bytes(); var central = Bytes()
-        for (name, payload) in entries {
-            let off = z.b.count
-            // local header with an alignment extra field ("FB" + padding) that the central copy lacks
-            let pad = 64 - (off + 30 + name.utf8.count + 4) % 64
-            z.u32(0x04034b50); z.u16(45); z.u16(0); z.u16(0); z.u16(0); z.u16(0); z.u32(0)
-            z.u32(payload.count); z.u32(payload.count); z.u16(name.utf8.count); z.u16(4 + pad); z.s(name)
-            z.u16(0x4246); z.u16(pad); z.raw(Array(repeating: 0x5A, count: pad)); z.raw(payload)
-            central.u32(0x02014b50); central.u16(45); central.u16(45); central.u16(0); central.u16(0); central.u16(0); central.u16(0)
-            central.u32(0); central.u32(0xFFFF_FFFF); central.u32(0xFFFF_FFFF); central.u16(name.utf8.count); central.u16(28)
-            central.u16(0); central.u16(0); central.u16(0); central.u32(0); central.u32(0xFFFF_FFFF); central.s(name)
-            central.u16(0x0001); central.u16(24); central.u64(payload.count); central.u64(payload.count); central.u64(off)
-        }
-        let cdOff = z.b.count
-        z.raw(central.b)
-        let z64 = z.b.count
-        z.u32(0x06064b50); z.u64(44); z.u16(45); z.u16(45); z.u32(0); z.u32(0)
-        z.u64(entries.count); z.u64(entries.count); z.u64(central.b.count); z.u64(cdOff)
-        z.u32(0x07064b50); z.u32(0); z.u64(z64); z.u32(1)
-        z.u32(0x06054b50); z.u16(0); z.u16(0); z.u16(0xFFFF); z.u16(0xFFFF); z.u32(0xFFFF_FFFF); z.u32(0xFFFF_FFFF); z.u16(0)
-        return z.b
+        return buildZip([("archive/data.pkl", pkl.b), ("archive/data/0", storage), ("archive/version", Array("3\n".utf8))], zip64: true)
     }
 
     func testZip64TorchArchiveWithStridedTensor() throws {
@@ -64,9 +43,9 @@ final class ZipTests: XCTestCase {
         var z = Self.zip64TorchArchive(); z.replaceSubrange((z.count - 22)..<(z.count - 18), with: [0, 0, 0, 0])  // break EOCD
         let b = dir.appendingPathComponent("noeocd.pt"); try Data(z).write(to: b)
         XCTAssertThrowsError(try TorchFile(url: b)) { e in XCTAssertNotNil(e as? CheckpointError, "\(e)") }
-        let leg = dir.appendingPathComponent("legacy.pt"); try Data([0x80, 0x02, 0x8A, 0x0A, 0x6C, 0xFC, 0x9C, 0x46]).write(to: leg)
+        let leg = dir.appendingPathComponent("legacy.pt"); try Data(LegacyStreamTests.legacyFile()).write(to: leg)
         XCTAssertThrowsError(try TorchFile(url: leg)) { e in
-            XCTAssertEqual(e as? CheckpointError, .unsupportedLegacyFormat(file: leg.path))
+            XCTAssertEqual(e as? CheckpointError, .unsupportedLegacyFormat(file: leg.path), "the zip reader refuses; TorchFile.load dispatches")
         }
     }
 
@@ -83,5 +62,33 @@ final class ZipTests: XCTestCase {
                 XCTAssertEqual(f, u.path)
             }
         }
+    }
+}
+
+/// Corrupted archives must give typed errors (or decode), never trap.
+final class CorruptionFuzzTests: XCTestCase {
+    func testMutatedArchivesNeverCrash() throws {
+        let src = try Fixtures.dir("megatron-legacy-tp2-pp1").appendingPathComponent("release/mp_rank_01/model_optim_rng.pt")
+        let original = [UInt8](try Data(contentsOf: src))
+        let f = try TorchFile(url: src)
+        let pkl = try f.archive.payloadRange(of: f.archive.entry(named: f.prefix + "/data.pkl")!)
+        let cdStart = original.count - 22 - 64 * 40   // rough tail region holding the central directory
+        var state: UInt64 = 12345
+        func rnd(_ n: Int) -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int((state >> 33) % UInt64(n)) }
+        var typed = 0, decoded = 0
+        let iterations = Int(ProcessInfo.processInfo.environment["TURING_FUZZ_ITERATIONS"] ?? "") ?? 400
+        for i in 0..<iterations {
+            var b = original
+            let region = i % 2 == 0 ? pkl : max(0, cdStart)..<original.count
+            for _ in 0..<(1 + rnd(4)) { b[region.lowerBound + rnd(region.count)] = UInt8(rnd(256)) }
+            if i % 7 == 0 { b = Array(b.prefix(rnd(b.count))) }
+            do {
+                let root = try TorchFile(data: Data(b), path: "fuzz\(i).pt").root()
+                for (n, t) in root.flattenTensors() { _ = try? t.materialize(name: n) }
+                decoded += 1
+            } catch is CheckpointError { typed += 1 } catch { XCTFail("untyped error \(error)") }
+        }
+        XCTAssertGreaterThan(typed, 50)
+        print("fuzz: \(typed) typed errors, \(decoded) decoded")
     }
 }
