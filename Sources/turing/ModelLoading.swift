@@ -55,6 +55,7 @@ extension CheckpointOptions {
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`.
     func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> (engine: CausalLM, tokenizer: Tokenizer?, checkpoint: CanonicalCheckpoint) {
         if let threads { BLAS.setThreads(threads) }
+        guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
         let tok = try loadTokenizer()
         if needTokenizer && tok == nil {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
