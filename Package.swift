@@ -32,6 +32,7 @@ let package = Package(
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "TensorCore"]),
+        .testTarget(name: "CLITests", dependencies: ["turing"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,124 @@
+import XCTest
+import Foundation
+
+/// The `turing` binary end to end: outputs, exit statuses, and that bad input loses nothing.
+final class CLITests: XCTestCase {
+    static var binary: URL {
+        // XCTest runs from the products directory that also holds `turing`.
+        let dir = Bundle.main.bundleURL
+        return (dir.lastPathComponent.hasSuffix(".xctest") ? dir.deletingLastPathComponent() : dir).appendingPathComponent("turing")
+    }
+
+    static var shared: URL {
+        if let p = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: p) }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
+    }
+
+    @discardableResult
+    func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        let p = Process()
+        p.executableURL = Self.binary
+        p.arguments = args
+        let o = Pipe(), e = Pipe(), i = Pipe()
+        p.standardOutput = o; p.standardError = e; p.standardInput = i
+        try p.run()
+        if let stdin { i.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try i.fileHandleForWriting.close()
+        let out = o.fileHandleForReading.readDataToEndOfFile(), err = e.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    func stories() throws -> String {
+        let bin = Self.shared.appendingPathComponent("models/stories260K/stories260K.bin")
+        guard FileManager.default.fileExists(atPath: bin.path) else { throw XCTSkip("shared data not found: \(bin.path)") }
+        return bin.path
+    }
+
+    func tmp() throws -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("turing-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: d) }
+        return d
+    }
+
+    func testGenerateGreedyIsTheLlama2cStoryAndLayoutsAgree() throws {
+        let ckpt = try stories()
+        let a = try run(["generate", "--checkpoint", ckpt, "--prompt", "Once upon a time", "--max-tokens", "40"])
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertTrue(a.out.hasPrefix("Once upon a time, there was a little girl named Lily. She loved to play outside in the park."), a.out)
+        let b = try run(["generate", "--checkpoint", ckpt, "--prompt", "Once upon a time", "--max-tokens", "40", "--tp", "2", "--pp", "2"])
+        XCTAssertEqual(b.out, a.out)
+        let s = try run(["generate", "--checkpoint", ckpt, "--prompt", "Once upon a time", "--max-tokens", "40", "--stop", "Lily"])
+        XCTAssertEqual(s.out, "Once upon a time, there was a little girl named \n")
+    }
+
+    func testSeededSamplingIsReproducible() throws {
+        let ckpt = try stories()
+        let args = ["generate", "--checkpoint", ckpt, "--prompt", "The dog", "--max-tokens", "30", "--temperature", "1", "--top-p", "0.9", "--seed", "5"]
+        let a = try run(args), b = try run(args)
+        XCTAssertEqual(a.status, 0, a.err)
+        XCTAssertEqual(a.out, b.out)
+        let c = try run(args.dropLast() + ["6"])
+        XCTAssertNotEqual(a.out, c.out)
+    }
+
+    func testScoreWritesOneLinePerRequestInOrder() throws {
+        let ckpt = try stories(), d = try tmp()
+        let reqs = d.appendingPathComponent("in.jsonl"), out = d.appendingPathComponent("out.jsonl")
+        try """
+        {"context": "Lily went to the park. She saw a big", "continuation": " dog."}
+        {"context": "Lily went to the park. She saw a big ", "continuation": "spoon moon."}
+        {"context": "", "continuation": "Once upon a time"}
+        """.write(to: reqs, atomically: true, encoding: .utf8)
+        let r = try run(["score", "--checkpoint", ckpt, "--requests", reqs.path, "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.err)
+        struct Line: Decodable { let logprob: Double; let greedy: Bool; let tokens: Int }
+        let lines = try String(contentsOf: out, encoding: .utf8).split(separator: "\n").map { try JSONDecoder().decode(Line.self, from: Data($0.utf8)) }
+        XCTAssertEqual(lines.count, 3)
+        XCTAssertTrue(lines.allSatisfy { $0.logprob < 0 && $0.tokens > 0 })
+        XCTAssertGreaterThan(lines[0].logprob, lines[1].logprob)   // a dog is likelier than a spoon moon
+    }
+
+    func testMalformedLineNamesFileAndLineAndWritesNothing() throws {
+        let ckpt = try stories(), d = try tmp()
+        let reqs = d.appendingPathComponent("in.jsonl"), out = d.appendingPathComponent("out.jsonl")
+        try "{\"context\": \"a\", \"continuation\": \" b\"}\n{\"context\": \"a\"\n".write(to: reqs, atomically: true, encoding: .utf8)
+        let r = try run(["score", "--checkpoint", ckpt, "--requests", reqs.path, "--output", out.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("in.jsonl:2"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: d.path), ["in.jsonl"])
+    }
+
+    func testBadCheckpointsAndLayoutsExitNonZeroWithAReason() throws {
+        let d = try tmp()
+        let missing = try run(["generate", "--checkpoint", d.appendingPathComponent("nope").path, "--prompt", "x"])
+        XCTAssertNotEqual(missing.status, 0); XCTAssertTrue(missing.err.contains("checkpoint not found"), missing.err)
+        let ckpt = try stories()
+        let truncated = d.appendingPathComponent("model.bin")
+        try Data(try Data(contentsOf: URL(fileURLWithPath: ckpt)).prefix(5000)).write(to: truncated)
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: ckpt).deletingLastPathComponent().appendingPathComponent("tok512.bin"),
+                                         to: d.appendingPathComponent("tok512.bin"))
+        let t = try run(["generate", "--checkpoint", truncated.path, "--prompt", "x"])
+        XCTAssertNotEqual(t.status, 0); XCTAssertTrue(t.err.contains("truncated"), t.err)
+        let tp = try run(["generate", "--checkpoint", ckpt, "--prompt", "x", "--tp", "3"])
+        XCTAssertNotEqual(tp.status, 0); XCTAssertTrue(tp.err.contains("does not divide the 8 attention heads"), tp.err)
+        let pp = try run(["generate", "--checkpoint", ckpt, "--prompt", "x", "--pp", "9"])
+        XCTAssertNotEqual(pp.status, 0); XCTAssertTrue(pp.err.contains("larger than the model's 5 layers"), pp.err)
+    }
+
+    func testTokenizeRoundTripWithMegatronVocabFiles() throws {
+        let v = Self.shared.appendingPathComponent("gpt2_tokenizer/gpt2-vocab.json").path
+        let m = Self.shared.appendingPathComponent("gpt2_tokenizer/gpt2-merges.txt").path
+        guard FileManager.default.fileExists(atPath: v) else { throw XCTSkip("shared data not found: \(v)") }
+        let text = "Hello world, it's   me 🤗\n\n<|endoftext|>"
+        let enc = try run(["tokenize", "--vocab-file", v, "--merge-file", m], stdin: text)
+        XCTAssertEqual(enc.status, 0, enc.err)
+        // ids printed by HF GPT2TokenizerFast for the same text
+        XCTAssertEqual(enc.out.trimmingCharacters(in: .whitespacesAndNewlines), "[15496,995,11,340,338,220,220,502,12520,97,245,628,50256]")
+        let dec = try run(["tokenize", "--decode", "--vocab-file", v, "--merge-file", m], stdin: enc.out)
+        XCTAssertEqual(dec.out, text)
+    }
+}
