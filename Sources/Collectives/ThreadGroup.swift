@@ -35,6 +35,15 @@ public final class ThreadGroup: @unchecked Sendable {
         cond.lock(); failed = reason; cond.broadcast(); cond.unlock()
     }
 
+    /// After every rank has returned from a failed operation: forget the failure and any stale state.
+    public func reset() {
+        cond.lock()
+        failed = nil; arrived = 0; generation += 1
+        for i in 0..<size { present[i] = false; pointers[i] = nil; counts[i] = 0 }
+        mail.removeAll()
+        cond.unlock()
+    }
+
     func rendezvous(_ op: String, rank: Int) throws {
         cond.lock(); defer { cond.unlock() }
         if let f = failed { throw CollectiveError.aborted(reason: f) }

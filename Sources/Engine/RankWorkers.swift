@@ -3,6 +3,7 @@
 // in a collective are released by aborting the groups, so nothing hangs).
 
 import Foundation
+import Collectives
 
 final class RankWorkers: @unchecked Sendable {
     let count: Int
@@ -46,7 +47,9 @@ final class RankWorkers: @unchecked Sendable {
         for s in start { s.signal() }
         for _ in 0..<count { done.wait() }
         job = nil
-        if let e = errors.compactMap({ $0 }).first(where: { !($0 is CollectiveAbort) }) ?? errors.compactMap({ $0 }).first { throw e }
+        // report the cause, not the ranks that were merely released by the abort
+        let all = errors.compactMap { $0 }
+        if let e = all.first(where: { if case CollectiveError.aborted = $0 { return false }; return true }) ?? all.first { throw e }
     }
 
     deinit {
@@ -54,6 +57,3 @@ final class RankWorkers: @unchecked Sendable {
         for s in start { s.signal() }
     }
 }
-
-/// Marker for errors that only say "another rank failed first".
-protocol CollectiveAbort: Error {}

@@ -80,6 +80,9 @@ public final class ShardedEngine: CausalLM {
         var results = [Tensor?](repeating: nil, count: mbs.count)
         let resultLock = NSLock()
         let ranks = self.ranks, tpm = tpMembers, p2pm = p2pMembers
+        // A failing rank aborts the groups (the others throw instead of waiting); once every rank
+        // has returned, the groups are reset so the engine stays usable.
+        defer { for g in tpGroups + [p2p] { g.reset() } }
         try workers.run { i in
             let p = i / TP, t = i % TP
             let model = ranks[i]

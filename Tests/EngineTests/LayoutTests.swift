@@ -44,6 +44,20 @@ final class LayoutTests: XCTestCase {
         try compare(Self.llama, EngineLayout(tp: 1, pp: 3, layersPerStage: [3, 1, 1], microBatches: 3))
     }
 
+    /// A rank that fails (here: stage 0 rejects a token) makes the whole forward throw, nothing hangs,
+    /// and the engine works afterwards.
+    func testFailingRankThrowsAndEngineRecovers() throws {
+        let ckpt = CanonicalCheckpoint.random(config: Self.gpt, seed: 3)
+        let eng = try ShardedEngine(ckpt, layout: EngineLayout(tp: 2, pp: 2), timeout: 5)
+        XCTAssertThrowsError(try eng.forward(tokens: [[1, 999]], caches: [eng.makeSequenceCache(capacity: nil)], logits: .last)) { e in
+            XCTAssertTrue("\(e)".contains("token id 999 is outside the vocabulary"), "\(e)")
+        }
+        let ref = DecoderModel(weights: try DecoderWeights(ckpt))
+        let a = try eng.forward(tokens: [[1, 2]], caches: [eng.makeSequenceCache(capacity: nil)], logits: .last)
+        let b = try ref.forward(tokens: [[1, 2]], caches: [ref.makeCache()], logits: .last)
+        XCTAssertLessThan(zip(a.data, b.data).map { abs($0 - $1) }.max()!, 1e-5)
+    }
+
     func testBadLayoutsAreClearErrors() {
         XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: EngineLayout(tp: 3, pp: 1))) { e in
             XCTAssertTrue("\(e)".contains("does not divide the 4 attention heads"), "\(e)")
