@@ -23,6 +23,8 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["TensorCore", "Model"]),
         .target(name: "Engine", dependencies: ["TensorCore", "Collectives", "Model", "Tokenizers"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Training", dependencies: ["TensorCore", "Model"],
+                swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .executableTarget(name: "turing", dependencies: [
             "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -33,6 +35,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["turing"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TensorCore", "Checkpoints"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers"]),
     ],
     swiftLanguageModes: [.v5]

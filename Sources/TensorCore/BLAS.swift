@@ -40,3 +40,24 @@ public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
                   m: n, n: outFeatures, k: inFeatures, beta: 0)
     }
 }
+
+extension BLAS {
+    /// C[m, n] = alpha * A^T B + beta * C with A stored [k, m] and B stored [k, n] (weight gradients: dW += dY^T X).
+    @inline(__always)
+    public static func gemmTA(_ c: UnsafeMutablePointer<Float>, ldc: Int, _ a: UnsafePointer<Float>, lda: Int,
+                              _ b: UnsafePointer<Float>, ldb: Int, m: Int, n: Int, k: Int, alpha: Float = 1, beta: Float = 1) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+}
+
+/// Backward of `linear`: dx[N, in] (+)= dy[N, out] W[out, in]; dW[out, in] += dy^T x; db[out] += sum over rows of dy.
+public func linearBackward(dx: UnsafeMutablePointer<Float>?, accumulate: Bool, dW: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>?,
+                           dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
+                           rows n: Int, inFeatures: Int, outFeatures: Int) {
+    if let dx {
+        BLAS.gemm(dx, ldc: inFeatures, dy, lda: outFeatures, w, ldb: inFeatures, transB: false,
+                  m: n, n: inFeatures, k: outFeatures, beta: accumulate ? 1 : 0)
+    }
+    BLAS.gemmTA(dW, ldc: inFeatures, dy, lda: outFeatures, x, ldb: inFeatures, m: outFeatures, n: inFeatures, k: n)
+    if let db { for r in 0..<n { addInPlace(db, dy + r * outFeatures, count: outFeatures) } }
+}

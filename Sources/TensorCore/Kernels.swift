@@ -153,3 +153,65 @@ public struct RotaryTable: Sendable {
     }
     while i < n { y[i] += alpha * x[i]; i += 1 }
 }
+
+// MARK: - backward kernels (beside their forwards above)
+
+/// LayerNorm forward that keeps what backward needs: mean[n], rstd[n].
+public func layerNormForward(_ out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+                             _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>?,
+                             rows n: Int, dim c: Int, eps: Float) {
+    for r in 0..<n {
+        let xr = x + r * c
+        var m: Float = 0
+        for i in 0..<c { m += xr[i] }
+        m /= Float(c)
+        var v: Float = 0
+        for i in 0..<c { let d = xr[i] - m; v += d * d }
+        let s = 1 / (v / Float(c) + eps).squareRoot()
+        mean[r] = m; rstd[r] = s
+        let o = out + r * c
+        for i in 0..<c { o[i] = (xr[i] - m) * s * gamma[i] + (beta?[i] ?? 0) }
+    }
+}
+
+/// dx += LayerNorm'(dout); dgamma += dout * xhat; dbeta += dout (llm.c's layernorm_backward).
+public func layerNormBackward(dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>?,
+                              dout: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                              mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows n: Int, dim c: Int) {
+    for r in 0..<n {
+        let xr = x + r * c, dr = dout + r * c, dxr = dx + r * c
+        let m = mean[r], s = rstd[r]
+        var dnormMean: Float = 0, dnormNormMean: Float = 0
+        for i in 0..<c {
+            let norm = (xr[i] - m) * s, dnorm = gamma[i] * dr[i]
+            dnormMean += dnorm; dnormNormMean += dnorm * norm
+        }
+        dnormMean /= Float(c); dnormNormMean /= Float(c)
+        for i in 0..<c {
+            let norm = (xr[i] - m) * s, dnorm = gamma[i] * dr[i]
+            dbeta?[i] += dr[i]
+            dgamma[i] += norm * dr[i]
+            dxr[i] += s * (dnorm - dnormMean - norm * dnormNormMean)
+        }
+    }
+}
+
+/// dx = GeLU'(x) * dout, tanh approximation.
+public func geluTanhBackward(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, count: Int) {
+    let k: Float = 0.7978845608028654
+    for i in 0..<count {
+        let v = x[i], cube = 0.044715 * v * v * v
+        let t = tanhf(k * (v + cube))
+        let sech2 = 1 - t * t
+        dx[i] = (0.5 * (1 + t) + 0.5 * v * sech2 * k * (1 + 3 * 0.044715 * v * v)) * dout[i]
+    }
+}
+
+/// dx = GeLU'(x) * dout, exact erf form.
+public func geluErfBackward(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, count: Int) {
+    let r: Float = 0.7071067811865476, c: Float = 0.3989422804014327
+    for i in 0..<count {
+        let v = x[i]
+        dx[i] = (0.5 * (1 + erff(v * r)) + v * c * expf(-0.5 * v * v)) * dout[i]
+    }
+}

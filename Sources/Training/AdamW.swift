@@ -1,0 +1,46 @@
+// AdamW with decoupled weight decay over the flat buffers (PyTorch's torch.optim.AdamW):
+//   p *= 1 - lr*wd (decayed tensors only); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
+//   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+// Weight decay applies to matrices and embeddings (rank >= 2), not to biases and norm gains,
+// as Megatron and nanoGPT configure it.
+
+import Foundation
+import Model
+
+public struct AdamWConfig: Sendable, Equatable {
+    public var beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1
+    public init(beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+    }
+}
+
+public struct AdamW: Sendable {
+    public let config: AdamWConfig
+    public private(set) var m: [Float], v: [Float]
+    public private(set) var step = 0
+    let decayMask: [Bool]          // per layout entry
+    let layout: ParameterLayout
+
+    public init(layout: ParameterLayout, config: AdamWConfig = .init()) {
+        self.config = config; self.layout = layout
+        m = [Float](repeating: 0, count: layout.total); v = m
+        decayMask = layout.entries.map { $0.shape.count >= 2 }
+    }
+
+    public mutating func update(params: inout [Float], grads: [Float], lr: Float) {
+        step += 1
+        let b1 = config.beta1, b2 = config.beta2
+        let bc1 = 1 - powf(b1, Float(step)), bc2 = 1 - powf(b2, Float(step))
+        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        for (k, e) in layout.entries.enumerated() {
+            let decay = decayMask[k] ? 1 - lr * config.weightDecay : 1
+            for i in e.offset..<(e.offset + e.count) {
+                let g = grads[i]
+                m[i] = b1 * m[i] + (1 - b1) * g
+                v[i] = b2 * v[i] + (1 - b2) * g * g
+                params[i] *= decay
+                params[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + config.eps)
+            }
+        }
+    }
+}
