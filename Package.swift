@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Training", dependencies: ["TensorCore", "Model"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .executableTarget(name: "turing", dependencies: [
-            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine",
+            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),

@@ -16,8 +16,8 @@ public struct AdamWConfig: Sendable, Equatable {
 
 public struct AdamW: Sendable {
     public let config: AdamWConfig
-    public private(set) var m: [Float], v: [Float]
-    public private(set) var step = 0
+    public internal(set) var m: [Float], v: [Float]
+    public internal(set) var step = 0
     let decayMask: [Bool]          // per layout entry
     let layout: ParameterLayout
 
@@ -25,6 +25,12 @@ public struct AdamW: Sendable {
         self.config = config; self.layout = layout
         m = [Float](repeating: 0, count: layout.total); v = m
         decayMask = layout.entries.map { $0.shape.count >= 2 }
+    }
+
+    /// Restore saved moments (resume).
+    public init(layout: ParameterLayout, config: AdamWConfig, m: [Float], v: [Float], step: Int) {
+        self.init(layout: layout, config: config)
+        self.m = m; self.v = v; self.step = step
     }
 
     public mutating func update(params: inout [Float], grads: [Float], lr: Float) {

@@ -43,14 +43,7 @@ extension CheckpointOptions {
         return nil
     }
 
-    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else {
-            throw CLIError("checkpoint not found: \(checkpoint)")
-        }
-        if !isDir.boolValue { return try Llama2cAdapter.load(checkpointURL) }
-        return try CheckpointLoader.load(checkpointURL, options: LoadOptions(vocabSize: vocabSize))
-    }
+    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize) }
 
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`.
     func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> (engine: CausalLM, tokenizer: Tokenizer?, checkpoint: CanonicalCheckpoint) {

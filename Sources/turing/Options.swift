@@ -51,8 +51,11 @@ func writeAtomically(_ data: Data, to url: URL) throws {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     try data.write(to: tmp)
-    if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
-    else { try FileManager.default.moveItem(at: tmp, to: url) }
+    guard rename(tmp.path, url.path) == 0 else {   // atomic replace
+        let why = String(cString: strerror(errno))
+        try? FileManager.default.removeItem(at: tmp)
+        throw CLIError("cannot write \(url.path): \(why)")
+    }
 }
 
 struct StandardError: TextOutputStream {

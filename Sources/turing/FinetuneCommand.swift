@@ -1,0 +1,117 @@
+// turing finetune: train a GPT-family model (from a checkpoint, or from scratch with --config) on
+// JSONL or a Megatron indexed dataset; print loss, learning rate, grad norm, tokens/s and ETA per
+// step; save Turing checkpoints atomically every --save-interval steps; resume exactly.
+
+import ArgumentParser
+import Foundation
+import Checkpoints
+import Model
+import TensorCore
+import Tokenizers
+import Training
+
+struct FinetuneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "finetune", abstract: "Fine-tune (or train from scratch) on JSONL or a Megatron indexed dataset.")
+
+    @Option(help: "Starting checkpoint (any format Turing reads).") var checkpoint: String?
+    @Option(help: "Train from scratch: a ModelConfig JSON file (random init, --seed).") var config: String?
+    @Option(help: "Tokenizer (folder, tokenizer.json, or llama2.c .bin); default: found beside the checkpoint.") var tokenizer: String?
+    @Option(name: .customLong("vocab-file")) var vocabFile: String?
+    @Option(name: .customLong("merge-file")) var mergeFile: String?
+    @Option(help: "Training data: a .jsonl file, or a Megatron indexed dataset (.bin/.idx path or prefix).") var data: String
+    @Option(name: .customLong("seq-length"), help: "Tokens per training row (default: the model's positions).") var seqLength: Int?
+    @Option(name: .customLong("micro-batch")) var microBatch: Int = 4
+    @Option(name: .customLong("global-batch")) var globalBatch: Int = 8
+    @Option var lr: Float = 3e-4
+    @Option(name: .customLong("min-lr")) var minLR: Float = 0
+    @Option var warmup: Int = 0
+    @Option(help: "cosine, linear or constant.") var decay: String = "cosine"
+    @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0.1
+    @Option(name: .customLong("clip-grad")) var clipGrad: Float = 1.0
+    @Option var steps: Int
+    @Option(help: "Directory for checkpoints.") var save: String?
+    @Option(name: .customLong("save-interval")) var saveInterval: Int = 0
+    @Option(name: .customLong("exit-interval"), help: "Stop (and save) after this step; resume later with the same flags.") var exitInterval: Int?
+    @Option var seed: UInt64 = 1234
+    @Option var tp: Int = 1
+    @Option var pp: Int = 1
+    @Option var threads: Int?
+
+    func validate() throws {
+        guard (checkpoint == nil) != (config == nil) else { throw ValidationError("give exactly one of --checkpoint and --config") }
+        guard steps > 0 else { throw ValidationError("--steps must be positive") }
+        guard DecayStyle(rawValue: decay) != nil else { throw ValidationError("--decay must be cosine, linear or constant") }
+        guard tp == 1 && pp == 1 else { throw ValidationError("training runs at --tp 1 --pp 1 for now; tensor- and pipeline-parallel training is not implemented yet") }
+    }
+
+    func run() throws {
+        if let threads { BLAS.setThreads(threads) }
+        // model
+        var ckpt: CanonicalCheckpoint
+        var resumeOpt: [String: Tensor]? = nil
+        var startStep = 0
+        if let saveDir = save, let dir = TuringFormat.resolve(URL(fileURLWithPath: saveDir)) {
+            let r = try TuringFormat.load(dir)
+            ckpt = r.checkpoint; resumeOpt = r.optimizer; startStep = (r.trainer?["step"] as? Int) ?? 0
+            log("resuming from \(dir.path) at step \(startStep)")
+        } else if let c = config {
+            let cfg = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: c)))
+            ckpt = .random(config: cfg, seed: seed, std: 0.02)
+        } else {
+            ckpt = try loadAnyCheckpoint(checkpoint!, vocabSize: nil)
+        }
+        let tok = try findTokenizer()
+        let trainer = try GPTTraining(config: ckpt.config)
+        let T = seqLength ?? ckpt.config.maxPositions
+        guard T <= ckpt.config.maxPositions else { throw CLIError("--seq-length \(T) exceeds the model's \(ckpt.config.maxPositions) positions") }
+        let eos = tok.eosToken ?? ckpt.config.eosToken ?? 0
+        let rows: [TrainingRow]
+        if data.hasSuffix(".jsonl") {
+            rows = try Datasets.jsonl(data, encode: { encodePlain(tok, $0) }, eos: eos, seqLength: T)
+        } else {
+            let prefix = data.hasSuffix(".bin") || data.hasSuffix(".idx") ? String(data.dropLast(4)) : data
+            rows = Datasets.pack(try Datasets.megatronIndexed(prefix: prefix), eos: eos, seqLength: T)
+        }
+        for r in rows { for t in r.tokens where t >= ckpt.config.vocabSize { throw CLIError("\(data): token id \(t) outside the model's vocabulary of \(ckpt.config.vocabSize)") } }
+        let tc = TrainerConfig(microBatch: microBatch, globalBatch: globalBatch, steps: steps,
+                               schedule: LRSchedule(lr: lr, minLR: minLR, warmup: warmup, decaySteps: steps, style: DecayStyle(rawValue: decay)!),
+                               adam: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: weightDecay),
+                               clipGrad: clipGrad, seed: seed, saveInterval: saveInterval)
+        var tcx = tc
+        tcx.exitAfter = exitInterval
+        let loop = try Trainer(model: trainer, rows: rows, config: tcx)
+        var adam = AdamW(layout: trainer.layout, config: tc.adam)
+        if let o = resumeOpt { adam = AdamW(layout: trainer.layout, config: tc.adam, m: o["adam_m"]!.data, v: o["adam_v"]!.data, step: startStep) }
+        var state = TrainerState(params: try trainer.layout.flatten(ckpt), adam: adam, step: startStep)
+        log("training \(ckpt.config.numLayers) layers x \(ckpt.config.hiddenSize) on \(rows.count) rows of \(T + 1) tokens; \(steps) steps, global batch \(globalBatch) (micro \(microBatch))")
+        let t0 = Date()
+        try loop.run(&state, onStep: { r in
+            let eta = Date().timeIntervalSince(t0) / Double(r.step - startStep) * Double(steps - r.step)
+            print(String(format: "step %5d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %.0fs", r.step, r.loss, r.lr, r.gradNorm, r.tokensPerSecond, eta))
+        }, save: { s in
+            guard let saveDir = save else { return }
+            var c = ckpt
+            c.tensors = trainer.layout.tensors(s.params)
+            try TuringFormat.save(c, optimizer: ["adam_m": Tensor(shape: [s.adam.m.count], data: s.adam.m), "adam_v": Tensor(shape: [s.adam.v.count], data: s.adam.v)],
+                                  trainer: ["step": s.step, "seed": Int(seed), "data": data], to: URL(fileURLWithPath: saveDir), iteration: s.step)
+            log("saved \(saveDir) at step \(s.step)")
+        })
+    }
+
+    func findTokenizer() throws -> Tokenizer {
+        if let v = vocabFile, let m = mergeFile { return try GPT2Tokenizer(vocabFile: v, mergesFile: m) }
+        if let t = tokenizer, let tok = try tokenizerAt(URL(fileURLWithPath: t), required: true) { return tok }
+        if let c = checkpoint, let tok = try CheckpointOptions.parse(["--checkpoint", c]).loadTokenizer() { return tok }
+        throw CLIError("no tokenizer: pass --tokenizer PATH or --vocab-file F --merge-file F")
+    }
+}
+
+/// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.
+func loadAnyCheckpoint(_ path: String, vocabSize: Int?) throws -> CanonicalCheckpoint {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("checkpoint not found: \(path)") }
+    let url = URL(fileURLWithPath: path)
+    if !isDir.boolValue { return try Llama2cAdapter.load(url) }
+    if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize))
+}
