@@ -2,7 +2,7 @@
 // and HF's ByteLevel pre-tokenizer/decoder). Contract: `byteToScalar` is a bijection from the 256 bytes onto
 // 256 scalars; `bytes(fromTokenString:)` inverts it and returns nil when a scalar is outside the table.
 
-enum ByteLevel {
+public enum ByteLevel {
     /// byteToScalar[b] = code point representing byte b in vocab files.
     static let byteToScalar: [UInt32] = {
         var table = [UInt32](repeating: 0, count: 256)
@@ -37,7 +37,7 @@ enum ByteLevel {
     }
 
     /// Vocab-file spelling of raw bytes.
-    static func tokenString(fromBytes bytes: [UInt8]) -> String {
+    public static func tokenString(fromBytes bytes: [UInt8]) -> String {
         var s = String.UnicodeScalarView()
         for b in bytes { s.append(Unicode.Scalar(byteToScalar[Int(b)])!) }
         return String(s)
