@@ -14,7 +14,7 @@ import Tokenizers
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "demo", abstract: "Run Turing end to end on the default model.")
     @Option(help: "Checkpoint (default: the built-in demo model).") var checkpoint: String?
-    @Option(help: "Prompt.") var prompt = "Once upon a time"
+    @Option(help: "Prompt (default: one that suits the model).") var prompt: String?
     @Option(name: .customLong("max-tokens")) var maxTokens = 80
 
     /// checkpoints/demo in the repository (found from the executable or the working directory),
@@ -24,13 +24,16 @@ struct DemoCommand: ParsableCommand {
         var roots: [URL] = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
         var dir = exe.deletingLastPathComponent()
         for _ in 0..<5 { roots.append(dir); dir = dir.deletingLastPathComponent() }
-        var candidates = roots.map { $0.appendingPathComponent("checkpoints/demo/model.bin").path }
+        for r in roots where TuringFormat.resolve(r.appendingPathComponent("checkpoints/demo")) != nil {
+            return r.appendingPathComponent("checkpoints/demo").standardizedFileURL.path
+        }
+        var candidates = roots.map { $0.appendingPathComponent("checkpoints/demo").path }
         if let shared = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] {
             candidates.append(shared + "/models/stories260K/stories260K.bin")
         }
         candidates += roots.map { $0.appendingPathComponent("../shared/data/models/stories260K/stories260K.bin").standardizedFileURL.path }
-        if let c = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) { return c }
-        throw CLIError("no default model: looked for\n  " + candidates.joined(separator: "\n  ") + "\npass --checkpoint PATH")
+        if let c = candidates.first(where: { FileManager.default.fileExists(atPath: $0) && !$0.hasSuffix("checkpoints/demo") }) { return c }
+        throw CLIError("no default model: looked for\n  " + candidates.joined(separator: "\n  ") + "\npass --checkpoint PATH (or run scripts/make_demo.sh)")
     }
 
     func run() throws {
@@ -42,6 +45,8 @@ struct DemoCommand: ParsableCommand {
         guard let tok = tokOpt else { throw CLIError("no tokenizer beside \(path)") }
         let c = ckpt.config
         print("model: \(path)\n  \(ckpt.format), \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numHeads) heads / \(c.numKVHeads) kv, vocab \(c.vocabSize); loaded in \(String(format: "%.2f", now() - t0)) s\n")
+        let isDemo = ckpt.format == "turing" && path.hasSuffix("checkpoints/demo")
+        let prompt = self.prompt ?? (isDemo ? "the dog says woof . the sky is" : "Once upon a time")
         let ids = tok.encode(prompt)
         let stops: Set<Int> = Set([tok.eosToken, tok is Llama2cTokenizer ? tok.bosToken : nil].compactMap { $0 })
         func run(_ m: CausalLM, _ s: SamplingParams) throws -> (String, Double, Int) {
@@ -57,13 +62,49 @@ struct DemoCommand: ParsableCommand {
         print("greedy, TP 2 x PP 2 in-process: \(g2 == greedy ? "identical text" : "DIFFERENT TEXT:\n  \(prompt)\(g2)")\n")
         let (sampled, _, _) = try run(model, SamplingParams(temperature: 0.8, topP: 0.9, seed: 42))
         print("sampled (temperature 0.8, top-p 0.9, seed 42):\n  \(prompt)\(sampled)\n")
-        let ctx = "Lily went to the park. She saw a big dog. The dog"
-        let choices = [" was happy to see her.", " ate the moon with a spoon."]
+        let ctx = isDemo ? "after four comes" : "Lily went to the park. She saw a big dog. The dog"
+        let choices = isDemo ? [" five .", " nine ."] : [" was happy to see her.", " ate the moon with a spoon."]
         let prefix = try prefixToken(tok, c)
         let reqs = choices.map { let (a, b) = lmEvalEncodePair(tok, ctx, $0, prefix: prefix); return LoglikelihoodRequest(context: a, continuation: b) }
         let res = try Scorer(model: model).loglikelihood(reqs)
         print("score (lm-eval loglikelihood): \"\(ctx)...\"")
         for (ch, r) in zip(choices, res) { print(String(format: "  %8.3f  (%d tokens)  %@", r.logprob, r.tokens, ch)) }
-        if sharded.layout.tp > 0 && g2 != greedy { throw ExitCode(1) }
+        if isDemo { try demoTable(model: model, ckpt: ckpt, tok: tok, taskDir: URL(fileURLWithPath: path).appendingPathComponent("../../tasks/data").standardizedFileURL) }
+        if g2 != greedy { throw ExitCode(1) }
+    }
+
+    /// Zero- and 3-shot accuracy on the demo tasks, trained model against the same architecture
+    /// untrained (random weights): the trained model should be far above chance (50%), the untrained near it.
+    func demoTable(model: CausalLM, ckpt: CanonicalCheckpoint, tok: Tokenizer, taskDir: URL) throws {
+        let untrained = DecoderModel(weights: try DecoderWeights(.random(config: ckpt.config, seed: 7, std: 0.02)))
+        let prefix = try prefixToken(tok, ckpt.config)
+        print("\ndemo tasks (2 choices each, chance = 50%):")
+        print("| task | docs | shots | trained acc | untrained acc |\n|---|---:|---:|---:|---:|")
+        for name in ["demo_facts", "demo_sounds", "demo_count"] {
+            let url = taskDir.appendingPathComponent("\(name).jsonl")
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else { print("| \(name) | missing \(url.path) | | | |"); continue }
+            let docs = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            for shots in [0, 3] {
+                var reqs: [LoglikelihoodRequest] = []
+                var golds: [Int] = []
+                for (i, d) in docs.enumerated() {
+                    let choices = d["choices"] as! [String], gold = d["gold"] as! Int, query = d["query"] as! String
+                    let examples = (1...max(1, shots)).prefix(shots).map { k -> String in
+                        let e = docs[(i + k * 7) % docs.count]
+                        return "\(e["query"] as! String) \((e["choices"] as! [String])[e["gold"] as! Int]) ."
+                    }
+                    let context = (examples + [query]).joined(separator: "\n\n")
+                    for c in choices { let (a, b) = lmEvalEncodePair(tok, context, " " + c, prefix: prefix); reqs.append(LoglikelihoodRequest(context: a, continuation: b)) }
+                    golds.append(gold)
+                }
+                func acc(_ m: CausalLM) throws -> Double {
+                    let r = try Scorer(model: m).loglikelihood(reqs)
+                    var right = 0
+                    for (i, g) in golds.enumerated() where (r[2 * i].logprob >= r[2 * i + 1].logprob ? 0 : 1) == g { right += 1 }
+                    return Double(right) / Double(golds.count) * 100
+                }
+                print(String(format: "| %@ | %d | %d | %.1f%% | %.1f%% |", name, golds.count, shots, try acc(model), try acc(untrained)))
+            }
+        }
     }
 }

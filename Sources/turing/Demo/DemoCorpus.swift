@@ -29,10 +29,14 @@ enum DemoCorpus {
         }
     }
 
-    /// `n` documents of 3-6 sentences each.
+    /// `n` documents of 3-6 sentences each, joined by a space or (as few-shot prompts are) a blank line.
     static func documents(_ n: Int, seed: UInt64) -> [String] {
         var rng = SplitMix64(seed: seed)
-        return (0..<n).map { _ in (0..<(3 + Int(rng.next() % 4))).map { _ in sentence(&rng) }.joined(separator: " ") }
+        return (0..<n).map { _ in
+            var doc = sentence(&rng)
+            for _ in 0..<(2 + Int(rng.next() % 4)) { doc += (rng.next() % 2 == 0 ? " " : "\n\n") + sentence(&rng) }
+            return doc
+        }
     }
 
     /// Multiple-choice docs for the three demo tasks: {"query", "choices", "gold"}; the wrong choice
