@@ -121,19 +121,17 @@ final class CLITests: XCTestCase {
         let dec = try run(["tokenize", "--decode", "--vocab-file", v, "--merge-file", m], stdin: enc.out)
         XCTAssertEqual(dec.out, text)
     }
-}
 
-/// The README's main job: `turing` with no arguments runs the demo on checkpoints/demo.
-final class DemoTests: XCTestCase {
+    /// The README's main job: `turing` with no arguments runs the demo on checkpoints/demo.
     func testDemoModelBeatsChanceAndUntrainedDoesNot() throws {
-        let r = try CLITests().run([])
+        let r = try run([])
         XCTAssertEqual(r.status, 0, r.err)
         XCTAssertTrue(r.out.contains("checkpoints/demo"), r.out)
         XCTAssertTrue(r.out.contains("TP 2 x PP 2 in-process: identical text"), r.out)
         let rows = r.out.split(separator: "\n").filter { $0.hasPrefix("| demo_") }
         XCTAssertEqual(rows.count, 6, r.out)
         for row in rows {
-            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+            let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: CharacterSet.whitespaces) }
             let trained = Double(cells[3].dropLast())!, untrained = Double(cells[4].dropLast())!
             XCTAssertGreaterThanOrEqual(trained, 90, String(row))
             XCTAssertLessThanOrEqual(untrained, 70, String(row))
