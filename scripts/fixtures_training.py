@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Training reference for Turing's backward pass and AdamW (issue 6), from real PyTorch.
 
-Trains Tests/Fixtures/models/gpt2-tiny-rand (HF GPT2LMHeadModel, tied, gelu_new) for 20 steps on
+Trains Tests/Fixtures/models/gpt2-tiny-rand (HF GPT2LMHeadModel, tied, gelu_new) and llama-tiny-rand
+(LlamaForCausalLM: RMSNorm, RoPE, SwiGLU, GQA, untied) for 20 steps on
 seeded random batches (B=2, T=16; the second sequence's first 5 positions masked out of the loss),
 torch.optim.AdamW(lr=1e-3, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1 on tensors of rank >= 2,
 0 on biases and norm gains), no clipping, mean cross-entropy over unmasked positions.
-Writes Tests/Fixtures/training/expected.json (batches, losses) and first_step_grads.safetensors
+Writes Tests/Fixtures/training/[llama_]expected.json (batches, losses) and [llama_]first_step_grads.safetensors
 (the first step's gradients under Turing's canonical names: q/k/v split out of c_attn and
 transposed from Conv1D to [out, in]).
 
@@ -17,27 +18,10 @@ from safetensors.torch import save_file
 from transformers import GPT2LMHeadModel
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-src = os.path.join(root, "Tests/Fixtures/models/gpt2-tiny-rand")
 out = os.path.join(root, "Tests/Fixtures/training")
 os.makedirs(out, exist_ok=True)
-torch.manual_seed(0)
-torch.set_num_threads(1)
-model = GPT2LMHeadModel.from_pretrained(src, attn_implementation="eager", dtype=torch.float32)
-model.train()
-V, C = model.config.vocab_size, model.config.n_embd
-B, T, STEPS = 2, 16, 20
-g = torch.Generator().manual_seed(4321)
-pool = [torch.randint(0, V, (B, T + 1), generator=g) for _ in range(4)]
-batches = [pool[i % 4] for i in range(STEPS)]   # 4 batches cycled, so the loss visibly falls
-mask = torch.ones(B, T, dtype=torch.bool)
-mask[1, :5] = False
-
-decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-                        lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
-
-def canonical_grads(m):
+def canonical_grads_gpt2(m):
+    C = m.config.n_embd
     out = {}
     sd = {n: p.grad.detach().clone() for n, p in m.named_parameters()}
     out["embedding.word.weight"] = sd["transformer.wte.weight"]
@@ -58,22 +42,61 @@ def canonical_grads(m):
     out["final_norm.weight"] = sd["transformer.ln_f.weight"]; out["final_norm.bias"] = sd["transformer.ln_f.bias"]
     return {k: v.contiguous() for k, v in out.items()}
 
-losses = []
-for step, ids in enumerate(batches):
-    inp, tgt = ids[:, :-1], ids[:, 1:]
-    logits = model(inp).logits
-    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction="none").reshape(B, T)
-    loss = ce[mask].mean()
-    opt.zero_grad()
-    loss.backward()
-    if step == 0:
-        save_file(canonical_grads(model), os.path.join(out, "first_step_grads.safetensors"), metadata={"format": "pt"})
-    opt.step()
-    losses.append(loss.item())
 
-json.dump({"model": "Tests/Fixtures/models/gpt2-tiny-rand", "B": B, "T": T, "steps": STEPS,
-           "optimizer": {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "decay": "rank >= 2"},
-           "mask": mask.tolist(), "batches": [b.tolist() for b in batches], "losses": losses,
-           "versions": {"torch": torch.__version__}},
-          open(os.path.join(out, "expected.json"), "w"), indent=None)
-print("losses", losses[0], "->", losses[-1])
+def canonical_grads_llama(m):
+    sd = {n: p.grad.detach().clone() for n, p in m.named_parameters()}
+    out = {"embedding.word.weight": sd["model.embed_tokens.weight"], "final_norm.weight": sd["model.norm.weight"],
+           "lm_head.weight": sd["lm_head.weight"]}
+    for i in range(m.config.num_hidden_layers):
+        h, p = f"model.layers.{i}.", f"layers.{i}."
+        out[p + "norm1.weight"] = sd[h + "input_layernorm.weight"]
+        out[p + "norm2.weight"] = sd[h + "post_attention_layernorm.weight"]
+        for a, b in [("q", "q_proj"), ("k", "k_proj"), ("v", "v_proj"), ("out", "o_proj")]:
+            out[p + f"attn.{a}.weight"] = sd[h + f"self_attn.{b}.weight"]
+        for a, b in [("gate", "gate_proj"), ("up", "up_proj"), ("fc2", "down_proj")]:
+            out[p + f"mlp.{a}.weight"] = sd[h + f"mlp.{b}.weight"]
+    return {k: v.contiguous() for k, v in out.items()}
+
+def run(src_rel, cls, canon, prefix):
+    src = os.path.join(root, src_rel)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = cls.from_pretrained(src, attn_implementation="eager", dtype=torch.float32)
+    model.train()
+    V = model.config.vocab_size
+    B, T, STEPS = 2, 16, 20
+    g = torch.Generator().manual_seed(4321)
+    pool = [torch.randint(0, V, (B, T + 1), generator=g) for _ in range(4)]
+    batches = [pool[i % 4] for i in range(STEPS)]   # 4 batches cycled, so the loss visibly falls
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[1, :5] = False
+
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+
+    losses = []
+    for step, ids in enumerate(batches):
+        inp, tgt = ids[:, :-1], ids[:, 1:]
+        logits = model(inp).logits
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction="none").reshape(B, T)
+        loss = ce[mask].mean()
+        opt.zero_grad()
+        loss.backward()
+        if step == 0:
+            save_file(canon(model), os.path.join(out, prefix + "first_step_grads.safetensors"), metadata={"format": "pt"})
+        opt.step()
+        losses.append(loss.item())
+
+    json.dump({"model": src_rel, "B": B, "T": T, "steps": STEPS,
+               "optimizer": {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "decay": "rank >= 2"},
+               "mask": mask.tolist(), "batches": [b.tolist() for b in batches], "losses": losses,
+               "versions": {"torch": torch.__version__}},
+              open(os.path.join(out, prefix + "expected.json"), "w"), indent=None)
+    print(src_rel, "losses", losses[0], "->", losses[-1])
+
+
+from transformers import LlamaForCausalLM
+run("Tests/Fixtures/models/gpt2-tiny-rand", GPT2LMHeadModel, canonical_grads_gpt2, "")
+run("Tests/Fixtures/models/llama-tiny-rand", LlamaForCausalLM, canonical_grads_llama, "llama_")

@@ -215,3 +215,58 @@ public func geluErfBackward(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointe
         dx[i] = (0.5 * (1 + erff(v * r)) + v * c * expf(-0.5 * v * v)) * dout[i]
     }
 }
+
+/// RMSNorm forward keeping rstd[n].
+public func rmsNormForward(_ out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                           _ gamma: UnsafePointer<Float>, rows n: Int, dim c: Int, eps: Float) {
+    for r in 0..<n {
+        let xr = x + r * c, o = out + r * c
+        var ss: Float = 0
+        for i in 0..<c { ss += xr[i] * xr[i] }
+        let s = 1 / (ss / Float(c) + eps).squareRoot()
+        rstd[r] = s
+        for i in 0..<c { o[i] = gamma[i] * (xr[i] * s) }
+    }
+}
+
+/// dx += RMSNorm'(dout); dgamma += dout * x * rstd.
+public func rmsNormBackward(dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                            x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows n: Int, dim c: Int) {
+    for r in 0..<n {
+        let xr = x + r * c, dr = dout + r * c, dxr = dx + r * c, s = rstd[r]
+        var dot: Float = 0
+        for i in 0..<c { dot += gamma[i] * dr[i] * xr[i] }
+        let k = s * s * s * dot / Float(c)
+        for i in 0..<c {
+            dgamma[i] += dr[i] * xr[i] * s
+            dxr[i] += s * gamma[i] * dr[i] - k * xr[i]
+        }
+    }
+}
+
+/// Backward of out = silu(gate) * up: dgate, dup (overwritten).
+public func siluGateBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                             gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    for i in 0..<count {
+        let g = gate[i], sg = 1 / (1 + expf(-g))
+        dup[i] = dout[i] * g * sg
+        dgate[i] = dout[i] * up[i] * sg * (1 + g * (1 - sg))
+    }
+}
+
+extension RotaryTable {
+    /// The transpose (inverse) rotation: maps a gradient at the rotated output back to the input.
+    public func applyInverse(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int) {
+        cos.withUnsafeBufferPointer { cb in sin.withUnsafeBufferPointer { sb in
+            let cp = cb.baseAddress! + pos * half, sp = sb.baseAddress! + pos * half
+            for h in 0..<heads {
+                let v = x + h * 2 * half
+                for j in 0..<half {
+                    let a = v[j], b = v[j + half]
+                    v[j] = a * cp[j] + b * sp[j]
+                    v[j + half] = b * cp[j] - a * sp[j]
+                }
+            }
+        } }
+    }
+}

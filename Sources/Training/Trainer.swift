@@ -1,4 +1,4 @@
-// Trainer: the training loop on top of `GPTTraining`: micro-batches accumulated into a global
+// Trainer: the training loop on top of `DecoderTraining`: micro-batches accumulated into a global
 // batch, global-norm clipping, the LR schedule, AdamW, seeded data order, per-step reporting,
 // NaN/inf detection (stop, name the step, keep the last good checkpoint) and periodic saves
 // through a caller-supplied closure (the caller owns the checkpoint format).
@@ -34,11 +34,11 @@ public struct TrainerState: Sendable {
 }
 
 public final class Trainer {
-    public let model: GPTTraining
+    public let model: DecoderTraining
     public let config: TrainerConfig
     public let rows: [TrainingRow]
 
-    public init(model: GPTTraining, rows: [TrainingRow], config: TrainerConfig) throws {
+    public init(model: DecoderTraining, rows: [TrainingRow], config: TrainerConfig) throws {
         guard config.microBatch > 0, config.globalBatch % config.microBatch == 0 else {
             throw TrainingError("--global-batch \(config.globalBatch) must be a positive multiple of --micro-batch \(config.microBatch)")
         }

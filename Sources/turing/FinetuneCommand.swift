@@ -61,7 +61,7 @@ struct FinetuneCommand: ParsableCommand {
             ckpt = try loadAnyCheckpoint(checkpoint!, vocabSize: nil)
         }
         let tok = try findTokenizer()
-        let trainer = try GPTTraining(config: ckpt.config)
+        let trainer = try DecoderTraining(config: ckpt.config)
         let T = seqLength ?? ckpt.config.maxPositions
         guard T <= ckpt.config.maxPositions else { throw CLIError("--seq-length \(T) exceeds the model's \(ckpt.config.maxPositions) positions") }
         let eos = tok.eosToken ?? ckpt.config.eosToken ?? 0

@@ -18,7 +18,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func makeTrainer(steps: Int, exitAfter: Int? = nil) throws -> (Trainer, TrainerState) {
-        let model = try GPTTraining(config: Self.config)
+        let model = try DecoderTraining(config: Self.config)
         var cfg = TrainerConfig(microBatch: 2, globalBatch: 4, steps: steps, schedule: LRSchedule(lr: 1e-2, warmup: 2, decaySteps: steps), seed: 9)
         cfg.exitAfter = exitAfter
         let t = try Trainer(model: model, rows: rows(24, seed: 1), config: cfg)
@@ -39,7 +39,7 @@ final class TrainerTests: XCTestCase {
         // resume through the checkpoint format, as `finetune` does
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("turing-resume-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let model = try GPTTraining(config: Self.config)
+        let model = try DecoderTraining(config: Self.config)
         let ck = CanonicalCheckpoint(config: Self.config, tensors: model.layout.tensors(saved!.params), format: "turing")
         try TuringFormat.save(ck, optimizer: ["adam_m": Tensor(shape: [saved!.adam.m.count], data: saved!.adam.m), "adam_v": Tensor(shape: [saved!.adam.v.count], data: saved!.adam.v)],
                               trainer: ["step": 6], to: dir, iteration: 6)
@@ -54,7 +54,7 @@ final class TrainerTests: XCTestCase {
     }
 
     func testDivergenceStopsNamingTheStep() throws {
-        let model = try GPTTraining(config: Self.config)
+        let model = try DecoderTraining(config: Self.config)
         let t = try Trainer(model: model, rows: rows(8, seed: 2), config: TrainerConfig(microBatch: 2, globalBatch: 2, steps: 5, schedule: LRSchedule(lr: 1e-2, decaySteps: 5)))
         var params = try model.layout.flatten(.random(config: Self.config, seed: 5))
         params[0] = .nan

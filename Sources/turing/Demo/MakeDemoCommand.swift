@@ -41,7 +41,7 @@ struct MakeDemoCommand: ParsableCommand {
         let rows = Datasets.pack(docs, eos: eos, seqLength: T)
         let config = ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 4, maxPositions: 128,
                                  activation: .geluTanh, bosToken: eos, eosToken: eos)
-        let model = try GPTTraining(config: config)
+        let model = try DecoderTraining(config: config)
         let tc = TrainerConfig(microBatch: 8, globalBatch: 16, steps: steps,
                                schedule: LRSchedule(lr: 3e-3, minLR: 3e-4, warmup: 20, decaySteps: steps), seed: seed)
         let trainer = try Trainer(model: model, rows: rows, config: tc)
