@@ -118,14 +118,8 @@ public struct DecoderModel: Sendable {
         let scale = 1 / Float(D).squareRoot()
 
         for (li, L) in W.layers.enumerated() {
-            // norm1
-            x.withUnsafeBufferPointer { xb in h.withUnsafeMutableBufferPointer { hb in
-                norm(hb.baseAddress!, xb.baseAddress!, L.norm1W, L.norm1B, rows: n) } }
-            // QKV (column-parallel: copy-to is the identity forward)
-            try h.withUnsafeMutableBufferPointer { try Region.copyToForward($0, tp) }
-            qkv.withUnsafeMutableBufferPointer { qb in h.withUnsafeBufferPointer { hb in
-                L.qkvW.withUnsafeBufferPointer { wb in withOptional(L.qkvB) { bp in
-                    linear(qb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: qkvDim) } } } }
+            // norm1 -> QKV (column-parallel)
+            try normThenColumnLinear(&qkv, scratch: &h, x, L.norm1W, L.norm1B, L.qkvW, L.qkvB, rows: n, outFeatures: qkvDim, tp: tp)
             // rope + cache + attention, per sequence
             qkv.withUnsafeMutableBufferPointer { qb in
                 let q0 = qb.baseAddress!
@@ -188,13 +182,8 @@ public struct DecoderModel: Sendable {
                     linear(pb.baseAddress!, ab.baseAddress!, wb.baseAddress!, nil, rows: n, inFeatures: H * D, outFeatures: C) } } }
             try rowParallelFinish(&proj, bias: L.outB, rows: n, tp: tp)
             x.withUnsafeMutableBufferPointer { xb in proj.withUnsafeBufferPointer { pb in addInPlace(xb.baseAddress!, pb.baseAddress!, count: n * C) } }
-            // MLP
-            x.withUnsafeBufferPointer { xb in h.withUnsafeMutableBufferPointer { hb in
-                norm(hb.baseAddress!, xb.baseAddress!, L.norm2W, L.norm2B, rows: n) } }
-            try h.withUnsafeMutableBufferPointer { try Region.copyToForward($0, tp) }
-            ff.withUnsafeMutableBufferPointer { fb in h.withUnsafeBufferPointer { hb in
-                L.fc1W.withUnsafeBufferPointer { wb in withOptional(L.fc1B) { bp in
-                    linear(fb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: ffnOut) } } } }
+            // MLP: norm2 -> FC1 (column-parallel)
+            try normThenColumnLinear(&ff, scratch: &h, x, L.norm2W, L.norm2B, L.fc1W, L.fc1B, rows: n, outFeatures: ffnOut, tp: tp)
             let mid: [Float]
             switch c.activation {
             case .geluTanh: ff.withUnsafeMutableBufferPointer { geluTanhFast($0.baseAddress!, count: n * F) }; mid = ff
@@ -239,6 +228,16 @@ public struct DecoderModel: Sendable {
             full = trimmed
         }
         return .logits(Tensor(shape: [sel.count, V], data: full))
+    }
+
+    /// norm -> copy-to (identity forward) -> column-parallel linear: y[n, out] = W norm(x) (+ b).
+    private func normThenColumnLinear(_ y: inout [Float], scratch h: inout [Float], _ x: [Float], _ g: [Float], _ beta: [Float]?,
+                                      _ w: [Float], _ b: [Float]?, rows n: Int, outFeatures: Int, tp: Collective) throws {
+        x.withUnsafeBufferPointer { xb in h.withUnsafeMutableBufferPointer { hb in norm(hb.baseAddress!, xb.baseAddress!, g, beta, rows: n) } }
+        try h.withUnsafeMutableBufferPointer { try Region.copyToForward($0, tp) }
+        let C = config.hiddenSize
+        y.withUnsafeMutableBufferPointer { yb in h.withUnsafeBufferPointer { hb in w.withUnsafeBufferPointer { wb in withOptional(b) { bp in
+            linear(yb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: outFeatures) } } } }
     }
 
     /// Row-parallel tail: reduce the partial sums over the TP group, then add the (replicated) bias once.

@@ -113,16 +113,18 @@ public struct RotaryTable: Sendable {
         cos = c; sin = s
     }
 
-    /// Rotate `heads` vectors of size D at `x` (stride D between heads) for position `pos`.
-    public func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int) {
+    /// Rotate `heads` vectors of size D at `x` (stride D between heads) for position `pos`;
+    /// `inverse` applies the transpose rotation (backward: gradient at the output -> at the input).
+    public func apply(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int, inverse: Bool = false) {
+        let sign: Float = inverse ? -1 : 1
         cos.withUnsafeBufferPointer { cb in sin.withUnsafeBufferPointer { sb in
             let cp = cb.baseAddress! + pos * half, sp = sb.baseAddress! + pos * half
             for h in 0..<heads {
                 let v = x + h * 2 * half
                 for j in 0..<half {
-                    let a = v[j], b = v[j + half]
-                    v[j] = a * cp[j] - b * sp[j]
-                    v[j + half] = b * cp[j] + a * sp[j]
+                    let a = v[j], b = v[j + half], sn = sign * sp[j]
+                    v[j] = a * cp[j] - b * sn
+                    v[j + half] = b * cp[j] + a * sn
                 }
             }
         } }
@@ -254,19 +256,3 @@ public func siluGateBackward(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMuta
     }
 }
 
-extension RotaryTable {
-    /// The transpose (inverse) rotation: maps a gradient at the rotated output back to the input.
-    public func applyInverse(_ x: UnsafeMutablePointer<Float>, heads: Int, pos: Int) {
-        cos.withUnsafeBufferPointer { cb in sin.withUnsafeBufferPointer { sb in
-            let cp = cb.baseAddress! + pos * half, sp = sb.baseAddress! + pos * half
-            for h in 0..<heads {
-                let v = x + h * 2 * half
-                for j in 0..<half {
-                    let a = v[j], b = v[j + half]
-                    v[j] = a * cp[j] + b * sp[j]
-                    v[j + half] = b * cp[j] - a * sp[j]
-                }
-            }
-        } }
-    }
-}

@@ -229,7 +229,7 @@ public final class DecoderTraining {
                     } } } } } } } } }
                     if let rot = rotary {
                         dq.withUnsafeMutableBufferPointer { qb in dk.withUnsafeMutableBufferPointer { kb in
-                            for r in 0..<N { rot.applyInverse(qb.baseAddress! + r * HD, heads: H, pos: rows[r]); rot.applyInverse(kb.baseAddress! + r * GD, heads: G, pos: rows[r]) } } }
+                            for r in 0..<N { rot.apply(qb.baseAddress! + r * HD, heads: H, pos: rows[r], inverse: true); rot.apply(kb.baseAddress! + r * GD, heads: G, pos: rows[r], inverse: true) } } }
                     }
                     var dn1 = z(N * C)
                     linB(&dn1, accumulate: true, dq, n1[l], pf + "attn.q", C, HD, withBias: bias)
