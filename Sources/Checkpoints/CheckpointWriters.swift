@@ -206,7 +206,10 @@ struct MegatronWriter {
         for (p, range) in stages.enumerated() {
             for r in 0..<o.tp {
                 var lm: [(String, TorchValue)] = []
-                if p == 0 { lm.append(("embedding", .orderedDict(try embedding(r)))) }
+                if p == 0 {   // Megatron's Embedding.state_dict nests {word_embeddings: {weight}, position_embeddings: {weight}}
+                    let e = try embedding(r).map { ($0.0.components(separatedBy: ".")[0], TorchValue.orderedDict([("weight", $0.1)])) }
+                    lm.append(("embedding", .orderedDict(e)))
+                }
                 var enc: [(String, TorchValue)] = []
                 for (local, g) in range.enumerated() { enc += try layer(g, r).map { ("layers.\(local)." + $0.0, $0.1) } }
                 if p == o.pp - 1 { enc += try finalNorm().map { ("final_layernorm." + $0.0, $0.1) } }

@@ -52,7 +52,11 @@ struct ConvertCommand: ParsableCommand {
         } else {
             let src = URL(fileURLWithPath: path!)
             guard fm.fileExists(atPath: src.path, isDirectory: &isDir) else { throw CLIError("source not found: \(src.path)") }
-            ck = isDir.boolValue ? try CheckpointLoader.load(src, options: LoadOptions(vocabSize: vocabSize)) : try Llama2cAdapter.load(src)
+            if isDir.boolValue {
+                let r = try CheckpointLoader.loadReport(src, options: LoadOptions(vocabSize: vocabSize))
+                for p in r.problems { log("convert: warning: \(p)") }
+                ck = r.checkpoint
+            } else { ck = try Llama2cAdapter.load(src) }
         }
         let t1 = Date()
         let stored: StorageDType = dtype.flatMap(StorageDType.init(rawValue:)) ??
