@@ -4,6 +4,9 @@
 // Owns: container detection (zip vs legacy stream), the record prefix (text before the first '/'
 // of the first entry), and storage lookup. Does not own: the pickle VM, checkpoint semantics.
 // The legacy non-zip stream (torch < 1.6) is read by `LegacyTorchFile`; `TorchFile.load` picks either.
+// Memory: a file opened by URL is mapped for its directory and pickle only; storage records are read
+// with pread(2) into a buffer the caller drops after decoding, so decoded shards never keep mapped
+// file pages resident (peak RSS stays near the canonical f32 tensors, not tensors + files).
 
 import Foundation
 
@@ -11,13 +14,18 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     public let archive: ZipArchive
     public let prefix: String
     public var path: String { archive.path }
+    /// Open descriptor for pread of storage records (files opened by URL), else -1.
+    private var fd: Int32 = -1
 
     public convenience init(url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
         try self.init(data: data, path: url.path)
+        fd = open(url.path, O_RDONLY)
     }
+
+    deinit { if fd >= 0 { close(fd) } }
 
     /// `data` must be zero-based (as `Data(contentsOf:)` is); `path` names it in errors.
     public init(data: Data, path: String) throws {
@@ -33,7 +41,23 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     }
 
     public func storageBytes(key: String) throws -> Data {
-        try archive.payload(prefix + "/data/" + key)
+        let name = prefix + "/data/" + key
+        guard fd >= 0 else { return try archive.payload(name) }
+        guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
+        let r = try archive.payloadRange(of: e)
+        var out = Data(count: r.count)
+        let ok: Bool = out.withUnsafeMutableBytes { buf in
+            var done = 0
+            while done < r.count {
+                let n = pread(fd, buf.baseAddress! + done, r.count - done, off_t(r.lowerBound + done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return false }
+                done += n
+            }
+            return true
+        }
+        guard ok else { throw CheckpointError.io(file: path, "cannot read record '\(name)' (errno \(errno))") }
+        return out
     }
 
     /// Decode `data.pkl`.

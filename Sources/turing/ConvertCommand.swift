@@ -59,6 +59,7 @@ struct ConvertCommand: ParsableCommand {
             } else { ck = try Llama2cAdapter.load(src) }
         }
         let t1 = Date()
+        var ruLoad = rusage(); getrusage(0, &ruLoad)   // RUSAGE_SELF
         let stored: StorageDType = dtype.flatMap(StorageDType.init(rawValue:)) ??
             ([.float32, .bfloat16, .float16].contains(ck.sourceDType) ? ck.sourceDType : .float32)
         try CheckpointWriter.write(ck, to: out, target: ConvertTarget(rawValue: to)!,
@@ -66,8 +67,8 @@ struct ConvertCommand: ParsableCommand {
         let t2 = Date()
         var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
         let params = ck.tensors.values.reduce(0) { $0 + $1.count }
-        log(String(format: "convert: %@ -> %@ (%@, TP %d x PP %d, %@): %d parameters; load %.3f s, write %.3f s, peak RSS %.1f MB",
+        log(String(format: "convert: %@ -> %@ (%@, TP %d x PP %d, %@): %d parameters; load %.3f s (peak RSS %.1f MB), write %.3f s, peak RSS %.1f MB",
                    random.map { "random " + $0 } ?? path!, out.path, to, tp, pp, stored.rawValue, params,
-                   t1.timeIntervalSince(t0), t2.timeIntervalSince(t1), Double(ru.ru_maxrss) / 1024))
+                   t1.timeIntervalSince(t0), Double(ruLoad.ru_maxrss) / 1024, t2.timeIntervalSince(t1), Double(ru.ru_maxrss) / 1024))
     }
 }
