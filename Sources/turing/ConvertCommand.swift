@@ -15,29 +15,31 @@ struct ConvertCommand: ParsableCommand {
         abstract: "Convert a checkpoint to Megatron-LM, Megatron-DeepSpeed or HF files at a new TP x PP.")
 
     @Argument(help: "Source checkpoint (HF folder, Megatron or DeepSpeed save directory, llama2.c .bin).") var path: String?
-    @Option(help: "Target format: megatron, deepspeed or hf.") var to: String
+    @Option(help: "Target format: megatron, deepspeed or hf.") var to: String = ""
     @Option(help: "Tensor-parallel size of the output.") var tp: Int = 1
     @Option(help: "Pipeline-parallel size of the output.") var pp: Int = 1
-    @Option(help: "Output directory (must not exist or be empty, unless --force).") var output: String
+    @Option(help: "Output directory (must not exist or be empty, unless --force).") var output: String?
     @Option(name: .customLong("vocab-size"), help: "Real vocabulary size, for checkpoints that do not record it.") var vocabSize: Int?
     @Option(help: "Stored dtype: float32, bfloat16 or float16 (default: the source's, float32 if it is not one of these).") var dtype: String?
     @Option(help: "Iteration to record (default: a 'release' checkpoint).") var iteration: Int?
     @Option(help: "Instead of PATH, write a seeded random model; the only shape is gpt2-124m.") var random: String?
     @Flag(help: "Replace a non-empty output directory.") var force = false
+    @Flag(name: .customLong("load-only"), help: "Load the source, report time and peak RSS, write nothing (benchmarks).") var loadOnly = false
 
     func validate() throws {
-        guard ConvertTarget(rawValue: to) != nil else { throw ValidationError("--to must be megatron, deepspeed or hf, found '\(to)'") }
+        guard loadOnly || ConvertTarget(rawValue: to) != nil else { throw ValidationError("--to must be megatron, deepspeed or hf, found '\(to)'") }
         guard tp >= 1, pp >= 1 else { throw ValidationError("--tp and --pp must be >= 1, found \(tp) and \(pp)") }
         if let d = dtype, !["float32", "bfloat16", "float16"].contains(d) { throw ValidationError("--dtype must be float32, bfloat16 or float16, found '\(d)'") }
         if (path == nil) == (random == nil) { throw ValidationError("give either a source PATH or --random gpt2-124m") }
+        if output == nil && !loadOnly { throw ValidationError("--output is required (or --load-only)") }
         if let r = random, r != "gpt2-124m" { throw ValidationError("--random supports only gpt2-124m, found '\(r)'") }
     }
 
     func run() throws {
-        let out = URL(fileURLWithPath: output)
+        let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false
-        if fm.fileExists(atPath: out.path, isDirectory: &isDir) {
+        if !loadOnly, fm.fileExists(atPath: out.path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw CLIError("--output \(out.path) exists and is not a directory") }
             let items = (try? fm.contentsOfDirectory(atPath: out.path)) ?? []
             if !items.isEmpty {
@@ -60,6 +62,11 @@ struct ConvertCommand: ParsableCommand {
         }
         let t1 = Date()
         var ruLoad = rusage(); getrusage(0, &ruLoad)   // RUSAGE_SELF
+        if loadOnly {
+            log(String(format: "convert: loaded %@ in %.3f s: %d parameters, peak RSS %.1f MB", path ?? "random", t1.timeIntervalSince(t0),
+                       ck.tensors.values.reduce(0) { $0 + $1.count }, Double(ruLoad.ru_maxrss) / 1024))
+            return
+        }
         let stored: StorageDType = dtype.flatMap(StorageDType.init(rawValue:)) ??
             ([.float32, .bfloat16, .float16].contains(ck.sourceDType) ? ck.sourceDType : .float32)
         try CheckpointWriter.write(ck, to: out, target: ConvertTarget(rawValue: to)!,
