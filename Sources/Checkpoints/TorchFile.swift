@@ -40,6 +40,25 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
         prefix = first.name.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
     }
 
+    /// pread straight into `dst`; bounds checked against the record.
+    public func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool {
+        guard fd >= 0 else { return false }
+        let name = prefix + "/data/" + key
+        guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
+        let r = try archive.payloadRange(of: e)
+        guard byteOffset >= 0, count >= 0, byteOffset <= r.count, count <= r.count - byteOffset else {
+            throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(byteOffset)+\(count)")
+        }
+        var done = 0
+        while done < count {
+            let n = pread(fd, dst + done, count - done, off_t(r.lowerBound + byteOffset + done))
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { throw CheckpointError.io(file: path, "cannot read record '\(name)' (errno \(errno))") }
+            done += n
+        }
+        return true
+    }
+
     public func storageBytes(key: String) throws -> Data {
         let name = prefix + "/data/" + key
         guard fd >= 0 else { return try archive.payload(name) }
