@@ -36,6 +36,12 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        // Large temporaries (shard parts, QKV gathers) reuse heap pages instead of fresh mmap/munmap
+        // pairs whose page faults dominated the load: glibc M_MMAP_THRESHOLD (-3) / M_TRIM_THRESHOLD (-1) at 1 GiB.
+        if let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") {   // malloc.h is not in the Glibc module
+            let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
+            _ = mallopt(-3, 1 << 30); _ = mallopt(-1, 1 << 30)
+        }
         let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false
