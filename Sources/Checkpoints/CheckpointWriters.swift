@@ -35,8 +35,10 @@ public struct WriteOptions: Sendable {
 }
 
 public enum CheckpointWriter {
-    /// Write `ck` to `output` (which must not exist, or be an empty directory) as `target`.
-    public static func write(_ ck: CanonicalCheckpoint, to output: URL, target: ConvertTarget, options o: WriteOptions) throws {
+    /// Write `ck` to `output` as `target`. `output` must not exist or be an empty directory, unless
+    /// `replace`: then an existing output is swapped out only after the new one is complete.
+    public static func write(_ ck: CanonicalCheckpoint, to output: URL, target: ConvertTarget, options o: WriteOptions,
+                             replace: Bool = false) throws {
         try ck.validate()
         guard TorchWriter.writableDTypes.contains(o.dtype) else {
             throw CheckpointError.unsupportedDType(file: output.path, tensor: "*", o.dtype.rawValue + " (writable: float32, bfloat16, float16)")
@@ -46,7 +48,7 @@ public enum CheckpointWriter {
         }
         do { try ShardSpec.checkTensorParallel(ck.config, tp: o.tp); _ = try ShardSpec.stageLayers(numLayers: ck.config.numLayers, pp: o.pp) }
         catch { throw CheckpointError.badConfig(file: output.path, "\(error)") }
-        try atomicDirectory(output) { tmp in
+        try atomicDirectory(output, replace: replace) { tmp in
             switch target {
             case .megatron: try MegatronWriter(ck: ck, o: o).writeLegacy(tmp)
             case .deepspeed: try MegatronWriter(ck: ck, o: o).writeDeepSpeed(tmp)
@@ -56,7 +58,7 @@ public enum CheckpointWriter {
     }
 
     /// Build the directory in `.<name>.tmp-PID` beside `output`, then rename it into place.
-    static func atomicDirectory(_ output: URL, _ body: (URL) throws -> Void) throws {
+    static func atomicDirectory(_ output: URL, replace: Bool = false, _ body: (URL) throws -> Void) throws {
         let fm = FileManager.default
         let parent = output.deletingLastPathComponent()
         let tmp = parent.appendingPathComponent(".\(output.lastPathComponent).tmp-\(getpid())")
@@ -65,12 +67,20 @@ public enum CheckpointWriter {
         catch { throw CheckpointError.io(file: tmp.path, "cannot create directory: \(error.localizedDescription)") }
         do {
             try body(tmp)
+            var old: URL? = nil
             if fm.fileExists(atPath: output.path) {
                 let left = (try? fm.contentsOfDirectory(atPath: output.path)) ?? ["?"]
-                guard left.isEmpty else { throw CheckpointError.io(file: output.path, "output exists and is not empty") }
-                try fm.removeItem(at: output)
+                guard left.isEmpty || replace else { throw CheckpointError.io(file: output.path, "output exists and is not empty") }
+                let aside = parent.appendingPathComponent(".\(output.lastPathComponent).old-\(getpid())")
+                guard rename(output.path, aside.path) == 0 else { throw CheckpointError.io(file: output.path, "cannot move the old output aside (errno \(errno))") }
+                old = aside
             }
-            guard rename(tmp.path, output.path) == 0 else { throw CheckpointError.io(file: output.path, "rename from \(tmp.path) failed (errno \(errno))") }
+            guard rename(tmp.path, output.path) == 0 else {
+                let e = errno
+                if let old { _ = rename(old.path, output.path) }
+                throw CheckpointError.io(file: output.path, "rename from \(tmp.path) failed (errno \(e))")
+            }
+            if let old { try? fm.removeItem(at: old) }
         } catch {
             try? fm.removeItem(at: tmp)
             throw error

@@ -2,7 +2,7 @@
 // model) and write it as a Megatron-LM legacy save, a Megatron-DeepSpeed pipeline save or an HF
 // folder, at the TP x PP asked for. Refuses to overwrite a non-empty output without --force; the
 // output appears atomically (built beside it, then renamed). Prints load/write seconds and peak RSS
-// to stderr; exits non-zero with the error on failure.
+// to stderr (with --force the old output is replaced only once the new one is complete); exits non-zero with the error on failure.
 
 import ArgumentParser
 import Foundation
@@ -48,9 +48,8 @@ struct ConvertCommand: ParsableCommand {
         if !loadOnly, fm.fileExists(atPath: out.path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw CLIError("--output \(out.path) exists and is not a directory") }
             let items = (try? fm.contentsOfDirectory(atPath: out.path)) ?? []
-            if !items.isEmpty {
-                guard force else { throw CLIError("--output \(out.path) exists and is not empty (\(items.count) entries); pass --force to replace it") }
-                try fm.removeItem(at: out)
+            if !items.isEmpty && !force {
+                throw CLIError("--output \(out.path) exists and is not empty (\(items.count) entries); pass --force to replace it")
             }
         }
         let t0 = Date()
@@ -76,7 +75,7 @@ struct ConvertCommand: ParsableCommand {
         let stored: StorageDType = dtype.flatMap(StorageDType.init(rawValue:)) ??
             ([.float32, .bfloat16, .float16].contains(ck.sourceDType) ? ck.sourceDType : .float32)
         try CheckpointWriter.write(ck, to: out, target: ConvertTarget(rawValue: to)!,
-                                   options: WriteOptions(tp: tp, pp: pp, dtype: stored, iteration: iteration))
+                                   options: WriteOptions(tp: tp, pp: pp, dtype: stored, iteration: iteration), replace: force)
         let t2 = Date()
         var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
         let params = ck.tensors.values.reduce(0) { $0 + $1.count }

@@ -127,3 +127,19 @@ final class ConvertTests: XCTestCase {
         assertBitwiseEqual(try CheckpointLoader.load(dir.appendingPathComponent("m")), ref)
     }
 }
+
+final class ConvertReplaceTests: XCTestCase {
+    func testReplaceSwapsOnlyAfterSuccessAndRefusesWithout() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o")
+        let a = CanonicalCheckpoint.random(config: ConvertTests.gpt, seed: 1), b = CanonicalCheckpoint.random(config: ConvertTests.gpt, seed: 2)
+        try CheckpointWriter.write(a, to: out, target: .megatron, options: WriteOptions(tp: 2))
+        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(tp: 2)))
+        // A failing replacement leaves the old output intact.
+        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(tp: 3), replace: true))
+        assertBitwiseEqual(try CheckpointLoader.load(out), a)
+        try CheckpointWriter.write(b, to: out, target: .deepspeed, options: WriteOptions(tp: 1, pp: 2), replace: true)
+        assertBitwiseEqual(try CheckpointLoader.load(out), b)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["o"])
+    }
+}
