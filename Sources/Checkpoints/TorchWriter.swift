@@ -80,7 +80,11 @@ public enum TorchWriter {
                 guard t.shape == p.shape else {
                     throw CheckpointError.shapeMismatch(file: url.path, tensor: "storage \(i)", expected: p.shape, found: t.shape)
                 }
-                try z.add(stem + "/data/\(i)", encode(t, p.dtype))
+                if p.dtype == .float32 {   // little-endian host: write the floats as they are, no byte copy
+                    try t.data.withUnsafeBytes { try z.add(stem + "/data/\(i)", $0) }
+                } else {
+                    try encode(t, p.dtype).withUnsafeBytes { try z.add(stem + "/data/\(i)", $0) }
+                }
             }
             try z.add(stem + "/version", Array("3\n".utf8))
             try z.finish()
@@ -183,8 +187,10 @@ final class ZipStreamWriter {
     }
     deinit { if !closed { close(fd) } }
 
-    func write(_ b: [UInt8]) throws {
-        try b.withUnsafeBytes { raw in
+    func write(_ b: [UInt8]) throws { try b.withUnsafeBytes { try write($0) } }
+
+    func write(_ raw: UnsafeRawBufferPointer) throws {
+        do {
             var done = 0
             while done < raw.count {
                 let n = Glibc.write(fd, raw.baseAddress! + done, raw.count - done)
@@ -192,10 +198,12 @@ final class ZipStreamWriter {
                 done += n
             }
         }
-        offset += UInt64(b.count)
+        offset += UInt64(raw.count)
     }
 
-    func add(_ name: String, _ payload: [UInt8]) throws {
+    func add(_ name: String, _ payload: [UInt8]) throws { try payload.withUnsafeBytes { try add(name, $0) } }
+
+    func add(_ name: String, _ payload: UnsafeRawBufferPointer) throws {
         let crc = CRC32.checksum(payload)
         let size = UInt64(payload.count)
         let big = size >= 0xFFFF_FFFF
@@ -272,11 +280,15 @@ enum CRC32 {
         return t
     }()
 
-    static func checksum(_ bytes: [UInt8]) -> UInt32 {
-        let flat = tables.flatMap { $0 }
+    static let flat: [UInt32] = tables.flatMap { $0 }
+
+    static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
+
+    static func checksum(_ raw: UnsafeRawBufferPointer) -> UInt32 {
         var c: UInt32 = 0xFFFF_FFFF
         flat.withUnsafeBufferPointer { T in
-            bytes.withUnsafeBufferPointer { p in
+            do {
+                let p = raw.bindMemory(to: UInt8.self)
                 var i = 0
                 let n = p.count
                 while i + 8 <= n {
