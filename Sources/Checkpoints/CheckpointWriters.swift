@@ -281,7 +281,11 @@ enum HFWriter {
             guard let x = ck.tensors[n] else { throw CheckpointError.missingTensor(file: ck.format, tensor: n) }
             return x
         }
-        var out: [String: Tensor] = [:]
+        func same(_ n: String) throws -> TensorPayload { let x = try t(n); return TensorPayload(shape: x.shape, dtype: dtype) { x } }
+        func transposed(_ n: String) throws -> TensorPayload {
+            let x = try t(n); return TensorPayload(shape: [x.shape[1], x.shape[0]], dtype: dtype) { x.transposed() }
+        }
+        var out: [String: TensorPayload] = [:]   // made lazily while writing: transposes never all at once
         var cfg: [String: Any] = ["vocab_size": c.vocabSize, "tie_word_embeddings": c.tiedEmbeddings,
                                   "torch_dtype": dtype == .bfloat16 ? "bfloat16" : dtype == .float16 ? "float16" : "float32"]
         if let b = c.bosToken { cfg["bos_token_id"] = b }
@@ -295,44 +299,46 @@ enum HFWriter {
                        "activation_function": c.activation == .gelu ? "gelu" : "gelu_new",
                        "layer_norm_epsilon": Double(c.normEpsilon), "resid_pdrop": 0.0, "embd_pdrop": 0.0, "attn_pdrop": 0.0,
                        "scale_attn_weights": true, "use_cache": true]) { $1 }
-            out["transformer.wte.weight"] = try t("embedding.word.weight")
-            out["transformer.wpe.weight"] = try t("embedding.position.weight")
+            out["transformer.wte.weight"] = try same("embedding.word.weight")
+            out["transformer.wpe.weight"] = try same("embedding.position.weight")
             for i in 0..<c.numLayers {
                 let p = "layers.\(i).", h = "transformer.h.\(i)."
-                out[h + "ln_1.weight"] = try t(p + "norm1.weight"); out[h + "ln_1.bias"] = try t(p + "norm1.bias")
-                out[h + "attn.c_attn.weight"] = Tensor.concat([try t(p + "attn.q.weight"), try t(p + "attn.k.weight"), try t(p + "attn.v.weight")], axis: 0).transposed()
-                out[h + "attn.c_attn.bias"] = Tensor.concat([try t(p + "attn.q.bias"), try t(p + "attn.k.bias"), try t(p + "attn.v.bias")], axis: 0)
-                out[h + "attn.c_proj.weight"] = try t(p + "attn.out.weight").transposed(); out[h + "attn.c_proj.bias"] = try t(p + "attn.out.bias")
-                out[h + "ln_2.weight"] = try t(p + "norm2.weight"); out[h + "ln_2.bias"] = try t(p + "norm2.bias")
-                out[h + "mlp.c_fc.weight"] = try t(p + "mlp.fc1.weight").transposed(); out[h + "mlp.c_fc.bias"] = try t(p + "mlp.fc1.bias")
-                out[h + "mlp.c_proj.weight"] = try t(p + "mlp.fc2.weight").transposed(); out[h + "mlp.c_proj.bias"] = try t(p + "mlp.fc2.bias")
+                out[h + "ln_1.weight"] = try same(p + "norm1.weight"); out[h + "ln_1.bias"] = try same(p + "norm1.bias")
+                let qkv = [try t(p + "attn.q.weight"), try t(p + "attn.k.weight"), try t(p + "attn.v.weight")]
+                out[h + "attn.c_attn.weight"] = TensorPayload(shape: [c.hiddenSize, 3 * c.hiddenSize], dtype: dtype) { Tensor.concat(qkv, axis: 0).transposed() }
+                let qkvB = [try t(p + "attn.q.bias"), try t(p + "attn.k.bias"), try t(p + "attn.v.bias")]
+                out[h + "attn.c_attn.bias"] = TensorPayload(shape: [3 * c.hiddenSize], dtype: dtype) { Tensor.concat(qkvB, axis: 0) }
+                out[h + "attn.c_proj.weight"] = try transposed(p + "attn.out.weight"); out[h + "attn.c_proj.bias"] = try same(p + "attn.out.bias")
+                out[h + "ln_2.weight"] = try same(p + "norm2.weight"); out[h + "ln_2.bias"] = try same(p + "norm2.bias")
+                out[h + "mlp.c_fc.weight"] = try transposed(p + "mlp.fc1.weight"); out[h + "mlp.c_fc.bias"] = try same(p + "mlp.fc1.bias")
+                out[h + "mlp.c_proj.weight"] = try transposed(p + "mlp.fc2.weight"); out[h + "mlp.c_proj.bias"] = try same(p + "mlp.fc2.bias")
             }
-            out["transformer.ln_f.weight"] = try t("final_norm.weight"); out["transformer.ln_f.bias"] = try t("final_norm.bias")
+            out["transformer.ln_f.weight"] = try same("final_norm.weight"); out["transformer.ln_f.bias"] = try same("final_norm.bias")
         } else if llama {
             cfg.merge(["model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": c.hiddenSize,
                        "intermediate_size": c.ffnSize, "num_hidden_layers": c.numLayers, "num_attention_heads": c.numHeads,
                        "num_key_value_heads": c.numKVHeads, "head_dim": c.headDim, "max_position_embeddings": c.maxPositions,
                        "rms_norm_eps": Double(c.normEpsilon), "rope_theta": Double(c.ropeTheta), "hidden_act": "silu",
                        "attention_bias": false, "mlp_bias": false, "use_cache": true]) { $1 }
-            out["model.embed_tokens.weight"] = try t("embedding.word.weight")
+            out["model.embed_tokens.weight"] = try same("embedding.word.weight")
             for i in 0..<c.numLayers {
                 let p = "layers.\(i).", h = "model.layers.\(i)."
                 for (a, b) in [("norm1.weight", "input_layernorm.weight"), ("attn.q.weight", "self_attn.q_proj.weight"),
                                ("attn.k.weight", "self_attn.k_proj.weight"), ("attn.v.weight", "self_attn.v_proj.weight"),
                                ("attn.out.weight", "self_attn.o_proj.weight"), ("norm2.weight", "post_attention_layernorm.weight"),
                                ("mlp.gate.weight", "mlp.gate_proj.weight"), ("mlp.up.weight", "mlp.up_proj.weight"),
-                               ("mlp.fc2.weight", "mlp.down_proj.weight")] { out[h + b] = try t(p + a) }
+                               ("mlp.fc2.weight", "mlp.down_proj.weight")] { out[h + b] = try same(p + a) }
             }
-            out["model.norm.weight"] = try t("final_norm.weight")
+            out["model.norm.weight"] = try same("final_norm.weight")
         } else {
             throw CheckpointError.badConfig(file: dir.path, "no HF architecture fits this model: GPT-2 needs LayerNorm, learned positions, GeLU, biases and MHA; Llama needs RMSNorm, RoPE, SwiGLU and no biases")
         }
-        if !c.tiedEmbeddings { out["lm_head.weight"] = try t("lm_head.weight") }
+        if !c.tiedEmbeddings { out["lm_head.weight"] = try same("lm_head.weight") }
         let json: Data
         do { json = try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]) }
         catch { throw CheckpointError.badConfig(file: dir.path, "cannot encode config.json: \(error)") }
         do { try json.write(to: dir.appendingPathComponent("config.json")) }
         catch { throw CheckpointError.io(file: dir.appendingPathComponent("config.json").path, error.localizedDescription) }
-        try SafetensorsWriter.write(out, to: dir.appendingPathComponent("model.safetensors"), dtype: dtype)
+        try SafetensorsWriter.write(payloads: out, to: dir.appendingPathComponent("model.safetensors"), dtype: dtype)
     }
 }

@@ -185,7 +185,7 @@ final class ZipStreamWriter {
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fd < 0 { throw CheckpointError.io(file: path, "cannot create (errno \(errno))") }
     }
-    deinit { if !closed { close(fd) } }
+    deinit { if !closed { Glibc.close(fd) } }
 
     func write(_ b: [UInt8]) throws { try b.withUnsafeBytes { try write($0) } }
 
@@ -254,9 +254,14 @@ final class ZipStreamWriter {
         e.u16(min(count, 0xFFFF)); e.u16(min(count, 0xFFFF))
         e.u32(UInt32(min(cdSize, 0xFFFF_FFFF))); e.u32(UInt32(min(cdOffset, 0xFFFF_FFFF))); e.u16(0)
         try write(e.b)
+        try close()
+    }
+
+    /// fsync and close (also for plain sequential files written through `write`).
+    func close() throws {
         if fsync(fd) != 0 { throw CheckpointError.io(file: path, "fsync failed (errno \(errno))") }
         closed = true
-        if close(fd) != 0 { throw CheckpointError.io(file: path, "close failed (errno \(errno))") }
+        if Glibc.close(fd) != 0 { throw CheckpointError.io(file: path, "close failed (errno \(errno))") }
     }
 }
 
