@@ -205,7 +205,7 @@ struct MegatronWriter {
             ("params_dtype", .dtype(o.dtype)), ("fp16", .bool(o.dtype == .float16)), ("bf16", .bool(o.dtype == .bfloat16)),
             ("iteration", .int(o.iteration ?? 0)), ("consumed_train_samples", .int(0)),
         ]
-        if c.positions == .rope { a.append(("rotary_base", .int(Int(c.ropeTheta)))); a.append(("rotary_percent", .float(1.0))) }
+        if c.positions == .rope { a.append(("rotary_base", c.ropeTheta == c.ropeTheta.rounded() ? .int(Int(c.ropeTheta)) : .float(Double(c.ropeTheta)))); a.append(("rotary_percent", .float(1.0))) }
         return .namespace(a)
     }
 
