@@ -43,6 +43,9 @@ public enum CheckpointWriter {
         guard TorchWriter.writableDTypes.contains(o.dtype) else {
             throw CheckpointError.unsupportedDType(file: output.path, tensor: "*", o.dtype.rawValue + " (writable: float32, bfloat16, float16)")
         }
+        if let it = o.iteration, it < 1 {
+            throw CheckpointError.badConfig(file: output.path, "iteration must be >= 1, found \(it) (Megatron's tracker rejects 0; omit it for a release checkpoint)")
+        }
         if target == .hf && (o.tp != 1 || o.pp != 1) {
             throw CheckpointError.badConfig(file: output.path, "HF folders hold one unsharded model; got TP \(o.tp) × PP \(o.pp), expected TP 1 × PP 1")
         }
@@ -203,8 +206,13 @@ struct MegatronWriter {
             ("add_bias_linear", .bool(c.linearBias)), ("add_qkv_bias", .bool(c.linearBias)),
             ("apply_residual_connection_post_layernorm", .bool(false)), ("apply_layernorm_1p", .bool(false)),
             ("params_dtype", .dtype(o.dtype)), ("fp16", .bool(o.dtype == .float16)), ("bf16", .bool(o.dtype == .bfloat16)),
-            ("iteration", .int(o.iteration ?? 0)), ("consumed_train_samples", .int(0)),
+            ("iteration", .int(o.iteration ?? 0)), ("consumed_train_samples", .int(0)), ("consumed_valid_samples", .int(0)),
+            // Megatron's check_checkpoint_args / load_args_from_checkpoint read these with getattr.
+            ("add_position_embedding", .bool(c.positions == .learned)),
+            ("use_rotary_position_embeddings", .bool(c.positions == .rope)),
+            ("num_layers_per_virtual_pipeline_stage", .none), ("data_parallel_random_init", .bool(false)),
         ]
+        if c.norm == .layernorm && c.positions == .learned { a.append(("tokenizer_type", .string("GPT2BPETokenizer"))) }
         if c.positions == .rope { a.append(("rotary_base", c.ropeTheta == c.ropeTheta.rounded() ? .int(Int(c.ropeTheta)) : .float(Double(c.ropeTheta)))); a.append(("rotary_percent", .float(1.0))) }
         return .namespace(a)
     }
@@ -242,7 +250,8 @@ struct MegatronWriter {
         let step = o.iteration ?? 0
         let tag = "global_step\(step)"
         try writeText(tag, dir.appendingPathComponent("latest"))
-        try writeText(String(step), dir.appendingPathComponent("latest_checkpointed_iteration.txt"))
+        // Megatron's read_metadata asserts iteration > 0, so step 0 has no tracker (DeepSpeed reads `latest`).
+        if step > 0 { try writeText(String(step), dir.appendingPathComponent("latest_checkpointed_iteration.txt")) }
         let td = dir.appendingPathComponent(tag)
         func layerFile(_ xx: Int, _ r: Int) -> URL { td.appendingPathComponent(String(format: "layer_%02d-model_%02d-model_states.pt", xx, r)) }
         for r in 0..<o.tp {

@@ -115,6 +115,9 @@ final class ConvertTests: XCTestCase {
         }
         XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("b"), target: .megatron, options: WriteOptions(pp: 5)))
         XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("c"), target: .hf, options: WriteOptions(tp: 2)))
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("d"), target: .megatron, options: WriteOptions(iteration: 0))) {
+            XCTAssertTrue("\($0)".contains("iteration must be >= 1"), "\($0)")
+        }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "failed writes must leave nothing behind")
     }
 
