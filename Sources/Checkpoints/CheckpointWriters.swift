@@ -268,6 +268,11 @@ struct MegatronWriter {
                     ("module", .none), ("args", args), ("checkpoint_version", .float(3.0)), ("iteration", .int(step)),
                     ("mp_world_size", .int(o.tp * o.pp)), ("dp_world_size", .int(1)),
                     ("checkpoint_parallel_dimensions", .dict([("pp_degree", .int(o.pp)), ("tp_degree", .int(o.tp))])),
+                    // What DeepSpeed's engine reads back when resuming (as DeepSpeed 0.19.8 saves them, the fixtures' writer).
+                    ("buffer_names", .list([])), ("optimizer", .none), ("lr_scheduler", .none), ("data_sampler", .none),
+                    ("random_ltd", .none), ("sparse_tensor_module_names", .list([])), ("skipped_steps", .int(0)),
+                    ("global_steps", .int(step)), ("global_samples", .int(0)), ("ds_config", .dict([])), ("ds_version", .string("0.19.8")),
+                    ("tokens", .int(0)),
                 ])
                 try TorchWriter.save(root, to: td.appendingPathComponent(String(format: "mp_rank_%02d_model_states.pt", p * o.tp + r)))
             }
