@@ -141,11 +141,72 @@ def check_hf_logits(out, name, bf16=False):
     (print if worst <= 1e-4 else fail)(f"{'ok  ' if worst <= 1e-4 else ''} {name}: transformers logits vs expected.safetensors, max |Δ| {worst:.3g}")
 
 
+def flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, prefix + k + "."))
+        elif torch.is_tensor(v):
+            out[prefix + k] = v
+    return out
+
+
+def compare_with_fixture(out, fixture, tp, pp):
+    """Our Megatron files vs the same model written by transformers' own Megatron tool (the fixture)."""
+    n = extra = 0
+    for p in range(pp):
+        for t in range(tp):
+            d = f"mp_rank_{t:02d}" if pp == 1 else f"mp_rank_{t:02d}_{p:03d}"
+            ours = flatten(torch.load(os.path.join(out, "release", d, "model_optim_rng.pt"), weights_only=False)["model"])
+            theirs = flatten(torch.load(os.path.join(FIX, fixture, "release", d, "model_optim_rng.pt"), weights_only=False)["model"])
+            extra += len(set(theirs) - set(ours))
+            for k, v in ours.items():
+                if k not in theirs:
+                    fail(f"{fixture} {d}: {k} is not in the reference writer's file"); continue
+                w = theirs[k]
+                if "word_embeddings" in k:   # padding rows: ours zeros, the tool's copies of row 999
+                    rows = v.shape[0]; real = max(0, min(rows, 1000 - t * rows))
+                    v, w = v[:real], w[:real]
+                if v.shape != w.shape or not torch.equal(v, w.contiguous()):
+                    fail(f"{fixture} {d}: {k} differs"); continue
+                n += 1
+    print(f"ok   gpt2-tiny -> megatron TP{tp}xPP{pp}: {n} tensors bitwise equal to {fixture} (transformers' Megatron writer), "
+          f"real vocab rows only; {extra} tensors there that Megatron-LM does not write at this layout (word_embeddings_for_head at PP 1)")
+
+
 gpt2 = os.path.join(FIX, "gpt2-tiny")
 check_megatron(convert(gpt2, "megatron", 2, 2, "hf-to-megatron-tp2-pp2"), 2, 2)
 check_megatron(convert(gpt2, "megatron", 4, 1, "hf-to-megatron-tp4-pp1", ["--iteration", "3000"]), 4, 1)
+compare_with_fixture(os.path.join(WORK, "hf-to-megatron-tp2-pp2"), "megatron-legacy-tp2-pp2", 2, 2)
+compare_with_fixture(convert(gpt2, "megatron", 4, 2, "hf-to-megatron-tp4-pp2"), "megatron-legacy-tp4-pp2", 4, 2)
+compare_with_fixture(convert(gpt2, "megatron", 1, 1, "hf-to-megatron-tp1-pp1"), "megatron-legacy-tp1-pp1", 1, 1)
 check_megatron(convert(gpt2, "megatron", 2, 1, "hf-to-megatron-bf16", ["--dtype", "bfloat16"]), 2, 1, bf16=True)
 check_deepspeed(convert(gpt2, "deepspeed", 2, 2, "hf-to-deepspeed-tp2-pp2"), 2, 2)
+# Against the folder DeepSpeed 0.19.8's PipelineEngine itself wrote: same file names, same tensors (real vocab rows).
+ours_ds = convert(gpt2, "deepspeed", 2, 2, "hf-to-deepspeed-tp2-pp2-it3000", ["--iteration", "3000"])
+ref_dir = os.path.join(FIX, "deepspeed-tp2-pp2", "global_step3000")
+ref_files = sorted(f for f in os.listdir(ref_dir) if f.startswith("layer_"))
+our_files = sorted(f for f in os.listdir(os.path.join(ours_ds, "global_step3000")) if f.startswith("layer_"))
+if ref_files != our_files:
+    fail(f"deepspeed layer files differ: {our_files} vs {ref_files}")
+n = 0
+for f in ref_files:
+    a = torch.load(os.path.join(ours_ds, "global_step3000", f), weights_only=False)
+    b = torch.load(os.path.join(ref_dir, f), weights_only=False)
+    if list(a.keys()) != list(b.keys()):
+        fail(f"{f}: keys {list(a)} vs {list(b)}"); continue
+    t = int(f.split("model_")[1][:2])
+    for k in a:
+        x, y = a[k], b[k]
+        if k == "word_embeddings.weight":
+            real = max(0, min(x.shape[0], 1000 - t * x.shape[0])); x, y = x[:real], y[:real]
+        if x.shape != y.shape or not torch.equal(x, y):
+            fail(f"{f}: {k} differs")
+        n += 1
+sorted_mp = sorted(f for f in os.listdir(os.path.join(ours_ds, "global_step3000")) if f.startswith("mp_rank_"))
+if sorted_mp != sorted(f for f in os.listdir(ref_dir) if f.startswith("mp_rank_")):
+    fail(f"deepspeed mp_rank files differ: {sorted_mp}")
+print(f"ok   gpt2-tiny -> deepspeed TP2xPP2: same {len(ref_files)} layer files and mp_rank files as deepspeed-tp2-pp2 (DeepSpeed's own writer), {n} tensors bitwise equal (real vocab rows)")
 check_hf_logits(convert(os.path.join(FIX, "megatron-legacy-tp4-pp2"), "hf", 1, 1, "megatron-tp4pp2-to-hf"), "megatron-legacy-tp4-pp2 -> hf")
 check_hf_logits(convert(os.path.join(FIX, "deepspeed-old-tp2-pp2"), "hf", 1, 1, "deepspeed-old-to-hf"), "deepspeed-old-tp2-pp2 -> hf")
 check_hf_logits(convert(os.path.join(FIX, "megatron-legacy-bf16-tp2-pp1"), "hf", 1, 1, "megatron-bf16-to-hf"), "megatron-legacy-bf16 -> hf (bf16)", bf16=True)
