@@ -14,18 +14,23 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     public let archive: ZipArchive
     public let prefix: String
     public var path: String { archive.path }
-    /// Open descriptor for pread of storage records (files opened by URL), else -1.
-    private var fd: Int32 = -1
+    /// Files opened by URL are read with pread; the descriptor is opened per read, so checkpoints with
+    /// thousands of shard files never hold thousands of descriptors.
+    private var readsFromFile = false
 
     public convenience init(url: URL) throws {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
         try self.init(data: data, path: url.path)
-        fd = open(url.path, O_RDONLY)
+        readsFromFile = true
     }
 
-    deinit { if fd >= 0 { close(fd) } }
+    private func openForRead() throws -> Int32 {
+        let fd = open(path, O_RDONLY)
+        if fd < 0 { throw CheckpointError.io(file: path, "cannot open (errno \(errno))") }
+        return fd
+    }
 
     /// `data` must be zero-based (as `Data(contentsOf:)` is); `path` names it in errors.
     public init(data: Data, path: String) throws {
@@ -42,13 +47,15 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
 
     /// pread straight into `dst`; bounds checked against the record.
     public func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool {
-        guard fd >= 0 else { return false }
+        guard readsFromFile else { return false }
         let name = prefix + "/data/" + key
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try archive.payloadRange(of: e)
         guard byteOffset >= 0, count >= 0, byteOffset <= r.count, count <= r.count - byteOffset else {
             throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(byteOffset)+\(count)")
         }
+        let fd = try openForRead()
+        defer { close(fd) }
         var done = 0
         while done < count {
             let n = pread(fd, dst + done, count - done, off_t(r.lowerBound + byteOffset + done))
@@ -61,9 +68,11 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
 
     public func storageBytes(key: String) throws -> Data {
         let name = prefix + "/data/" + key
-        guard fd >= 0 else { return try archive.payload(name) }
+        guard readsFromFile else { return try archive.payload(name) }
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try archive.payloadRange(of: e)
+        let fd = try openForRead()
+        defer { close(fd) }
         var out = Data(count: r.count)
         let ok: Bool = out.withUnsafeMutableBytes { buf in
             var done = 0
