@@ -36,6 +36,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        BLAS.setThreads(1)   // no GEMMs here: keep OpenBLAS's idle worker threads from spinning (sched_yield)
         // Large temporaries (shard parts, QKV gathers) reuse heap pages instead of fresh mmap/munmap
         // pairs whose page faults dominated the load: glibc M_MMAP_THRESHOLD (-3) / M_TRIM_THRESHOLD (-1) at 1 GiB.
         if let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") {   // malloc.h is not in the Glibc module
