@@ -22,7 +22,7 @@ final class ConvertTests: XCTestCase {
             ("model", .orderedDict([("a", .tensor(TensorPayload(a))), ("b", .tensor(TensorPayload(b, dtype: .bfloat16)))])),
         ])
         let url = dir.appendingPathComponent("model_optim_rng.pt")
-        try Checkpoints.TorchWriter.save(root, to: url)
+        try TorchWriter.save(root, to: url)
         let tf = try TorchFile(url: url)
         XCTAssertEqual(tf.prefix, "model_optim_rng")
         XCTAssertEqual(String(decoding: try tf.archive.payload("model_optim_rng/version"), as: UTF8.self), "3\n")
