@@ -61,7 +61,10 @@ public enum TorchWriter {
     }
 
     /// Write `root` to `url` atomically.
-    public static func save(_ root: TorchValue, to url: URL) throws {
+    public static func save(_ root: TorchValue, to url: URL) throws { try save(root, to: url, zip64Threshold: 0xFFFF_FFFF) }
+
+    /// `zip64Threshold` lowers the size/offset at which ZIP64 records are used (tests force them).
+    static func save(_ root: TorchValue, to url: URL, zip64Threshold: UInt64) throws {
         let stem = url.deletingPathExtension().lastPathComponent
         var pk = PickleEmitter()
         pk.bytes.append(contentsOf: [0x80, 0x02])
@@ -72,7 +75,7 @@ public enum TorchWriter {
         catch { throw CheckpointError.io(file: dir.path, "cannot create directory: \(error.localizedDescription)") }
         let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         do {
-            let z = try ZipStreamWriter(path: tmp.path)
+            let z = try ZipStreamWriter(path: tmp.path, zip64Threshold: zip64Threshold)
             try z.add(stem + "/data.pkl", pk.bytes)
             try z.add(stem + "/byteorder", Array("little".utf8))
             for (i, p) in pk.payloads.enumerated() {
@@ -179,9 +182,11 @@ final class ZipStreamWriter {
     var central: [UInt8] = []
     var count = 0
     var closed = false
+    let limit: UInt64
 
-    init(path: String) throws {
+    init(path: String, zip64Threshold: UInt64 = 0xFFFF_FFFF) throws {
         self.path = path
+        self.limit = min(zip64Threshold, 0xFFFF_FFFF)
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         if fd < 0 { throw CheckpointError.io(file: path, "cannot create (errno \(errno))") }
     }
@@ -206,7 +211,7 @@ final class ZipStreamWriter {
     func add(_ name: String, _ payload: UnsafeRawBufferPointer) throws {
         let crc = CRC32.checksum(payload)
         let size = UInt64(payload.count)
-        let big = size >= 0xFFFF_FFFF
+        let big = size >= limit
         let nameBytes = Array(name.utf8)
         var h = LEBytes()
         var zip64Local = LEBytes()
@@ -222,7 +227,7 @@ final class ZipStreamWriter {
         try write(h.b)
         try write(payload)
         // Central directory record.
-        let bigOff = localOffset >= 0xFFFF_FFFF
+        let bigOff = localOffset >= limit
         var x = LEBytes()
         if big || bigOff {
             x.u16(0x0001); x.u16((big ? 16 : 0) + (bigOff ? 8 : 0))
@@ -243,7 +248,7 @@ final class ZipStreamWriter {
         let cdOffset = offset, cdSize = UInt64(central.count)
         try write(central)
         var e = LEBytes()
-        let z64 = cdOffset >= 0xFFFF_FFFF || cdSize >= 0xFFFF_FFFF || count >= 0xFFFF
+        let z64 = cdOffset >= limit || cdSize >= limit || count >= 0xFFFF
         if z64 {
             let z64Offset = offset
             e.u32(0x0606_4B50); e.u64(44); e.u16(45); e.u16(45); e.u32(0); e.u32(0)
@@ -251,8 +256,8 @@ final class ZipStreamWriter {
             e.u32(0x0706_4B50); e.u32(0); e.u64(z64Offset); e.u32(1)
         }
         e.u32(0x0605_4B50); e.u16(0); e.u16(0)
-        e.u16(min(count, 0xFFFF)); e.u16(min(count, 0xFFFF))
-        e.u32(UInt32(min(cdSize, 0xFFFF_FFFF))); e.u32(UInt32(min(cdOffset, 0xFFFF_FFFF))); e.u16(0)
+        e.u16(z64 ? 0xFFFF : count); e.u16(z64 ? 0xFFFF : count)
+        e.u32(z64 ? 0xFFFF_FFFF : UInt32(cdSize)); e.u32(z64 ? 0xFFFF_FFFF : UInt32(cdOffset)); e.u16(0)
         try write(e.b)
         try close()
     }

@@ -43,6 +43,29 @@ final class ConvertTests: XCTestCase {
         XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
     }
 
+    func testZip64RecordsReadBack() throws {
+        // Every entry, offset and the directory forced through ZIP64 records, as >4 GiB shards need.
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let a = Tensor(shape: [64, 33], data: (0..<(64 * 33)).map { Float($0) })
+        let url = dir.appendingPathComponent("big.pt")
+        try TorchWriter.save(.dict([("w", .tensor(TensorPayload(a))), ("n", .int(3))]), to: url, zip64Threshold: 1)
+        let tf = try TorchFile(url: url)
+        XCTAssertEqual(tf.archive.entries.count, 4)
+        let v = try tf.root()
+        XCTAssertEqual(try Dictionary(uniqueKeysWithValues: v.flattenTensors())["w"]!.materialize(), a)
+        XCTAssertEqual(v["n"]?.intValue, 3)
+        // The 32-bit fields really are saturated (so the ZIP64 path was taken).
+        let d = try Data(contentsOf: url)
+        XCTAssertEqual(d.le32(d.count - 22), 0x0605_4B50)
+        XCTAssertEqual(d.le32(d.count - 22 + 16), 0xFFFF_FFFF)
+        XCTAssertEqual(d.le32(d.count - 22 - 20), 0x0706_4B50)
+        // For a manual torch.load / zipfile check of the ZIP64 form (see scripts/check_convert.py's notes).
+        if let keep = ProcessInfo.processInfo.environment["TURING_KEEP_ZIP64"] {
+            try? FileManager.default.removeItem(atPath: keep)
+            try FileManager.default.copyItem(at: url, to: URL(fileURLWithPath: keep))
+        }
+    }
+
     static let gpt = ModelConfig(vocabSize: 1000, hiddenSize: 64, numLayers: 4, numHeads: 4, maxPositions: 128, activation: .geluTanh)
     static let gptUntied = ModelConfig(vocabSize: 333, hiddenSize: 32, numLayers: 3, numHeads: 4, maxPositions: 16, activation: .gelu, tiedEmbeddings: false)
     static let llama = ModelConfig(vocabSize: 301, hiddenSize: 48, numLayers: 4, numHeads: 4, numKVHeads: 2, headDim: 16, ffnSize: 64,
