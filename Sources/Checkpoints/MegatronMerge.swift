@@ -152,6 +152,18 @@ struct MegatronMerger {
             throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [-1, -1], found: ps[0].ref.shape)
         }
         sources[name] = ps[0].file + ": " + ps[0].original
+        if axis == 0 {   // each part is one contiguous block of the result: read it in place, one allocation
+            let n = ps[0].ref.count
+            var shape = ps[0].ref.shape; shape[0] *= ps.count
+            let data = try [Float](unsafeUninitializedCapacity: n * ps.count) { buf, filled in
+                adviseHugePages(UnsafeMutableRawBufferPointer(buf))
+                for (i, p) in ps.enumerated() {
+                    try p.ref.read(into: UnsafeMutableBufferPointer(rebasing: buf[(i * n)..<((i + 1) * n)]), name: p.original)
+                }
+                filled = n * ps.count
+            }
+            return Tensor(shape: shape, data: data)
+        }
         return Tensor.concat(try ps.map { try $0.load() }, axis: axis)
     }
 
@@ -186,20 +198,34 @@ struct MegatronMerger {
     mutating func merge(_ ranks: [ShardDict], vocabRows V: Int) throws -> [String: Tensor] {
         precondition(ranks.count == tp)
         var out: [String: Tensor] = [:]
-        func trim(_ t: Tensor, _ name: String) throws -> Tensor {
+        func trim(_ t: consuming Tensor, _ name: String) throws -> Tensor {
             guard t.shape[0] >= V else {
                 throw CheckpointError.shapeMismatch(file: sources[name] ?? "?", tensor: name, expected: [V, t.shape[1]], found: t.shape)
             }
-            return t.shape[0] == V ? t : t.rows(0, V)
+            if t.shape[0] == V { return t }
+            var d: [Float] = []
+            swap(&d, &t.data)                       // sole owner: drop the padding rows in place, no copy
+            d.removeLast((t.shape[0] - V) * t.shape[1])
+            return Tensor(shape: [V, t.shape[1]], data: d)
         }
         func onePlus(_ t: Tensor) -> Tensor { layernorm1p ? Tensor(shape: t.shape, data: t.data.map { $0 + 1 }) : t }
 
         let word = try concat(ranks, "word", axis: 0)
-        out["embedding.word.weight"] = try trim(word, "word")
-        if ranks[0]["head_copy"] != nil {
-            let head = try concat(ranks, "head_copy", axis: 0)
-            if head != word { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
+        if ranks[0]["head_copy"] != nil {   // compare rank by rank against the merged rows, no second full copy
+            let hs = try parts(ranks, "head_copy")
+            var same = true
+            var offset = 0
+            for h in hs where same {
+                let n = h.ref.count
+                guard offset + n <= word.count else { same = false; break }
+                let part = try h.load()
+                same = part.data.withUnsafeBufferPointer { a in word.data.withUnsafeBufferPointer { b in
+                    memcmp(a.baseAddress!, b.baseAddress! + offset, n * 4) == 0 } }
+                offset += n
+            }
+            if !same || offset != word.count { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
         }
+        out["embedding.word.weight"] = try trim(consume word, "word")
         if config.positions == .learned { out["embedding.position.weight"] = try replicated(ranks, "position") }
         if !config.tiedEmbeddings { out["lm_head.weight"] = try trim(try concat(ranks, "output", axis: 0), "output") }
         let ln = config.norm == .layernorm, bias = config.linearBias
@@ -257,4 +283,14 @@ func shardShapes(_ ranks: [ShardDict], layers: Int, tp: Int) -> MegatronArgs.Sha
     return MegatronArgs.Shapes(paddedVocab: (r0["word"]?.ref.shape.first ?? 0) * tp, hidden: r0["word"]?.ref.shape.last,
                                ffnRows: r0["layers.0.fc1.weight"]?.ref.shape.first, positions: r0["position"]?.ref.shape.first,
                                layers: layers, tp: tp, hasPosition: r0["position"] != nil, hasOutput: r0["output"] != nil)
+}
+
+/// Ask for transparent huge pages on the 2 MiB-aligned interior of a large fresh buffer: a few
+/// hundred faults instead of one per 4 KiB page while it is first written (a hint; errors are ignored).
+func adviseHugePages(_ b: UnsafeMutableRawBufferPointer) {
+    guard let base = b.baseAddress, b.count >= 4 << 20 else { return }
+    let huge = 2 << 20
+    let start = (Int(bitPattern: base) + huge - 1) / huge * huge
+    let end = (Int(bitPattern: base) + b.count) / huge * huge
+    if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, 14) }   // MADV_HUGEPAGE
 }

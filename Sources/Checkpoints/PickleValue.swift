@@ -12,6 +12,13 @@ import TensorCore
 public protocol StorageSource: AnyObject, Sendable {
     var path: String { get }
     func storageBytes(key: String) throws -> Data
+    /// Copy `count` bytes of storage `key` starting at `byteOffset` straight into `dst`; false when the
+    /// source cannot (the caller then falls back to `storageBytes`). Lets loads skip intermediate buffers.
+    func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool
+}
+
+extension StorageSource {
+    public func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool { false }
 }
 
 public struct StorageRef: Sendable {
@@ -42,8 +49,29 @@ public struct TensorRef: Sendable {
         return true
     }
 
+    /// Read the view into `dst` (exactly `count` floats), row-major. Contiguous float32 views from a
+    /// source that supports it are read straight into `dst` (no intermediate buffer); others decode.
+    public func read(into dst: UnsafeMutableBufferPointer<Float>, name: String = "?") throws {
+        precondition(dst.count == count)
+        if dtype == .float32, isContiguous, let src = storage.source, count > 0,
+           offset >= 0, offset + count <= storage.numel,
+           try src.readStorage(key: storage.key, byteOffset: offset * 4, count: count * 4, into: UnsafeMutableRawPointer(dst.baseAddress!)) {
+            return
+        }
+        let t = try materialize(name: name)
+        _ = t.data.withUnsafeBufferPointer { memcpy(dst.baseAddress!, $0.baseAddress!, t.count * 4) }
+    }
+
     /// Read the view into a contiguous row-major f32 tensor. `name` is used in error messages.
     public func materialize(name: String = "?") throws -> Tensor {
+        if dtype == .float32, isContiguous, let src = storage.source, count > 0, offset >= 0, offset + count <= storage.numel {
+            var ok = true
+            let data = try [Float](unsafeUninitializedCapacity: count) { buf, n in
+                ok = try src.readStorage(key: storage.key, byteOffset: offset * 4, count: count * 4, into: UnsafeMutableRawPointer(buf.baseAddress!))
+                n = ok ? count : 0
+            }
+            if ok { return Tensor(shape: shape, data: data) }
+        }
         guard let src = storage.source else {
             throw CheckpointError.missingRecord(file: "?", record: "data/\(storage.key) (no storage source)")
         }

@@ -105,40 +105,47 @@ public enum SafetensorsWriter {
     /// Write `tensors` (sorted by name) stored as `dtype` (float32, float16 or bfloat16), atomically.
     public static func write(_ tensors: [String: Tensor], to url: URL, dtype: StorageDType = .float32,
                              metadata: [String: String] = ["format": "pt"]) throws {
+        try write(payloads: tensors.mapValues { TensorPayload($0, dtype: dtype) }, to: url, dtype: dtype, metadata: metadata)
+    }
+
+    /// Streaming form: each payload is made, encoded and written in name order, then dropped, so at
+    /// most one tensor's bytes are held at a time. Temporary file in the same folder, then rename(2).
+    public static func write(payloads: [String: TensorPayload], to url: URL, dtype: StorageDType = .float32,
+                             metadata: [String: String] = ["format": "pt"]) throws {
         guard [.float32, .float16, .bfloat16].contains(dtype) else {
             throw CheckpointError.unsupportedDType(file: url.path, tensor: "*", dtype.rawValue)
         }
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
-        let names = tensors.keys.sorted()
+        let names = payloads.keys.sorted()
         for n in names {
-            let t = tensors[n]!
-            let size = t.count * dtype.byteSize
-            header[n] = ["dtype": SafetensorsFile.token(dtype), "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
+            let shape = payloads[n]!.shape
+            let size = shape.reduce(1, *) * dtype.byteSize
+            header[n] = ["dtype": SafetensorsFile.token(dtype), "shape": shape, "data_offsets": [offset, offset + size]] as [String: Any]
             offset += size
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         while json.count % 8 != 0 { json.append(0x20) }
-        var out = Data(capacity: 8 + json.count + offset)
-        var len = UInt64(json.count).littleEndian
-        withUnsafeBytes(of: &len) { out.append(contentsOf: $0) }
-        out.append(json)
-        for n in names {
-            let t = tensors[n]!
-            switch dtype {
-            case .float32: t.data.withUnsafeBytes { out.append(contentsOf: $0) }  // little-endian host
-            case .bfloat16: let h = t.data.map { floatToBF16($0).littleEndian }; h.withUnsafeBytes { out.append(contentsOf: $0) }
-            default: let h = t.data.map { Float16($0).bitPattern.littleEndian }; h.withUnsafeBytes { out.append(contentsOf: $0) }
-            }
-        }
+        var head = [UInt8]()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { head.append(contentsOf: $0) }
+        head.append(contentsOf: json)
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         do {
-            try out.write(to: tmp)
-            // rename(2) replaces the destination atomically on POSIX file systems.
+            let f = try ZipStreamWriter(path: tmp.path)   // used here as a plain sequential file writer
+            try f.write(head)
+            for n in names {
+                let p = payloads[n]!
+                let t = try p.make()
+                guard t.shape == p.shape else { throw CheckpointError.shapeMismatch(file: url.path, tensor: n, expected: p.shape, found: t.shape) }
+                if dtype == .float32 { try t.data.withUnsafeBytes { try f.write($0) } }   // little-endian host
+                else { try TorchWriter.encode(t, dtype).withUnsafeBytes { try f.write($0) } }
+            }
+            try f.close()
             guard rename(tmp.path, url.path) == 0 else { throw CheckpointError.io(file: url.path, "rename failed (errno \(errno))") }
         } catch {
-            try? FileManager.default.removeItem(at: tmp)
+            unlink(tmp.path)
+            if let e = error as? CheckpointError { throw e }
             throw CheckpointError.io(file: url.path, "write failed: \(error.localizedDescription)")
         }
     }

@@ -6,7 +6,8 @@ struct Turing: ParsableCommand {
         commandName: "turing",
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
         subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self,
-                      InspectCommand.self, FinetuneCommand.self, MakeDemoCommand.self, BenchCommand.self, TrainBenchCommand.self],
+                      InspectCommand.self, ConvertCommand.self, FinetuneCommand.self, MakeDemoCommand.self,
+                      BenchCommand.self, TrainBenchCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
 Turing.main()

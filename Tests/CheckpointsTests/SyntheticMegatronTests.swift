@@ -1,4 +1,4 @@
-// Synthetic Megatron trees written with TorchWriter: a Llama-style model (GQA, SwiGLU, RMSNorm, RoPE,
+// Synthetic Megatron trees written with TestTorchWriter: a Llama-style model (GQA, SwiGLU, RMSNorm, RoPE,
 // untied head, no biases) sharded TP 2 and saved (a) with megatron-core flat names and a virtual
 // pipeline (PP 2 × VP 2, `model0`/`model1`), (b) with legacy nested names (`input_norm`, `final_norm`)
 // and uneven stages (3 + 1 layers). Both must load back bitwise; a swapped GQA layout must not.
@@ -116,7 +116,7 @@ final class SyntheticMegatronTests: XCTestCase {
                     top.append((vp > 1 ? "model\(v)" : "model", m))
                 }
                 let name = pp == 1 ? String(format: "mp_rank_%02d", t) : String(format: "mp_rank_%02d_%03d", t, p)
-                try TorchWriter.save(.dict(top), to: dir.appendingPathComponent("iter_0000100/\(name)/model_optim_rng.pt"), prefix: "model_optim_rng")
+                try TestTorchWriter.save(.dict(top), to: dir.appendingPathComponent("iter_0000100/\(name)/model_optim_rng.pt"), prefix: "model_optim_rng")
             }
         }
     }
@@ -155,7 +155,7 @@ final class SyntheticMegatronTests: XCTestCase {
             let m = Self.chunk(s[t], layers: [0, 1, 2, 3], first: true, last: true, style: .legacy)
             let root: TV = .dict([("module", .dict([("module", m)])), ("args", Self.args(tp: 2, pp: 1, vp: nil)),
                                   ("checkpoint_version", .float(3.0)), ("iteration", .int(7)), ("mp_world_size", .int(2))])
-            try TorchWriter.save(root, to: dir.appendingPathComponent(String(format: "global_step7/mp_rank_%02d_model_states.pt", t)))
+            try TestTorchWriter.save(root, to: dir.appendingPathComponent(String(format: "global_step7/mp_rank_%02d_model_states.pt", t)))
         }
         XCTAssertEqual(try CheckpointLoader.detect(dir), .deepspeed)
         let r = try CheckpointLoader.loadReport(dir)

@@ -1,5 +1,6 @@
-// Test-only writer of small `torch.save`-style files (zip of stored entries + protocol-2 pickle),
-// so synthetic Megatron trees (GQA, SwiGLU, RoPE, megatron-core names, virtual pipeline, uneven
+// Test-only writer of small `torch.save`-style files (zip of stored entries + protocol-2 pickle), kept
+// independent of the library's `TorchWriter` so the readers are checked against a second writer;
+// synthetic Megatron trees (GQA, SwiGLU, RoPE, megatron-core names, virtual pipeline, uneven
 // stages) can be built without PyTorch.
 
 import Foundation
@@ -40,7 +41,7 @@ func buildZip(_ entries: [(String, [UInt8])], zip64: Bool = false) -> [UInt8] {
     return z.b
 }
 
-struct TorchWriter {
+struct TestTorchWriter {
     var p = Bytes()
     var storages: [[UInt8]] = []
 
@@ -72,7 +73,7 @@ struct TorchWriter {
     }
 
     static func save(_ root: TV, to url: URL, prefix: String = "archive") throws {
-        var w = TorchWriter(); w.p.raw([0x80, 0x02]); w.emit(root); w.p.u8(0x2E)
+        var w = TestTorchWriter(); w.p.raw([0x80, 0x02]); w.emit(root); w.p.u8(0x2E)
         var entries = [("\(prefix)/data.pkl", w.p.b)]
         for (i, s) in w.storages.enumerated() { entries.append(("\(prefix)/data/\(i)", s)) }
         entries.append(("\(prefix)/version", Array("3\n".utf8)))

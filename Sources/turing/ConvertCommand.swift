@@ -1,0 +1,87 @@
+// turing convert: read a checkpoint in any supported format (or a seeded random GPT-2-124M-shaped
+// model) and write it as a Megatron-LM legacy save, a Megatron-DeepSpeed pipeline save or an HF
+// folder, at the TP x PP asked for. Refuses to overwrite a non-empty output without --force; the
+// output appears atomically (built beside it, then renamed). Prints load/write seconds and peak RSS
+// to stderr (with --force the old output is replaced only once the new one is complete); exits non-zero with the error on failure.
+
+import ArgumentParser
+import Foundation
+import Checkpoints
+import Model
+import TensorCore
+
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "convert",
+        abstract: "Convert a checkpoint to Megatron-LM, Megatron-DeepSpeed or HF files at a new TP x PP.")
+
+    @Argument(help: "Source checkpoint (HF folder, Megatron or DeepSpeed save directory, llama2.c .bin).") var path: String?
+    @Option(help: "Target format: megatron, deepspeed or hf.") var to: String = ""
+    @Option(help: "Tensor-parallel size of the output.") var tp: Int = 1
+    @Option(help: "Pipeline-parallel size of the output.") var pp: Int = 1
+    @Option(help: "Output directory (must not exist or be empty, unless --force).") var output: String?
+    @Option(name: .customLong("vocab-size"), help: "Real vocabulary size, for checkpoints that do not record it.") var vocabSize: Int?
+    @Option(help: "Stored dtype: float32, bfloat16 or float16 (default: the source's, float32 if it is not one of these).") var dtype: String?
+    @Option(help: "Iteration to record (default: a 'release' checkpoint).") var iteration: Int?
+    @Option(help: "Instead of PATH, write a seeded random model; the only shape is gpt2-124m.") var random: String?
+    @Flag(help: "Replace a non-empty output directory.") var force = false
+    @Flag(name: .customLong("load-only"), help: "Load the source, report time and peak RSS, write nothing (benchmarks).") var loadOnly = false
+
+    func validate() throws {
+        guard loadOnly || ConvertTarget(rawValue: to) != nil else { throw ValidationError("--to must be megatron, deepspeed or hf, found '\(to)'") }
+        guard tp >= 1, pp >= 1 else { throw ValidationError("--tp and --pp must be >= 1, found \(tp) and \(pp)") }
+        if let d = dtype, !["float32", "bfloat16", "float16"].contains(d) { throw ValidationError("--dtype must be float32, bfloat16 or float16, found '\(d)'") }
+        if (path == nil) == (random == nil) { throw ValidationError("give either a source PATH or --random gpt2-124m") }
+        if output == nil && !loadOnly { throw ValidationError("--output is required (or --load-only)") }
+        if let r = random, r != "gpt2-124m" { throw ValidationError("--random supports only gpt2-124m, found '\(r)'") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(1)   // no GEMMs here: keep OpenBLAS's idle worker threads from spinning (sched_yield)
+        // Large temporaries (shard parts, QKV gathers) reuse heap pages instead of fresh mmap/munmap
+        // pairs whose page faults dominated the load: glibc M_MMAP_THRESHOLD (-3) / M_TRIM_THRESHOLD (-1) at 1 GiB.
+        if let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") {   // malloc.h is not in the Glibc module
+            let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
+            _ = mallopt(-3, 1 << 30); _ = mallopt(-1, 1 << 30)
+        }
+        let out = URL(fileURLWithPath: output ?? "/dev/null")
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        if !loadOnly, fm.fileExists(atPath: out.path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw CLIError("--output \(out.path) exists and is not a directory") }
+            let items = (try? fm.contentsOfDirectory(atPath: out.path)) ?? []
+            if !items.isEmpty && !force {
+                throw CLIError("--output \(out.path) exists and is not empty (\(items.count) entries); pass --force to replace it")
+            }
+        }
+        let t0 = Date()
+        let ck: CanonicalCheckpoint
+        if random != nil {
+            ck = .random(config: .gpt2Small, seed: 1234)
+        } else {
+            let src = URL(fileURLWithPath: path!)
+            guard fm.fileExists(atPath: src.path, isDirectory: &isDir) else { throw CLIError("source not found: \(src.path)") }
+            if isDir.boolValue {
+                let r = try CheckpointLoader.loadReport(src, options: LoadOptions(vocabSize: vocabSize))
+                for p in r.problems { log("convert: warning: \(p)") }
+                ck = r.checkpoint
+            } else { ck = try Llama2cAdapter.load(src) }
+        }
+        let t1 = Date()
+        var ruLoad = rusage(); getrusage(0, &ruLoad)   // RUSAGE_SELF
+        if loadOnly {
+            log(String(format: "convert: loaded %@ in %.3f s: %d parameters, peak RSS %.1f MB", path ?? "random", t1.timeIntervalSince(t0),
+                       ck.tensors.values.reduce(0) { $0 + $1.count }, Double(ruLoad.ru_maxrss) / 1024))
+            return
+        }
+        let stored: StorageDType = dtype.flatMap(StorageDType.init(rawValue:)) ??
+            ([.float32, .bfloat16, .float16].contains(ck.sourceDType) ? ck.sourceDType : .float32)
+        try CheckpointWriter.write(ck, to: out, target: ConvertTarget(rawValue: to)!,
+                                   options: WriteOptions(tp: tp, pp: pp, dtype: stored, iteration: iteration), replace: force)
+        let t2 = Date()
+        var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
+        let params = ck.tensors.values.reduce(0) { $0 + $1.count }
+        log(String(format: "convert: %@ -> %@ (%@, TP %d x PP %d, %@): %d parameters; load %.3f s (peak RSS %.1f MB), write %.3f s, peak RSS %.1f MB",
+                   random.map { "random " + $0 } ?? path!, out.path, to, tp, pp, stored.rawValue, params,
+                   t1.timeIntervalSince(t0), Double(ruLoad.ru_maxrss) / 1024, t2.timeIntervalSince(t1), Double(ru.ru_maxrss) / 1024))
+    }
+}

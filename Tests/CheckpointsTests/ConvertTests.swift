@@ -1,0 +1,171 @@
+// Writers round trip: TorchWriter files decode with our own TorchFile to the values written; Megatron
+// legacy, DeepSpeed and HF outputs at several TP x PP read back through the adapters to canonical
+// tensors bitwise equal to the source (bf16: equal to the source rounded to bf16). Python-side checks
+// (torch.load, transformers logits) live in scripts/check_convert.py.
+
+import XCTest
+import Foundation
+@testable import Checkpoints
+import Model
+import TensorCore
+
+final class ConvertTests: XCTestCase {
+    func testTorchWriterRoundTripsValuesAndTensors() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let a = Tensor(shape: [3, 5], data: (0..<15).map { Float($0) * 0.37 - 2 })
+        let b = Tensor(shape: [4], data: [1.5, -0.25, 3e-3, 65504])
+        let root: TorchValue = .dict([
+            ("args", .namespace([("hidden_size", .int(64)), ("big", .int(5_000_000_000)), ("neg", .int(-7)),
+                                 ("eps", .float(1e-5)), ("name", .string("gpt ✓")), ("flag", .bool(true)),
+                                 ("none", .none), ("params_dtype", .dtype(.bfloat16))])),
+            ("list", .list([.int(1), .int(300), .int(70000)])), ("tuple", .tuple([.int(1), .int(2), .int(3), .int(4)])),
+            ("model", .orderedDict([("a", .tensor(TensorPayload(a))), ("b", .tensor(TensorPayload(b, dtype: .bfloat16)))])),
+        ])
+        let url = dir.appendingPathComponent("model_optim_rng.pt")
+        try TorchWriter.save(root, to: url)
+        let tf = try TorchFile(url: url)
+        XCTAssertEqual(tf.prefix, "model_optim_rng")
+        XCTAssertEqual(String(decoding: try tf.archive.payload("model_optim_rng/version"), as: UTF8.self), "3\n")
+        XCTAssertEqual(String(decoding: try tf.archive.payload("model_optim_rng/byteorder"), as: UTF8.self), "little")
+        for e in tf.archive.entries where e.name.contains("/data/") {
+            XCTAssertEqual(try tf.archive.payloadRange(of: e).lowerBound % 64, 0, "\(e.name) payload is not 64-byte aligned")
+        }
+        let v = try tf.root()
+        let args = MegatronArgs(v["args"], file: url.path)
+        XCTAssertEqual(args.int("hidden_size"), 64); XCTAssertEqual(args.int("big"), 5_000_000_000); XCTAssertEqual(args.int("neg"), -7)
+        XCTAssertEqual(args.double("eps"), 1e-5); XCTAssertEqual(args.string("name"), "gpt ✓"); XCTAssertEqual(args.bool("flag"), true)
+        XCTAssertNil(args.raw("none"))
+        if case .global(let g)? = args.raw("params_dtype") { XCTAssertEqual(g, "torch.bfloat16") } else { XCTFail("params_dtype: \(String(describing: args.raw("params_dtype")))") }
+        let flat = Dictionary(uniqueKeysWithValues: v.flattenTensors())
+        XCTAssertEqual(try flat["model.a"]!.materialize(), a)
+        XCTAssertEqual(flat["model.b"]!.dtype, .bfloat16)
+        XCTAssertEqual(try flat["model.b"]!.materialize(), bf16Rounded(b))
+        XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
+    }
+
+    func testZip64RecordsReadBack() throws {
+        // Every entry, offset and the directory forced through ZIP64 records, as >4 GiB shards need.
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let a = Tensor(shape: [64, 33], data: (0..<(64 * 33)).map { Float($0) })
+        let url = dir.appendingPathComponent("big.pt")
+        try TorchWriter.save(.dict([("w", .tensor(TensorPayload(a))), ("n", .int(3))]), to: url, zip64Threshold: 1)
+        let tf = try TorchFile(url: url)
+        XCTAssertEqual(tf.archive.entries.count, 4)
+        let v = try tf.root()
+        XCTAssertEqual(try Dictionary(uniqueKeysWithValues: v.flattenTensors())["w"]!.materialize(), a)
+        XCTAssertEqual(v["n"]?.intValue, 3)
+        // The 32-bit fields really are saturated (so the ZIP64 path was taken).
+        let d = try Data(contentsOf: url)
+        XCTAssertEqual(d.le32(d.count - 22), 0x0605_4B50)
+        XCTAssertEqual(d.le32(d.count - 22 + 16), 0xFFFF_FFFF)
+        XCTAssertEqual(d.le32(d.count - 22 - 20), 0x0706_4B50)
+        // For a manual torch.load / zipfile check of the ZIP64 form (see scripts/check_convert.py's notes).
+        if let keep = ProcessInfo.processInfo.environment["TURING_KEEP_ZIP64"] {
+            try? FileManager.default.removeItem(atPath: keep)
+            try FileManager.default.copyItem(at: url, to: URL(fileURLWithPath: keep))
+        }
+    }
+
+    static let gpt = ModelConfig(vocabSize: 1000, hiddenSize: 64, numLayers: 4, numHeads: 4, maxPositions: 128, activation: .geluTanh)
+    static let gptUntied = ModelConfig(vocabSize: 333, hiddenSize: 32, numLayers: 3, numHeads: 4, maxPositions: 16, activation: .gelu, tiedEmbeddings: false)
+    static let llama = ModelConfig(vocabSize: 301, hiddenSize: 48, numLayers: 4, numHeads: 4, numKVHeads: 2, headDim: 16, ffnSize: 64,
+                                   maxPositions: 64, norm: .rmsnorm, normEpsilon: 1e-6, activation: .swiglu, positions: .rope,
+                                   ropeTheta: 500000, tiedEmbeddings: false, linearBias: false)
+
+    func roundTrip(_ c: ModelConfig, _ target: ConvertTarget, tp: Int, pp: Int, dtype: StorageDType = .float32, iteration: Int? = nil,
+                   line: UInt = #line) throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let src = CanonicalCheckpoint.random(config: c, seed: UInt64(tp * 10 + pp))
+        let out = dir.appendingPathComponent("out")
+        try CheckpointWriter.write(src, to: out, target: target, options: WriteOptions(tp: tp, pp: pp, dtype: dtype, iteration: iteration))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["out"], "temporary directory left behind", line: line)
+        let r = try CheckpointLoader.loadReport(out)
+        XCTAssertEqual(r.format, target == .megatron ? "megatron-legacy" : target.rawValue, line: line)
+        XCTAssertEqual(r.tensorParallel, tp, line: line); XCTAssertEqual(r.pipelineParallel, pp, line: line)
+        XCTAssertEqual(r.problems, [], line: line)
+        var want = c; want.bosToken = nil; want.eosToken = nil
+        var got = r.checkpoint.config; got.bosToken = nil; got.eosToken = nil
+        XCTAssertEqual(got, want, line: line)
+        assertBitwiseEqual(r.checkpoint, src, bf16: dtype == .bfloat16, line: line)
+        if target != .hf { XCTAssertEqual(r.iteration, iteration ?? 0, line: line) }
+    }
+
+    func testMegatronLegacyRoundTripsEveryLayout() throws {
+        for (tp, pp) in [(1, 1), (2, 1), (4, 2), (1, 4), (2, 3)] { try roundTrip(Self.gpt, .megatron, tp: tp, pp: pp) }
+        try roundTrip(Self.gpt, .megatron, tp: 2, pp: 2, iteration: 3000)
+        try roundTrip(Self.gpt, .megatron, tp: 2, pp: 2, dtype: .bfloat16)
+        try roundTrip(Self.gptUntied, .megatron, tp: 4, pp: 3)
+        for (tp, pp) in [(1, 1), (2, 2)] { try roundTrip(Self.llama, .megatron, tp: tp, pp: pp) }
+    }
+
+    func testMegatronRankFilesMatchSplitAndLayout() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let src = CanonicalCheckpoint.random(config: Self.gpt)
+        try CheckpointWriter.write(src, to: dir.appendingPathComponent("o"), target: .megatron, options: WriteOptions(tp: 2, pp: 2))
+        let it = dir.appendingPathComponent("o/release")
+        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("o/latest_checkpointed_iteration.txt"), encoding: .utf8), "release\n")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: it.path).sorted(), ["mp_rank_00_000", "mp_rank_00_001", "mp_rank_01_000", "mp_rank_01_001"])
+        let last = try TorchFile.load(it.appendingPathComponent("mp_rank_01_001/model_optim_rng.pt"))
+        let flat = Dictionary(uniqueKeysWithValues: last["model"]!.flattenTensors())
+        // Local layer numbers, head copy on the last stage, vocab padded to 128·TP and split.
+        XCTAssertNotNil(flat["language_model.encoder.layers.1.mlp.dense_4h_to_h.weight"])
+        XCTAssertNil(flat["language_model.encoder.layers.2.mlp.dense_4h_to_h.weight"])
+        let split = try src.split(tp: 2)
+        XCTAssertEqual(try flat["word_embeddings_for_head.weight"]!.materialize(), split[1]["embedding.word.weight"])
+        XCTAssertEqual(try flat["language_model.encoder.layers.0.mlp.dense_4h_to_h.weight"]!.materialize(), split[1]["layers.2.mlp.fc2.weight"])
+        let args = MegatronArgs(last["args"], file: "")
+        XCTAssertEqual(args.int("padded_vocab_size"), 1024); XCTAssertEqual(args.int("orig_vocab_size"), 1000)
+        XCTAssertEqual(last["checkpoint_version"]?.doubleValue, 3.0)
+    }
+
+    func testDeepSpeedRoundTrips() throws {
+        try roundTrip(Self.gpt, .deepspeed, tp: 2, pp: 2, iteration: 3000)
+        try roundTrip(Self.gptUntied, .deepspeed, tp: 1, pp: 1)
+        try roundTrip(Self.llama, .deepspeed, tp: 2, pp: 4)
+    }
+
+    func testHFRoundTrips() throws {
+        try roundTrip(Self.gpt, .hf, tp: 1, pp: 1)
+        try roundTrip(Self.gptUntied, .hf, tp: 1, pp: 1, dtype: .bfloat16)
+        try roundTrip(Self.llama, .hf, tp: 1, pp: 1)
+    }
+
+    func testWritersRejectImpossibleLayouts() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let src = CanonicalCheckpoint.random(config: Self.gpt)
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("a"), target: .megatron, options: WriteOptions(tp: 3))) {
+            XCTAssertTrue("\($0)".contains("--tp 3"), "\($0)")
+        }
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("b"), target: .megatron, options: WriteOptions(pp: 5)))
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("c"), target: .hf, options: WriteOptions(tp: 2)))
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("d"), target: .megatron, options: WriteOptions(iteration: 0))) {
+            XCTAssertTrue("\($0)".contains("iteration must be >= 1"), "\($0)")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "failed writes must leave nothing behind")
+    }
+
+    func testFixtureConvertsBackBitwise() throws {
+        let ref = try Fixtures.reference()
+        let src = try CheckpointLoader.load(try Fixtures.dir("megatron-legacy-tp2-pp2"))
+        assertBitwiseEqual(src, ref)
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try CheckpointWriter.write(src, to: dir.appendingPathComponent("m"), target: .megatron, options: WriteOptions(tp: 4, pp: 1))
+        assertBitwiseEqual(try CheckpointLoader.load(dir.appendingPathComponent("m")), ref)
+    }
+}
+
+final class ConvertReplaceTests: XCTestCase {
+    func testReplaceSwapsOnlyAfterSuccessAndRefusesWithout() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o")
+        let a = CanonicalCheckpoint.random(config: ConvertTests.gpt, seed: 1), b = CanonicalCheckpoint.random(config: ConvertTests.gpt, seed: 2)
+        try CheckpointWriter.write(a, to: out, target: .megatron, options: WriteOptions(tp: 2))
+        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(tp: 2)))
+        // A failing replacement leaves the old output intact.
+        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(tp: 3), replace: true))
+        assertBitwiseEqual(try CheckpointLoader.load(out), a)
+        try CheckpointWriter.write(b, to: out, target: .deepspeed, options: WriteOptions(tp: 1, pp: 2), replace: true)
+        assertBitwiseEqual(try CheckpointLoader.load(out), b)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["o"])
+    }
+}
