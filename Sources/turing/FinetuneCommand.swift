@@ -31,6 +31,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option var steps: Int
     @Option(help: "Directory for checkpoints.") var save: String?
     @Option(name: .customLong("save-interval")) var saveInterval: Int = 0
+    @Option(name: .customLong("save-megatron"), help: "Also write each save as a Megatron-LM legacy checkpoint (model, args, iteration) here; Megatron loads it with --finetune or --no-load-optim --no-load-rng.") var saveMegatron: String?
     @Option(name: .customLong("exit-interval"), help: "Stop (and save) after this step; resume later with the same flags.") var exitInterval: Int?
     @Option var seed: UInt64 = 1234
     @Option var tp: Int = 1
@@ -89,12 +90,19 @@ struct FinetuneCommand: ParsableCommand {
             let eta = Date().timeIntervalSince(t0) / Double(r.step - startStep) * Double(steps - r.step)
             print(String(format: "step %5d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %.0fs", r.step, r.loss, r.lr, r.gradNorm, r.tokensPerSecond, eta))
         }, save: { s in
-            guard let saveDir = save else { return }
+            guard let saveDir = save else {
+                if saveMegatron != nil { throw CLIError("--save-megatron needs --save (the Turing checkpoint that resumes exactly)") }
+                return
+            }
             var c = ckpt
             c.tensors = trainer.layout.tensors(s.params)
             try TuringFormat.save(c, optimizer: ["adam_m": Tensor(shape: [s.adam.m.count], data: s.adam.m), "adam_v": Tensor(shape: [s.adam.v.count], data: s.adam.v)],
                                   trainer: ["step": s.step, "seed": Int(seed), "data": data], to: URL(fileURLWithPath: saveDir), iteration: s.step)
             log("saved \(saveDir) at step \(s.step)")
+            if let meg = saveMegatron {
+                try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron, options: WriteOptions(tp: tp, pp: pp, iteration: s.step), replace: true)
+                log("saved \(meg) (Megatron-LM legacy, iteration \(s.step))")
+            }
         })
     }
 
