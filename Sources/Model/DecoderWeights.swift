@@ -36,49 +36,34 @@ public struct DecoderWeights: Sendable {
     public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec) throws {
         try ckpt.validate()
         let c = ckpt.config
-        try ShardSpec.checkTensorParallel(c, tp: shard.tp)
         config = c; self.shard = shard
-        let tp = shard.tp, r = shard.tpRank, D = c.headDim
-        let lh = c.numHeads / tp, lg = c.numKVHeads / tp, F = c.ffnSize / tp
-        let vp = (c.vocabSize + tp - 1) / tp * tp, lv = vp / tp
-        localHeads = lh; localGroups = lg; localFFN = F; paddedVocab = vp; localVocab = lv
-        let t = ckpt.tensors
-        func w(_ n: String) -> Tensor { t[n]! }
-        func rows(_ n: String, _ count: Int) -> [Float] { w(n).slice(axis: 0, start: r * count, count: count).data }
-        func cols(_ n: String, _ count: Int) -> [Float] { w(n).slice(axis: 1, start: r * count, count: count).data }
-        func vocabRows(_ n: String) -> [Float] {
-            let full = w(n), C = c.hiddenSize
-            var out = [Float](repeating: 0, count: lv * C)
-            let lo = r * lv, hi = min(c.vocabSize, lo + lv)
-            if hi > lo { out.replaceSubrange(0..<((hi - lo) * C), with: full.data[(lo * C)..<(hi * C)]) }
-            return out
-        }
+        let tp = shard.tp
+        // the engine pads the vocabulary only to a multiple of TP (divisibleBy 1); padded logits are dropped
+        let t = try ckpt.shard(tp: tp, rank: shard.tpRank, divisibleBy: 1, layers: shard.layers)
+        localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
+        paddedVocab = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
+        localVocab = paddedVocab / tp
+        func w(_ n: String) -> [Float] { t[n]!.data }
+        func opt(_ n: String) -> [Float]? { t[n]?.data }
         let needsWordEmbedding = shard.isFirstStage || (shard.isLastStage && c.tiedEmbeddings)
-        wordEmbedding = needsWordEmbedding ? vocabRows("embedding.word.weight") : nil
-        positionEmbedding = shard.isFirstStage ? t["embedding.position.weight"]?.data : nil
-        let hq = lh * D, hkv = lg * D
+        wordEmbedding = needsWordEmbedding ? w("embedding.word.weight") : nil
+        positionEmbedding = shard.isFirstStage ? opt("embedding.position.weight") : nil
         layers = shard.layers.map { i in
             let p = "layers.\(i)."
-            let qkvW = rows(p + "attn.q.weight", hq) + rows(p + "attn.k.weight", hkv) + rows(p + "attn.v.weight", hkv)
-            let qkvB = c.linearBias ? rows(p + "attn.q.bias", hq) + rows(p + "attn.k.bias", hkv) + rows(p + "attn.v.bias", hkv) : nil
-            let fc1W: [Float], fc1B: [Float]?
-            if c.activation == .swiglu {
-                fc1W = rows(p + "mlp.gate.weight", F) + rows(p + "mlp.up.weight", F)
-                fc1B = c.linearBias ? rows(p + "mlp.gate.bias", F) + rows(p + "mlp.up.bias", F) : nil
-            } else {
-                fc1W = rows(p + "mlp.fc1.weight", F); fc1B = c.linearBias ? rows(p + "mlp.fc1.bias", F) : nil
-            }
-            return LayerWeights(norm1W: w(p + "norm1.weight").data, norm1B: t[p + "norm1.bias"]?.data,
-                                qkvW: qkvW, qkvB: qkvB,
-                                outW: cols(p + "attn.out.weight", hq), outB: t[p + "attn.out.bias"]?.data,
-                                norm2W: w(p + "norm2.weight").data, norm2B: t[p + "norm2.bias"]?.data,
-                                fc1W: fc1W, fc1B: fc1B,
-                                fc2W: cols(p + "mlp.fc2.weight", F), fc2B: t[p + "mlp.fc2.bias"]?.data)
+            let swiglu = c.activation == .swiglu
+            return LayerWeights(norm1W: w(p + "norm1.weight"), norm1B: opt(p + "norm1.bias"),
+                                qkvW: w(p + "attn.q.weight") + w(p + "attn.k.weight") + w(p + "attn.v.weight"),
+                                qkvB: c.linearBias ? w(p + "attn.q.bias") + w(p + "attn.k.bias") + w(p + "attn.v.bias") : nil,
+                                outW: w(p + "attn.out.weight"), outB: opt(p + "attn.out.bias"),
+                                norm2W: w(p + "norm2.weight"), norm2B: opt(p + "norm2.bias"),
+                                fc1W: swiglu ? w(p + "mlp.gate.weight") + w(p + "mlp.up.weight") : w(p + "mlp.fc1.weight"),
+                                fc1B: c.linearBias ? (swiglu ? w(p + "mlp.gate.bias") + w(p + "mlp.up.bias") : w(p + "mlp.fc1.bias")) : nil,
+                                fc2W: w(p + "mlp.fc2.weight"), fc2B: opt(p + "mlp.fc2.bias"))
         }
-        finalNormW = shard.isLastStage ? w("final_norm.weight").data : nil
-        finalNormB = shard.isLastStage ? t["final_norm.bias"]?.data : nil
-        lmHead = shard.isLastStage && !c.tiedEmbeddings ? vocabRows("lm_head.weight") : nil
-        rotary = c.positions == .rope ? RotaryTable(headDim: D, maxPositions: c.maxPositions, theta: c.ropeTheta) : nil
+        finalNormW = shard.isLastStage ? w("final_norm.weight") : nil
+        finalNormB = shard.isLastStage ? opt("final_norm.bias") : nil
+        lmHead = shard.isLastStage && !c.tiedEmbeddings ? w("lm_head.weight") : nil
+        rotary = c.positions == .rope ? RotaryTable(headDim: c.headDim, maxPositions: c.maxPositions, theta: c.ropeTheta) : nil
     }
 
     /// Parameters held by this shard (padding rows included).

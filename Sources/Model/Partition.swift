@@ -1,0 +1,53 @@
+// Partition: Megatron's tensor-parallel split of a canonical checkpoint, the one rule shared by the
+// engine's shards (`DecoderWeights`) and by anything that wants per-rank tensors (`split(tp:)`).
+//
+//   column-parallel (rows split, dim 0): attn.q/k/v weight+bias (by heads / query groups: rank r gets
+//       heads [r·H/tp, (r+1)·H/tp) and groups [r·G/tp, (r+1)·G/tp)), mlp.fc1/gate/up weight+bias;
+//   row-parallel (columns split, dim 1): attn.out.weight, mlp.fc2.weight (their biases replicated);
+//   vocab-parallel: embedding.word.weight and lm_head.weight, first padded with ZERO rows to a multiple
+//       of `divisibleBy`·tp (Megatron's make_vocab_size_divisible_by, default 128), then split by rows;
+//       logits of padding rows must be dropped by the caller;
+//   replicated: norms, position table, row-parallel biases.
+// Format-specific layouts (Megatron's fused QKV, SwiGLU [W;V]) belong to the checkpoint writers.
+
+import TensorCore
+
+extension CanonicalCheckpoint {
+    /// Padded vocabulary rows for `tp` ranks.
+    public static func paddedVocab(_ v: Int, tp: Int, divisibleBy: Int = 128) -> Int {
+        let m = max(1, divisibleBy) * tp
+        return (v + m - 1) / m * m
+    }
+
+    /// Rank `rank`'s tensors under canonical names; only layers in `layers` (all when nil).
+    public func shard(tp: Int, rank: Int, divisibleBy: Int = 128, layers: Range<Int>? = nil) throws -> [String: Tensor] {
+        let c = config
+        try ShardSpec.checkTensorParallel(c, tp: tp)
+        guard rank >= 0 && rank < tp else { throw LayoutError("rank \(rank) is outside TP \(tp)") }
+        let Vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: divisibleBy)
+        var out: [String: Tensor] = [:]
+        for (name, shape) in CanonicalSchema.shapes(for: c) {
+            if let layers, name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]), !layers.contains(i) { continue }
+            guard let t = tensors[name] else { throw ModelError.missingTensor(name) }
+            guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
+            if name == "embedding.word.weight" || name == "lm_head.weight" {
+                let rows = Vp / tp, lo = rank * rows, hi = min(c.vocabSize, lo + rows)
+                var data = [Float](repeating: 0, count: rows * c.hiddenSize)
+                if hi > lo { data.replaceSubrange(0..<((hi - lo) * c.hiddenSize), with: t.data[(lo * c.hiddenSize)..<(hi * c.hiddenSize)]) }
+                out[name] = Tensor(shape: [rows, c.hiddenSize], data: data)
+            } else if name.hasSuffix("attn.out.weight") || name.hasSuffix("mlp.fc2.weight") {
+                out[name] = t.slice(axis: 1, start: rank * shape[1] / tp, count: shape[1] / tp)
+            } else if ["attn.q.", "attn.k.", "attn.v.", "mlp.fc1.", "mlp.gate.", "mlp.up."].contains(where: { name.contains($0) }) {
+                out[name] = t.slice(axis: 0, start: rank * shape[0] / tp, count: shape[0] / tp)   // heads/groups are contiguous row blocks
+            } else {
+                out[name] = t
+            }
+        }
+        return out
+    }
+
+    /// Every rank's tensors.
+    public func split(tp: Int, divisibleBy: Int = 128) throws -> [[String: Tensor]] {
+        try (0..<tp).map { try shard(tp: tp, rank: $0, divisibleBy: divisibleBy) }
+    }
+}
