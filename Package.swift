@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -23,8 +24,10 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["TensorCore", "Model"]),
         .target(name: "Engine", dependencies: ["TensorCore", "Collectives", "Model", "Tokenizers"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Tasks", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),
         .executableTarget(name: "turing", dependencies: [
-            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine",
+            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Tasks", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
@@ -32,6 +35,8 @@ let package = Package(
         .testTarget(name: "CollectivesTests", dependencies: ["Collectives"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "TensorCore"]),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers"]),
     ],
     swiftLanguageModes: [.v5]
