@@ -6,7 +6,7 @@ struct Turing: ParsableCommand {
         commandName: "turing",
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
         subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self,
-                      InspectCommand.self, BenchCommand.self],
+                      InspectCommand.self, BenchCommand.self, EvalCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
 Turing.main()
