@@ -7,6 +7,7 @@ Writes (deterministically) into the repository:
                                          (vocab 5000, n_embd 32, 2 layers, 256 positions) whose tokenizer is
                                          ../shared/data/megatron_indexed/gpt2-tiny-{vocab.json,merges.txt}
                                          (never copied into the repository: tests pass --vocab-file/--merge-file)
+  Tests/Fixtures/lmeval/pyrandom.json    CPython random.Random outputs (getrandbits, sample, randrange, random, choices)
   Tests/Fixtures/lmeval/<task>_<k>shot.json
                                          lm-eval's metrics (with stderr) and, per document, the contexts and
                                          continuations it scored, the log-likelihoods, is_greedy and per-doc metrics
@@ -146,6 +147,25 @@ def build_model(dir: Path):
     # vocab.json + merges.txt alone: AutoTokenizer makes GPT2Tokenizer with <|endoftext|> (4999) as BOS/EOS
 
 
+def pyrandom_fixture(path: Path):
+    """CPython random.Random outputs for PyRandomTests (seeded, one generator consumed in sequence)."""
+    import random
+    out = {}
+    for seed in [0, 1, 1234, 42, 2**40 + 7]:
+        r = random.Random(seed)
+        out[str(seed)] = {
+            "u32": [r.getrandbits(32) for _ in range(5)],
+            "sample_10_3": r.sample(range(10), 3),
+            "sample_60_4": r.sample(range(60), 4),
+            "sample_1000_8": r.sample(range(1000), 8),
+            "sample_5_5": r.sample(range(5), 5),
+            "randbelow_7": [r.randrange(7) for _ in range(5)],
+            "random": [r.random() for _ in range(3)],
+            "choices_20": [r.choices(range(20), k=6)],
+        }
+    path.write_text(json.dumps(out, indent=1))
+
+
 def main():
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -154,6 +174,7 @@ def main():
     out_lmeval = REPO / "Tests/Fixtures/lmeval"
     out_models.mkdir(parents=True, exist_ok=True)
     out_lmeval.mkdir(parents=True, exist_ok=True)
+    pyrandom_fixture(out_lmeval / "pyrandom.json")
     only = sys.argv[1:] or list(TASKS)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
