@@ -48,7 +48,44 @@ public enum DataReader {
                 }
             }
         }
+        for (f, m) in src.valueMaps {
+            for i in docs.indices {
+                let key: String
+                switch docs[i][f] {
+                case .string(let s)?: key = s
+                case .bool(let b)?: key = b ? "true" : "false"
+                case .int(let n)?: key = String(n)
+                default: throw TaskError("\(docs[i].origin): field \"\(f)\" is missing")
+                }
+                guard let v = m[key] else {
+                    throw TaskError("\(docs[i].origin): field \"\(f)\" = \"\(key)\" is not one of \(m.keys.sorted().joined(separator: ", "))")
+                }
+                docs[i].fields[f] = .int(v)
+            }
+        }
+        if src.preprocess == "race_articles" { docs = try raceArticles(docs) }
         return docs
+    }
+
+    public static let preprocessors = ["race_articles"]
+
+    /// RACE as lm-eval's EleutherAI/race has it: one document per article (consecutive rows with the same
+    /// article text), `problems` = its questions in file order as {question, options, answer}.
+    static func raceArticles(_ rows: [Document]) throws -> [Document] {
+        var out: [Document] = []
+        for r in rows {
+            guard case .string(let article)? = r["article"], r["question"] != nil, r["options"] != nil, r["answer"] != nil else {
+                throw TaskError("\(r.origin): race rows need article, question, options, answer")
+            }
+            let problem = Value.object(["question": r["question"]!, "options": r["options"]!, "answer": r["answer"]!])
+            if let last = out.last, case .string(let a)? = last["article"], a == article, case .list(var ps)? = last["problems"] {
+                ps.append(problem)
+                out[out.count - 1].fields["problems"] = .list(ps)
+            } else {
+                out.append(Document(fields: ["article": .string(article), "problems": .list([problem])], origin: r.origin))
+            }
+        }
+        return out
     }
 
     /// Non-empty lines with 1-based numbers ("\r\n" tolerated).

@@ -6,7 +6,8 @@
 //
 //   task: name                              output_type: loglikelihood | multiple_choice
 //   data: {SPLIT: {file: REL_PATH, format: jsonl | text | lines, labels: REL_PATH.lst,
-//                  label_field: label, int_fields: [f...], url: URL, sha256: HEX}}
+//                  label_field: label, int_fields: [f...], value_maps: {f: {v: int}},
+//                  preprocess: race_articles, url: URL, sha256: HEX}}
 //   training_split / validation_split / test_split / fewshot_split: SPLIT or null
 //   doc_to_text / doc_to_target: a {{field}} template, a bare field name, or fn:NAME (a Swift function)
 //   doc_to_choice: a list of templates, or fn:NAME, or a field holding a list
@@ -28,6 +29,8 @@ public struct DataSource: Sendable, Equatable {
     public var labels: String?
     public var labelField: String
     public var intFields: [String]
+    public var valueMaps: [String: [String: Int]] = [:]
+    public var preprocess: String?
     public var url: String?
     public var sha256: String?
 }
@@ -60,7 +63,7 @@ public struct TaskSpec: Sendable {
     static let keys = ["task", "output_type", "data", "training_split", "validation_split", "test_split",
                        "fewshot_split", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter",
                        "fewshot_delimiter", "description", "metrics", "num_fewshot", "version"]
-    static let dataKeys = ["file", "format", "labels", "label_field", "int_fields", "url", "sha256"]
+    static let dataKeys = ["file", "format", "labels", "label_field", "int_fields", "value_maps", "preprocess", "url", "sha256"]
 
     /// The split scored: test when the task has one, else validation (lm-eval's eval_docs).
     public var evalSplit: String? { testSplit ?? validationSplit }
@@ -122,9 +125,26 @@ public struct TaskSpec: Sendable {
                 guard let s = n.sequence else { throw TaskError("\(file):\(line(n)): data.\(split).int_fields must be a list") }
                 return s.compactMap(\.string)
             } ?? []
+            var maps: [String: [String: Int]] = [:]
+            if let vm = d["value_maps"] {
+                guard let m = vm.mapping else { throw TaskError("\(file):\(line(vm)): data.\(split).value_maps must map field -> {value: integer}") }
+                for (fk, fv) in m {
+                    guard let field = fk.string, let inner = fv.mapping else { throw TaskError("\(file):\(line(fk)): value_maps entries are FIELD: {value: integer}") }
+                    var mm: [String: Int] = [:]
+                    for (a, b) in inner {
+                        guard let ks = a.string, let iv = b.int else { throw TaskError("\(file):\(line(a)): value_maps.\(field) values must be integers") }
+                        mm[ks] = iv
+                    }
+                    maps[field] = mm
+                }
+            }
+            let pre = d["preprocess"]?.string
+            if let pre, !DataReader.preprocessors.contains(pre) {
+                throw TaskError("\(file):\(line(v)): unknown preprocess \"\(pre)\" (known: \(DataReader.preprocessors.joined(separator: ", ")))")
+            }
             sources[split] = DataSource(file: fileName, format: fmt, labels: d["labels"]?.string,
                                         labelField: d["label_field"]?.string ?? "label", intFields: ints,
-                                        url: d["url"]?.string, sha256: d["sha256"]?.string)
+                                        valueMaps: maps, preprocess: pre, url: d["url"]?.string, sha256: d["sha256"]?.string)
         }
         var spec = TaskSpec(name: name, file: file, outputType: ot, data: sources,
                             trainingSplit: try str("training_split"), validationSplit: try str("validation_split"),
