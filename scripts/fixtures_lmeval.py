@@ -90,6 +90,29 @@ doc_to_choice: ["no", "yes"]
 metric_list:
   - metric: acc
 """),
+    "wic": dict(split="validation", files=["wic/val.jsonl"], yaml="""
+output_type: multiple_choice
+validation_split: validation
+doc_to_text: "Sentence 1: {{sentence1}}\\nSentence 2: {{sentence2}}\\nQuestion: Is the word '{{sentence1[start1:end1]}}' used in the same way in the two sentences above?\\nAnswer:"
+doc_to_target: label
+doc_to_choice: ['no', 'yes']
+metric_list:
+  - metric: acc
+"""),
+    "anli_r1": dict(split="test", files=["anli/R1/test.jsonl"], yaml="""
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{context}}\\nQuestion: {{hypothesis}} True, False, or Neither?\\nAnswer:"
+doc_to_target: "{{['True', 'Neither', 'False'][label]}}"
+doc_to_choice:
+  - "True"
+  - "Neither"
+  - "False"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""),
 }
 
 WINOGRANDE_PY = '''
@@ -120,6 +143,12 @@ def subset(task: str, files: list[str], out: Path) -> Path:
     if task == "boolq":
         for d in docs:  # SuperGLUE's label is 0/1; the shared file has a boolean label
             d["label"] = int(bool(d["label"]))
+    if task == "wic":
+        for d in docs:
+            d["label"] = {"false": 0, "true": 1}[d["label"]]
+    if task == "anli_r1":  # original ANLI files: premise in "context", label e/n/c (HF facebook/anli: 0/1/2)
+        for d in docs:
+            d["label"] = {"e": 0, "n": 1, "c": 2}[d["label"]]
     p = out / f"{task}.jsonl"
     p.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     return p
