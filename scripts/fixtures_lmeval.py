@@ -113,6 +113,17 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """),
+    "race": dict(split="test", files=["race/test/middle.jsonl"], yaml="""
+output_type: multiple_choice
+test_split: test
+doc_to_text: !function preprocess_race.doc_to_text
+doc_to_target: !function preprocess_race.doc_to_target
+doc_to_choice: !function preprocess_race.doc_to_choice
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""),
 }
 
 WINOGRANDE_PY = '''
@@ -149,6 +160,15 @@ def subset(task: str, files: list[str], out: Path) -> Path:
     if task == "anli_r1":  # original ANLI files: premise in "context", label e/n/c (HF facebook/anli: 0/1/2)
         for d in docs:
             d["label"] = {"e": 0, "n": 1, "c": 2}[d["label"]]
+    if task == "race":  # EleutherAI/race shape: one doc per article, problems as a Python-literal string
+        grouped = []
+        for d in docs:
+            prob = {"question": d["question"], "options": d["options"], "answer": d["answer"]}
+            if grouped and grouped[-1]["article"] == d["article"]:
+                grouped[-1]["_p"].append(prob)
+            else:
+                grouped.append({"article": d["article"], "_p": [prob]})
+        docs = [{"article": g["article"], "problems": repr(g["_p"])} for g in grouped]
     p = out / f"{task}.jsonl"
     p.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
     return p
@@ -213,6 +233,8 @@ def main():
             shutil.copy(mdir / f, out_models / f)
         tdir = tmp / "tasks"; tdir.mkdir()
         (tdir / "preprocess_winogrande.py").write_text(WINOGRANDE_PY)
+        import lm_eval.tasks.race.preprocess_race as race_py
+        shutil.copy(race_py.__file__, tdir / "preprocess_race.py")
         ddir = tmp / "data"; ddir.mkdir()
         for task in only:
             spec = TASKS[task]

@@ -177,9 +177,7 @@ public struct TaskSpec: Sendable {
             }
             spec.metrics.append(s)
         }
-        for split in [spec.trainingSplit, spec.validationSplit, spec.testSplit, spec.fewshotSplit].compactMap({ $0 }) where sources[split] == nil {
-            _ = split // a split without data is an error only when it is used (few-shot pools may be absent)
-        }
+        // A split without a data entry is an error only when it is used (LoadedTask.fewshotPool).
         guard let ev = spec.evalSplit else { throw TaskError("\(file): neither test_split nor validation_split is set") }
         guard sources[ev] != nil else { throw TaskError("\(file): the evaluated split \"\(ev)\" has no entry under data") }
         return spec

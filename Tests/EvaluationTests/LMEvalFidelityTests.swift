@@ -1,5 +1,5 @@
 // `turing eval` against lm-evaluation-harness 0.4.13 itself (Tests/Fixtures/lmeval, written by
-// scripts/fixtures_lmeval.py on Tests/Fixtures/models/gpt2-tiny-tok): for lambada_openai, piqa, winogrande, boolq, wic and anli_r1 at 0, 1 and 3 shots
+// scripts/fixtures_lmeval.py on Tests/Fixtures/models/gpt2-tiny-tok): for lambada_openai, piqa, winogrande, boolq, wic, anli_r1 and race at 0, 1 and 3 shots
 // over the first 20 documents of a 60-document subset of ../shared/data, identical prompts, identical
 // per-document decisions, per-request log-likelihoods within float32 summation error, metrics within
 // 1e-6 absolute (perplexity and its bootstrap stderr within 1e-5 relative). Skips when ../shared is absent.
@@ -43,7 +43,8 @@ final class LMEvalFidelityTests: XCTestCase {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let copies = [("lambada/lambada_test.jsonl", "lambada_openai.jsonl"), ("piqa/valid.jsonl", "piqa.jsonl"),
                       ("piqa/valid-labels.lst", "piqa-labels.lst"), ("winogrande/dev.jsonl", "winogrande.jsonl"),
-                      ("boolq/val.jsonl", "boolq.jsonl"), ("wic/val.jsonl", "wic.jsonl"), ("anli/R1/test.jsonl", "anli_r1.jsonl")]
+                      ("boolq/val.jsonl", "boolq.jsonl"), ("wic/val.jsonl", "wic.jsonl"), ("anli/R1/test.jsonl", "anli_r1.jsonl"),
+                      ("race/test/middle.jsonl", "race.jsonl")]
         for (src, dst) in copies {
             let text = try String(contentsOf: shared.appendingPathComponent(src), encoding: .utf8)
             let lines = text.components(separatedBy: "\n").prefix(n)
@@ -107,4 +108,5 @@ final class LMEvalFidelityTests: XCTestCase {
     func testBoolq() throws { for k in [0, 1, 3] { try check("boolq", shots: k) } }
     func testWic() throws { for k in [0, 1, 3] { try check("wic", shots: k) } }
     func testAnliR1() throws { for k in [0, 1, 3] { try check("anli_r1", shots: k) } }
+    func testRace() throws { for k in [0, 1, 3] { try check("race", shots: k) } }
 }
