@@ -57,7 +57,8 @@ public struct PromptBuilder {
     }
 
     public mutating func build(_ doc: Document, docID: Int, k: Int) throws -> DocRequests {
-        var prefix = spec.description
+        // lm-eval resolve_field(doc, description): a template over the evaluated document, prepended as is
+        var prefix = spec.description.isEmpty ? "" : try Template.render(spec.description, doc, task: spec.file)
         for s in try shots(for: doc, k: k) {
             var q = try text(s)
             let c = try choices(s)
