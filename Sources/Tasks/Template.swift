@@ -2,7 +2,7 @@
 // resolve against a document.
 //
 // Contract: `{{ field }}` is replaced by the field's value as Python's str() prints it; everything else is
-// literal. As in lm-eval's Jinja rendering, one trailing newline of a template is dropped. A bare field
+// literal, trailing newlines included (lm-eval's Jinja environment keeps them). A bare field
 // name (no braces) that the document has yields the field's value itself; `fn:NAME` calls a named Swift
 // function (TaskFunctions). A field the document lacks is an error naming the task file, the template and
 // the document's file:line.
@@ -15,7 +15,6 @@ public enum Template {
     public static func render(_ template: String, _ doc: Document, task: String) throws -> String {
         var out = ""
         var rest = Substring(template)
-        if rest.hasSuffix("\n") { rest = rest.dropLast() }
         while let open = rest.range(of: "{{") {
             out += rest[..<open.lowerBound]
             guard let close = rest[open.upperBound...].range(of: "}}") else {

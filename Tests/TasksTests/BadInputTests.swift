@@ -98,3 +98,18 @@ final class BadInputTests: XCTestCase {
         for n in names { XCTAssertNoThrow(try TaskSpec.load(named: String(n.dropLast(5)), in: dir.path), n) }
     }
 }
+
+final class TemplateTests: XCTestCase {
+    func testRenderKeepsTrailingNewlineAndNamesMissingField() throws {
+        let d = Document(fields: ["a": .string("x"), "n": .int(3), "b": .bool(true)], origin: "f.jsonl:7")
+        XCTAssertEqual(try Template.render("{{a}} {{ n }} {{b}}\n\n", d, task: "t.yaml"), "x 3 True\n\n")
+        XCTAssertEqual(try Template.resolve("n", d, task: "t.yaml", isChoiceTask: true), .index(3))
+        XCTAssertEqual(try Template.resolve("{{n}}", d, task: "t.yaml", isChoiceTask: true), .index(3))
+        XCTAssertEqual(try Template.resolve("{{n}}", d, task: "t.yaml", isChoiceTask: false), .text("3"))
+        XCTAssertThrowsError(try Template.render("{{zz}}", d, task: "t.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("zz") && "\(e)".contains("f.jsonl:7"), "\(e)")
+        }
+        XCTAssertEqual(try TaskFunctions.call("lambada_context", Document(fields: ["text": .string("a  b c")], origin: ""), task: "t"), .text("a  b"))
+        XCTAssertEqual(try TaskFunctions.call("lambada_target", Document(fields: ["text": .string("a  b c")], origin: ""), task: "t"), .text(" c"))
+    }
+}
