@@ -13,12 +13,14 @@ Writes (deterministically) into the repository:
                                          continuations it scored, the log-likelihoods, is_greedy and per-doc metrics
 
 How: the model is saved with the tokenizer into a temp dir; each task is a custom lm-eval YAML replicating the
-built-in task's prompt (lambada_openai, piqa, winogrande, boolq) with `dataset_path: json` pointing at the first
-SUBSET lines of the shared data file (labels from .lst files merged in), run through `lm_eval.simple_evaluate`
+built-in task's prompt (lambada_openai, piqa, winogrande, boolq, wic, anli_r1, race) with `dataset_path: json`
+pointing at the first SUBSET lines of the shared data file (labels from .lst files merged in, string labels mapped
+to SuperGLUE/ANLI integers, RACE rows grouped per article as EleutherAI/race has them), run through `lm_eval.simple_evaluate`
 with `model="hf"`, float32, limit LIMIT, num_fewshot 0/1/3, log_samples. The Swift tests build the same subsets
 from ../shared/data (the first SUBSET lines) and must reproduce every prompt, decision and metric.
 
-Run: HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 /work/venv/bin/python scripts/fixtures_lmeval.py
+Run: HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 /work/venv/bin/python scripts/fixtures_lmeval.py [TASK...]
+(about 1 minute for all tasks; lm-eval 0.4.13, torch, transformers; the model and outputs are deterministic)
 """
 from __future__ import annotations
 
