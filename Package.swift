@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -25,8 +26,10 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "Training", dependencies: ["TensorCore", "Model"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
+        .target(name: "Tasks", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),
         .executableTarget(name: "turing", dependencies: [
-            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training",
+            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
@@ -36,6 +39,8 @@ let package = Package(
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["turing"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers"]),
     ],
     swiftLanguageModes: [.v5]

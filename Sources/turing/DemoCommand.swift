@@ -5,6 +5,7 @@
 // TP 2 x PP 2 to show the layouts agree, and scores a plausible against an implausible ending.
 
 import ArgumentParser
+import Evaluation
 import Foundation
 import Checkpoints
 import Engine

@@ -1,6 +1,7 @@
 // turing generate: text from one or more prompts, streamed to stdout as tokens are made.
 
 import ArgumentParser
+import Evaluation
 import Foundation
 import Engine
 import Model

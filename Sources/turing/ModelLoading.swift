@@ -84,15 +84,3 @@ func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
     if required { throw CLIError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
     return nil
 }
-
-/// Token ids of `text` as lm-eval encodes it: no BOS/EOS added.
-func encodePlain(_ tok: Tokenizer, _ text: String) -> [Int] {
-    if let l = tok as? Llama2cTokenizer { return l.encode(text, bos: false, eos: false) }
-    return tok.encode(text)
-}
-
-/// The token an empty context conditions on: BOS when the tokenizer has one, else end-of-text.
-func prefixToken(_ tok: Tokenizer, _ config: ModelConfig) throws -> Int {
-    if let b = tok.bosToken ?? tok.eosToken ?? config.bosToken ?? config.eosToken { return b }
-    throw CLIError("the tokenizer defines neither BOS nor end-of-text; an empty context has nothing to condition on")
-}

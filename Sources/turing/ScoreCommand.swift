@@ -9,6 +9,7 @@
 import ArgumentParser
 import Foundation
 import Engine
+import Evaluation
 import Model
 import Tokenizers
 
@@ -59,20 +60,6 @@ struct ScoreCommand: ParsableCommand {
         try writeAtomically(out, to: URL(fileURLWithPath: output))
         log(String(format: "\nscored %d lines in %.2f s -> %@", lines.count, now() - t0, output))
     }
-}
-
-/// lm-eval `_encode_pair` with the empty-context rule.
-func lmEvalEncodePair(_ tok: Tokenizer, _ context: String, _ continuation: String, prefix: Int) -> ([Int], [Int]) {
-    if context.isEmpty { return ([prefix], encodePlain(tok, continuation)) }
-    var ctx = context, cont = continuation
-    let trailing = ctx.reversed().prefix { $0.isWhitespace }.count
-    if trailing > 0 {
-        cont = String(ctx.suffix(trailing)) + cont
-        ctx = String(ctx.dropLast(trailing))
-    }
-    let whole = encodePlain(tok, ctx + cont)
-    let c = encodePlain(tok, ctx)
-    return (c.isEmpty ? [prefix] : c, Array(whole[min(c.count, whole.count)...]))
 }
 
 enum JSONNumberOrBool: Encodable {

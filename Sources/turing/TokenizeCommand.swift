@@ -1,6 +1,7 @@
 // turing tokenize: UTF-8 text on stdin -> JSON array of ids on stdout; --decode does the reverse.
 
 import ArgumentParser
+import Evaluation
 import Foundation
 import Tokenizers
 

@@ -4,6 +4,7 @@
 
 import ArgumentParser
 import Foundation
+import Evaluation
 import Checkpoints
 import Model
 import TensorCore

@@ -1,0 +1,200 @@
+// TaskSpec: one task as declared in `tasks/<name>.yaml`, read strictly.
+//
+// Contract: every key of the YAML must be one this file knows (an unknown key is an error naming the file,
+// line and key, and the keys allowed); values have the kinds listed below or the error names the field.
+// Field meanings follow lm-evaluation-harness 0.4's TaskConfig:
+//
+//   task: name                              output_type: loglikelihood | multiple_choice
+//   data: {SPLIT: {file: REL_PATH, format: jsonl | text | lines, labels: REL_PATH.lst,
+//                  label_field: label, int_fields: [f...], value_maps: {f: {v: int}},
+//                  preprocess: race_articles, url: URL, sha256: HEX}}
+//   training_split / validation_split / test_split / fewshot_split: SPLIT or null
+//   doc_to_text / doc_to_target: a {{field}} template, a bare field name, or fn:NAME (a Swift function)
+//   doc_to_choice: a list of templates, or fn:NAME, or a field holding a list
+//   target_delimiter (" "), fewshot_delimiter ("\n\n"), description (""), metrics [acc, acc_norm,
+//   perplexity], num_fewshot (0), version (metadata)
+//
+// `file` is looked up under the data directory; `url` + `sha256` name the canonical download (declared
+// for provenance; fetching is not implemented: the file must be present locally).
+
+import Foundation
+import Yams
+
+public enum OutputType: String, Sendable { case loglikelihood, multipleChoice = "multiple_choice" }
+
+public struct DataSource: Sendable, Equatable {
+    public enum Format: String, Sendable { case jsonl, text }
+    public var file: String
+    public var format: Format
+    public var labels: String?
+    public var labelField: String
+    public var intFields: [String]
+    public var valueMaps: [String: [String: Int]] = [:]
+    public var preprocess: String?
+    public var url: String?
+    public var sha256: String?
+}
+
+public enum ChoiceSpec: Sendable, Equatable {
+    case templates([String])
+    case source(String)        // fn:NAME or a field name or a single template
+}
+
+public struct TaskSpec: Sendable {
+    public var name: String
+    public var file: String
+    public var outputType: OutputType
+    public var data: [String: DataSource]
+    public var trainingSplit: String?
+    public var validationSplit: String?
+    public var testSplit: String?
+    public var fewshotSplit: String?
+    public var docToText: String
+    public var docToTarget: String
+    public var docToChoice: ChoiceSpec?
+    public var targetDelimiter = " "
+    public var fewshotDelimiter = "\n\n"
+    public var description = ""
+    public var metrics: [String]
+    public var numFewshot = 0
+    public var version: String?
+
+    public static let knownMetrics: Set<String> = ["acc", "acc_norm", "perplexity"]
+    static let keys = ["task", "output_type", "data", "training_split", "validation_split", "test_split",
+                       "fewshot_split", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter",
+                       "fewshot_delimiter", "description", "metrics", "num_fewshot", "version"]
+    static let dataKeys = ["file", "format", "labels", "label_field", "int_fields", "value_maps", "preprocess", "url", "sha256"]
+
+    /// The split scored: test when the task has one, else validation (lm-eval's eval_docs).
+    public var evalSplit: String? { testSplit ?? validationSplit }
+    /// Few-shot pool: fewshot_split, else training, validation, test (lm-eval's fewshot_docs).
+    public var fewshotPoolSplit: String? { fewshotSplit ?? trainingSplit ?? validationSplit ?? testSplit }
+    /// lm-eval 0.4.13 excludes the evaluated document from its own shots iff fewshot_split == test_split
+    /// (both possibly unset).
+    public var excludesSelfFromShots: Bool { fewshotSplit == testSplit }
+
+    public static func load(path: String) throws -> TaskSpec {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw TaskError("cannot read task file \(path)")
+        }
+        return try parse(yaml: text, file: path)
+    }
+
+    public static func parse(yaml: String, file: String) throws -> TaskSpec {
+        let root: Node?
+        do { root = try Yams.compose(yaml: yaml) } catch { throw TaskError("\(file): not valid YAML: \(error)") }
+        guard let map = root?.mapping else { throw TaskError("\(file): expected a mapping of task fields") }
+        var f: [String: Node] = [:]
+        for (k, v) in map {
+            guard let key = k.string else { throw TaskError("\(file):\(line(k)): keys must be strings") }
+            guard keys.contains(key) else {
+                throw TaskError("\(file):\(line(k)): unknown field \"\(key)\" (allowed: \(keys.joined(separator: ", ")))")
+            }
+            f[key] = v
+        }
+        func str(_ k: String, required: Bool = false) throws -> String? {
+            guard let n = f[k], n.null == nil else {
+                if required { throw TaskError("\(file): missing field \"\(k)\"") }
+                return nil
+            }
+            guard n.scalar != nil, let s = n.string else { throw TaskError("\(file):\(line(n)): field \"\(k)\" must be a string") }
+            return s
+        }
+        let name = try str("task", required: true)!
+        guard let ot = OutputType(rawValue: try str("output_type", required: true)!) else {
+            throw TaskError("\(file): output_type must be loglikelihood or multiple_choice")
+        }
+        guard let dataNode = f["data"]?.mapping else { throw TaskError("\(file): missing field \"data\" (a mapping of split name to file)") }
+        var sources: [String: DataSource] = [:]
+        for (k, v) in dataNode {
+            guard let split = k.string, let m = v.mapping else { throw TaskError("\(file):\(line(k)): data entries are SPLIT: {file: ...}") }
+            var d: [String: Node] = [:]
+            for (dk, dv) in m {
+                let key = dk.string ?? ""
+                guard dataKeys.contains(key) else {
+                    throw TaskError("\(file):\(line(dk)): unknown field \"data.\(split).\(key)\" (allowed: \(dataKeys.joined(separator: ", ")))")
+                }
+                d[key] = dv
+            }
+            guard let fileName = d["file"]?.string else { throw TaskError("\(file):\(line(v)): data.\(split) needs \"file\"") }
+            let fmtName = d["format"]?.string ?? (fileName.hasSuffix(".jsonl") ? "jsonl" : "text")
+            guard let fmt = DataSource.Format(rawValue: fmtName) else {
+                throw TaskError("\(file):\(line(v)): data.\(split).format must be jsonl or text, found \"\(fmtName)\"")
+            }
+            let ints = try d["int_fields"].map { n -> [String] in
+                guard let s = n.sequence else { throw TaskError("\(file):\(line(n)): data.\(split).int_fields must be a list") }
+                return s.compactMap(\.string)
+            } ?? []
+            var maps: [String: [String: Int]] = [:]
+            if let vm = d["value_maps"] {
+                guard let m = vm.mapping else { throw TaskError("\(file):\(line(vm)): data.\(split).value_maps must map field -> {value: integer}") }
+                for (fk, fv) in m {
+                    guard let field = fk.string, let inner = fv.mapping else { throw TaskError("\(file):\(line(fk)): value_maps entries are FIELD: {value: integer}") }
+                    var mm: [String: Int] = [:]
+                    for (a, b) in inner {
+                        guard let ks = a.string, let iv = b.int else { throw TaskError("\(file):\(line(a)): value_maps.\(field) values must be integers") }
+                        mm[ks] = iv
+                    }
+                    maps[field] = mm
+                }
+            }
+            let pre = d["preprocess"]?.string
+            if let pre, !DataReader.preprocessors.contains(pre) {
+                throw TaskError("\(file):\(line(v)): unknown preprocess \"\(pre)\" (known: \(DataReader.preprocessors.joined(separator: ", ")))")
+            }
+            sources[split] = DataSource(file: fileName, format: fmt, labels: d["labels"]?.string,
+                                        labelField: d["label_field"]?.string ?? "label", intFields: ints,
+                                        valueMaps: maps, preprocess: pre, url: d["url"]?.string, sha256: d["sha256"]?.string)
+        }
+        var spec = TaskSpec(name: name, file: file, outputType: ot, data: sources,
+                            trainingSplit: try str("training_split"), validationSplit: try str("validation_split"),
+                            testSplit: try str("test_split"), fewshotSplit: try str("fewshot_split"),
+                            docToText: try str("doc_to_text", required: true)!,
+                            docToTarget: try str("doc_to_target", required: true)!,
+                            docToChoice: nil, metrics: [])
+        if let c = f["doc_to_choice"], c.null == nil {
+            if let seq = c.sequence {
+                spec.docToChoice = .templates(try seq.map { n in
+                    guard let s = n.string else { throw TaskError("\(file):\(line(n)): doc_to_choice entries must be strings") }
+                    return s
+                })
+            } else if let s = c.string { spec.docToChoice = .source(s) }
+            else { throw TaskError("\(file):\(line(c)): doc_to_choice must be a list or a string") }
+        }
+        if ot == .multipleChoice && spec.docToChoice == nil { throw TaskError("\(file): multiple_choice needs doc_to_choice") }
+        if let s = try str("target_delimiter") { spec.targetDelimiter = s }
+        if let s = try str("fewshot_delimiter") { spec.fewshotDelimiter = s }
+        if let s = try str("description") { spec.description = s }
+        if let s = try str("version") { spec.version = s }
+        if let n = f["num_fewshot"] {
+            guard let k = n.int, k >= 0 else { throw TaskError("\(file):\(line(n)): num_fewshot must be a non-negative integer") }
+            spec.numFewshot = k
+        }
+        guard let ms = f["metrics"]?.sequence else { throw TaskError("\(file): missing field \"metrics\" (a list)") }
+        for m in ms {
+            guard let s = m.string, knownMetrics.contains(s) else {
+                throw TaskError("\(file):\(line(m)): unknown metric \"\(m.string ?? "?")\" (known: \(knownMetrics.sorted().joined(separator: ", ")))")
+            }
+            spec.metrics.append(s)
+        }
+        // A split without a data entry is an error only when it is used (LoadedTask.fewshotPool).
+        guard let ev = spec.evalSplit else { throw TaskError("\(file): neither test_split nor validation_split is set") }
+        guard sources[ev] != nil else { throw TaskError("\(file): the evaluated split \"\(ev)\" has no entry under data") }
+        return spec
+    }
+
+    /// Tasks by name from a folder of YAML files (file name = task name).
+    public static func load(named name: String, in dir: String) throws -> TaskSpec {
+        let path = (dir as NSString).appendingPathComponent("\(name).yaml")
+        guard FileManager.default.fileExists(atPath: path) else {
+            let have = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
+                .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+            throw TaskError("unknown task \"\(name)\": no \(path) (tasks: \(have.joined(separator: ", ")))")
+        }
+        let spec = try load(path: path)
+        guard spec.name == name else { throw TaskError("\(path): task field says \"\(spec.name)\", expected \"\(name)\"") }
+        return spec
+    }
+}
+
+private func line(_ n: Node) -> String { n.mark.map { String($0.line) } ?? "?" }

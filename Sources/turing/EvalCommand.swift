@@ -1,0 +1,107 @@
+// turing eval: lm-evaluation-harness 0.4.13 tasks (tasks/*.yaml) scored on a checkpoint, at one or several
+// shot counts; writes results.json + samples_<task>.jsonl into the output folder and prints lm-eval's table.
+//
+// --num-fewshot K overrides every task's default shot count; --shots 0,1,K runs each count in turn (one
+// results.json, keys "<task>@<k>shot"). --limit N scores the first N documents, as lm-eval's --limit.
+// Task data is looked up by file name under --data-dir (default $TURING_SHARED_DATA, else ../shared/data).
+
+import ArgumentParser
+import Foundation
+import Engine
+import Evaluation
+import Model
+import Tasks
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Zero-/few-shot tasks scored exactly as lm-evaluation-harness 0.4 scores them.")
+
+    @OptionGroup var model: CheckpointOptions
+    @OptionGroup var parallel: ParallelOptions
+    @Option(help: "Comma-separated task names (files in --tasks-dir).") var tasks: String
+    @Option(name: .customLong("num-fewshot"), help: "Shots for every task (default: each task's num_fewshot).") var numFewshot: Int?
+    @Option(help: "Several shot counts in one run, e.g. 0,1,5.") var shots: String?
+    @Option(help: "Score only the first N documents of each task.") var limit: Int?
+    @Option(name: .customLong("data-dir"), help: "Where task data files are looked up.") var dataDir: String?
+    @Option(name: .customLong("tasks-dir"), help: "Folder of task YAMLs (default: ./tasks, or the repository's).") var tasksDir: String?
+    @Option(help: "Output folder (default: results/<timestamp>-<checkpoint>).") var output: String?
+    @Option(help: "Few-shot sampling seed (lm-eval's fewshot_random_seed).") var seed: Int = 1234
+
+    func validate() throws {
+        if numFewshot != nil && shots != nil { throw ValidationError("--num-fewshot and --shots are exclusive") }
+        if let k = numFewshot, k < 0 { throw ValidationError("--num-fewshot must be >= 0") }
+        if let l = limit, l < 1 { throw ValidationError("--limit must be >= 1") }
+        if let s = shots, parseShots(s) == nil { throw ValidationError("--shots must be comma-separated non-negative integers, found \"\(s)\"") }
+    }
+
+    func parseShots(_ s: String) -> [Int]? {
+        let v = s.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, v.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        return v.map { $0! }
+    }
+
+    func run() throws {
+        let t0 = now()
+        let tdir = tasksDir ?? defaultTasksDir()
+        let ddir = dataDir ?? ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] ?? "../shared/data"
+        let names = tasks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let specs = try names.map { try TaskSpec.load(named: $0, in: tdir) }
+        let loaded = try specs.map { try LoadedTask(spec: $0, dataDir: ddir) }
+        let (engine, tokOpt, ckpt) = try model.load(layout: parallel.layout)
+        let evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
+        let hash = weightsHash(ckpt)
+        var results: [TaskResult] = []
+        for task in loaded {
+            for k in shots.flatMap(parseShots) ?? [numFewshot ?? task.spec.numFewshot] {
+                let tt = now()
+                log("\(task.spec.name), \(k)-shot:")
+                let r = try evaluator.evaluate(task, numFewshot: k, limit: limit, seed: seed) { done, total, toks in
+                    let dt = now() - tt
+                    let eta = done > 0 ? dt / Double(done) * Double(total - done) : 0
+                    FileHandle.standardError.write(Data(String(format: "\r  %d/%d docs  %.1f docs/s  %.0f tok/s  ETA %.0fs ",
+                        done, total, Double(done) / max(dt, 1e-9), Double(toks) / max(dt, 1e-9), eta).utf8))
+                }
+                log("")
+                results.append(r)
+            }
+        }
+        let out = URL(fileURLWithPath: output ?? defaultOutput())
+        let multi = Set(results.map(\.numFewshot)).count > 1
+        let specMap = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let run = RunInfo(checkpoint: model.checkpoint, format: ckpt.format, layout: "tp\(parallel.tp)xpp\(parallel.pp)",
+                          weightsHash: hash, limit: limit, dataDir: ddir)
+        for r in results {
+            let name = multi ? "samples_\(r.task)_\(r.numFewshot)shot.jsonl" : "samples_\(r.task).jsonl"
+            try Report.writeAtomically(try Report.samplesJSONL(r), to: out.appendingPathComponent(name))
+        }
+        try Report.writeAtomically(try Report.resultsJSON(results, specs: specMap, run: run, totalSeconds: now() - t0),
+                                   to: out.appendingPathComponent("results.json"))
+        print(Report.table(results, specs: specMap))
+        log(String(format: "results -> %@ (%.1f s)", out.path, now() - t0))
+    }
+
+    func defaultTasksDir() -> String {
+        if FileManager.default.fileExists(atPath: "tasks") { return "tasks" }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("tasks").path
+    }
+
+    func defaultOutput() -> String {
+        let f = DateFormatter(); f.dateFormat = "yyyyMMdd-HHmmss"; f.timeZone = TimeZone(identifier: "UTC")
+        let name = URL(fileURLWithPath: model.checkpoint).standardizedFileURL.lastPathComponent
+        return "results/\(f.string(from: Date()))-\(name)"
+    }
+}
+
+/// FNV-1a (64-bit) over the canonical tensors in name order: each name's UTF-8 bytes, then its f32 bit
+/// patterns. Identical weights in any format or layout give the same hash.
+func weightsHash(_ c: CanonicalCheckpoint) -> String {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    let p: UInt64 = 0x100_0000_01b3
+    for name in c.tensors.keys.sorted() {
+        for b in name.utf8 { h = (h ^ UInt64(b)) &* p }
+        c.tensors[name]!.data.withUnsafeBufferPointer { buf in
+            for x in buf { h = (h ^ UInt64(x.bitPattern)) &* p }
+        }
+    }
+    return "fnv1a64:" + String(format: "%016llx", h)
+}

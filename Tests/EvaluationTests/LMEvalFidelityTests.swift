@@ -1,0 +1,112 @@
+// `turing eval` against lm-evaluation-harness 0.4.13 itself (Tests/Fixtures/lmeval, written by
+// scripts/fixtures_lmeval.py on Tests/Fixtures/models/gpt2-tiny-tok): for lambada_openai, piqa, winogrande, boolq, wic, anli_r1 and race at 0, 1 and 3 shots
+// over the first 20 documents of a 60-document subset of ../shared/data, identical prompts, identical
+// per-document decisions, per-request log-likelihoods within float32 summation error, metrics within
+// 1e-6 absolute (perplexity and its bootstrap stderr within 1e-5 relative). Skips when ../shared is absent.
+
+import XCTest
+import Foundation
+@testable import Evaluation
+import Tasks
+import Engine
+import Checkpoints
+import Model
+import Tokenizers
+
+final class LMEvalFidelityTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+    static var shared: URL {
+        if let s = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: s) }
+        return fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("shared/data")
+    }
+
+    struct Expected: Decodable {
+        struct Req: Decodable { let context: String; let continuation: String }
+        struct Doc: Decodable { let doc_id: Int; let requests: [Req]; let loglikelihoods: [Double]; let is_greedy: [Bool]; let metrics: [String: Double] }
+        let task: String; let num_fewshot: Int; let limit: Int; let subset_lines: Int
+        let metrics: [String: MetricOrString]; let docs: [Doc]
+    }
+    enum MetricOrString: Decodable {
+        case number(Double), text(String)
+        init(from d: Decoder) throws {
+            let c = try d.singleValueContainer()
+            if let x = try? c.decode(Double.self) { self = .number(x) } else { self = .text(try c.decode(String.self)) }
+        }
+        var number: Double? { if case .number(let x) = self { return x }; return nil }
+    }
+
+    /// The first `n` lines of each source file, under the names the fixture task YAMLs use.
+    static func makeSubsets(_ n: Int) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("turing-lmeval-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let copies = [("lambada/lambada_test.jsonl", "lambada_openai.jsonl"), ("piqa/valid.jsonl", "piqa.jsonl"),
+                      ("piqa/valid-labels.lst", "piqa-labels.lst"), ("winogrande/dev.jsonl", "winogrande.jsonl"),
+                      ("boolq/val.jsonl", "boolq.jsonl"), ("wic/val.jsonl", "wic.jsonl"), ("anli/R1/test.jsonl", "anli_r1.jsonl"),
+                      ("race/test/middle.jsonl", "race.jsonl")]
+        for (src, dst) in copies {
+            let text = try String(contentsOf: shared.appendingPathComponent(src), encoding: .utf8)
+            let lines = text.components(separatedBy: "\n").prefix(n)
+            try (lines.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent(dst), atomically: true, encoding: .utf8)
+        }
+        return dir
+    }
+
+    static var setup: (Evaluator, URL)?
+    func evaluator() throws -> (Evaluator, URL) {
+        if let s = Self.setup { return s }
+        let vocab = Self.shared.appendingPathComponent("megatron_indexed/gpt2-tiny-vocab.json")
+        guard FileManager.default.fileExists(atPath: vocab.path) else { throw XCTSkip("needs \(vocab.path) (../shared absent)") }
+        let tok = try GPT2Tokenizer(vocabFile: vocab.path, mergesFile: Self.shared.appendingPathComponent("megatron_indexed/gpt2-tiny-merges.txt").path)
+        let model = DecoderModel(weights: try DecoderWeights(try HFAdapter.load(Self.fixtures.appendingPathComponent("models/gpt2-tiny-tok"))))
+        let s = (try Evaluator(model: model, tokenizer: tok), try Self.makeSubsets(60))
+        Self.setup = s
+        return s
+    }
+
+    func check(_ task: String, shots: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        let (ev, data) = try evaluator()
+        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("lmeval/\(task)_\(shots)shot.json")))
+        let spec = try TaskSpec.load(named: task, in: Self.fixtures.appendingPathComponent("lmeval/tasks").path)
+        let loaded = try LoadedTask(spec: spec, dataDir: data.path)
+        let r = try ev.evaluate(loaded, numFewshot: shots, limit: exp.limit, seed: 1234)
+        XCTAssertEqual(r.docs.count, exp.docs.count, file: file, line: line)
+        var worstLL = 0.0
+        for (got, want) in zip(r.docs, exp.docs) {
+            XCTAssertEqual(got.requests.map(\.context), want.requests.map(\.context), "\(task) \(shots)-shot doc \(want.doc_id): contexts", file: file, line: line)
+            XCTAssertEqual(got.requests.map(\.continuation), want.requests.map(\.continuation), "\(task) \(shots)-shot doc \(want.doc_id): continuations", file: file, line: line)
+            XCTAssertEqual(got.isGreedy, want.is_greedy, "\(task) \(shots)-shot doc \(want.doc_id): is_greedy", file: file, line: line)
+            for (k, v) in want.metrics where k != "perplexity" {
+                XCTAssertEqual(got.metrics[k], v, "\(task) \(shots)-shot doc \(want.doc_id): \(k)", file: file, line: line)
+            }
+            for (a, b) in zip(got.loglikelihoods, want.loglikelihoods) {
+                let err = abs(a - b) / max(1, abs(b))
+                worstLL = max(worstLL, err)
+                XCTAssertLessThan(err, 2e-5, "\(task) \(shots)-shot doc \(want.doc_id): ll \(a) vs lm-eval \(b)", file: file, line: line)
+            }
+        }
+        var table = "\(task) \(shots)-shot (max rel ll err \(String(format: "%.1e", worstLL))):"
+        for m in r.metrics {
+            guard let want = exp.metrics["\(m.name),none"]?.number else { XCTFail("lm-eval has no \(m.name)", file: file, line: line); continue }
+            let wantSE = exp.metrics["\(m.name)_stderr,none"]?.number
+            if m.name == "perplexity" {
+                XCTAssertLessThan(abs(m.value - want) / want, 1e-5, "\(task) \(shots)-shot perplexity \(m.value) vs \(want)", file: file, line: line)
+                if let w = wantSE, let g = m.stderr { XCTAssertLessThan(abs(g - w) / w, 1e-5, "perplexity stderr \(g) vs \(w)", file: file, line: line) }
+            } else {
+                XCTAssertEqual(m.value, want, accuracy: 1e-6, "\(task) \(shots)-shot \(m.name)", file: file, line: line)
+                if let w = wantSE { XCTAssertEqual(m.stderr ?? .nan, w, accuracy: 1e-6, "\(task) \(shots)-shot \(m.name) stderr", file: file, line: line) }
+            }
+            table += String(format: "  %@ turing %.8g ± %.6g | lm-eval %.8g ± %.6g", m.name, m.value, m.stderr ?? .nan, want, wantSE ?? .nan)
+        }
+        print(table)
+    }
+
+    func testLambadaOpenAI() throws { for k in [0, 1, 3] { try check("lambada_openai", shots: k) } }
+    func testPiqa() throws { for k in [0, 1, 3] { try check("piqa", shots: k) } }
+    func testWinogrande() throws { for k in [0, 1, 3] { try check("winogrande", shots: k) } }
+    func testBoolq() throws { for k in [0, 1, 3] { try check("boolq", shots: k) } }
+    func testWic() throws { for k in [0, 1, 3] { try check("wic", shots: k) } }
+    func testAnliR1() throws { for k in [0, 1, 3] { try check("anli_r1", shots: k) } }
+    func testRace() throws { for k in [0, 1, 3] { try check("race", shots: k) } }
+}

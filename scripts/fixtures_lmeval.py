@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Expected outputs of lm-evaluation-harness for Turing's `eval` fidelity tests.
+
+Writes (deterministically) into the repository:
+
+  Tests/Fixtures/models/gpt2-tiny-tok/   config.json + model.safetensors: a seeded random GPT2LMHeadModel
+                                         (vocab 5000, n_embd 32, 2 layers, 256 positions) whose tokenizer is
+                                         ../shared/data/megatron_indexed/gpt2-tiny-{vocab.json,merges.txt}
+                                         (never copied into the repository: tests pass --vocab-file/--merge-file)
+  Tests/Fixtures/lmeval/pyrandom.json    CPython random.Random outputs (getrandbits, sample, randrange, random, choices)
+  Tests/Fixtures/lmeval/<task>_<k>shot.json
+                                         lm-eval's metrics (with stderr) and, per document, the contexts and
+                                         continuations it scored, the log-likelihoods, is_greedy and per-doc metrics
+
+How: the model is saved with the tokenizer into a temp dir; each task is a custom lm-eval YAML replicating the
+built-in task's prompt (lambada_openai, piqa, winogrande, boolq, wic, anli_r1, race) with `dataset_path: json`
+pointing at the first SUBSET lines of the shared data file (labels from .lst files merged in, string labels mapped
+to SuperGLUE/ANLI integers, RACE rows grouped per article as EleutherAI/race has them), run through `lm_eval.simple_evaluate`
+with `model="hf"`, float32, limit LIMIT, num_fewshot 0/1/3, log_samples. The Swift tests build the same subsets
+from ../shared/data (the first SUBSET lines) and must reproduce every prompt, decision and metric.
+
+Run: HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 /work/venv/bin/python scripts/fixtures_lmeval.py [TASK...]
+(about 1 minute for all tasks; lm-eval 0.4.13, torch, transformers; the model and outputs are deterministic)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TURING_SHARED_DATA", REPO.parent / "shared" / "data"))
+TOK = SHARED / "megatron_indexed"
+SUBSET = 60
+LIMIT = 20
+SHOTS = [0, 1, 3]
+
+# task -> (source files relative to SHARED, lm-eval YAML body after dataset_kwargs)
+TASKS = {
+    "lambada_openai": dict(split="test", files=["lambada/lambada_test.jsonl"], yaml="""
+output_type: loglikelihood
+test_split: test
+doc_to_text: "{{text.split(' ')[:-1]|join(' ')}}"
+doc_to_target: "{{' '+text.split(' ')[-1]}}"
+metric_list:
+  - metric: perplexity
+    aggregation: perplexity
+    higher_is_better: false
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""),
+    "piqa": dict(split="validation", files=["piqa/valid.jsonl", "piqa/valid-labels.lst"], yaml="""
+output_type: multiple_choice
+validation_split: validation
+test_split: null
+doc_to_text: "Question: {{goal}}\\nAnswer:"
+doc_to_target: label
+doc_to_choice: "{{[sol1, sol2]}}"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
+"""),
+    "winogrande": dict(split="validation", files=["winogrande/dev.jsonl"], yaml="""
+output_type: multiple_choice
+validation_split: validation
+doc_to_text: !function preprocess_winogrande.doc_to_text
+doc_to_target: !function preprocess_winogrande.doc_to_target
+doc_to_choice: !function preprocess_winogrande.doc_to_choice
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""),
+    "boolq": dict(split="validation", files=["boolq/val.jsonl"], yaml="""
+output_type: multiple_choice
+validation_split: validation
+doc_to_text: "{{passage}}\\nQuestion: {{question}}?\\nAnswer:"
+doc_to_target: label
+doc_to_choice: ["no", "yes"]
+metric_list:
+  - metric: acc
+"""),
+    "wic": dict(split="validation", files=["wic/val.jsonl"], yaml="""
+output_type: multiple_choice
+validation_split: validation
+doc_to_text: "Sentence 1: {{sentence1}}\\nSentence 2: {{sentence2}}\\nQuestion: Is the word '{{sentence1[start1:end1]}}' used in the same way in the two sentences above?\\nAnswer:"
+doc_to_target: label
+doc_to_choice: ['no', 'yes']
+metric_list:
+  - metric: acc
+"""),
+    "anli_r1": dict(split="test", files=["anli/R1/test.jsonl"], yaml="""
+output_type: multiple_choice
+test_split: test
+doc_to_text: "{{context}}\\nQuestion: {{hypothesis}} True, False, or Neither?\\nAnswer:"
+doc_to_target: "{{['True', 'Neither', 'False'][label]}}"
+doc_to_choice:
+  - "True"
+  - "Neither"
+  - "False"
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""),
+    "race": dict(split="test", files=["race/test/middle.jsonl"], yaml="""
+output_type: multiple_choice
+test_split: test
+doc_to_text: !function preprocess_race.doc_to_text
+doc_to_target: !function preprocess_race.doc_to_target
+doc_to_choice: !function preprocess_race.doc_to_choice
+metric_list:
+  - metric: acc
+    aggregation: mean
+    higher_is_better: true
+"""),
+}
+
+WINOGRANDE_PY = '''
+def doc_to_text(doc):
+    answer_to_num = {"1": 0, "2": 1}
+    return answer_to_num[doc["answer"]]
+
+
+def doc_to_target(doc):
+    idx = doc["sentence"].index("_") + 1
+    return doc["sentence"][idx:].strip()
+
+
+def doc_to_choice(doc):
+    idx = doc["sentence"].index("_")
+    options = [doc["option1"], doc["option2"]]
+    return [doc["sentence"][:idx] + opt for opt in options]
+'''
+
+
+def subset(task: str, files: list[str], out: Path) -> Path:
+    lines = (SHARED / files[0]).read_text(encoding="utf-8").split("\n")[:SUBSET]
+    docs = [json.loads(l) for l in lines]
+    if len(files) > 1:
+        labels = (SHARED / files[1]).read_text().split("\n")[:SUBSET]
+        for d, l in zip(docs, labels):
+            d["label"] = int(l)
+    if task == "boolq":
+        for d in docs:  # SuperGLUE's label is 0/1; the shared file has a boolean label
+            d["label"] = int(bool(d["label"]))
+    if task == "wic":
+        for d in docs:
+            d["label"] = {"false": 0, "true": 1}[d["label"]]
+    if task == "anli_r1":  # original ANLI files: premise in "context", label e/n/c (HF facebook/anli: 0/1/2)
+        for d in docs:
+            d["label"] = {"e": 0, "n": 1, "c": 2}[d["label"]]
+    if task == "race":  # EleutherAI/race shape: one doc per article, problems as a Python-literal string
+        grouped = []
+        for d in docs:
+            prob = {"question": d["question"], "options": d["options"], "answer": d["answer"]}
+            if grouped and grouped[-1]["article"] == d["article"]:
+                grouped[-1]["_p"].append(prob)
+            else:
+                grouped.append({"article": d["article"], "_p": [prob]})
+        docs = [{"article": g["article"], "problems": repr(g["_p"])} for g in grouped]
+    p = out / f"{task}.jsonl"
+    p.write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    return p
+
+
+def build_model(dir: Path):
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(5)
+    cfg = GPT2Config(vocab_size=5000, n_positions=256, n_embd=32, n_layer=2, n_head=2,
+                     bos_token_id=4999, eos_token_id=4999, activation_function="gelu_new")
+    model = GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.1)
+            elif "ln" in name:
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0, 0.2)
+    model.save_pretrained(dir, safe_serialization=True)
+    shutil.copy(TOK / "gpt2-tiny-vocab.json", dir / "vocab.json")
+    shutil.copy(TOK / "gpt2-tiny-merges.txt", dir / "merges.txt")
+    # vocab.json + merges.txt alone: AutoTokenizer makes GPT2Tokenizer with <|endoftext|> (4999) as BOS/EOS
+
+
+def pyrandom_fixture(path: Path):
+    """CPython random.Random outputs for PyRandomTests (seeded, one generator consumed in sequence)."""
+    import random
+    out = {}
+    for seed in [0, 1, 1234, 42, 2**40 + 7]:
+        r = random.Random(seed)
+        out[str(seed)] = {
+            "u32": [r.getrandbits(32) for _ in range(5)],
+            "sample_10_3": r.sample(range(10), 3),
+            "sample_60_4": r.sample(range(60), 4),
+            "sample_1000_8": r.sample(range(1000), 8),
+            "sample_5_5": r.sample(range(5), 5),
+            "randbelow_7": [r.randrange(7) for _ in range(5)],
+            "random": [r.random() for _ in range(3)],
+            "choices_20": [r.choices(range(20), k=6)],
+        }
+    path.write_text(json.dumps(out, indent=1))
+
+
+def main():
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    out_models = REPO / "Tests/Fixtures/models/gpt2-tiny-tok"
+    out_lmeval = REPO / "Tests/Fixtures/lmeval"
+    out_models.mkdir(parents=True, exist_ok=True)
+    out_lmeval.mkdir(parents=True, exist_ok=True)
+    pyrandom_fixture(out_lmeval / "pyrandom.json")
+    only = sys.argv[1:] or list(TASKS)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        mdir = tmp / "model"; mdir.mkdir()
+        build_model(mdir)
+        for f in ["config.json", "model.safetensors"]:
+            shutil.copy(mdir / f, out_models / f)
+        tdir = tmp / "tasks"; tdir.mkdir()
+        (tdir / "preprocess_winogrande.py").write_text(WINOGRANDE_PY)
+        import lm_eval.tasks.race.preprocess_race as race_py
+        shutil.copy(race_py.__file__, tdir / "preprocess_race.py")
+        ddir = tmp / "data"; ddir.mkdir()
+        for task in only:
+            spec = TASKS[task]
+            data = subset(task, spec["files"], ddir)
+            (tdir / f"fx_{task}.yaml").write_text(
+                f"task: fx_{task}\ndataset_path: json\ndataset_name: null\n"
+                f"dataset_kwargs:\n  data_files:\n    {spec['split']}: {data}\n" + spec["yaml"])
+        tm = TaskManager(include_path=str(tdir))
+        model = None
+        for task in only:
+            for k in SHOTS:
+                res = lm_eval.simple_evaluate(
+                    model="hf", model_args=f"pretrained={mdir},dtype=float32", tasks=[f"fx_{task}"],
+                    num_fewshot=k, limit=LIMIT, log_samples=True, task_manager=tm, batch_size=1, device="cpu",
+                    random_seed=0, numpy_random_seed=1234, torch_random_seed=1234, fewshot_random_seed=1234)
+                name = f"fx_{task}"
+                metrics = {m: v for m, v in res["results"][name].items() if m != "alias"}
+                docs = []
+                for s in sorted(res["samples"][name], key=lambda s: s["doc_id"]):
+                    docs.append({
+                        "doc_id": s["doc_id"],
+                        "requests": [{"context": a[0], "continuation": a[1]} for a in
+                                     (x if isinstance(x, (list, tuple)) else (x["arg_0"], x["arg_1"]) for x in s["arguments"])],
+                        "loglikelihoods": [r[0][0] for r in s["resps"]],
+                        "is_greedy": [bool(r[0][1]) for r in s["resps"]],
+                        "metrics": {m: s[m] for m in s.get("metrics", []) if m in s},
+                        "target": s["target"],
+                    })
+                out = {"task": task, "num_fewshot": k, "limit": LIMIT, "subset_lines": SUBSET,
+                       "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4",
+                       "metrics": metrics, "n_samples": res.get("n-samples", {}).get(name), "docs": docs}
+                (out_lmeval / f"{task}_{k}shot.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+                print(task, k, metrics, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
