@@ -4,13 +4,23 @@
 // non-empty line. A `.lst` labels file holds one integer per line and must have exactly as many entries as
 // the data file has documents; its values go into `label_field`. `int_fields` turns booleans and numeric
 // strings into integers (SuperGLUE's ClassLabel columns). Every malformed line is an error naming file
-// and line. Files are looked up as `dataDir/file`.
+// and line. Files are looked up as `dataDir/file`, then beside the task's YAML (`tasks/data/...` for the
+// tasks whose data ships with Turing, such as the demo tasks).
 
 import Foundation
 
 public enum DataReader {
+    /// `dataDir/file` when it exists, else the file beside the task YAML `task`, else `dataDir/file`
+    /// (so the error names where it was expected).
+    static func locate(_ file: String, dataDir: String, task: String) -> String {
+        let primary = (dataDir as NSString).appendingPathComponent(file)
+        if FileManager.default.fileExists(atPath: primary) { return primary }
+        let beside = ((task as NSString).deletingLastPathComponent as NSString).appendingPathComponent(file)
+        return FileManager.default.fileExists(atPath: beside) ? beside : primary
+    }
+
     public static func read(_ src: DataSource, dataDir: String, task: String) throws -> [Document] {
-        let path = (dataDir as NSString).appendingPathComponent(src.file)
+        let path = locate(src.file, dataDir: dataDir, task: task)
         var docs: [Document] = []
         for (n, line) in try lines(path, task: task) {
             switch src.format {
@@ -26,7 +36,7 @@ public enum DataReader {
             }
         }
         if let lst = src.labels {
-            let lpath = (dataDir as NSString).appendingPathComponent(lst)
+            let lpath = locate(lst, dataDir: dataDir, task: task)
             let labels = try lines(lpath, task: task)
             guard labels.count == docs.count else {
                 throw TaskError("\(lpath): \(labels.count) labels for \(docs.count) documents in \(path)")

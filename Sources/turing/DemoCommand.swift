@@ -6,6 +6,7 @@
 
 import ArgumentParser
 import Evaluation
+import Tasks
 import Foundation
 import Checkpoints
 import Engine
@@ -70,41 +71,24 @@ struct DemoCommand: ParsableCommand {
         let res = try Scorer(model: model).loglikelihood(reqs)
         print("score (lm-eval loglikelihood): \"\(ctx)...\"")
         for (ch, r) in zip(choices, res) { print(String(format: "  %8.3f  (%d tokens)  %@", r.logprob, r.tokens, ch)) }
-        if isDemo { try demoTable(model: model, ckpt: ckpt, tok: tok, taskDir: URL(fileURLWithPath: path).appendingPathComponent("../../tasks/data").standardizedFileURL) }
+        if isDemo { try demoTable(model: model, ckpt: ckpt, tok: tok, tasksDir: URL(fileURLWithPath: path).appendingPathComponent("../../tasks").standardizedFileURL) }
         if g2 != greedy { throw ExitCode(1) }
     }
 
-    /// Zero- and 3-shot accuracy on the demo tasks, trained model against the same architecture
-    /// untrained (random weights): the trained model should be far above chance (50%), the untrained near it.
-    func demoTable(model: CausalLM, ckpt: CanonicalCheckpoint, tok: Tokenizer, taskDir: URL) throws {
+    /// Zero- and 3-shot accuracy on the demo tasks (tasks/demo_*.yaml, through the same Evaluator as
+    /// `turing eval`), trained model against the same architecture untrained (random weights): the
+    /// trained model should be far above chance (50%), the untrained near it.
+    func demoTable(model: CausalLM, ckpt: CanonicalCheckpoint, tok: Tokenizer, tasksDir: URL) throws {
         let untrained = DecoderModel(weights: try DecoderWeights(.random(config: ckpt.config, seed: 7, std: 0.02)))
-        let prefix = try prefixToken(tok, ckpt.config)
-        print("\ndemo tasks (2 choices each, chance = 50%):")
+        let trainedEval = try Evaluator(model: model, tokenizer: tok), untrainedEval = try Evaluator(model: untrained, tokenizer: tok)
+        print("\ndemo tasks (2 choices each, chance = 50%; the same numbers as `turing eval --tasks demo_facts,demo_sounds,demo_count --shots 0,3`):")
         print("| task | docs | shots | trained acc | untrained acc |\n|---|---:|---:|---:|---:|")
         for name in ["demo_facts", "demo_sounds", "demo_count"] {
-            let url = taskDir.appendingPathComponent("\(name).jsonl")
-            guard let text = try? String(contentsOf: url, encoding: .utf8) else { print("| \(name) | missing \(url.path) | | | |"); continue }
-            let docs = text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            let task = try LoadedTask(spec: try TaskSpec.load(named: name, in: tasksDir.path), dataDir: tasksDir.path)
             for shots in [0, 3] {
-                var reqs: [LoglikelihoodRequest] = []
-                var golds: [Int] = []
-                for (i, d) in docs.enumerated() {
-                    let choices = d["choices"] as! [String], gold = d["gold"] as! Int, query = d["query"] as! String
-                    let examples = (1...max(1, shots)).prefix(shots).map { k -> String in
-                        let e = docs[(i + k * 7) % docs.count]
-                        return "\(e["query"] as! String) \((e["choices"] as! [String])[e["gold"] as! Int]) ."
-                    }
-                    let context = (examples + [query]).joined(separator: "\n\n")
-                    for c in choices { let (a, b) = lmEvalEncodePair(tok, context, " " + c, prefix: prefix); reqs.append(LoglikelihoodRequest(context: a, continuation: b)) }
-                    golds.append(gold)
-                }
-                func acc(_ m: CausalLM) throws -> Double {
-                    let r = try Scorer(model: m).loglikelihood(reqs)
-                    var right = 0
-                    for (i, g) in golds.enumerated() where (r[2 * i].logprob >= r[2 * i + 1].logprob ? 0 : 1) == g { right += 1 }
-                    return Double(right) / Double(golds.count) * 100
-                }
-                print(String(format: "| %@ | %d | %d | %.1f%% | %.1f%% |", name, golds.count, shots, try acc(model), try acc(untrained)))
+                let a = try trainedEval.evaluate(task, numFewshot: shots, limit: nil), b = try untrainedEval.evaluate(task, numFewshot: shots, limit: nil)
+                func acc(_ r: TaskResult) -> Double { (r.metrics.first { $0.name == "acc" }?.value ?? .nan) * 100 }
+                print(String(format: "| %@ | %d | %d | %.1f%% | %.1f%% |", name, a.docs.count, shots, acc(a), acc(b)))
             }
         }
     }
