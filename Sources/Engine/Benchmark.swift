@@ -11,6 +11,18 @@ public struct BenchmarkResult: Codable, Sendable {
     public var timeToFirstTokenMs: Double = 0
     public var peakRSSMB: Double = 0
     public var blasThreads: Int = 0
+    public var layout: String = "tp1-pp1"
+    /// Time inside communication calls per layer, ms (engines that measure it: DistributedEngine),
+    /// for the best run of each measurement: "prefill_b1" per forward, "decode_b1" per decode step.
+    /// Includes waiting for the peer (load imbalance, pipeline bubbles), not only transfer.
+    public var communicationMsPerLayer: [String: Double]? = nil
+}
+
+/// An engine that can say how long it spent communicating.
+public protocol CommunicationProbe {
+    func resetCommunicationStatistics()
+    var communicationSecondsTotal: Double { get }
+    var localLayers: Int { get }
 }
 
 public func now() -> Double {
@@ -30,6 +42,9 @@ public enum Benchmark {
     public static func run(model: CausalLM, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
                            reps: Int = 3, log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
         var res = BenchmarkResult()
+        let probe = model as? CommunicationProbe
+        if probe != nil { res.communicationMsPerLayer = [:] }
+        func commMs(_ per: Int) -> Double { probe.map { $0.communicationSecondsTotal * 1000 / Double(per * $0.localLayers) } ?? 0 }
         let V = model.config.vocabSize
         var rng = SplitMix64(seed: 42)
         func prompt() -> [Int] { (0..<promptLength).map { _ in Int(rng.next() % UInt64(V)) } }
@@ -40,18 +55,23 @@ public enum Benchmark {
             for _ in 0..<reps {
                 let prompts = (0..<b).map { _ in prompt() }
                 let caches = prompts.map { _ in model.makeSequenceCache(capacity: promptLength + decodeTokens + 1) }
+                probe?.resetCommunicationStatistics()
                 let t0 = now()
                 var logits = try model.forward(tokens: prompts, caches: caches, logits: .last)
                 let first = (0..<b).map { r in logits.data.withUnsafeBufferPointer { argmaxIndex(UnsafeBufferPointer(start: $0.baseAddress! + r * V, count: V)) } }
                 let t1 = now()
+                if t1 - t0 < bestPrefill { res.communicationMsPerLayer?["prefill_b\(b)"] = commMs(1) }
                 bestPrefill = min(bestPrefill, t1 - t0)
                 var next = first
+                probe?.resetCommunicationStatistics()
                 let t2 = now()
                 for _ in 0..<decodeTokens {
                     logits = try model.forward(tokens: next.map { [$0] }, caches: caches, logits: .last)
                     next = (0..<b).map { r in logits.data.withUnsafeBufferPointer { argmaxIndex(UnsafeBufferPointer(start: $0.baseAddress! + r * V, count: V)) } }
                 }
-                bestDecode = min(bestDecode, now() - t2)
+                let t3 = now()
+                if t3 - t2 < bestDecode { res.communicationMsPerLayer?["decode_b\(b)"] = commMs(decodeTokens) }
+                bestDecode = min(bestDecode, t3 - t2)
             }
             res.prefillTokensPerSecond["b\(b)"] = Double(b * promptLength) / bestPrefill
             if b == 1 { res.timeToFirstTokenMs = bestPrefill * 1000 }

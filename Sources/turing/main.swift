@@ -1,5 +1,14 @@
 // turing: the command-line entry point; each subcommand is a thin struct over the libraries.
+//
+// Under `mpirun` (Open MPI sets OMPI_COMM_WORLD_SIZE) every process runs the same command as one
+// rank of a DistributedEngine: MPI is initialised here (never otherwise), only world rank 0 writes
+// to stdout, stderr logs and output files (`isPrimaryRank`), MPI is finalised at a clean exit, and
+// an error on any rank aborts the whole job with MPI_Abort (the other ranks would otherwise wait
+// for it). A wrong process count is reported by every rank, which then exits cleanly.
 import ArgumentParser
+import Collectives
+import Engine
+import Foundation
 
 struct Turing: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,4 +18,26 @@ struct Turing: ParsableCommand {
                       InspectCommand.self, BenchCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
-Turing.main()
+
+if !isPrimaryRank {
+    // Every rank runs the same command; only rank 0's stdout is the program's output.
+    let null = open("/dev/null", O_WRONLY)
+    if null >= 0 { dup2(null, STDOUT_FILENO); close(null) }
+}
+do {
+    var command = try Turing.parseAsRoot()
+    try command.run()
+    MPIRuntime.finalize()
+} catch {
+    let code = Turing.exitCode(for: error)
+    let rank = MPIRuntime.worldRank
+    // A wrong process count is seen by every rank alike: exit cleanly. Any other error may be on
+    // this rank alone while the others wait in a collective: abort the job.
+    if code != .success && MPIRuntime.worldSize > 1 && !(error is DistributedError) {
+        MPIRuntime.abort(Turing.message(for: error))
+    }
+    MPIRuntime.finalize()
+    if isPrimaryRank { Turing.exit(withError: error) }
+    if code != .success { FileHandle.standardError.write(Data("turing rank \(rank): Error: \(Turing.message(for: error))\n".utf8)) }
+    exit(code.rawValue)
+}
