@@ -24,7 +24,7 @@ public final class MPICollective: Collective, PointToPoint {
     var scratch: [Float] = []
 
     /// The world communicator (MPI must be initialised).
-    public static func world(timeout: Double = 300) throws -> MPICollective {
+    public static func world(timeout: Double = MPIRuntime.defaultTimeout) throws -> MPICollective {
         guard MPIRuntime.isActive else { throw CollectiveError.mpi(operation: "world", message: "MPI is not initialised (not started by mpirun?)") }
         var h: UnsafeMutableRawPointer?
         try check("MPI_COMM_WORLD", tmpi_comm_world(&h))

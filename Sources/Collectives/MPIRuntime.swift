@@ -4,7 +4,7 @@
 // OMPI_COMM_WORLD_SIZE), so ordinary runs never need mpirun. `initialize()` once at start-up,
 // `finalize()` once at a clean exit, `abort(_:)` on an error: it prints the message and takes the
 // whole job down with MPI_Abort, because MPI calls on the other ranks would otherwise wait for the
-// failed rank (they time out after `MPICollective.timeout`, then abort too).
+// failed rank (they time out after `defaultTimeout` seconds, $TURING_MPI_TIMEOUT, then abort too).
 
 import Foundation
 import CMPIShim
@@ -12,6 +12,11 @@ import CMPIShim
 public enum MPIRuntime {
     /// True when this process was launched by Open MPI's mpirun.
     public static var launchedByMPIRun: Bool { ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] != nil }
+
+    /// Seconds an MPI operation may wait for its peers: $TURING_MPI_TIMEOUT, default 300.
+    public static var defaultTimeout: Double {
+        ProcessInfo.processInfo.environment["TURING_MPI_TIMEOUT"].flatMap { Double($0) } ?? 300
+    }
 
     /// True between `initialize()` and `finalize()`.
     public static var isActive: Bool { tmpi_initialized() != 0 }

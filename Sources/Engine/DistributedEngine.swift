@@ -10,7 +10,8 @@
 // to the in-process ShardedEngine at the same layout (both reduce in rank order).
 // Errors: inputs are validated on every rank before any communication, so an invalid input throws
 // the same error everywhere; any other error on one rank leaves the others waiting, so callers
-// abort the job (`MPIRuntime.abort`); a rank that never arrives makes the others time out.
+// abort the job (`MPIRuntime.abort`); a rank that never arrives makes the others time out
+// ($TURING_MPI_TIMEOUT; MPI_Comm_split at construction has no timeout).
 // BLAS threads: the node's cores shared out over the node's ranks, max(1, cores / local ranks).
 
 import Foundation
@@ -64,6 +65,10 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
         // BLAS threads: the node's cores shared out over the ranks mpirun placed on it.
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
         BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
+        // Fault injection for scripts/test_mpi.sh: this rank stops answering, the others must time out.
+        if ProcessInfo.processInfo.environment["TURING_MPI_TEST_STALL_RANK"].flatMap({ Int($0) }) == globalRank {
+            while true { sleep(60) }
+        }
     }
 
     /// Seconds spent inside MPI calls (TP collectives, stage sends/receives, logits broadcast).

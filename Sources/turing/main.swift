@@ -30,14 +30,16 @@ do {
     MPIRuntime.finalize()
 } catch {
     let code = Turing.exitCode(for: error)
-    let rank = MPIRuntime.worldRank
+    let rank = MPIRuntime.worldRank, size = MPIRuntime.worldSize
     // A wrong process count is seen by every rank alike: exit cleanly. Any other error may be on
     // this rank alone while the others wait in a collective: abort the job.
     if code != .success && MPIRuntime.worldSize > 1 && !(error is DistributedError) {
         MPIRuntime.abort(Turing.message(for: error))
     }
+    let underMPI = MPIRuntime.isActive
     MPIRuntime.finalize()
-    if isPrimaryRank { Turing.exit(withError: error) }
-    if code != .success { FileHandle.standardError.write(Data("turing rank \(rank): Error: \(Turing.message(for: error))\n".utf8)) }
+    if !underMPI || (isPrimaryRank && code == .success) { Turing.exit(withError: error) }   // help, usage
+    // one write per rank, so mpirun does not interleave the ranks' messages
+    if code != .success { FileHandle.standardError.write(Data("turing rank \(rank) of \(size): Error: \(Turing.message(for: error))\n".utf8)) }
     exit(code.rawValue)
 }
