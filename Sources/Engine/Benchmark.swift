@@ -8,6 +8,8 @@ import Model
 public struct BenchmarkResult: Codable, Sendable {
     public var prefillTokensPerSecond: [String: Double] = [:]   // "b1", "b8"
     public var decodeTokensPerSecond: [String: Double] = [:]
+    /// Scoring: prompts forwarded with logits for every row (as `Scorer` does); only with `score: true`.
+    public var scoreTokensPerSecond: [String: Double]? = nil
     public var timeToFirstTokenMs: Double = 0
     public var peakRSSMB: Double = 0
     public var blasThreads: Int = 0
@@ -40,8 +42,9 @@ public func peakRSSMegabytes() -> Double {
 public enum Benchmark {
     /// Best of `reps` timed runs per measurement after one warm-up (as scripts/bench_pytorch.py).
     public static func run(model: CausalLM, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
-                           reps: Int = 3, log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
+                           reps: Int = 3, score: Bool = false, log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
         var res = BenchmarkResult()
+        if score { res.scoreTokensPerSecond = [:] }
         let probe = model as? CommunicationProbe
         if probe != nil { res.communicationMsPerLayer = [:] }
         func commMs(_ per: Int) -> Double { probe.map { $0.communicationSecondsTotal * 1000 / Double(per * $0.localLayers) } ?? 0 }
@@ -51,7 +54,7 @@ public enum Benchmark {
         // warm-up
         _ = try model.forward(tokens: [prompt()], caches: [model.makeSequenceCache(capacity: promptLength + 2)], logits: .last)
         for b in batches {
-            var bestPrefill = Double.infinity, bestDecode = Double.infinity
+            var bestPrefill = Double.infinity, bestDecode = Double.infinity, bestScore = Double.infinity
             for _ in 0..<reps {
                 let prompts = (0..<b).map { _ in prompt() }
                 let caches = prompts.map { _ in model.makeSequenceCache(capacity: promptLength + decodeTokens + 1) }
@@ -72,7 +75,18 @@ public enum Benchmark {
                 let t3 = now()
                 if t3 - t2 < bestDecode { res.communicationMsPerLayer?["decode_b\(b)"] = commMs(decodeTokens) }
                 bestDecode = min(bestDecode, t3 - t2)
+                if score {
+                    let sc = prompts.map { _ in model.makeSequenceCache(capacity: promptLength) }
+                    probe?.resetCommunicationStatistics()
+                    let t4 = now()
+                    let all = try model.forward(tokens: prompts, caches: sc, logits: .all)
+                    precondition(all.shape[0] == b * promptLength)
+                    let t5 = now()
+                    if t5 - t4 < bestScore { res.communicationMsPerLayer?["score_b\(b)"] = commMs(1) }
+                    bestScore = min(bestScore, t5 - t4)
+                }
             }
+            if score { res.scoreTokensPerSecond?["b\(b)"] = Double(b * promptLength) / bestScore }
             res.prefillTokensPerSecond["b\(b)"] = Double(b * promptLength) / bestPrefill
             if b == 1 { res.timeToFirstTokenMs = bestPrefill * 1000 }
             res.decodeTokensPerSecond["b\(b)"] = Double(b * decodeTokens) / bestDecode

@@ -23,6 +23,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .customLong("decode-tokens")) var decodeTokens: Int = 64
     @Option(help: "Timed repetitions (best is reported).") var reps: Int = 3
     @Option(help: "Batch sizes to measure (repeatable).") var batch: [Int] = [1, 8]
+    @Flag(help: "Also measure scoring: the prompts forwarded with logits for every position.") var score = false
     @OptionGroup var parallel: ParallelOptions
     @Flag(help: "Print JSON only.") var json = false
 
@@ -43,7 +44,7 @@ struct BenchCommand: ParsableCommand {
         }
         let mode = MPIRuntime.isActive ? "\(MPIRuntime.worldSize) MPI processes" : "in-process"
         log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab); \(layout) \(mode), micro-batches \(layout.microBatches); \(BLAS.threads) BLAS threads per rank")
-        var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, batches: batch, reps: reps,
+        var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, batches: batch, reps: reps, score: score,
                                     log: json ? { _ in } : log)
         res.blasThreads = BLAS.threads
         res.layout = "tp\(layout.tp)-pp\(layout.pp)-\(MPIRuntime.isActive ? "mpi" : "inproc")"
