@@ -14,7 +14,7 @@ public struct BenchmarkResult: Codable, Sendable {
     public var peakRSSMB: Double = 0
     public var blasThreads: Int = 0
     public var layout: String = "tp1-pp1"
-    /// Time inside communication calls per layer, ms (engines that measure it: DistributedEngine),
+    /// Rank 0's time inside communication calls per layer, ms (ShardedEngine, DistributedEngine),
     /// for the best run of each measurement: "prefill_b1" per forward, "decode_b1" per decode step.
     /// Includes waiting for the peer (load imbalance, pipeline bubbles), not only transfer.
     public var communicationMsPerLayer: [String: Double]? = nil

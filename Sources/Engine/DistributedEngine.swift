@@ -71,8 +71,8 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
         }
     }
 
-    /// Seconds spent inside MPI calls (TP collectives, stage sends/receives, logits broadcast).
-    public var communicationSeconds: (tp: Double, world: Double) { (tp.seconds, world.seconds) }
+    /// Seconds spent inside MPI calls (TP collectives, stage sends/receives, logits broadcast),
+    /// waiting for peers included.
     public var communicationSecondsTotal: Double { tp.seconds + world.seconds }
     public func resetCommunicationStatistics() { tp.resetStatistics(); world.resetStatistics() }
     /// Layers on this process's stage.
