@@ -15,19 +15,27 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/// Poll `req` until done or `timeout_s` has passed. Spins briefly, then yields the core between
-/// tests (ranks may outnumber cores: mpirun --oversubscribe).
+/// Back-off while waiting `waited` seconds: spin for 50 us (a peer that is about to arrive), then
+/// yield the core until 1 ms, then sleep 50 us between tests, so a rank waiting for a slow stage
+/// does not take the core the stage needs (ranks may outnumber cores: mpirun --oversubscribe).
+static void back_off(double waited) {
+    if (waited < 50e-6) return;
+    if (waited < 1e-3) { sched_yield(); return; }
+    struct timespec ts = {0, 50000};
+    nanosleep(&ts, NULL);
+}
+
+/// Poll `req` until done or `timeout_s` has passed.
 static int wait_for(MPI_Request *req, MPI_Status *st, double timeout_s) {
-    double deadline = now_s() + timeout_s;
+    double start = now_s();
     int done = 0;
-    for (long spins = 0;; spins++) {
+    for (;;) {
         int rc = MPI_Test(req, &done, st);
         if (rc != MPI_SUCCESS) return rc;
         if (done) return MPI_SUCCESS;
-        if (spins > 64) {
-            sched_yield();
-            if ((spins & 255) == 0 && now_s() > deadline) return TMPI_ERR_TIMEOUT;
-        }
+        double waited = now_s() - start;
+        if (waited > timeout_s) return TMPI_ERR_TIMEOUT;
+        back_off(waited);
     }
 }
 
@@ -112,16 +120,16 @@ int tmpi_send_f32(void *comm, const float *buf, int n, int dest, int tag, double
 
 int tmpi_recv_f32(void *comm, float *buf, int n, int src, int tag, int *received, double timeout_s) {
     // Probe first so a message of the wrong size is reported, not silently truncated.
-    double deadline = now_s() + timeout_s;
+    double start = now_s();
     MPI_Status st;
     int flag = 0;
-    for (long spins = 0; !flag; spins++) {
+    for (;;) {
         int rc = MPI_Iprobe(src, tag, *as_comm(comm), &flag, &st);
         if (rc != MPI_SUCCESS) return rc;
-        if (!flag && spins > 64) {
-            sched_yield();
-            if ((spins & 255) == 0 && now_s() > deadline) return TMPI_ERR_TIMEOUT;
-        }
+        if (flag) break;
+        double waited = now_s() - start;
+        if (waited > timeout_s) return TMPI_ERR_TIMEOUT;
+        back_off(waited);
     }
     int count = 0;
     MPI_Get_count(&st, MPI_FLOAT, &count);

@@ -36,10 +36,13 @@ do {
     if code != .success && MPIRuntime.worldSize > 1 && !(error is DistributedError) {
         MPIRuntime.abort(Turing.message(for: error))
     }
-    let underMPI = MPIRuntime.isActive
-    MPIRuntime.finalize()
-    if !underMPI || (isPrimaryRank && code == .success) { Turing.exit(withError: error) }   // help, usage
-    // one write per rank, so mpirun does not interleave the ranks' messages
+    if !MPIRuntime.isActive || (isPrimaryRank && code == .success) {   // help, usage, plain errors
+        MPIRuntime.finalize()
+        Turing.exit(withError: error)
+    }
+    // One write per rank, so mpirun does not interleave the messages; then finalize (it waits for
+    // every rank), so mpirun does not kill a rank that has yet to print when the first one exits.
     if code != .success { FileHandle.standardError.write(Data("turing rank \(rank) of \(size): Error: \(Turing.message(for: error))\n".utf8)) }
+    MPIRuntime.finalize()
     exit(code.rawValue)
 }
