@@ -4,7 +4,7 @@
 // rank of a DistributedEngine: MPI is initialised here (never otherwise), only world rank 0 writes
 // to stdout, stderr logs and output files (`isPrimaryRank`), MPI is finalised at a clean exit, and
 // an error on any rank aborts the whole job with MPI_Abort (the other ranks would otherwise wait
-// for it). A wrong process count is reported by every rank, which then exits cleanly.
+// for it). A wrong process count is reported by every rank, which exits with status 1 (no abort).
 import ArgumentParser
 import Collectives
 import Engine
