@@ -8,12 +8,14 @@ public enum CollectiveError: Error, CustomStringConvertible, Equatable {
     case timeout(operation: String, missing: [Int], seconds: Double)
     case sizeMismatch(operation: String, rank: Int, expected: Int, found: Int)
     case aborted(reason: String)
+    case mpi(operation: String, message: String)
 
     public var description: String {
         switch self {
         case .timeout(let op, let m, let s): return "collective \(op): rank(s) \(m) did not arrive within \(Int(s)) s (dead or hung rank?)"
         case .sizeMismatch(let op, let r, let e, let f): return "collective \(op): rank \(r) sent \(f) elements, expected \(e)"
         case .aborted(let r): return "collective aborted: \(r)"
+        case .mpi(let op, let m): return "MPI \(op): \(m)"
         }
     }
 }

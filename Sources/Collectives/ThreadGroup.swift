@@ -75,8 +75,17 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
     public let rank: Int
     public var size: Int { group.size }
     var scratch: [Float] = []
+    /// Wall time inside this member's operations, waiting included (read when the rank is idle).
+    public private(set) var seconds: Double = 0
+    public func resetStatistics() { seconds = 0 }
 
     init(group: ThreadGroup, rank: Int) { self.group = group; self.rank = rank }
+
+    private func timed(_ body: () throws -> Void) rethrows {
+        let t0 = monotonicSeconds()
+        defer { seconds += monotonicSeconds() - t0 }
+        try body()
+    }
 
     private func publish(_ p: UnsafeMutableRawPointer?, count: Int) {
         group.cond.lock(); group.pointers[rank] = p; group.counts[rank] = count; group.cond.unlock()
@@ -88,7 +97,8 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
         }
     }
 
-    public func allReduce(_ buf: UnsafeMutableBufferPointer<Float>) throws {
+    public func allReduce(_ buf: UnsafeMutableBufferPointer<Float>) throws { try timed { try _allReduce(buf) } }
+    private func _allReduce(_ buf: UnsafeMutableBufferPointer<Float>) throws {
         if size == 1 { return }
         publish(UnsafeMutableRawPointer(buf.baseAddress), count: buf.count)
         try group.rendezvous("allReduce", rank: rank)
@@ -108,7 +118,8 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
         scratch.withUnsafeBufferPointer { s in buf.baseAddress!.update(from: s.baseAddress!, count: n) }
     }
 
-    public func allGather(_ send: UnsafeBufferPointer<Float>, into recv: UnsafeMutableBufferPointer<Float>) throws {
+    public func allGather(_ send: UnsafeBufferPointer<Float>, into recv: UnsafeMutableBufferPointer<Float>) throws { try timed { try _allGather(send, into: recv) } }
+    private func _allGather(_ send: UnsafeBufferPointer<Float>, into recv: UnsafeMutableBufferPointer<Float>) throws {
         guard recv.count == send.count * size else {
             throw CollectiveError.sizeMismatch(operation: "allGather", rank: rank, expected: send.count * size, found: recv.count)
         }
@@ -122,7 +133,8 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
         try group.rendezvous("allGather", rank: rank)
     }
 
-    public func broadcast(_ buf: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+    public func broadcast(_ buf: UnsafeMutableBufferPointer<Float>, root: Int) throws { try timed { try _broadcast(buf, root: root) } }
+    private func _broadcast(_ buf: UnsafeMutableBufferPointer<Float>, root: Int) throws {
         publish(UnsafeMutableRawPointer(buf.baseAddress), count: buf.count)
         try group.rendezvous("broadcast", rank: rank)
         try checkCounts("broadcast", buf.count)
@@ -138,7 +150,8 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
 
     private func key(_ from: Int, _ to: Int, _ tag: Int) -> Int { (tag * 4096 + from) * 4096 + to }
 
-    public func send(_ buf: UnsafeBufferPointer<Float>, to peer: Int, tag: Int) throws {
+    public func send(_ buf: UnsafeBufferPointer<Float>, to peer: Int, tag: Int) throws { try timed { try _send(buf, to: peer, tag: tag) } }
+    private func _send(_ buf: UnsafeBufferPointer<Float>, to peer: Int, tag: Int) throws {
         group.cond.lock(); defer { group.cond.unlock() }
         let k = key(rank, peer, tag)
         let deadline = Date(timeIntervalSinceNow: group.timeout)
@@ -150,7 +163,8 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
         group.cond.broadcast()
     }
 
-    public func recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws {
+    public func recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws { try timed { try _recv(buf, from: peer, tag: tag) } }
+    private func _recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws {
         group.cond.lock(); defer { group.cond.unlock() }
         let k = key(peer, rank, tag)
         let deadline = Date(timeIntervalSinceNow: group.timeout)

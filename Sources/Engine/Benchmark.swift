@@ -8,9 +8,23 @@ import Model
 public struct BenchmarkResult: Codable, Sendable {
     public var prefillTokensPerSecond: [String: Double] = [:]   // "b1", "b8"
     public var decodeTokensPerSecond: [String: Double] = [:]
+    /// Scoring: prompts forwarded with logits for every row (as `Scorer` does); only with `score: true`.
+    public var scoreTokensPerSecond: [String: Double]? = nil
     public var timeToFirstTokenMs: Double = 0
     public var peakRSSMB: Double = 0
     public var blasThreads: Int = 0
+    public var layout: String = "tp1-pp1"
+    /// Rank 0's time inside communication calls per layer, ms (ShardedEngine, DistributedEngine),
+    /// for the best run of each measurement: "prefill_b1" per forward, "decode_b1" per decode step.
+    /// Includes waiting for the peer (load imbalance, pipeline bubbles), not only transfer.
+    public var communicationMsPerLayer: [String: Double]? = nil
+}
+
+/// An engine that can say how long it spent communicating.
+public protocol CommunicationProbe {
+    func resetCommunicationStatistics()
+    var communicationSecondsTotal: Double { get }
+    var localLayers: Int { get }
 }
 
 public func now() -> Double {
@@ -28,31 +42,51 @@ public func peakRSSMegabytes() -> Double {
 public enum Benchmark {
     /// Best of `reps` timed runs per measurement after one warm-up (as scripts/bench_pytorch.py).
     public static func run(model: CausalLM, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
-                           reps: Int = 3, log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
+                           reps: Int = 3, score: Bool = false, log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
         var res = BenchmarkResult()
+        if score { res.scoreTokensPerSecond = [:] }
+        let probe = model as? CommunicationProbe
+        if probe != nil { res.communicationMsPerLayer = [:] }
+        func commMs(_ per: Int) -> Double { probe.map { $0.communicationSecondsTotal * 1000 / Double(per * $0.localLayers) } ?? 0 }
         let V = model.config.vocabSize
         var rng = SplitMix64(seed: 42)
         func prompt() -> [Int] { (0..<promptLength).map { _ in Int(rng.next() % UInt64(V)) } }
         // warm-up
         _ = try model.forward(tokens: [prompt()], caches: [model.makeSequenceCache(capacity: promptLength + 2)], logits: .last)
         for b in batches {
-            var bestPrefill = Double.infinity, bestDecode = Double.infinity
+            var bestPrefill = Double.infinity, bestDecode = Double.infinity, bestScore = Double.infinity
             for _ in 0..<reps {
                 let prompts = (0..<b).map { _ in prompt() }
                 let caches = prompts.map { _ in model.makeSequenceCache(capacity: promptLength + decodeTokens + 1) }
+                probe?.resetCommunicationStatistics()
                 let t0 = now()
                 var logits = try model.forward(tokens: prompts, caches: caches, logits: .last)
                 let first = (0..<b).map { r in logits.data.withUnsafeBufferPointer { argmaxIndex(UnsafeBufferPointer(start: $0.baseAddress! + r * V, count: V)) } }
                 let t1 = now()
+                if t1 - t0 < bestPrefill { res.communicationMsPerLayer?["prefill_b\(b)"] = commMs(1) }
                 bestPrefill = min(bestPrefill, t1 - t0)
                 var next = first
+                probe?.resetCommunicationStatistics()
                 let t2 = now()
                 for _ in 0..<decodeTokens {
                     logits = try model.forward(tokens: next.map { [$0] }, caches: caches, logits: .last)
                     next = (0..<b).map { r in logits.data.withUnsafeBufferPointer { argmaxIndex(UnsafeBufferPointer(start: $0.baseAddress! + r * V, count: V)) } }
                 }
-                bestDecode = min(bestDecode, now() - t2)
+                let t3 = now()
+                if t3 - t2 < bestDecode { res.communicationMsPerLayer?["decode_b\(b)"] = commMs(decodeTokens) }
+                bestDecode = min(bestDecode, t3 - t2)
+                if score {
+                    let sc = prompts.map { _ in model.makeSequenceCache(capacity: promptLength) }
+                    probe?.resetCommunicationStatistics()
+                    let t4 = now()
+                    let all = try model.forward(tokens: prompts, caches: sc, logits: .all)
+                    precondition(all.shape[0] == b * promptLength)
+                    let t5 = now()
+                    if t5 - t4 < bestScore { res.communicationMsPerLayer?["score_b\(b)"] = commMs(1) }
+                    bestScore = min(bestScore, t5 - t4)
+                }
             }
+            if score { res.scoreTokensPerSecond?["b\(b)"] = Double(b * promptLength) / bestScore }
             res.prefillTokensPerSecond["b\(b)"] = Double(b * promptLength) / bestPrefill
             if b == 1 { res.timeToFirstTokenMs = bestPrefill * 1000 }
             res.decodeTokensPerSecond["b\(b)"] = Double(b * decodeTokens) / bestDecode

@@ -31,7 +31,7 @@ public final class ShardedCache: SequenceCache {
     public func forked() -> SequenceCache { ShardedCache(shards: shards.map { $0.fork() }) }
 }
 
-public final class ShardedEngine: CausalLM {
+public final class ShardedEngine: CausalLM, CommunicationProbe {
     public let layout: EngineLayout
     public let config: ModelConfig
     let ranks: [DecoderModel]
@@ -62,6 +62,11 @@ public final class ShardedEngine: CausalLM {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         BLAS.setThreads(max(1, cores / (layout.tp * layout.pp)))
     }
+
+    /// Rank 0's time inside collectives and point-to-point calls (waiting included), and its layers.
+    public var communicationSecondsTotal: Double { tpMembers[0].seconds + p2pMembers[0].seconds }
+    public func resetCommunicationStatistics() { for m in tpMembers + p2pMembers { m.resetStatistics() } }
+    public var localLayers: Int { ranks[0].weights.layers.count }
 
     public func makeSequenceCache(capacity: Int?) -> SequenceCache {
         ShardedCache(shards: ranks.map { $0.makeCache(capacity: capacity) })

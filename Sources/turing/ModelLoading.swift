@@ -4,14 +4,15 @@
 import ArgumentParser
 import Foundation
 import Checkpoints
+import Collectives
 import Engine
 import Model
 import TensorCore
 import Tokenizers
 
 struct ParallelOptions: ParsableArguments {
-    @Option(help: "Tensor-parallel ranks (in-process threads).") var tp: Int = 1
-    @Option(help: "Pipeline-parallel stages (in-process threads).") var pp: Int = 1
+    @Option(help: "Tensor-parallel ranks (in-process threads; under mpirun, processes).") var tp: Int = 1
+    @Option(help: "Pipeline-parallel stages (in-process threads; under mpirun, processes).") var pp: Int = 1
     @Option(name: .customLong("micro-batches"), help: "Micro-batches per pipelined forward (default: PP).") var microBatches: Int?
 
     var layout: EngineLayout { EngineLayout(tp: tp, pp: pp, microBatches: microBatches) }
@@ -45,8 +46,10 @@ extension CheckpointOptions {
 
     func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize) }
 
-    /// Checkpoint, tokenizer (when one is found) and the engine at `layout`.
+    /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
+    /// process's rank of a `DistributedEngine` (the process count must be TP x PP).
     func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> (engine: CausalLM, tokenizer: Tokenizer?, checkpoint: CanonicalCheckpoint) {
+        if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { BLAS.setThreads(threads) }
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
         let tok = try loadTokenizer()
@@ -54,9 +57,10 @@ extension CheckpointOptions {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
-        let engine: CausalLM = layout.tp == 1 && layout.pp == 1
-            ? DecoderModel(weights: try DecoderWeights(ckpt)) as CausalLM
-            : try ShardedEngine(ckpt, layout: layout)
+        let engine: CausalLM
+        if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, world: try MPICollective.world()) }
+        else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt)) }
+        else { engine = try ShardedEngine(ckpt, layout: layout) }
         return (engine, tok, ckpt)
     }
 }

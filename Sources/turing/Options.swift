@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Engine
+import Collectives
 
 struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: "Checkpoint: an HF folder, a Megatron or DeepSpeed save directory, or a llama2.c .bin file.")
@@ -46,7 +47,9 @@ struct SamplingOptions: ParsableArguments {
 }
 
 /// Write `data` to `url` atomically: a temporary file in the same folder, then rename.
+/// Only the primary rank writes (under mpirun every rank computes the same data).
 func writeAtomically(_ data: Data, to url: URL) throws {
+    guard isPrimaryRank else { return }
     let dir = url.deletingLastPathComponent()
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
@@ -62,4 +65,13 @@ struct StandardError: TextOutputStream {
     mutating func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
 }
 var stderrStream = StandardError()
-func log(_ s: String) { print(s, to: &stderrStream) }
+/// Logs and progress go to stderr, from the primary rank only.
+func log(_ s: String) { if isPrimaryRank { print(s, to: &stderrStream) } }
+
+/// True on the process that prints results and writes files: world rank 0 under mpirun (MPI is
+/// initialised on first use, only when launched by mpirun), always true otherwise.
+let isPrimaryRank: Bool = {
+    guard MPIRuntime.launchedByMPIRun else { return true }
+    do { try MPIRuntime.initialize() } catch { MPIRuntime.abort("\(error)") }
+    return MPIRuntime.worldRank == 0
+}()

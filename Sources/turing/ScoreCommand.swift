@@ -99,6 +99,7 @@ func decodeLine<T: Decodable>(_ t: T.Type, _ d: Data, file: String, line: Int) t
 }
 
 func progress(_ done: Int, _ total: Int, _ t0: Double) {
+    guard isPrimaryRank else { return }
     let dt = now() - t0
     let eta = done > 0 ? dt / Double(done) * Double(total - done) : 0
     FileHandle.standardError.write(Data(String(format: "\r%d/%d  %.1f/s  ETA %.0fs ", done, total, Double(done) / max(dt, 1e-9), eta).utf8))

@@ -1,5 +1,14 @@
 // turing: the command-line entry point; each subcommand is a thin struct over the libraries.
+//
+// Under `mpirun` (Open MPI sets OMPI_COMM_WORLD_SIZE) every process runs the same command as one
+// rank of a DistributedEngine: MPI is initialised here (never otherwise), only world rank 0 writes
+// to stdout, stderr logs and output files (`isPrimaryRank`), MPI is finalised at a clean exit, and
+// an error on any rank aborts the whole job with MPI_Abort (the other ranks would otherwise wait
+// for it). A wrong process count is reported by every rank, which exits with status 1 (no abort).
 import ArgumentParser
+import Collectives
+import Engine
+import Foundation
 
 struct Turing: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,4 +19,31 @@ struct Turing: ParsableCommand {
                       BenchCommand.self, TrainBenchCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
-Turing.main()
+
+if !isPrimaryRank {
+    // Every rank runs the same command; only rank 0's stdout is the program's output.
+    let null = open("/dev/null", O_WRONLY)
+    if null >= 0 { dup2(null, STDOUT_FILENO); close(null) }
+}
+do {
+    var command = try Turing.parseAsRoot()
+    try command.run()
+    MPIRuntime.finalize()
+} catch {
+    let code = Turing.exitCode(for: error)
+    let rank = MPIRuntime.worldRank, size = MPIRuntime.worldSize
+    // A wrong process count is seen by every rank alike: exit cleanly. Any other error may be on
+    // this rank alone while the others wait in a collective: abort the job.
+    if code != .success && MPIRuntime.worldSize > 1 && !(error is DistributedError) {
+        MPIRuntime.abort(Turing.message(for: error))
+    }
+    if !MPIRuntime.isActive || (isPrimaryRank && code == .success) {   // help, usage, plain errors
+        MPIRuntime.finalize()
+        Turing.exit(withError: error)
+    }
+    // One write per rank, so mpirun does not interleave the messages; then finalize (it waits for
+    // every rank), so mpirun does not kill a rank that has yet to print when the first one exits.
+    if code != .success { FileHandle.standardError.write(Data("turing rank \(rank) of \(size): Error: \(Turing.message(for: error))\n".utf8)) }
+    MPIRuntime.finalize()
+    exit(code.rawValue)
+}

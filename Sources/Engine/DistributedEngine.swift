@@ -1,0 +1,136 @@
+// DistributedEngine: a model run as TP x PP ranks, one rank per MPI process (`mpirun -np TP*PP`).
+//
+// This process is world rank g: stage p = g / TP, TP rank t = g % TP (ShardedEngine's mapping),
+// and holds only its own shard (`DecoderWeights(ckpt, shard:)`) and its own KV cache. `forward` is
+// SPMD: every process calls it with the same tokens (they read the same inputs and use the same
+// seeds). Stage 0 embeds; a stage sends its [N, C] activations to the same TP index of the next
+// stage (tag = micro-batch); the last stage computes logits gathered over its TP group; then the
+// logits are broadcast from the last stage's TP rank 0 so every process returns the same tensor
+// and samples identically. Micro-batches pipeline as in ShardedEngine. Results are bitwise equal
+// to the in-process ShardedEngine at the same layout (both reduce in rank order).
+// Errors: inputs are validated on every rank before any communication, so an invalid input throws
+// the same error everywhere; any other error on one rank leaves the others waiting, so callers
+// abort the job (`MPIRuntime.abort`); a rank that never arrives makes the others time out
+// ($TURING_MPI_TIMEOUT; MPI_Comm_split at construction has no timeout).
+// BLAS threads: the node's cores shared out over the node's ranks, max(1, cores / local ranks).
+
+import Foundation
+import TensorCore
+import Collectives
+import Model
+
+public enum DistributedError: Error, CustomStringConvertible, Equatable {
+    case processCount(processes: Int, tp: Int, pp: Int)
+
+    public var description: String {
+        switch self {
+        case .processCount(let n, let tp, let pp):
+            return "mpirun started \(n) processes but --tp \(tp) x --pp \(pp) needs \(tp * pp): run mpirun -np \(tp * pp)"
+        }
+    }
+}
+
+/// Per-sequence state of this process: its rank's `KVCache`.
+public final class DistributedCache: SequenceCache {
+    public let shard: KVCache
+    init(shard: KVCache) { self.shard = shard }
+    public var length: Int { shard.length }
+    public var capacity: Int { shard.capacity }
+    public func forked() -> SequenceCache { DistributedCache(shard: shard.fork()) }
+}
+
+public final class DistributedEngine: CausalLM, CommunicationProbe {
+    public let layout: EngineLayout
+    public let config: ModelConfig
+    public let stage: Int, tpRank: Int, globalRank: Int
+    let model: DecoderModel
+    let world: MPICollective          // point-to-point between stages, logits broadcast
+    let tp: MPICollective             // this stage's TP group
+
+    /// Throws `DistributedError.processCount` unless the world has exactly TP x PP processes.
+    public static func checkProcessCount(_ layout: EngineLayout, worldSize: Int) throws {
+        if worldSize != layout.tp * layout.pp { throw DistributedError.processCount(processes: worldSize, tp: layout.tp, pp: layout.pp) }
+    }
+
+    public init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, world: MPICollective) throws {
+        try Self.checkProcessCount(layout, worldSize: world.size)
+        let c = ckpt.config
+        try ShardSpec.checkTensorParallel(c, tp: layout.tp)
+        let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: layout.pp, layersPerStage: layout.layersPerStage)
+        self.layout = layout; config = c; self.world = world
+        globalRank = world.rank; stage = world.rank / layout.tp; tpRank = world.rank % layout.tp
+        let spec = ShardSpec(tp: layout.tp, tpRank: tpRank, pp: layout.pp, stage: stage, layers: stages[stage])
+        model = DecoderModel(weights: try DecoderWeights(ckpt, shard: spec))
+        tp = try world.split(color: stage, key: tpRank)
+        // BLAS threads: the node's cores shared out over the ranks mpirun placed on it.
+        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
+        BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
+        // Fault injection for scripts/test_mpi.sh: this rank stops answering, the others must time out.
+        if ProcessInfo.processInfo.environment["TURING_MPI_TEST_STALL_RANK"].flatMap({ Int($0) }) == globalRank {
+            while true { sleep(60) }
+        }
+    }
+
+    /// Seconds spent inside MPI calls (TP collectives, stage sends/receives, logits broadcast),
+    /// waiting for peers included.
+    public var communicationSecondsTotal: Double { tp.seconds + world.seconds }
+    public func resetCommunicationStatistics() { tp.resetStatistics(); world.resetStatistics() }
+    /// Layers on this process's stage.
+    public var localLayers: Int { model.weights.layers.count }
+
+    public func makeSequenceCache(capacity: Int?) -> SequenceCache {
+        DistributedCache(shard: model.makeCache(capacity: capacity))
+    }
+
+    public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
+        let sc = caches.map { $0 as! DistributedCache }
+        let TP = layout.tp, PP = layout.pp, C = config.hiddenSize, V = config.vocabSize
+        precondition(tokens.count == sc.count, "\(tokens.count) sequences but \(sc.count) caches")
+        // Validate on every rank, before any communication, so every rank throws the same error.
+        for (s, toks) in tokens.enumerated() {
+            if sc[s].length + toks.count > sc[s].capacity {
+                throw DecoderError(description: "sequence \(s): \(sc[s].length + toks.count) positions exceed the cache capacity \(sc[s].capacity)")
+            }
+            for t in toks where t < 0 || t >= V {
+                throw DecoderError(description: "sequence \(s): token id \(t) is outside the vocabulary [0, \(V))")
+            }
+        }
+        let m = max(1, min(layout.microBatches, tokens.count))
+        let per = (tokens.count + m - 1) / m
+        let mbs: [Range<Int>] = stride(from: 0, to: tokens.count, by: max(per, 1)).map { $0..<min(tokens.count, $0 + per) }
+        let p = stage, t = tpRank
+        var parts: [Tensor] = []
+        for (mi, mb) in mbs.enumerated() {
+            let toks = Array(tokens[mb]), counts = toks.map(\.count)
+            let cs = mb.map { sc[$0].shard }
+            let input: StageInput
+            if p == 0 { input = .tokens(toks) } else {
+                var h = [Float](repeating: 0, count: counts.reduce(0, +) * C)
+                try h.withUnsafeMutableBufferPointer { try world.recv($0, from: (p - 1) * TP + t, tag: mi) }
+                input = .hidden(h)
+            }
+            switch try model.forwardStage(input, counts: counts, caches: cs, logits: logits, tp: tp) {
+            case .hidden(let h):
+                try h.withUnsafeBufferPointer { try world.send($0, to: (p + 1) * TP + t, tag: mi) }
+            case .logits(let l):
+                parts.append(l)
+            }
+        }
+        // Rows every rank expects, from the inputs alone.
+        let rows: Int
+        switch logits {
+        case .all: rows = tokens.reduce(0) { $0 + $1.count }
+        case .last: rows = tokens.filter { !$0.isEmpty }.count
+        case .none: rows = 0
+        }
+        var data: [Float]
+        if p == PP - 1 {
+            data = parts.flatMap(\.data)
+            precondition(data.count == rows * V, "last stage made \(data.count) logits, expected \(rows) x \(V)")
+        } else {
+            data = [Float](repeating: 0, count: rows * V)
+        }
+        try data.withUnsafeMutableBufferPointer { try world.broadcast($0, root: (PP - 1) * TP) }
+        return Tensor(shape: [rows, V], data: data)
+    }
+}
