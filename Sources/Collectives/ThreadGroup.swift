@@ -6,14 +6,16 @@
 // early. A rank that does not arrive within `timeout` makes the others throw, naming it.
 
 import Foundation
+import Synchronization
 
 public final class ThreadGroup: @unchecked Sendable {
     public let size: Int
     public let timeout: Double
-    let cond = NSCondition()
-    var arrived = 0
-    var generation = 0
-    var present: [Bool]
+    let cond = NSCondition()                 // guards `failed` and the mailboxes
+    let arrived = Atomic<Int>(0)
+    let generation = Atomic<Int>(0)
+    let failedFlag = Atomic<Bool>(false)
+    let arrivedGen: UnsafeMutablePointer<Int>   // per rank: the generation it last arrived for (diagnostics)
     var pointers: [UnsafeMutableRawPointer?]
     var counts: [Int]
     var failed: String? = nil
@@ -23,47 +25,58 @@ public final class ThreadGroup: @unchecked Sendable {
     public init(size: Int, timeout: Double = 120) {
         precondition(size >= 1)
         self.size = size; self.timeout = timeout
-        present = [Bool](repeating: false, count: size)
+        arrivedGen = .allocate(capacity: size)
+        arrivedGen.initialize(repeating: 0, count: size)
         pointers = [UnsafeMutableRawPointer?](repeating: nil, count: size)
         counts = [Int](repeating: 0, count: size)
     }
+
+    deinit { arrivedGen.deallocate() }
 
     public func member(_ rank: Int) -> ThreadRank { ThreadRank(group: self, rank: rank) }
 
     /// Mark the group failed so every waiting rank throws instead of hanging.
     public func abort(_ reason: String) {
-        cond.lock(); failed = reason; cond.broadcast(); cond.unlock()
+        cond.lock(); failed = reason; failedFlag.store(true, ordering: .releasing); cond.broadcast(); cond.unlock()
     }
 
     /// After every rank has returned from a failed operation: forget the failure and any stale state.
     public func reset() {
         cond.lock()
-        failed = nil; arrived = 0; generation += 1
-        for i in 0..<size { present[i] = false; pointers[i] = nil; counts[i] = 0 }
+        failed = nil; failedFlag.store(false, ordering: .releasing)
+        arrived.store(0, ordering: .releasing)
+        let g = generation.add(1, ordering: .acquiringAndReleasing).newValue
+        for i in 0..<size { arrivedGen[i] = g; pointers[i] = nil; counts[i] = 0 }
         mail.removeAll()
         cond.unlock()
     }
 
+    private func failure() -> String { cond.lock(); defer { cond.unlock() }; return failed ?? "aborted" }
+
+    /// Generation barrier. Waiting spins briefly (ranks usually arrive within microseconds of each
+    /// other when each has its own core), then yields, then sleeps, so oversubscribed ranks do not
+    /// starve the ones still working.
     func rendezvous(_ op: String, rank: Int) throws {
-        cond.lock(); defer { cond.unlock() }
-        if let f = failed { throw CollectiveError.aborted(reason: f) }
-        let gen = generation
-        arrived += 1
-        present[rank] = true
-        if arrived == size {
-            arrived = 0
-            for i in 0..<size { present[i] = false }
-            generation += 1
-            cond.broadcast()
+        if failedFlag.load(ordering: .acquiring) { throw CollectiveError.aborted(reason: failure()) }
+        let gen = generation.load(ordering: .acquiring)
+        arrivedGen[rank] = gen + 1
+        if arrived.add(1, ordering: .acquiringAndReleasing).newValue == size {
+            arrived.store(0, ordering: .releasing)
+            generation.store(gen + 1, ordering: .releasing)
             return
         }
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while generation == gen {
-            if let f = failed { throw CollectiveError.aborted(reason: f) }
-            if !cond.wait(until: deadline) && generation == gen {
-                let missing = (0..<size).filter { !present[$0] }
-                failed = "\(op) timed out waiting for rank(s) \(missing)"
-                cond.broadcast()
+        var spins = 0
+        var deadline: Date? = nil
+        while generation.load(ordering: .acquiring) == gen {
+            spins += 1
+            if spins < 4000 { continue }
+            if failedFlag.load(ordering: .acquiring) { throw CollectiveError.aborted(reason: failure()) }
+            if spins < 8000 { sched_yield(); continue }
+            usleep(spins < 20000 ? 20 : 200)
+            if deadline == nil { deadline = Date(timeIntervalSinceNow: timeout) }
+            if Date() > deadline! && generation.load(ordering: .acquiring) == gen {
+                let missing = (0..<size).filter { arrivedGen[$0] != gen + 1 }
+                abort("\(op) timed out waiting for rank(s) \(missing)")
                 throw CollectiveError.timeout(operation: op, missing: missing, seconds: timeout)
             }
         }
