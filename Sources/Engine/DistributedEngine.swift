@@ -109,28 +109,23 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
                 try h.withUnsafeMutableBufferPointer { try world.recv($0, from: (p - 1) * TP + t, tag: mi) }
                 input = .hidden(h)
             }
-            switch try model.forwardStage(input, counts: counts, caches: cs, logits: logits, tp: tp) {
+            switch try model.forwardStage(input, counts: counts, caches: cs, logits: logits.restricted(to: mb), tp: tp) {
             case .hidden(let h):
                 try h.withUnsafeBufferPointer { try world.send($0, to: (p + 1) * TP + t, tag: mi) }
             case .logits(let l):
                 parts.append(l)
             }
         }
-        // Rows every rank expects, from the inputs alone.
-        let rows: Int
-        switch logits {
-        case .all: rows = tokens.reduce(0) { $0 + $1.count }
-        case .last: rows = tokens.filter { !$0.isEmpty }.count
-        case .none: rows = 0
-        }
+        // Rows every rank expects, from the inputs alone (scores: 3 numbers a row, not the vocabulary).
+        let rows = logits.rows(counts: tokens.map(\.count)), width = logits.width(vocab: V)
         var data: [Float]
         if p == PP - 1 {
             data = parts.flatMap(\.data)
-            precondition(data.count == rows * V, "last stage made \(data.count) logits, expected \(rows) x \(V)")
+            precondition(data.count == rows * width, "last stage made \(data.count) values, expected \(rows) x \(width)")
         } else {
-            data = [Float](repeating: 0, count: rows * V)
+            data = [Float](repeating: 0, count: rows * width)
         }
         try data.withUnsafeMutableBufferPointer { try world.broadcast($0, root: (PP - 1) * TP) }
-        return Tensor(shape: [rows, V], data: data)
+        return Tensor(shape: [rows, width], data: data)
     }
 }

@@ -4,7 +4,8 @@
 // truncated to its last max_positions+1 tokens minus the final one; the result is the sum of the
 // continuation tokens' log-softmax over the full vocabulary, and whether greedy argmax reproduces
 // every continuation token. Requests sharing a context are scored from one prefill of that context:
-// each continuation branches from a fork of its KV cache. Log-probs are accumulated in f64.
+// each continuation branches from a fork of its KV cache. The log-softmax is vocab-parallel
+// (`LogitRows.scores`): under tensor parallelism no rank ever holds a full vocabulary row.
 
 import TensorCore
 import Model
@@ -52,35 +53,29 @@ public struct Scorer {
         var done = 0
         for ctx in order {
             let members = groups[ctx]!
-            // Prefill the context once; its last row predicts every continuation's first token.
-            let longest = members.map { truncated[$0].continuation.count }.max()!
-            let base = model.makeSequenceCache(capacity: ctx.count + longest)
-            let ctxLogits: Tensor
+            // Prefill the context but its last token once; every continuation then branches from a
+            // fork of that cache with [last context token] + continuation[:-1], scoring its own
+            // tokens with the vocab-parallel log-softmax (no full vocabulary row is gathered).
             if ctx.isEmpty {
                 throw ScoringError(description: "request \(members[0]): continuation fills the whole window; nothing to condition on")
             }
-            ctxLogits = try model.forward(tokens: [ctx], caches: [base], logits: .last)
-            // Branch: all continuations of this context in one stacked forward.
+            let longest = members.map { truncated[$0].continuation.count }.max()!
+            let base = model.makeSequenceCache(capacity: ctx.count + longest)
+            if ctx.count > 1 { _ = try model.forward(tokens: [Array(ctx.dropLast())], caches: [base], logits: .none) }
             let conts = members.map { truncated[$0].continuation }
             let caches = conts.map { _ in base.forked() }
-            let rest = conts.map { Array($0.dropLast()) }
-            let contLogits = try model.forward(tokens: rest, caches: caches, logits: .all)
-            let V = model.config.vocabSize
+            let inputs = conts.map { [ctx.last!] + $0.dropLast() }
+            let scores = try model.forward(tokens: inputs, caches: caches, logits: .scores(targets: conts))
             var row = 0
             for (j, m) in members.enumerated() {
-                let cont = conts[j]
                 var lps: [Double] = []
                 var greedy = true
-                for (t, tok) in cont.enumerated() {
-                    let (lp, am): (Double, Int)
-                    if t == 0 {
-                        (lp, am) = ctxLogits.data.withUnsafeBufferPointer { b in tokenLogprob(b.baseAddress!, V, tok) }
-                    } else {
-                        (lp, am) = contLogits.data.withUnsafeBufferPointer { b in tokenLogprob(b.baseAddress! + (row + t - 1) * V, V, tok) }
-                    }
-                    lps.append(lp); if am != tok { greedy = false }
+                for _ in conts[j] {
+                    let st = row * 3
+                    lps.append(Double(scores.data[st]) + Double(scores.data[st + 1]))
+                    if scores.data[st + 2] == 0 { greedy = false }
+                    row += 1
                 }
-                row += cont.count - 1
                 results[m] = LoglikelihoodResult(logprob: lps.reduce(0, +), isGreedy: greedy, tokenLogprobs: lps)
                 done += 1
             }
@@ -114,9 +109,4 @@ public func rollingWindows(_ tokens: [Int], prefixToken: Int, maxLength: Int) ->
     }
     // disjoint: drop the context's overlap with the continuation
     return out.map { (a, b) in (Array(a[..<(a.count - (b.count - 1))]), b) }
-}
-
-@inline(__always)
-func tokenLogprob(_ row: UnsafePointer<Float>, _ v: Int, _ tok: Int) -> (Double, Int) {
-    (Double(row[tok]) - logSumExp(row, count: v), argmax(row, count: v))
 }

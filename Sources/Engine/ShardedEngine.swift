@@ -100,7 +100,7 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
                     try h.withUnsafeMutableBufferPointer { try p2pm[i].recv($0, from: (p - 1) * TP + t, tag: mi) }
                     input = .hidden(h)
                 }
-                let out = try model.forwardStage(input, counts: counts, caches: cs, logits: logits, tp: tpm[i])
+                let out = try model.forwardStage(input, counts: counts, caches: cs, logits: logits.restricted(to: mb), tp: tpm[i])
                 switch out {
                 case .hidden(let h):
                     try h.withUnsafeBufferPointer { try p2pm[i].send($0, to: (p + 1) * TP + t, tag: mi) }
@@ -110,7 +110,6 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
             }
         }
         let parts = results.map { $0! }
-        let V = config.vocabSize
-        return Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }, V], data: parts.flatMap(\.data))
+        return Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }, logits.width(vocab: config.vocabSize)], data: parts.flatMap(\.data))
     }
 }

@@ -7,6 +7,7 @@
 // Pre-LN only (Megatron GPT and Llama). Masked positions are excluded from the softmax entirely,
 // which equals Megatron's -10000 fill and HF's finfo.min fill in f32.
 
+import Foundation
 import TensorCore
 import Collectives
 
@@ -14,6 +15,29 @@ public enum LogitRows: Sendable {
     case all          // every new row of every sequence
     case last         // the last new row of each sequence
     case none         // only fill the caches
+    /// Every new row scores its target token (`targets[s][i]` for row i of sequence s) with a
+    /// vocab-parallel log-softmax: the full vocabulary row never lives on one rank. The result is
+    /// [rows, 3]: log-prob as a hi/lo pair of floats (value = Double(hi) + Double(lo)) and 1 when the
+    /// target is the (first) argmax, else 0.
+    case scores(targets: [[Int]])
+
+    /// Rows the result has, from the inputs alone.
+    public func rows(counts: [Int]) -> Int {
+        switch self {
+        case .all, .scores: return counts.reduce(0, +)
+        case .last: return counts.filter { $0 > 0 }.count
+        case .none: return 0
+        }
+    }
+
+    /// The same request for the sequences in `r` (a micro-batch).
+    public func restricted(to r: Range<Int>) -> LogitRows {
+        if case .scores(let t) = self { return .scores(targets: Array(t[r])) }
+        return self
+    }
+
+    /// Columns of the result for a vocabulary of `v`.
+    public func width(vocab v: Int) -> Int { if case .scores = self { return 3 }; return v }
 }
 
 public struct DecoderError: Error, CustomStringConvertible {
@@ -205,7 +229,7 @@ public struct DecoderModel: Sendable {
         // Rows that need logits.
         var sel: [Int] = []
         switch logits {
-        case .all: sel = Array(0..<n)
+        case .all, .scores: sel = Array(0..<n)
         case .last: for (s, k) in counts.enumerated() where k > 0 { sel.append(rowStart[s] + k - 1) }
         case .none: return .logits(Tensor(zeros: [0, c.vocabSize]))
         }
@@ -221,6 +245,9 @@ public struct DecoderModel: Sendable {
         let head = W.lmHead ?? W.wordEmbedding!
         local.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in head.withUnsafeBufferPointer { eb in
             linear(ob.baseAddress!, hb.baseAddress!, eb.baseAddress!, nil, rows: sel.count, inFeatures: C, outFeatures: Vl) } } }
+        if case .scores(let targets) = logits {
+            return .logits(try vocabParallelScores(local, targets: targets.flatMap { $0 }, tp: tp))
+        }
         var full = try Region.gatherFromForward(local, rows: sel.count, localCols: Vl, tp)
         if Vp != V {
             var trimmed = [Float](repeating: 0, count: sel.count * V)
@@ -228,6 +255,49 @@ public struct DecoderModel: Sendable {
             full = trimmed
         }
         return .logits(Tensor(shape: [sel.count, V], data: full))
+    }
+
+    /// Vocab-parallel log-softmax of `targets` over local logits [rows, V/tp]: each rank reduces its
+    /// slice to (max, first argmax id, sum of exp relative to its max, target logit if it owns it);
+    /// the TP group all-gathers those 5 numbers per row and combines them in rank order.
+    private func vocabParallelScores(_ local: [Float], targets: [Int], tp: Collective) throws -> Tensor {
+        let W = weights, Vl = W.localVocab, V = config.vocabSize, rows = targets.count
+        let lo = W.shard.tpRank * Vl, valid = max(0, min(Vl, V - lo))   // padding columns excluded
+        var stats = [Float](repeating: 0, count: rows * 5)
+        local.withUnsafeBufferPointer { lb in
+            for r in 0..<rows {
+                let row = lb.baseAddress! + r * Vl
+                var m = -Float.infinity, am = -1
+                for j in 0..<valid where row[j] > m { m = row[j]; am = lo + j }
+                var sum = 0.0
+                if valid > 0 { for j in 0..<valid { sum += Double(expf(row[j] - m)) } }
+                let t = targets[r] - lo
+                let hi = Float(sum)
+                stats[r * 5 + 0] = m; stats[r * 5 + 1] = Float(am); stats[r * 5 + 2] = hi; stats[r * 5 + 3] = Float(sum - Double(hi))
+                stats[r * 5 + 4] = t >= 0 && t < valid ? row[t] : -.infinity
+            }
+        }
+        let size = tp.size
+        var all = [Float](repeating: 0, count: size * rows * 5)      // [rank][row][5]
+        try stats.withUnsafeBufferPointer { sb in try all.withUnsafeMutableBufferPointer { try tp.allGather(sb, into: $0) } }
+        var out = [Float](repeating: 0, count: rows * 3)
+        for r in 0..<rows {
+            var gmax = -Float.infinity, arg = -1, target = -Float.infinity
+            for k in 0..<size {
+                let st = (k * rows + r) * 5
+                if all[st] > gmax { gmax = all[st]; arg = Int(all[st + 1]) }
+                if all[st + 4] > -.infinity { target = all[st + 4] }
+            }
+            var total = 0.0
+            for k in 0..<size {
+                let st = (k * rows + r) * 5
+                if all[st] > -.infinity { total += (Double(all[st + 2]) + Double(all[st + 3])) * Double(expf(all[st] - gmax)) }
+            }
+            let lp = Double(target) - (Double(gmax) + log(total))
+            let hi = Float(lp)
+            out[r * 3] = hi; out[r * 3 + 1] = Float(lp - Double(hi)); out[r * 3 + 2] = arg == targets[r] ? 1 : 0
+        }
+        return Tensor(shape: [rows, 3], data: out)
     }
 
     /// norm -> copy-to (identity forward) -> column-parallel linear: y[n, out] = W norm(x) (+ b).

@@ -58,6 +58,31 @@ final class LayoutTests: XCTestCase {
         XCTAssertLessThan(zip(a.data, b.data).map { abs($0 - $1) }.max()!, 1e-5)
     }
 
+    /// The vocab-parallel log-softmax (vocabulary 301 over 4 ranks: padding columns on the last rank)
+    /// equals log-softmax over the full TP 1 logits, and the greedy flags agree.
+    func testVocabParallelScoresEqualFullLogSoftmax() throws {
+        let ckpt = CanonicalCheckpoint.random(config: Self.gpt, seed: 11, std: 0.3)
+        let ref = DecoderModel(weights: try DecoderWeights(ckpt))
+        let seqs = [[1, 5, 9, 200, 300], [3, 4]]
+        let full = try ref.forward(tokens: seqs, caches: seqs.map { _ in ref.makeCache() }, logits: .all)
+        let row1 = Array(full.data[301..<602])
+        let greedyTarget = row1.firstIndex(of: row1.max()!)!          // one target is the argmax
+        let targets = [[5, greedyTarget, 200, 300, 7], [4, 17]]
+        for layout in [EngineLayout(tp: 1, pp: 1), EngineLayout(tp: 4, pp: 1), EngineLayout(tp: 2, pp: 2)] {
+            let eng = try ShardedEngine(ckpt, layout: layout)
+            let sc = try eng.forward(tokens: seqs, caches: seqs.map { _ in eng.makeSequenceCache(capacity: nil) }, logits: .scores(targets: targets))
+            XCTAssertEqual(sc.shape, [7, 3])
+            XCTAssertEqual(sc.data[1 * 3 + 2], 1, "\(layout): the argmax target is greedy")
+            for (r, t) in targets.flatMap({ $0 }).enumerated() {
+                let row = Array(full.data[(r * 301)..<((r + 1) * 301)])
+                let m = Double(row.max()!)
+                let lse = m + log(row.reduce(0.0) { $0 + exp(Double($1) - m) })
+                XCTAssertEqual(Double(sc.data[r * 3]) + Double(sc.data[r * 3 + 1]), Double(row[t]) - lse, accuracy: 1e-5, "\(layout) row \(r)")
+                XCTAssertEqual(sc.data[r * 3 + 2] == 1, row.firstIndex(of: row.max()!) == t, "\(layout) row \(r) greedy")
+            }
+        }
+    }
+
     func testBadLayoutsAreClearErrors() {
         XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: EngineLayout(tp: 3, pp: 1))) { e in
             XCTAssertTrue("\(e)".contains("does not divide the 4 attention heads"), "\(e)")
