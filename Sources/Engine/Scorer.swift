@@ -27,7 +27,9 @@ public struct ScoringError: Error, CustomStringConvertible { public let descript
 
 public struct Scorer {
     public let model: CausalLM
-    public init(model: CausalLM) { self.model = model }
+    /// Tokens (contexts plus continuations) per batch of contexts.
+    public var batchTokens: Int
+    public init(model: CausalLM, batchTokens: Int = 2048) { self.model = model; self.batchTokens = batchTokens }
 
     /// Results in request order.
     public func loglikelihood(_ requests: [LoglikelihoodRequest], progress: ((Int) -> Void)? = nil) throws -> [LoglikelihoodResult] {
@@ -51,20 +53,35 @@ public struct Scorer {
         }
         var results = [LoglikelihoodResult?](repeating: nil, count: requests.count)
         var done = 0
-        for ctx in order {
-            let members = groups[ctx]!
-            // Prefill the context but its last token once; every continuation then branches from a
-            // fork of that cache with [last context token] + continuation[:-1], scoring its own
-            // tokens with the vocab-parallel log-softmax (no full vocabulary row is gathered).
-            if ctx.isEmpty {
-                throw ScoringError(description: "request \(members[0]): continuation fills the whole window; nothing to condition on")
+        // Contexts are processed in batches of about `batchTokens` tokens: one stacked forward
+        // prefills every context of the batch but its last token; a second scores every continuation
+        // of the batch, each branching from a fork of its context's cache with [last context token] +
+        // continuation[:-1] and the vocab-parallel log-softmax (no full vocabulary row is gathered).
+        // Few large forwards instead of two per document: the weights are read once per batch.
+        var start = 0
+        while start < order.count {
+            var end = start, tokens = 0
+            while end < order.count && (end == start || tokens + order[end].count <= batchTokens) {
+                tokens += order[end].count + groups[order[end]]!.reduce(0) { $0 + truncated[$1].continuation.count }
+                end += 1
             }
-            let longest = members.map { truncated[$0].continuation.count }.max()!
-            let base = model.makeSequenceCache(capacity: ctx.count + longest)
-            if ctx.count > 1 { _ = try model.forward(tokens: [Array(ctx.dropLast())], caches: [base], logits: .none) }
-            let conts = members.map { truncated[$0].continuation }
-            let caches = conts.map { _ in base.forked() }
-            let inputs = conts.map { [ctx.last!] + $0.dropLast() }
+            let batch = Array(order[start..<end])
+            for ctx in batch where ctx.isEmpty {
+                throw ScoringError(description: "request \(groups[ctx]![0]): continuation fills the whole window; nothing to condition on")
+            }
+            let bases = batch.map { ctx in
+                model.makeSequenceCache(capacity: ctx.count + groups[ctx]!.map { truncated[$0].continuation.count }.max()!)
+            }
+            if batch.contains(where: { $0.count > 1 }) {
+                _ = try model.forward(tokens: batch.map { Array($0.dropLast()) }, caches: bases, logits: .none)
+            }
+            var members: [Int] = [], inputs: [[Int]] = [], conts: [[Int]] = [], caches: [SequenceCache] = []
+            for (g, ctx) in batch.enumerated() {
+                for m in groups[ctx]! {
+                    let cont = truncated[m].continuation
+                    members.append(m); conts.append(cont); inputs.append([ctx.last!] + cont.dropLast()); caches.append(bases[g].forked())
+                }
+            }
             let scores = try model.forward(tokens: inputs, caches: caches, logits: .scores(targets: conts))
             var row = 0
             for (j, m) in members.enumerated() {
@@ -80,6 +97,7 @@ public struct Scorer {
                 done += 1
             }
             progress?(done)
+            start = end
         }
         return results.map { $0! }
     }
