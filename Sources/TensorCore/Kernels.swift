@@ -12,32 +12,13 @@ import Foundation
 public func layerNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                       _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>?,
                       rows n: Int, dim c: Int, eps: Float) {
-    for r in 0..<n {
-        let xr = x + r * c, orow = out + r * c
-        var mean: Float = 0
-        for i in 0..<c { mean += xr[i] }
-        mean /= Float(c)
-        var v: Float = 0
-        for i in 0..<c { let d = xr[i] - mean; v += d * d }
-        let inv = 1 / (v / Float(c) + eps).squareRoot()
-        if let beta {
-            for i in 0..<c { orow[i] = (xr[i] - mean) * inv * gamma[i] + beta[i] }
-        } else {
-            for i in 0..<c { orow[i] = (xr[i] - mean) * inv * gamma[i] }
-        }
-    }
+    layerNormForward(out, mean: nil, rstd: nil, x, gamma, beta, rows: n, dim: c, eps: eps)
 }
 
 /// out[n, C] = x / sqrt(mean(x^2) + eps) * gamma   (HF Llama / Megatron RMSNorm).
 public func rmsNorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>,
                     rows n: Int, dim c: Int, eps: Float) {
-    for r in 0..<n {
-        let xr = x + r * c, orow = out + r * c
-        var ss: Float = 0
-        for i in 0..<c { ss += xr[i] * xr[i] }
-        let inv = 1 / (ss / Float(c) + eps).squareRoot()
-        for i in 0..<c { orow[i] = gamma[i] * (xr[i] * inv) }
-    }
+    rmsNormForward(out, rstd: nil, x, gamma, rows: n, dim: c, eps: eps)
 }
 
 /// In place: x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
@@ -158,8 +139,8 @@ public struct RotaryTable: Sendable {
 
 // MARK: - backward kernels (beside their forwards above)
 
-/// LayerNorm forward that keeps what backward needs: mean[n], rstd[n].
-public func layerNormForward(_ out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>,
+/// LayerNorm forward; keeps what backward needs (mean[n], rstd[n]) when given somewhere to put it.
+public func layerNormForward(_ out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
                              _ x: UnsafePointer<Float>, _ gamma: UnsafePointer<Float>, _ beta: UnsafePointer<Float>?,
                              rows n: Int, dim c: Int, eps: Float) {
     for r in 0..<n {
@@ -170,9 +151,10 @@ public func layerNormForward(_ out: UnsafeMutablePointer<Float>, mean: UnsafeMut
         var v: Float = 0
         for i in 0..<c { let d = xr[i] - m; v += d * d }
         let s = 1 / (v / Float(c) + eps).squareRoot()
-        mean[r] = m; rstd[r] = s
+        mean?[r] = m; rstd?[r] = s
         let o = out + r * c
-        for i in 0..<c { o[i] = (xr[i] - m) * s * gamma[i] + (beta?[i] ?? 0) }
+        if let beta { for i in 0..<c { o[i] = (xr[i] - m) * s * gamma[i] + beta[i] } }
+        else { for i in 0..<c { o[i] = (xr[i] - m) * s * gamma[i] } }
     }
 }
 
@@ -218,15 +200,15 @@ public func geluErfBackward(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointe
     }
 }
 
-/// RMSNorm forward keeping rstd[n].
-public func rmsNormForward(_ out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+/// RMSNorm forward; keeps rstd[n] when given somewhere to put it.
+public func rmsNormForward(_ out: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>?, _ x: UnsafePointer<Float>,
                            _ gamma: UnsafePointer<Float>, rows n: Int, dim c: Int, eps: Float) {
     for r in 0..<n {
         let xr = x + r * c, o = out + r * c
         var ss: Float = 0
         for i in 0..<c { ss += xr[i] * xr[i] }
         let s = 1 / (ss / Float(c) + eps).squareRoot()
-        rstd[r] = s
+        rstd?[r] = s
         for i in 0..<c { o[i] = gamma[i] * (xr[i] * s) }
     }
 }
