@@ -15,7 +15,7 @@ struct Turing: ParsableCommand {
         commandName: "turing",
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
         subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self,
-                      InspectCommand.self, ConvertCommand.self, EvalCommand.self, FinetuneCommand.self, MakeDemoCommand.self,
+                      InspectCommand.self, ConvertCommand.self, EvalCommand.self, CompareCommand.self, FinetuneCommand.self, MakeDemoCommand.self,
                       BenchCommand.self, TrainBenchCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
