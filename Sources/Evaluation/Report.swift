@@ -8,6 +8,7 @@
 // written atomically (temporary file in the same folder, then rename).
 
 import Foundation
+import TensorCore
 import Tasks
 
 public let turingVersion = "0.5.0"
@@ -104,16 +105,5 @@ public enum Report {
         out.append("|" + widths.enumerated().map { i, w in (i == 6 || i == 8) ? String(repeating: "-", count: w + 1) + ":" : String(repeating: "-", count: w + 2) }.joined(separator: "|") + "|")
         out += rows.dropFirst().map(line)
         return out.joined(separator: "\n")
-    }
-
-    public static func writeAtomically(_ data: Data, to url: URL) throws {
-        let dir = url.deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-        try data.write(to: tmp)
-        if rename(tmp.path, url.path) != 0 {
-            try? FileManager.default.removeItem(at: tmp)
-            throw EvaluationError("cannot write \(url.path): rename failed (errno \(errno))")
-        }
     }
 }

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import TensorCore
 import Evaluation
 
 struct CompareCommand: ParsableCommand {
@@ -14,7 +15,7 @@ struct CompareCommand: ParsableCommand {
         let runs = try Compare.load(results, metric: metric)
         print(Compare.table(runs, metric: metric), terminator: "")
         if let plot {
-            try writeAtomically(Data(Compare.svg(runs, metric: metric).utf8), to: URL(fileURLWithPath: plot))
+            try writeFileAtomically(Data(Compare.svg(runs, metric: metric).utf8), to: URL(fileURLWithPath: plot))
             log("plot -> \(plot)")
         }
     }

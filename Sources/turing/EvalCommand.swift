@@ -7,6 +7,7 @@
 
 import ArgumentParser
 import Foundation
+import TensorCore
 import Engine
 import Evaluation
 import Model
@@ -71,9 +72,9 @@ struct EvalCommand: ParsableCommand {
                           weightsHash: hash, limit: limit, dataDir: ddir)
         for r in results {
             let name = multi ? "samples_\(r.task)_\(r.numFewshot)shot.jsonl" : "samples_\(r.task).jsonl"
-            try Report.writeAtomically(try Report.samplesJSONL(r), to: out.appendingPathComponent(name))
+            try writeFileAtomically(try Report.samplesJSONL(r), to: out.appendingPathComponent(name))
         }
-        try Report.writeAtomically(try Report.resultsJSON(results, specs: specMap, run: run, totalSeconds: now() - t0),
+        try writeFileAtomically(try Report.resultsJSON(results, specs: specMap, run: run, totalSeconds: now() - t0),
                                    to: out.appendingPathComponent("results.json"))
         print(Report.table(results, specs: specMap))
         log(String(format: "results -> %@ (%.1f s)", out.path, now() - t0))

@@ -46,20 +46,6 @@ struct SamplingOptions: ParsableArguments {
     }
 }
 
-/// Write `data` to `url` atomically: a temporary file in the same folder, then rename.
-/// Only the primary rank writes (under mpirun every rank computes the same data).
-func writeAtomically(_ data: Data, to url: URL) throws {
-    guard isPrimaryRank else { return }
-    let dir = url.deletingLastPathComponent()
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let tmp = dir.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
-    try data.write(to: tmp)
-    guard rename(tmp.path, url.path) == 0 else {   // atomic replace
-        let why = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: tmp)
-        throw CLIError("cannot write \(url.path): \(why)")
-    }
-}
 
 struct StandardError: TextOutputStream {
     mutating func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }

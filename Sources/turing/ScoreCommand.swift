@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import Foundation
+import TensorCore
 import Engine
 import Evaluation
 import Model
@@ -57,7 +58,7 @@ struct ScoreCommand: ParsableCommand {
                 out.append(0x0A)
             }
         }
-        try writeAtomically(out, to: URL(fileURLWithPath: output))
+        try writeFileAtomically(out, to: URL(fileURLWithPath: output))
         log(String(format: "\nscored %d lines in %.2f s -> %@", lines.count, now() - t0, output))
     }
 }

@@ -25,8 +25,8 @@ struct MakeDemoCommand: ParsableCommand {
         // tokenizer
         let (vocab, merges) = DemoCorpus.tokenizerFiles()
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
-        try writeAtomically(try enc.encode(vocab), to: out.appendingPathComponent("vocab.json"))
-        try writeAtomically(Data((["#version: 0.2"] + merges.map { "\($0.0) \($0.1)" }).joined(separator: "\n").utf8 + [0x0A]),
+        try writeFileAtomically(try enc.encode(vocab), to: out.appendingPathComponent("vocab.json"))
+        try writeFileAtomically(Data((["#version: 0.2"] + merges.map { "\($0.0) \($0.1)" }).joined(separator: "\n").utf8 + [0x0A]),
                             to: out.appendingPathComponent("merges.txt"))
         let tok = try GPT2Tokenizer(vocabFile: out.appendingPathComponent("vocab.json").path, mergesFile: out.appendingPathComponent("merges.txt").path)
         let eos = tok.eosToken ?? vocab["<|endoftext|>"]!
@@ -34,7 +34,7 @@ struct MakeDemoCommand: ParsableCommand {
         let tdir = URL(fileURLWithPath: taskData)
         for (name, docs) in DemoCorpus.taskDocuments(seed: seed &+ 1) {
             let lines = try docs.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }
-            try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: tdir.appendingPathComponent("\(name).jsonl"))
+            try writeFileAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: tdir.appendingPathComponent("\(name).jsonl"))
         }
         // corpus -> rows
         let T = 64
