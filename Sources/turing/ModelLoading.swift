@@ -88,3 +88,13 @@ func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
     if required { throw CLIError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
     return nil
 }
+
+/// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.
+func loadAnyCheckpoint(_ path: String, vocabSize: Int?) throws -> CanonicalCheckpoint {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("checkpoint not found: \(path)") }
+    let url = URL(fileURLWithPath: path)
+    if !isDir.boolValue { return try Llama2cAdapter.load(url) }
+    if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize))
+}
