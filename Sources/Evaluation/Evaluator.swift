@@ -46,6 +46,8 @@ public struct Evaluator {
     public let prefix: Int
     public var docsPerChunk = 32
     public var bootstrapIters = 100_000
+    /// Scored requests kept on disk; an interrupted run resumes from them (nil: no cache).
+    public var cache: RequestCache?
 
     public init(model: CausalLM, tokenizer: Tokenizer) throws {
         self.model = model; self.tokenizer = tokenizer
@@ -79,11 +81,13 @@ public struct Evaluator {
                     tokens += c.count + x.count
                 }
             }
-            let res = try Scorer(model: model).loglikelihood(reqs)
+            let scorer = Scorer(model: model)
+            let res: [(Double, Bool)] = try cache.map { try $0.resolve(reqs) { try scorer.loglikelihood($0) } }
+                ?? scorer.loglikelihood(reqs).map { ($0.logprob, $0.isGreedy) }
             var j = 0
             for d in chunk {
-                lls.append(res[j..<(j + d.requests.count)].map(\.logprob))
-                greedy.append(res[j..<(j + d.requests.count)].map(\.isGreedy))
+                lls.append(res[j..<(j + d.requests.count)].map(\.0))
+                greedy.append(res[j..<(j + d.requests.count)].map(\.1))
                 j += d.requests.count
             }
             start += chunk.count

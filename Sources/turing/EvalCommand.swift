@@ -26,6 +26,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("tasks-dir"), help: "Folder of task YAMLs (default: ./tasks, or the repository's).") var tasksDir: String?
     @Option(help: "Output folder (default: results/<timestamp>-<checkpoint>).") var output: String?
     @Option(help: "Few-shot sampling seed (lm-eval's fewshot_random_seed).") var seed: Int = 1234
+    @Option(name: .customLong("cache-dir"), help: "Scored requests per model (an interrupted run resumes from them).") var cacheDir = "results/.cache"
+    @Flag(name: .customLong("no-cache"), help: "Score every request afresh and keep no cache.") var noCache = false
 
     func validate() throws {
         if numFewshot != nil && shots != nil { throw ValidationError("--num-fewshot and --shots are exclusive") }
@@ -48,8 +50,14 @@ struct EvalCommand: ParsableCommand {
         let specs = try names.map { try TaskSpec.load(named: $0, in: tdir) }
         let loaded = try specs.map { try LoadedTask(spec: $0, dataDir: ddir) }
         let (engine, tokOpt, ckpt) = try model.load(layout: parallel.layout)
-        let evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
+        var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
         let hash = weightsHash(ckpt)
+        if !noCache {
+            // keyed by the weights' hash and the layout (layouts agree to ~1e-6, not bit for bit)
+            let cache = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(parallel.tp)pp\(parallel.pp)")
+            if cache.count > 0 { log("request cache \(cache.url.path): \(cache.count) scored requests reused") }
+            evaluator.cache = cache
+        }
         var results: [TaskResult] = []
         for task in loaded {
             for k in shots.flatMap(parseShots) ?? [numFewshot ?? task.spec.numFewshot] {
