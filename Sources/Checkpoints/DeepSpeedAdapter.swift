@@ -45,7 +45,7 @@ public enum DeepSpeedAdapter {
         let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
         guard fm.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "holds the args; it is missing") }
         let meta = try TorchFile.load(mp0)
-        let args = MegatronArgs(meta["args"], file: mp0.path)
+        let args = MegatronArgs(meta["args"], file: mp0.path, overrides: options.argOverrides)
         let version = try checkpointVersion(meta, file: mp0.path)
         var problems: [String] = []
         let foundTP = Set(layerFiles.values.flatMap(\.keys)).count
@@ -94,7 +94,7 @@ public enum DeepSpeedAdapter {
         let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
         guard FileManager.default.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "no layer files and no rank-0 model states") }
         let meta = try TorchFile.load(mp0)
-        let args = MegatronArgs(meta["args"], file: mp0.path)
+        let args = MegatronArgs(meta["args"], file: mp0.path, overrides: options.argOverrides)
         let version = try checkpointVersion(meta, file: mp0.path)
         guard let module = meta["module"], !module.isNone else {
             throw CheckpointError.missingShard(file: mp0.path, "'module' is None and there are no layer_*-model_*-model_states.pt files")

@@ -25,7 +25,9 @@ public struct LoadReport {
 public struct LoadOptions: Sendable {
     /// Real vocabulary size, when the checkpoint does not record it (Megatron args rarely do).
     public var vocabSize: Int?
-    public init(vocabSize: Int? = nil) { self.vocabSize = vocabSize }
+    /// Megatron args given by the user, over the saved ones (e.g. "ffn_hidden_size": .int(3072)).
+    public var argOverrides: [String: PickleValue]
+    public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:]) { self.vocabSize = vocabSize; self.argOverrides = argOverrides }
 }
 
 let supportedCheckpointVersions: Set<Double> = [0, 1, 2, 3]

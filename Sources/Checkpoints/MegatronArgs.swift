@@ -10,12 +10,35 @@ import Model
 public struct MegatronArgs {
     public let value: PickleValue?
     public let file: String
+    /// Values given by the user (`--megatron-arg key=value`); they win over the saved args, and fill
+    /// in what older or stripped checkpoints do not record.
+    public let overrides: [String: PickleValue]
 
-    public init(_ value: PickleValue?, file: String) { self.value = value; self.file = file }
+    public init(_ value: PickleValue?, file: String, overrides: [String: PickleValue] = [:]) {
+        self.value = value; self.file = file; self.overrides = overrides
+    }
 
     public func raw(_ k: String) -> PickleValue? {
+        if let o = overrides[k] { return o }
         guard let v = value?[k], !v.isNone else { return nil }
         return v
+    }
+
+    /// Parse `key=value` overrides: integers, floats, true/false, none, else strings.
+    public static func parseOverrides(_ items: [String]) throws -> [String: PickleValue] {
+        var out: [String: PickleValue] = [:]
+        for item in items {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw CheckpointError.badConfig(file: "--megatron-arg", "expected key=value, found '\(item)'")
+            }
+            let k = String(item[..<eq]), v = String(item[item.index(after: eq)...])
+            if let i = Int(v) { out[k] = .int(i) }
+            else if let d = Double(v) { out[k] = .float(d) }
+            else if v.lowercased() == "true" || v.lowercased() == "false" { out[k] = .bool(v.lowercased() == "true") }
+            else if v.lowercased() == "none" { out[k] = PickleValue.none }
+            else { out[k] = .string(v) }
+        }
+        return out
     }
     public func int(_ k: String) -> Int? { raw(k)?.intValue }
     public func bool(_ k: String) -> Bool? { raw(k)?.boolValue }

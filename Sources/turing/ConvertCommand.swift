@@ -20,6 +20,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Pipeline-parallel size of the output.") var pp: Int = 1
     @Option(help: "Output directory (must not exist or be empty, unless --force).") var output: String?
     @Option(name: .customLong("vocab-size"), help: "Real vocabulary size, for checkpoints that do not record it.") var vocabSize: Int?
+    @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable).") var megatronArg: [String] = []
     @Option(help: "Stored dtype: float32, bfloat16 or float16 (default: the source's, float32 if it is not one of these).") var dtype: String?
     @Option(help: "Iteration to record (default: a 'release' checkpoint).") var iteration: Int?
     @Option(help: "Instead of PATH, write a seeded random model; the only shape is gpt2-124m.") var random: String?
@@ -61,7 +62,7 @@ struct ConvertCommand: ParsableCommand {
             let src = URL(fileURLWithPath: path!)
             guard fm.fileExists(atPath: src.path, isDirectory: &isDir) else { throw CLIError("source not found: \(src.path)") }
             if isDir.boolValue {
-                let r = try CheckpointLoader.loadReport(src, options: LoadOptions(vocabSize: vocabSize))
+                let r = try CheckpointLoader.loadReport(src, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
                 for p in r.problems { log("convert: warning: \(p)") }
                 ck = r.checkpoint
             } else { ck = try Llama2cAdapter.load(src) }

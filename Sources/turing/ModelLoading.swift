@@ -44,7 +44,7 @@ extension CheckpointOptions {
         return nil
     }
 
-    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize) }
+    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
 
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
     /// process's rank of a `DistributedEngine` (the process count must be TP x PP).
@@ -90,11 +90,11 @@ func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
 }
 
 /// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.
-func loadAnyCheckpoint(_ path: String, vocabSize: Int?) throws -> CanonicalCheckpoint {
+func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] = []) throws -> CanonicalCheckpoint {
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("checkpoint not found: \(path)") }
     let url = URL(fileURLWithPath: path)
     if !isDir.boolValue { return try Llama2cAdapter.load(url) }
     if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
-    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize))
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)))
 }

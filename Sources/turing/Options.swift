@@ -20,6 +20,9 @@ struct CheckpointOptions: ParsableArguments {
 
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
+
+    @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable), e.g. ffn_hidden_size=3072 for checkpoints that do not record it.")
+    var megatronArg: [String] = []
 }
 
 struct SamplingOptions: ParsableArguments {
