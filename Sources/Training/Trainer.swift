@@ -15,6 +15,8 @@ public struct TrainerConfig: Sendable {
     public var saveInterval: Int = 0
     /// Stop (and save) after this step although the schedule runs to `steps` (Megatron's --exit-interval).
     public var exitAfter: Int? = nil
+    /// Call `evaluate` every this many steps (0: never).
+    public var evalInterval: Int = 0
     public init(microBatch: Int, globalBatch: Int, steps: Int, schedule: LRSchedule, adam: AdamWConfig = .init(), clipGrad: Float = 1, seed: UInt64 = 1234, saveInterval: Int = 0) {
         self.microBatch = microBatch; self.globalBatch = globalBatch; self.steps = steps; self.schedule = schedule
         self.adam = adam; self.clipGrad = clipGrad; self.seed = seed; self.saveInterval = saveInterval
@@ -72,7 +74,8 @@ public final class Trainer {
 
     /// Runs from `state.step + 1` to `config.steps`. `onStep` sees every step; `save` is called every
     /// `saveInterval` steps and at the end, with a state that passed the finiteness check.
-    public func run(_ state: inout TrainerState, onStep: (StepReport) -> Void, save: (TrainerState) throws -> Void) throws {
+    public func run(_ state: inout TrainerState, onStep: (StepReport) -> Void, save: (TrainerState) throws -> Void,
+                    evaluate: (TrainerState) throws -> Void = { _ in }) throws {
         var grads = [Float](repeating: 0, count: state.params.count)
         var acc = [Float](repeating: 0, count: state.params.count)
         let micro = config.globalBatch / config.microBatch
@@ -104,6 +107,7 @@ public final class Trainer {
             state.step = step
             let dt = Date().timeIntervalSince(t0)
             onStep(StepReport(step: step, loss: loss, lr: lr, gradNorm: norm, tokensPerSecond: Double(tokens) / dt, seconds: dt))
+            if config.evalInterval > 0 && step % config.evalInterval == 0 { try evaluate(state) }
             if (config.saveInterval > 0 && step % config.saveInterval == 0) || step == last { try save(state) }
         }
     }

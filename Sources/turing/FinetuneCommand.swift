@@ -4,6 +4,8 @@
 
 import ArgumentParser
 import Foundation
+import Engine
+import Tasks
 import Evaluation
 import Checkpoints
 import Model
@@ -35,6 +37,11 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("save-megatron"), help: "Also write each save as a Megatron-LM legacy checkpoint (model, args, iteration) here; Megatron loads it with --finetune or --no-load-optim --no-load-rng.") var saveMegatron: String?
     @Option(name: .customLong("exit-interval"), help: "Stop (and save) after this step; resume later with the same flags.") var exitInterval: Int?
     @Option var seed: UInt64 = 1234
+    @Option(name: .customLong("eval-tasks"), help: "Evaluate these tasks (comma-separated, as `turing eval`) every --eval-interval steps.") var evalTasks: String?
+    @Option(name: .customLong("eval-interval")) var evalInterval: Int = 0
+    @Option(name: .customLong("eval-limit"), help: "Documents per task in those evaluations.") var evalLimit: Int = 100
+    @Option(name: .customLong("tasks-dir")) var tasksDir: String = "tasks"
+    @Option(name: .customLong("data-dir"), help: "Where task data files are looked up.") var dataDir: String?
     @Option var tp: Int = 1
     @Option var pp: Int = 1
     @Option var threads: Int?
@@ -81,6 +88,12 @@ struct FinetuneCommand: ParsableCommand {
                                clipGrad: clipGrad, seed: seed, saveInterval: saveInterval)
         var tcx = tc
         tcx.exitAfter = exitInterval
+        if evalTasks != nil && evalInterval <= 0 { throw CLIError("--eval-tasks needs --eval-interval K") }
+        tcx.evalInterval = evalTasks == nil ? 0 : evalInterval
+        let ddir = dataDir ?? ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] ?? "../shared/data"
+        let tasks = try (evalTasks ?? "").split(separator: ",").map {
+            try LoadedTask(spec: try TaskSpec.load(named: String($0).trimmingCharacters(in: .whitespaces), in: tasksDir), dataDir: ddir)
+        }
         let loop = try Trainer(model: trainer, rows: rows, config: tcx)
         var adam = AdamW(layout: trainer.layout, config: tc.adam)
         if let o = resumeOpt { adam = AdamW(layout: trainer.layout, config: tc.adam, m: o["adam_m"]!.data, v: o["adam_v"]!.data, step: startStep) }
@@ -104,6 +117,16 @@ struct FinetuneCommand: ParsableCommand {
                 try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron, options: WriteOptions(tp: tp, pp: pp, iteration: s.step), replace: true)
                 log("saved \(meg) (Megatron-LM legacy, iteration \(s.step))")
             }
+        }, evaluate: { s in
+            var c = ckpt
+            c.tensors = trainer.layout.tensors(s.params)
+            let evaluator = try Evaluator(model: DecoderModel(weights: try DecoderWeights(c)), tokenizer: tok)
+            for task in tasks {
+                let r = try evaluator.evaluate(task, numFewshot: task.spec.numFewshot, limit: evalLimit)
+                let ms = r.metrics.map { String(format: "%@ %.4f", $0.name, $0.value) }.joined(separator: ", ")
+                print("eval step \(s.step) | \(task.spec.name) \(r.numFewshot)-shot, \(r.docs.count) docs | \(ms)")
+            }
+
         })
     }
 

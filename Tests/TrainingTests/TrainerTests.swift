@@ -53,6 +53,17 @@ final class TrainerTests: XCTestCase {
         XCTAssertLessThan(lossesA.last!, lossesA.first! * 0.9, "the pattern is learnable: \(lossesA)")
     }
 
+    func testEvaluateRunsEveryIntervalWithThatStepsWeights() throws {
+        var (t, s) = try makeTrainer(steps: 7)
+        var cfg = t.config
+        cfg.evalInterval = 3
+        t = try Trainer(model: t.model, rows: t.rows, config: cfg)
+        var seen: [(Int, Float)] = []
+        try t.run(&s, onStep: { _ in }, save: { _ in }, evaluate: { st in seen.append((st.step, st.params[0])) })
+        XCTAssertEqual(seen.map(\.0), [3, 6])
+        XCTAssertNotEqual(seen[0].1, seen[1].1, "the weights evaluated are the ones trained so far")
+    }
+
     func testDivergenceStopsNamingTheStep() throws {
         let model = try DecoderTraining(config: Self.config)
         let t = try Trainer(model: model, rows: rows(8, seed: 2), config: TrainerConfig(microBatch: 2, globalBatch: 2, steps: 5, schedule: LRSchedule(lr: 1e-2, decaySteps: 5)))
