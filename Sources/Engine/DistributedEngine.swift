@@ -84,42 +84,15 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
         let sc = caches.map { $0 as! DistributedCache }
-        let TP = layout.tp, PP = layout.pp, C = config.hiddenSize, V = config.vocabSize
-        precondition(tokens.count == sc.count, "\(tokens.count) sequences but \(sc.count) caches")
+        let TP = layout.tp, PP = layout.pp, V = config.vocabSize
         // Validate on every rank, before any communication, so every rank throws the same error.
-        for (s, toks) in tokens.enumerated() {
-            if sc[s].length + toks.count > sc[s].capacity {
-                throw DecoderError(description: "sequence \(s): \(sc[s].length + toks.count) positions exceed the cache capacity \(sc[s].capacity)")
-            }
-            for t in toks where t < 0 || t >= V {
-                throw DecoderError(description: "sequence \(s): token id \(t) is outside the vocabulary [0, \(V))")
-            }
-        }
-        let m = max(1, min(layout.microBatches, tokens.count))
-        let per = (tokens.count + m - 1) / m
-        let mbs: [Range<Int>] = stride(from: 0, to: tokens.count, by: max(per, 1)).map { $0..<min(tokens.count, $0 + per) }
-        let p = stage, t = tpRank
-        var parts: [Tensor] = []
-        for (mi, mb) in mbs.enumerated() {
-            let toks = Array(tokens[mb]), counts = toks.map(\.count)
-            let cs = mb.map { sc[$0].shard }
-            let input: StageInput
-            if p == 0 { input = .tokens(toks) } else {
-                var h = [Float](repeating: 0, count: counts.reduce(0, +) * C)
-                try h.withUnsafeMutableBufferPointer { try world.recv($0, from: (p - 1) * TP + t, tag: mi) }
-                input = .hidden(h)
-            }
-            switch try model.forwardStage(input, counts: counts, caches: cs, logits: logits.restricted(to: mb), tp: tp) {
-            case .hidden(let h):
-                try h.withUnsafeBufferPointer { try world.send($0, to: (p + 1) * TP + t, tag: mi) }
-            case .logits(let l):
-                parts.append(l)
-            }
-        }
+        try checkInputs(tokens, lengths: sc.map(\.length), capacities: sc.map(\.capacity), vocab: V)
+        let parts = try runStage(model, rank: stage * TP + tpRank, layout: layout, tokens: tokens,
+                                 micro: layout.microBatchRanges(tokens.count), cache: { sc[$0].shard }, logits: logits, tp: tp, p2p: world)
         // Rows every rank expects, from the inputs alone (scores: 3 numbers a row, not the vocabulary).
         let rows = logits.rows(counts: tokens.map(\.count)), width = logits.width(vocab: V)
         var data: [Float]
-        if p == PP - 1 {
+        if stage == PP - 1 {
             data = parts.flatMap(\.data)
             precondition(data.count == rows * width, "last stage made \(data.count) values, expected \(rows) x \(width)")
         } else {

@@ -74,42 +74,21 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
         let sc = caches.map { $0 as! ShardedCache }
-        let TP = layout.tp, PP = layout.pp, C = config.hiddenSize
-        for (s, toks) in tokens.enumerated() where sc[s].length + toks.count > sc[s].capacity {
-            throw DecoderError(description: "sequence \(s): \(sc[s].length + toks.count) positions exceed the cache capacity \(sc[s].capacity)")
-        }
-        // micro-batches: contiguous runs of sequences
-        let m = max(1, min(layout.microBatches, tokens.count))
-        let per = (tokens.count + m - 1) / max(m, 1)
-        let mbs: [Range<Int>] = stride(from: 0, to: tokens.count, by: max(per, 1)).map { $0..<min(tokens.count, $0 + per) }
-        var results = [Tensor?](repeating: nil, count: mbs.count)
+        try checkInputs(tokens, lengths: sc.map(\.length), capacities: sc.map(\.capacity), vocab: nil)
+        let mbs = layout.microBatchRanges(tokens.count)
+        var results: [Tensor] = []
         let resultLock = NSLock()
-        let ranks = self.ranks, tpm = tpMembers, p2pm = p2pMembers
+        let ranks = self.ranks, tpm = tpMembers, p2pm = p2pMembers, layout = self.layout
+        let reporter = (layout.pp - 1) * layout.tp          // last stage, TP rank 0
         // A failing rank aborts the groups (the others throw instead of waiting); once every rank
         // has returned, the groups are reset so the engine stays usable.
         defer { for g in tpGroups + [p2p] { g.reset() } }
         try workers.run { i in
-            let p = i / TP, t = i % TP
-            let model = ranks[i]
-            for (mi, mb) in mbs.enumerated() {
-                let toks = Array(tokens[mb]), counts = toks.map(\.count)
-                let cs = mb.map { sc[$0].shards[i] }
-                let input: StageInput
-                if p == 0 { input = .tokens(toks) } else {
-                    var h = [Float](repeating: 0, count: counts.reduce(0, +) * C)
-                    try h.withUnsafeMutableBufferPointer { try p2pm[i].recv($0, from: (p - 1) * TP + t, tag: mi) }
-                    input = .hidden(h)
-                }
-                let out = try model.forwardStage(input, counts: counts, caches: cs, logits: logits.restricted(to: mb), tp: tpm[i])
-                switch out {
-                case .hidden(let h):
-                    try h.withUnsafeBufferPointer { try p2pm[i].send($0, to: (p + 1) * TP + t, tag: mi) }
-                case .logits(let l):
-                    if t == 0 && p == PP - 1 { resultLock.lock(); results[mi] = l; resultLock.unlock() }
-                }
-            }
+            let parts = try runStage(ranks[i], rank: i, layout: layout, tokens: tokens, micro: mbs,
+                                     cache: { sc[$0].shards[i] }, logits: logits, tp: tpm[i], p2p: p2pm[i])
+            if i == reporter { resultLock.lock(); results = parts; resultLock.unlock() }
         }
-        let parts = results.map { $0! }
+        let parts = results
         return Tensor(shape: [parts.reduce(0) { $0 + $1.shape[0] }, logits.width(vocab: config.vocabSize)], data: parts.flatMap(\.data))
     }
 }
