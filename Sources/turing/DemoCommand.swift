@@ -50,7 +50,7 @@ struct DemoCommand: ParsableCommand {
         let isDemo = ckpt.format == "turing" && path.hasSuffix("checkpoints/demo")
         let prompt = self.prompt ?? (isDemo ? "the dog says woof . the sky is" : "Once upon a time")
         let ids = tok.encode(prompt)
-        let stops: Set<Int> = Set([tok.eosToken, tok is Llama2cTokenizer ? tok.bosToken : nil].compactMap { $0 })
+        let stops = generationStopTokens(tok)
         func run(_ m: CausalLM, _ s: SamplingParams) throws -> (String, Double, Int) {
             let t = now()
             let out = try Generator(model: m).generate([GenerationRequest(prompt: ids, maxTokens: maxTokens, sampling: s, stopTokens: stops)])[0]

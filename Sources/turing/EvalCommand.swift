@@ -64,10 +64,7 @@ struct EvalCommand: ParsableCommand {
                 let tt = now()
                 log("\(task.spec.name), \(k)-shot:")
                 let r = try evaluator.evaluate(task, numFewshot: k, limit: limit, seed: seed) { done, total, toks in
-                    let dt = now() - tt
-                    let eta = done > 0 ? dt / Double(done) * Double(total - done) : 0
-                    FileHandle.standardError.write(Data(String(format: "\r  %d/%d docs  %.1f docs/s  %.0f tok/s  ETA %.0fs ",
-                        done, total, Double(done) / max(dt, 1e-9), Double(toks) / max(dt, 1e-9), eta).utf8))
+                    progress(done, total, tt, unit: "docs", tokens: toks)
                 }
                 log("")
                 results.append(r)

@@ -23,7 +23,7 @@ struct GenerateCommand: ParsableCommand {
         for p in prompts {
             var ids = tok.encode(p)
             if ids.isEmpty { ids = [try prefixToken(tok, engine.config)] }
-            let stops = Set([tok.eosToken].compactMap { $0 } + (tok is Llama2cTokenizer ? [tok.bosToken].compactMap { $0 } : []))
+            let stops = generationStopTokens(tok)
             requests.append(GenerationRequest(prompt: ids, maxTokens: sampling.maxTokens, sampling: sampling.params, stopTokens: stops))
         }
         var streams = prompts.indices.map { i in TextStream(tokenizer: tok, prompt: requests[i].prompt, stops: sampling.stop) }

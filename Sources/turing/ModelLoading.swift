@@ -98,3 +98,8 @@ func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] =
     if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
     return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)))
 }
+
+/// Tokens that end a generated text: end-of-text, and for llama2.c models BOS too (run.c stops on it).
+func generationStopTokens(_ tok: Tokenizer) -> Set<Int> {
+    Set([tok.eosToken, tok is Llama2cTokenizer ? tok.bosToken : nil].compactMap { $0 })
+}

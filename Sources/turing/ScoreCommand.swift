@@ -99,9 +99,12 @@ func decodeLine<T: Decodable>(_ t: T.Type, _ d: Data, file: String, line: Int) t
     }
 }
 
-func progress(_ done: Int, _ total: Int, _ t0: Double) {
+/// One progress line on stderr (rank 0 only): done/total, rate, tokens/s when given, ETA.
+func progress(_ done: Int, _ total: Int, _ t0: Double, unit: String = "", tokens: Int? = nil) {
     guard isPrimaryRank else { return }
-    let dt = now() - t0
+    let dt = max(now() - t0, 1e-9)
     let eta = done > 0 ? dt / Double(done) * Double(total - done) : 0
-    FileHandle.standardError.write(Data(String(format: "\r%d/%d  %.1f/s  ETA %.0fs ", done, total, Double(done) / max(dt, 1e-9), eta).utf8))
+    let u = unit.isEmpty ? "" : " \(unit)"
+    let tok = tokens.map { String(format: "  %.0f tok/s", Double($0) / dt) } ?? ""
+    FileHandle.standardError.write(Data(String(format: "\r  %d/%d%@  %.1f%@/s%@  ETA %.0fs ", done, total, u, Double(done) / dt, u, tok, eta).utf8))
 }
