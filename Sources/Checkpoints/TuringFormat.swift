@@ -6,7 +6,7 @@
 //   DIR/iter_0000010/model.safetensors    canonical tensor names, f32
 //   DIR/iter_0000010/optimizer.safetensors adam_m, adam_v (flat, canonical order) - optional
 //   DIR/iter_0000010/trainer.json         {"step": N, ...} - optional
-// An iteration directory is written under a temporary name and renamed, then the tracker is
+// An iteration directory is written with CheckpointWriter.atomicDirectory, then the tracker is
 // replaced atomically, so a crash or full disk never leaves a half checkpoint as the latest.
 
 import Foundation
@@ -56,26 +56,16 @@ public enum TuringFormat {
         let fm = FileManager.default
         try fm.createDirectory(at: saveDir, withIntermediateDirectories: true)
         let name = String(format: "iter_%07d", iteration)
-        let tmp = saveDir.appendingPathComponent(".\(name).tmp-\(getpid())")
-        try? fm.removeItem(at: tmp)
-        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
         do {
-            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(ckpt.config).write(to: tmp.appendingPathComponent(configFile))
-            try SafetensorsWriter.write(ckpt.tensors, to: tmp.appendingPathComponent("model.safetensors"))
-            if let optimizer { try SafetensorsWriter.write(optimizer, to: tmp.appendingPathComponent("optimizer.safetensors")) }
-            if let trainer { try JSONSerialization.data(withJSONObject: trainer, options: [.sortedKeys, .prettyPrinted]).write(to: tmp.appendingPathComponent("trainer.json")) }
-            let final = saveDir.appendingPathComponent(name)
-            if fm.fileExists(atPath: final.path) { try fm.removeItem(at: final) }
-            try fm.moveItem(at: tmp, to: final)
-            let trackerTmp = saveDir.appendingPathComponent(".\(tracker).tmp-\(getpid())")
-            try Data((name + "\n").utf8).write(to: trackerTmp)
-            // rename(2) replaces the old tracker atomically
-            guard rename(trackerTmp.path, saveDir.appendingPathComponent(tracker).path) == 0 else {
-                throw CheckpointError.badConfig(file: saveDir.appendingPathComponent(tracker).path, "rename failed: \(String(cString: strerror(errno)))")
+            try CheckpointWriter.atomicDirectory(saveDir.appendingPathComponent(name), replace: true) { tmp in
+                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try enc.encode(ckpt.config).write(to: tmp.appendingPathComponent(configFile))
+                try SafetensorsWriter.write(ckpt.tensors, to: tmp.appendingPathComponent("model.safetensors"))
+                if let optimizer { try SafetensorsWriter.write(optimizer, to: tmp.appendingPathComponent("optimizer.safetensors")) }
+                if let trainer { try JSONSerialization.data(withJSONObject: trainer, options: [.sortedKeys, .prettyPrinted]).write(to: tmp.appendingPathComponent("trainer.json")) }
             }
+            try writeFileAtomically(Data((name + "\n").utf8), to: saveDir.appendingPathComponent(tracker))
         } catch {
-            try? fm.removeItem(at: tmp)
             throw CheckpointError.badConfig(file: saveDir.appendingPathComponent(name).path, "could not write the checkpoint (\(error)); the previous checkpoint is untouched")
         }
     }
