@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Checkpoints", dependencies: ["TensorCore", "Model"]),
         .target(name: "Engine", dependencies: ["TensorCore", "Collectives", "Model", "Tokenizers"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "Training", dependencies: ["TensorCore", "Model"],
+        .target(name: "Training", dependencies: ["TensorCore", "Collectives", "Model"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "Tasks", dependencies: [.product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),

@@ -154,3 +154,19 @@ void tmpi_error_string(int code, char *buf, int len) {
     if (MPI_Error_string(code, tmp, &n) != MPI_SUCCESS) snprintf(buf, len, "MPI error %d", code);
     else snprintf(buf, len, "%s", tmp);
 }
+
+int tmpi_isend_f32(void *comm, const float *buf, int n, int dest, int tag, void **request) {
+    MPI_Request *req = malloc(sizeof(MPI_Request));
+    if (!req) return MPI_ERR_NO_MEM;
+    int rc = MPI_Isend(buf, n, MPI_FLOAT, dest, tag, *as_comm(comm), req);
+    if (rc != MPI_SUCCESS) { free(req); return rc; }
+    *request = req;
+    return MPI_SUCCESS;
+}
+
+int tmpi_wait_request(void *request, double timeout_s) {
+    MPI_Request *req = (MPI_Request *)request;
+    int rc = wait_for(req, MPI_STATUS_IGNORE, timeout_s);
+    if (rc == MPI_SUCCESS) free(req);
+    return rc;
+}

@@ -36,6 +36,11 @@ public protocol Collective: AnyObject {
 public protocol PointToPoint: AnyObject {
     func send(_ buf: UnsafeBufferPointer<Float>, to peer: Int, tag: Int) throws
     func recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws
+    /// Start a send and return at once (the data is copied); `completeSends` waits for every
+    /// started send. A pipeline schedule in which neighbours send to each other at the same time
+    /// (1F1B) needs this: two blocking sends would wait for each other.
+    func sendAsync(_ data: [Float], to peer: Int, tag: Int) throws
+    func completeSends() throws
 }
 
 /// A group of one: every operation is the identity.

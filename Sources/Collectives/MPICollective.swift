@@ -117,6 +117,32 @@ public final class MPICollective: Collective, PointToPoint {
         try timed("send", peers: [peer]) { tmpi_send_f32(comm, buf.baseAddress, n, Int32(peer), Int32(tag), timeout) }
     }
 
+    /// Started sends: the request and the copy of the data it reads from.
+    var pending: [(request: UnsafeMutableRawPointer, data: UnsafeMutableBufferPointer<Float>, peer: Int)] = []
+
+    public func sendAsync(_ data: [Float], to peer: Int, tag: Int) throws {
+        try checkTag("send", tag)
+        let n = try count("send", data.count)
+        let copy = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, data.count))
+        _ = copy.initialize(from: data)
+        var req: UnsafeMutableRawPointer?
+        let rc = tmpi_isend_f32(comm, copy.baseAddress, n, Int32(peer), Int32(tag), &req)
+        if rc != 0 { copy.deallocate(); try Self.check("isend", rc) }
+        pending.append((req!, copy, peer))
+    }
+
+    public func completeSends() throws {
+        while let p = pending.first {
+            let t0 = monotonicSeconds()
+            let rc = tmpi_wait_request(p.request, timeout)
+            seconds += monotonicSeconds() - t0; calls += 1
+            if rc == TMPI_ERR_TIMEOUT { throw CollectiveError.timeout(operation: "send", missing: [p.peer], seconds: timeout) }
+            try Self.check("send", rc)
+            p.data.deallocate()
+            pending.removeFirst()
+        }
+    }
+
     public func recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws {
         try checkTag("recv", tag)
         let n = try count("recv", buf.count)

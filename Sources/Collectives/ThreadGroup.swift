@@ -176,6 +176,10 @@ public final class ThreadRank: Collective, PointToPoint, @unchecked Sendable {
         group.cond.broadcast()
     }
 
+    /// The mailbox already copies: a send returns once the message is posted.
+    public func sendAsync(_ data: [Float], to peer: Int, tag: Int) throws { try data.withUnsafeBufferPointer { try send($0, to: peer, tag: tag) } }
+    public func completeSends() throws {}
+
     public func recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws { try timed { try _recv(buf, from: peer, tag: tag) } }
     private func _recv(_ buf: UnsafeMutableBufferPointer<Float>, from peer: Int, tag: Int) throws {
         group.cond.lock(); defer { group.cond.unlock() }

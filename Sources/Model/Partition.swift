@@ -12,6 +12,31 @@
 
 import TensorCore
 
+/// How one canonical tensor is cut over tensor-parallel ranks (the rule above, in one place).
+public enum TPSplit: Sendable {
+    case vocab        // rows, after zero-padding the vocabulary
+    case rows         // column-parallel layers: output features (dim 0)
+    case columns      // row-parallel layers: input features (dim 1)
+    case replicated
+
+    public static func of(_ name: String) -> TPSplit {
+        if name == "embedding.word.weight" || name == "lm_head.weight" { return .vocab }
+        if name.hasSuffix("attn.out.weight") || name.hasSuffix("mlp.fc2.weight") { return .columns }
+        if ["attn.q.", "attn.k.", "attn.v.", "mlp.fc1.", "mlp.gate.", "mlp.up."].contains(where: { name.contains($0) }) { return .rows }
+        return .replicated
+    }
+
+    /// A tensor's shape on one of `tp` ranks (`paddedVocab`: the padded vocabulary rows in total).
+    public func localShape(_ shape: [Int], tp: Int, paddedVocab: Int) -> [Int] {
+        switch self {
+        case .vocab: return [paddedVocab / tp, shape[1]]
+        case .rows: return [shape[0] / tp] + shape.dropFirst()
+        case .columns: return [shape[0], shape[1] / tp]
+        case .replicated: return shape
+        }
+    }
+}
+
 extension CanonicalCheckpoint {
     /// Padded vocabulary rows for `tp` ranks.
     public static func paddedVocab(_ v: Int, tp: Int, divisibleBy: Int = 128) -> Int {
@@ -30,16 +55,17 @@ extension CanonicalCheckpoint {
             if let layers, name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]), !layers.contains(i) { continue }
             guard let t = tensors[name] else { throw ModelError.missingTensor(name) }
             guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
-            if name == "embedding.word.weight" || name == "lm_head.weight" {
+            switch TPSplit.of(name) {
+            case .vocab:
                 let rows = Vp / tp, lo = rank * rows, hi = min(c.vocabSize, lo + rows)
                 var data = [Float](repeating: 0, count: rows * c.hiddenSize)
                 if hi > lo { data.replaceSubrange(0..<((hi - lo) * c.hiddenSize), with: t.data[(lo * c.hiddenSize)..<(hi * c.hiddenSize)]) }
                 out[name] = Tensor(shape: [rows, c.hiddenSize], data: data)
-            } else if name.hasSuffix("attn.out.weight") || name.hasSuffix("mlp.fc2.weight") {
+            case .columns:
                 out[name] = t.slice(axis: 1, start: rank * shape[1] / tp, count: shape[1] / tp)
-            } else if ["attn.q.", "attn.k.", "attn.v.", "mlp.fc1.", "mlp.gate.", "mlp.up."].contains(where: { name.contains($0) }) {
+            case .rows:
                 out[name] = t.slice(axis: 0, start: rank * shape[0] / tp, count: shape[0] / tp)   // heads/groups are contiguous row blocks
-            } else {
+            case .replicated:
                 out[name] = t
             }
         }

@@ -11,10 +11,13 @@ public struct ParameterLayout: Sendable {
     public let total: Int
     let index: [String: Int]
 
-    public init(config: ModelConfig) {
+    /// The canonical (whole-model) layout.
+    public init(config: ModelConfig) { self.init(shapes: CanonicalSchema.shapes(for: config)) }
+
+    init(shapes: [(String, [Int])]) {
         var off = 0
         var es: [Entry] = []
-        for (name, shape) in CanonicalSchema.shapes(for: config) {
+        for (name, shape) in shapes {
             es.append(Entry(name: name, shape: shape, offset: off))
             off += shape.reduce(1, *)
         }

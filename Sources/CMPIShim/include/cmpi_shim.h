@@ -34,6 +34,9 @@ int tmpi_send_f32(void *comm, const float *buf, int n, int dest, int tag, double
 /// Receives exactly n floats; TMPI_ERR_TRUNCATE (with *received set) when the message size differs.
 int tmpi_recv_f32(void *comm, float *buf, int n, int src, int tag, int *received, double timeout_s);
 int tmpi_barrier(void *comm, double timeout_s);
+/// Start a send; `*request` is waited on (and freed) by tmpi_wait_request. `buf` must stay valid until then.
+int tmpi_isend_f32(void *comm, const float *buf, int n, int dest, int tag, void **request);
+int tmpi_wait_request(void *request, double timeout_s);
 /// MPI's text for an error code (or the shim's own codes) into buf.
 void tmpi_error_string(int code, char *buf, int len);
 

@@ -1,12 +1,11 @@
-// RankWorkers: one persistent thread per in-process rank. `run` hands every rank the same job and
+// RankWorkers: one persistent thread per in-process rank (engine and training). `run` hands every rank the same job and
 // waits for all of them; the first error is rethrown after every rank has returned (ranks blocked
 // in a collective are released by aborting the groups, so nothing hangs).
 
 import Foundation
-import Collectives
 
-final class RankWorkers: @unchecked Sendable {
-    let count: Int
+public final class RankWorkers: @unchecked Sendable {
+    public let count: Int
     private var threads: [Thread] = []
     private let start: [DispatchSemaphore]
     private let done = DispatchSemaphore(value: 0)
@@ -14,9 +13,9 @@ final class RankWorkers: @unchecked Sendable {
     private var errors: [Error?]
     private let lock = NSLock()
     private var stopping = false
-    var onError: ((Error) -> Void)?
+    public var onError: ((Error) -> Void)?
 
-    init(count: Int, stackSize: Int = 16 << 20) {
+    public init(count: Int, stackSize: Int = 16 << 20) {
         self.count = count
         start = (0..<count).map { _ in DispatchSemaphore(value: 0) }
         errors = [Error?](repeating: nil, count: count)
@@ -41,7 +40,7 @@ final class RankWorkers: @unchecked Sendable {
         }
     }
 
-    func run(_ body: @escaping (Int) throws -> Void) throws {
+    public func run(_ body: @escaping (Int) throws -> Void) throws {
         job = body
         for i in 0..<count { errors[i] = nil }
         for s in start { s.signal() }
