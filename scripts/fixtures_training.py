@@ -10,6 +10,11 @@ Writes Tests/Fixtures/training/[llama_]expected.json (batches, losses) and [llam
 (the first step's gradients under Turing's canonical names: q/k/v split out of c_attn and
 transposed from Conv1D to [out, in]).
 
+The `micro_` variants train Megatron's way for the parallel tests (gradient accumulation, data
+parallelism, 1F1B): the global batch of 2 is two micro-batches of one sequence, the loss is the mean
+over micro-batches of each micro-batch's masked mean, and gradients are clipped to global norm 1.0
+(torch.nn.utils.clip_grad_norm_) before the step; `grad_norms` records the norm before clipping.
+
     HF_HUB_OFFLINE=1 /work/venv/bin/python scripts/fixtures_training.py
 """
 import json, os
@@ -57,7 +62,7 @@ def canonical_grads_llama(m):
             out[p + f"mlp.{a}.weight"] = sd[h + f"mlp.{b}.weight"]
     return {k: v.contiguous() for k, v in out.items()}
 
-def run(src_rel, cls, canon, prefix):
+def run(src_rel, cls, canon, prefix, micro=False):
     src = os.path.join(root, src_rel)
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -76,22 +81,28 @@ def run(src_rel, cls, canon, prefix):
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
 
-    losses = []
+    losses, norms = [], []
     for step, ids in enumerate(batches):
         inp, tgt = ids[:, :-1], ids[:, 1:]
         logits = model(inp).logits
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, V), tgt.reshape(-1), reduction="none").reshape(B, T)
-        loss = ce[mask].mean()
+        if micro:
+            loss = sum(ce[b][mask[b]].mean() for b in range(B)) / B
+        else:
+            loss = ce[mask].mean()
         opt.zero_grad()
         loss.backward()
-        if step == 0:
+        if step == 0:   # before clipping
             save_file(canon(model), os.path.join(out, prefix + "first_step_grads.safetensors"), metadata={"format": "pt"})
+        if micro:
+            norms.append(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item())
         opt.step()
         losses.append(loss.item())
 
     json.dump({"model": src_rel, "B": B, "T": T, "steps": STEPS,
                "optimizer": {"lr": 1e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.1, "decay": "rank >= 2"},
                "mask": mask.tolist(), "batches": [b.tolist() for b in batches], "losses": losses,
+               "micro_batch": 1 if micro else B, "clip_grad": 1.0 if micro else 0.0, "grad_norms": norms,
                "versions": {"torch": torch.__version__}},
               open(os.path.join(out, prefix + "expected.json"), "w"), indent=None)
     print(src_rel, "losses", losses[0], "->", losses[-1])
@@ -100,3 +111,5 @@ def run(src_rel, cls, canon, prefix):
 from transformers import LlamaForCausalLM
 run("Tests/Fixtures/models/gpt2-tiny-rand", GPT2LMHeadModel, canonical_grads_gpt2, "")
 run("Tests/Fixtures/models/llama-tiny-rand", LlamaForCausalLM, canonical_grads_llama, "llama_")
+run("Tests/Fixtures/models/gpt2-tiny-rand", GPT2LMHeadModel, canonical_grads_gpt2, "micro_", micro=True)
+run("Tests/Fixtures/models/llama-tiny-rand", LlamaForCausalLM, canonical_grads_llama, "llama_micro_", micro=True)

@@ -51,6 +51,14 @@ final class StageActivations {
     var dlogits: [Float] = []       // last stage: [N, Vl], already scaled
     var loss: Double = 0            // last stage: mean cross-entropy of this micro-batch
     init(input: [Float]) { self.input = input }
+
+    /// Floats held (for the recomputation's memory accounting).
+    var floats: Int {
+        func n(_ l: Layer) -> Int {
+            [l.x, l.n1, l.n1m, l.n1s, l.q, l.k, l.v, l.att, l.ao, l.r2, l.n2, l.n2m, l.n2s, l.pre, l.up, l.act].reduce(0) { $0 + $1.count }
+        }
+        return input.count + layers.reduce(0) { $0 + n($1) } + n(final) + dlogits.count
+    }
 }
 
 public final class StageTraining {

@@ -1,7 +1,8 @@
-// Trainer: the training loop on top of `DecoderTraining`: micro-batches accumulated into a global
-// batch, global-norm clipping, the LR schedule, AdamW, seeded data order, per-step reporting,
-// NaN/inf detection (stop, name the step, keep the last good checkpoint) and periodic saves
-// through a caller-supplied closure (the caller owns the checkpoint format).
+// Trainer: the training loop: seeded data order, micro-batches of the global batch handed to a
+// `TrainingExecutor` (any TP x PP x DP layout, in-process or over MPI: 1F1B, accumulation,
+// data-parallel reduction, global-norm clipping, AdamW), the LR schedule, per-step reporting,
+// NaN/inf detection (stop, name the step, keep the last good checkpoint), evaluations and
+// periodic saves through caller-supplied closures (the caller owns the checkpoint format).
 
 import Foundation
 import Model
@@ -36,16 +37,22 @@ public struct TrainerState: Sendable {
 }
 
 public final class Trainer {
-    public let model: DecoderTraining
+    public let executor: TrainingExecutor
     public let config: TrainerConfig
     public let rows: [TrainingRow]
 
-    public init(model: DecoderTraining, rows: [TrainingRow], config: TrainerConfig) throws {
-        guard config.microBatch > 0, config.globalBatch % config.microBatch == 0 else {
-            throw TrainingError("--global-batch \(config.globalBatch) must be a positive multiple of --micro-batch \(config.microBatch)")
+    /// TP 1 x PP 1 in this process.
+    public convenience init(model: DecoderTraining, rows: [TrainingRow], config: TrainerConfig) throws {
+        try self.init(executor: InProcessTraining(config: model.config), rows: rows, config: config)
+    }
+
+    public init(executor: TrainingExecutor, rows: [TrainingRow], config: TrainerConfig) throws {
+        let dp = executor.grid.dp
+        guard config.microBatch > 0, config.globalBatch > 0, config.globalBatch % (config.microBatch * dp) == 0 else {
+            throw TrainingError("--global-batch \(config.globalBatch) must be a positive multiple of --micro-batch \(config.microBatch)" + (dp > 1 ? " x \(dp) data-parallel replicas" : ""))
         }
         guard !rows.isEmpty else { throw TrainingError("no training rows") }
-        self.model = model; self.config = config; self.rows = rows
+        self.executor = executor; self.config = config; self.rows = rows
     }
 
     /// Row indices of global step `step` (1-based): a seeded permutation per epoch, so a resumed run
@@ -76,39 +83,35 @@ public final class Trainer {
     /// `saveInterval` steps and at the end, with a state that passed the finiteness check.
     public func run(_ state: inout TrainerState, onStep: (StepReport) -> Void, save: (TrainerState) throws -> Void,
                     evaluate: (TrainerState) throws -> Void = { _ in }) throws {
-        var grads = [Float](repeating: 0, count: state.params.count)
-        var acc = [Float](repeating: 0, count: state.params.count)
         let micro = config.globalBatch / config.microBatch
         let last = min(config.steps, config.exitAfter ?? config.steps)
+        guard state.step < last else { return }
+        try executor.load(state)
         while state.step < last {
             let step = state.step + 1
             let t0 = Date()
             let idx = rowIndices(step: step)
-            for i in 0..<acc.count { acc[i] = 0 }
-            var lossSum: Float = 0
+            var batches: [TrainingBatch] = []
             var tokens = 0
             for m in 0..<micro {
                 let rs = idx[(m * config.microBatch)..<((m + 1) * config.microBatch)].map { rows[$0] }
-                let batch = TrainingBatch(inputs: rs.map { Array($0.tokens.dropLast()) }, targets: rs.map { Array($0.tokens.dropFirst()) }, mask: rs.map(\.mask))
-                let loss = try model.lossAndGradients(params: state.params, grads: &grads, batch: batch)
-                lossSum += loss
+                batches.append(TrainingBatch(inputs: rs.map { Array($0.tokens.dropLast()) }, targets: rs.map { Array($0.tokens.dropFirst()) }, mask: rs.map(\.mask)))
                 tokens += rs.reduce(0) { $0 + $1.mask.count }
-                for i in 0..<acc.count { acc[i] += grads[i] }
-            }
-            let inv = 1 / Float(micro)
-            for i in 0..<acc.count { acc[i] *= inv }
-            let loss = lossSum * inv
-            let norm = clipGlobalNorm(&acc, maxNorm: config.clipGrad)
-            guard loss.isFinite, norm.isFinite else {
-                throw TrainingError("step \(step): loss \(loss), gradient norm \(norm): training diverged (try a lower learning rate); the last saved checkpoint is intact")
             }
             let lr = config.schedule.at(step)
-            state.adam.update(params: &state.params, grads: acc, lr: lr)
+            let loss: Float, norm: Float
+            do { (loss, norm) = try executor.step(micro: batches, lr: lr, clip: config.clipGrad) }
+            catch let d as TrainingDiverged {
+                throw TrainingError("step \(step): \(d): training diverged (try a lower learning rate); the last saved checkpoint is intact")
+            }
             state.step = step
             let dt = Date().timeIntervalSince(t0)
             onStep(StepReport(step: step, loss: loss, lr: lr, gradNorm: norm, tokensPerSecond: Double(tokens) / dt, seconds: dt))
-            if config.evalInterval > 0 && step % config.evalInterval == 0 { try evaluate(state) }
-            if (config.saveInterval > 0 && step % config.saveInterval == 0) || step == last { try save(state) }
+            let evaluating = config.evalInterval > 0 && step % config.evalInterval == 0
+            let saving = (config.saveInterval > 0 && step % config.saveInterval == 0) || step == last
+            if evaluating || saving { try executor.export(into: &state) }
+            if evaluating { try evaluate(state) }
+            if saving { try save(state) }
         }
     }
 }

@@ -57,7 +57,7 @@ final class TrainerTests: XCTestCase {
         var (t, s) = try makeTrainer(steps: 7)
         var cfg = t.config
         cfg.evalInterval = 3
-        t = try Trainer(model: t.model, rows: t.rows, config: cfg)
+        t = try Trainer(executor: t.executor, rows: t.rows, config: cfg)
         var seen: [(Int, Float)] = []
         try t.run(&s, onStep: { _ in }, save: { _ in }, evaluate: { st in seen.append((st.step, st.params[0])) })
         XCTAssertEqual(seen.map(\.0), [3, 6])

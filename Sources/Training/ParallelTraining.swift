@@ -1,0 +1,154 @@
+// ParallelTraining: runs a `TrainingLayout` of RankTrainers, in-process (one thread per rank,
+// `ThreadGroup`s for the TP, DP and world groups: the default) or as this process's single rank
+// under mpirun (`MPITraining`, MPI communicators split from the world). Both take the run's state
+// in canonical form (`TrainerState`: whole-model flat parameters and Adam moments), cut it for
+// their ranks, and give it back in canonical form for saves and evaluations; a state saved at one
+// layout therefore resumes at any other.
+
+import Foundation
+import TensorCore
+import Collectives
+import Model
+
+public protocol TrainingExecutor: AnyObject {
+    var grid: TrainingLayout { get }
+    /// Cut `state` into the ranks' buffers.
+    func load(_ state: TrainerState) throws
+    /// One optimizer step over the global batch's micro-batches; the same (loss, norm) everywhere.
+    func step(micro: [TrainingBatch], lr: Float, clip: Float) throws -> (loss: Float, norm: Float)
+    /// Whole-model parameters and moments into `state` (over MPI: on world rank 0; every rank must call it).
+    func export(into state: inout TrainerState) throws
+    /// Peak micro-batches whose activations one rank held in the last step, per world rank.
+    var peakInFlight: [Int] { get }
+}
+
+extension TrainingExecutor {
+    func load(_ state: TrainerState, into r: RankTrainer) {
+        let c = r.model.config, canon = state.adam.layout, local = r.model.layout, t = r.position.t
+        r.params = grid.scatter(state.params, canonical: canon, config: c, into: local, t: t)
+        r.adam = AdamW(layout: local, config: state.adam.config, m: grid.scatter(state.adam.m, canonical: canon, config: c, into: local, t: t),
+                       v: grid.scatter(state.adam.v, canonical: canon, config: c, into: local, t: t), step: state.adam.step)
+    }
+}
+
+public final class InProcessTraining: TrainingExecutor {
+    public let grid: TrainingLayout
+    public let ranks: [RankTrainer]
+    let groups: [ThreadGroup]
+    let workers: RankWorkers
+
+    public init(config: ModelConfig, grid: TrainingLayout = .init(), recompute: Bool = false, timeout: Double = 300) throws {
+        self.grid = grid
+        let stages = try grid.check(config)
+        let W = grid.worldSize, TP = grid.tp, DP = grid.dp, PP = grid.pp
+        let world = ThreadGroup(size: W, timeout: timeout)
+        let tpGroups = (0..<(PP * DP)).map { _ in ThreadGroup(size: TP, timeout: timeout) }      // by (p, d)
+        let dpGroups = (0..<(PP * TP)).map { _ in ThreadGroup(size: DP, timeout: timeout) }      // by (p, t)
+        groups = [world] + tpGroups + dpGroups
+        var rs: [RankTrainer] = []
+        for g in 0..<W {
+            let pos = grid.position(ofRank: g)
+            let r = try Self.make(config, g, grid: grid, stages: stages, tp: tpGroups[pos.p * DP + pos.d].member(pos.t),
+                                  dp: dpGroups[pos.p * TP + pos.t].member(pos.d), world: world.member(g))
+            r.recompute = recompute
+            rs.append(r)
+        }
+        ranks = rs
+        workers = RankWorkers(count: W)
+        let all = groups
+        workers.onError = { e in for g in all { g.abort("a rank failed: \(e)") } }
+        if W > 1 { BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / W)) }
+    }
+
+    static func make(_ config: ModelConfig, _ g: Int, grid: TrainingLayout, stages: [Range<Int>], tp: Collective, dp: Collective, world: Collective & PointToPoint) throws -> RankTrainer {
+        let pos = grid.position(ofRank: g)
+        let model = try StageTraining(config: config, tp: grid.tp, tpRank: pos.t, stage: pos.p, pp: grid.pp, layers: stages[pos.p])
+        return RankTrainer(model: model, position: pos, grid: grid, params: [Float](repeating: 0, count: model.layout.total),
+                           adam: AdamW(layout: model.layout), tp: tp, dp: dp, world: world)
+    }
+
+    public func load(_ state: TrainerState) throws { for r in ranks { load(state, into: r) } }
+
+    public func step(micro: [TrainingBatch], lr: Float, clip: Float) throws -> (loss: Float, norm: Float) {
+        var out = [(loss: Float, norm: Float)](repeating: (0, 0), count: ranks.count)
+        let lock = NSLock()
+        defer { for g in groups { g.reset() } }
+        let ranks = self.ranks
+        try workers.run { g in
+            let r = try ranks[g].step(micro: micro, lr: lr, clip: clip)
+            lock.lock(); out[g] = r; lock.unlock()
+        }
+        return out[0]
+    }
+
+    public func export(into state: inout TrainerState) throws {
+        let replica0 = (0..<(grid.pp * grid.tp)).map { i in ranks[grid.rank(t: i % grid.tp, p: i / grid.tp, d: 0)] }
+        let layouts = (0..<grid.pp).map { p in replica0[p * grid.tp].model.layout }
+        let c = ranks[0].model.config, canon = state.adam.layout
+        state.params = grid.gather(replica0.map(\.params), layouts: layouts, canonical: canon, config: c)
+        state.adam.m = grid.gather(replica0.map(\.adam.m), layouts: layouts, canonical: canon, config: c)
+        state.adam.v = grid.gather(replica0.map(\.adam.v), layouts: layouts, canonical: canon, config: c)
+        state.adam.step = ranks[0].adam.step
+    }
+
+    public var peakInFlight: [Int] { ranks.map(\.peakInFlight) }
+}
+
+/// This process as one rank of `grid` under mpirun (world size must be TP x PP x DP).
+public final class MPITraining: TrainingExecutor {
+    public let grid: TrainingLayout
+    public let rank: RankTrainer
+    let world: MPICollective, tp: MPICollective, dp: MPICollective
+    static let gatherTag = 32001
+
+    public init(config: ModelConfig, grid: TrainingLayout, recompute: Bool = false) throws {
+        self.grid = grid
+        let stages = try grid.check(config)
+        world = try MPICollective.world()
+        guard world.size == grid.worldSize else {
+            throw TrainingError("mpirun started \(world.size) processes but \(grid) needs \(grid.worldSize): run mpirun -np \(grid.worldSize)")
+        }
+        let pos = grid.position(ofRank: world.rank)
+        tp = try world.split(color: pos.p * grid.dp + pos.d, key: pos.t)
+        dp = try world.split(color: pos.p * grid.tp + pos.t, key: pos.d)
+        rank = try InProcessTraining.make(config, world.rank, grid: grid, stages: stages, tp: tp, dp: dp, world: world)
+        rank.recompute = recompute
+        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
+        BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
+    }
+
+    public func load(_ state: TrainerState) throws { load(state, into: rank) }
+
+    public func step(micro: [TrainingBatch], lr: Float, clip: Float) throws -> (loss: Float, norm: Float) {
+        try rank.step(micro: micro, lr: lr, clip: clip)
+    }
+
+    /// Replica 0's ranks send their buffers to world rank 0, which puts the whole model together.
+    public func export(into state: inout TrainerState) throws {
+        let me = rank.position
+        if me.d == 0 && world.rank != 0 {
+            for (k, buf) in [rank.params, rank.adam.m, rank.adam.v].enumerated() { try world.sendAsync(buf, to: 0, tag: Self.gatherTag + k) }
+            try world.completeSends()
+        }
+        guard world.rank == 0 else { return }
+        let c = rank.model.config, canon = state.adam.layout
+        let stages = try grid.check(c)
+        let layouts = (0..<grid.pp).map { ParameterLayout(config: c, tp: grid.tp, stage: $0, pp: grid.pp, layers: stages[$0]) }
+        var bufs = [[[Float]]](repeating: [], count: 3)
+        for i in 0..<(grid.pp * grid.tp) {
+            let g = grid.rank(t: i % grid.tp, p: i / grid.tp, d: 0)
+            for k in 0..<3 {
+                if g == 0 { bufs[k].append([rank.params, rank.adam.m, rank.adam.v][k]); continue }
+                var b = [Float](repeating: 0, count: layouts[i / grid.tp].total)
+                try b.withUnsafeMutableBufferPointer { try world.recv($0, from: g, tag: Self.gatherTag + k) }
+                bufs[k].append(b)
+            }
+        }
+        state.params = grid.gather(bufs[0], layouts: layouts, canonical: canon, config: c)
+        state.adam.m = grid.gather(bufs[1], layouts: layouts, canonical: canon, config: c)
+        state.adam.v = grid.gather(bufs[2], layouts: layouts, canonical: canon, config: c)
+        state.adam.step = rank.adam.step
+    }
+
+    public var peakInFlight: [Int] { [rank.peakInFlight] }
+}
