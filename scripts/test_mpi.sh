@@ -95,5 +95,27 @@ for lay in "--tp 2" "--pp 2"; do
   else fail "bench under mpirun $lay"; tail -5 "$work/bench.err"; fi
 done
 
+# training over MPI against PyTorch (Tests/Fixtures/training, scripts/fixtures_training.py): first-step
+# gradients, gradient norm and 20 losses within 1e-4 relative, one rank per process
+FX=Tests/Fixtures
+for spec in "gpt2-tiny-rand micro_ 4 --tp 2 --pp 2" "llama-tiny-rand llama_micro_ 4 --tp 2 --pp 2" \
+            "gpt2-tiny-rand micro_ 4 --tp 2 --dp 2" "llama-tiny-rand llama_micro_ 4 --pp 2 --dp 2 --recompute-activations"; do
+  set -- $spec; m=$1; pre=$2; np=$3; shift 3
+  if timeout $LIMIT "${MPIRUN[@]}" -np $np "$T" train-check --model $FX/models/$m --reference $FX/training/${pre}expected.json \
+       --gradients $FX/training/${pre}first_step_grads.safetensors "$@" >"$work/tc.out" 2>"$work/tc.err" && grep -q '"passed":true' "$work/tc.out"; then
+    ok "train-check $m $* over $np MPI processes: $(grep -o '"worst_gradient_relative":[^,]*' "$work/tc.out"), $(grep -o '"worst_loss_relative":[^,}]*' "$work/tc.out")"
+  else fail "train-check $m $* over $np MPI processes"; cat "$work/tc.out"; tail -5 "$work/tc.err"; fi
+done
+
+# finetune under mpirun prints the losses of the in-process run at the same layout, and saves the same checkpoint
+ftdata="$work/ft.jsonl"
+for i in $(seq 1 40); do echo '{"text": "the sky is blue. the grass is green. a lemon is sour. one two three four five."}'; done > "$ftdata"
+ft=(finetune --checkpoint checkpoints/demo --data "$ftdata" --seq-length 24 --micro-batch 2 --global-batch 8 --steps 3 --lr 1e-3 --tp 2 --pp 2)
+timeout $LIMIT "$T" "${ft[@]}" --save "$work/ft-a" 2>"$work/ft-a.err" | sed 's/ | [0-9]* tok\/s.*//' > "$work/ft-a.out"; rc_a=${PIPESTATUS[0]}
+timeout $LIMIT "${MPIRUN[@]}" -np 4 "$T" "${ft[@]}" --save "$work/ft-b" 2>"$work/ft-b.err" | sed 's/ | [0-9]* tok\/s.*//' > "$work/ft-b.out"; rc_b=${PIPESTATUS[0]}
+if [ $rc_a -eq 0 ] && [ $rc_b -eq 0 ] && [ "$(wc -l < "$work/ft-a.out")" = 3 ] && cmp -s "$work/ft-a.out" "$work/ft-b.out" \
+   && cmp -s "$work/ft-a/iter_0000003/model.safetensors" "$work/ft-b/iter_0000003/model.safetensors"; then ok "finetune TP 2 x PP 2: mpirun = in-process (losses, saved weights)"
+else fail "finetune TP 2 x PP 2 under mpirun: exit $rc_a/$rc_b"; diff "$work/ft-a.out" "$work/ft-b.out" | head; tail -3 "$work/ft-a.err" "$work/ft-b.err"; fi
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -18,11 +18,24 @@ public protocol TrainingExecutor: AnyObject {
     func step(micro: [TrainingBatch], lr: Float, clip: Float) throws -> (loss: Float, norm: Float)
     /// Whole-model parameters and moments into `state` (over MPI: on world rank 0; every rank must call it).
     func export(into state: inout TrainerState) throws
+    /// One per-rank buffer (`\.params`, `\.grads`, ...) of replica 0 put together in `canonical`'s
+    /// layout; nil on every process but world rank 0 (every rank must call it).
+    func gather(_ pick: (RankTrainer) -> [Float], canonical: ParameterLayout) throws -> [Float]?
     /// Peak micro-batches whose activations one rank held in the last step, per world rank.
     var peakInFlight: [Int] { get }
+    /// Optimizer steps taken (every rank has the same count).
+    var adamStep: Int { get }
 }
 
 extension TrainingExecutor {
+    public func export(into state: inout TrainerState) throws {
+        let canon = state.adam.layout
+        let p = try gather(\.params, canonical: canon), m = try gather(\.adam.m, canonical: canon), v = try gather(\.adam.v, canonical: canon)
+        guard let p, let m, let v else { return }
+        state.params = p; state.adam.m = m; state.adam.v = v
+        state.adam.step = adamStep
+    }
+
     func load(_ state: TrainerState, into r: RankTrainer) {
         let c = r.model.config, canon = state.adam.layout, local = r.model.layout, t = r.position.t
         r.params = grid.scatter(state.params, canonical: canon, config: c, into: local, t: t)
@@ -81,17 +94,14 @@ public final class InProcessTraining: TrainingExecutor {
         return out[0]
     }
 
-    public func export(into state: inout TrainerState) throws {
+    public func gather(_ pick: (RankTrainer) -> [Float], canonical: ParameterLayout) throws -> [Float]? {
         let replica0 = (0..<(grid.pp * grid.tp)).map { i in ranks[grid.rank(t: i % grid.tp, p: i / grid.tp, d: 0)] }
         let layouts = (0..<grid.pp).map { p in replica0[p * grid.tp].model.layout }
-        let c = ranks[0].model.config, canon = state.adam.layout
-        state.params = grid.gather(replica0.map(\.params), layouts: layouts, canonical: canon, config: c)
-        state.adam.m = grid.gather(replica0.map(\.adam.m), layouts: layouts, canonical: canon, config: c)
-        state.adam.v = grid.gather(replica0.map(\.adam.v), layouts: layouts, canonical: canon, config: c)
-        state.adam.step = ranks[0].adam.step
+        return grid.gather(replica0.map(pick), layouts: layouts, canonical: canonical, config: ranks[0].model.config)
     }
 
     public var peakInFlight: [Int] { ranks.map(\.peakInFlight) }
+    public var adamStep: Int { ranks[0].adam.step }
 }
 
 /// This process as one rank of `grid` under mpirun (world size must be TP x PP x DP).
@@ -124,31 +134,27 @@ public final class MPITraining: TrainingExecutor {
     }
 
     /// Replica 0's ranks send their buffers to world rank 0, which puts the whole model together.
-    public func export(into state: inout TrainerState) throws {
-        let me = rank.position
-        if me.d == 0 && world.rank != 0 {
-            for (k, buf) in [rank.params, rank.adam.m, rank.adam.v].enumerated() { try world.sendAsync(buf, to: 0, tag: Self.gatherTag + k) }
+    public func gather(_ pick: (RankTrainer) -> [Float], canonical: ParameterLayout) throws -> [Float]? {
+        if rank.position.d == 0 && world.rank != 0 {
+            try world.sendAsync(pick(rank), to: 0, tag: Self.gatherTag)
             try world.completeSends()
         }
-        guard world.rank == 0 else { return }
-        let c = rank.model.config, canon = state.adam.layout
+        guard world.rank == 0 else { return nil }
+        let c = rank.model.config
         let stages = try grid.check(c)
         let layouts = (0..<grid.pp).map { ParameterLayout(config: c, tp: grid.tp, stage: $0, pp: grid.pp, layers: stages[$0]) }
-        var bufs = [[[Float]]](repeating: [], count: 3)
+        var bufs: [[Float]] = []
         for i in 0..<(grid.pp * grid.tp) {
             let g = grid.rank(t: i % grid.tp, p: i / grid.tp, d: 0)
-            for k in 0..<3 {
-                if g == 0 { bufs[k].append([rank.params, rank.adam.m, rank.adam.v][k]); continue }
-                var b = [Float](repeating: 0, count: layouts[i / grid.tp].total)
-                try b.withUnsafeMutableBufferPointer { try world.recv($0, from: g, tag: Self.gatherTag + k) }
-                bufs[k].append(b)
-            }
+            if g == 0 { bufs.append(pick(rank)); continue }
+            var b = [Float](repeating: 0, count: layouts[i / grid.tp].total)
+            try b.withUnsafeMutableBufferPointer { try world.recv($0, from: g, tag: Self.gatherTag) }
+            bufs.append(b)
         }
-        state.params = grid.gather(bufs[0], layouts: layouts, canonical: canon, config: c)
-        state.adam.m = grid.gather(bufs[1], layouts: layouts, canonical: canon, config: c)
-        state.adam.v = grid.gather(bufs[2], layouts: layouts, canonical: canon, config: c)
-        state.adam.step = rank.adam.step
+        return grid.gather(bufs, layouts: layouts, canonical: canonical, config: c)
     }
+
+    public var adamStep: Int { rank.adam.step }
 
     public var peakInFlight: [Int] { [rank.peakInFlight] }
 }

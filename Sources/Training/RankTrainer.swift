@@ -25,7 +25,8 @@ public final class RankTrainer {
     public let grid: TrainingLayout
     public internal(set) var params: [Float]
     public internal(set) var adam: AdamW
-    var grads: [Float]
+    /// The last step's gradients (summed over replicas, before clipping when `clip` was 0).
+    public internal(set) var grads: [Float]
     let tpc: Collective, dpc: Collective
     let world: Collective & PointToPoint
     public var recompute = false

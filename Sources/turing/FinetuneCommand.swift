@@ -1,10 +1,12 @@
 // turing finetune: train a GPT-family model (from a checkpoint, or from scratch with --config) on
-// JSONL or a Megatron indexed dataset; print loss, learning rate, grad norm, tokens/s and ETA per
-// step; save Turing checkpoints atomically every --save-interval steps; resume exactly.
+// JSONL or a Megatron indexed dataset at any TP x PP x DP layout (in-process ranks, or one rank per
+// process under mpirun); print loss, learning rate, grad norm, tokens/s and ETA per step; save
+// Turing checkpoints atomically every --save-interval steps (world rank 0 writes); resume exactly.
 
 import ArgumentParser
 import Foundation
 import Engine
+import Collectives
 import Tasks
 import Evaluation
 import Checkpoints
@@ -44,17 +46,18 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Where task data files are looked up.") var dataDir: String?
     @Option var tp: Int = 1
     @Option var pp: Int = 1
+    @Option(help: "Data-parallel replicas (default: 1 in-process; under mpirun, processes / (tp x pp)).") var dp: Int?
+    @Flag(name: .customLong("recompute-activations"), help: "Keep only each stage's input per micro-batch and recompute the rest in backward (less memory, one more forward).") var recompute = false
     @Option var threads: Int?
 
     func validate() throws {
         guard (checkpoint == nil) != (config == nil) else { throw ValidationError("give exactly one of --checkpoint and --config") }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         guard DecayStyle(rawValue: decay) != nil else { throw ValidationError("--decay must be cosine, linear or constant") }
-        guard tp == 1 && pp == 1 else { throw ValidationError("training runs at --tp 1 --pp 1 for now; tensor- and pipeline-parallel training is not implemented yet") }
+        guard tp >= 1, pp >= 1, (dp ?? 1) >= 1 else { throw ValidationError("--tp, --pp and --dp must be positive") }
     }
 
     func run() throws {
-        if let threads { BLAS.setThreads(threads) }
         // model
         var ckpt: CanonicalCheckpoint
         var resumeOpt: [String: Tensor]? = nil
@@ -70,7 +73,13 @@ struct FinetuneCommand: ParsableCommand {
             ckpt = try loadAnyCheckpoint(checkpoint!, vocabSize: nil)
         }
         let tok = try findTokenizer()
-        let trainer = try DecoderTraining(config: ckpt.config)
+        let canonical = ParameterLayout(config: ckpt.config)
+        let mpi = MPIRuntime.isActive
+        let replicas = dp ?? (mpi ? max(1, MPIRuntime.worldSize / (tp * pp)) : 1)
+        let grid = TrainingLayout(tp: tp, pp: pp, dp: replicas)
+        let executor: TrainingExecutor = mpi ? try MPITraining(config: ckpt.config, grid: grid, recompute: recompute)
+                                             : try InProcessTraining(config: ckpt.config, grid: grid, recompute: recompute)
+        if let threads { BLAS.setThreads(threads) }
         let T = seqLength ?? ckpt.config.maxPositions
         guard T <= ckpt.config.maxPositions else { throw CLIError("--seq-length \(T) exceeds the model's \(ckpt.config.maxPositions) positions") }
         let eos = tok.eosToken ?? ckpt.config.eosToken ?? 0
@@ -94,22 +103,29 @@ struct FinetuneCommand: ParsableCommand {
         let tasks = try (evalTasks ?? "").split(separator: ",").map {
             try LoadedTask(spec: try TaskSpec.load(named: String($0).trimmingCharacters(in: .whitespaces), in: tasksDir), dataDir: ddir)
         }
-        let loop = try Trainer(model: trainer, rows: rows, config: tcx)
-        var adam = AdamW(layout: trainer.layout, config: tc.adam)
-        if let o = resumeOpt { adam = AdamW(layout: trainer.layout, config: tc.adam, m: o["adam_m"]!.data, v: o["adam_v"]!.data, step: startStep) }
-        var state = TrainerState(params: try trainer.layout.flatten(ckpt), adam: adam, step: startStep)
-        log("training \(ckpt.config.numLayers) layers x \(ckpt.config.hiddenSize) on \(rows.count) rows of \(T + 1) tokens; \(steps) steps, global batch \(globalBatch) (micro \(microBatch))")
+        let loop = try Trainer(executor: executor, rows: rows, config: tcx)
+        var adam = AdamW(layout: canonical, config: tc.adam)
+        if let o = resumeOpt {
+            guard let m = o["adam_m"], let v = o["adam_v"], m.count == canonical.total, v.count == canonical.total else {
+                throw CLIError("\(save!): the saved Adam moments do not fit this model's \(canonical.total) parameters")
+            }
+            adam = AdamW(layout: canonical, config: tc.adam, m: m.data, v: v.data, step: startStep)
+        }
+        var state = TrainerState(params: try canonical.flatten(ckpt), adam: adam, step: startStep)
+        log("training \(ckpt.config.numLayers) layers x \(ckpt.config.hiddenSize) on \(rows.count) rows of \(T + 1) tokens; \(steps) steps, global batch \(globalBatch) (micro \(microBatch)); \(grid)\(mpi ? " over \(MPIRuntime.worldSize) MPI processes" : "")\(recompute ? ", recomputing activations" : "")")
         let t0 = Date()
         try loop.run(&state, onStep: { r in
             let eta = Date().timeIntervalSince(t0) / Double(r.step - startStep) * Double(steps - r.step)
+            guard isPrimaryRank else { return }
             print(String(format: "step %5d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %.0fs", r.step, r.loss, r.lr, r.gradNorm, r.tokensPerSecond, eta))
         }, save: { s in
+            guard isPrimaryRank else { return }
             guard let saveDir = save else {
                 if saveMegatron != nil { throw CLIError("--save-megatron needs --save (the Turing checkpoint that resumes exactly)") }
                 return
             }
             var c = ckpt
-            c.tensors = trainer.layout.tensors(s.params)
+            c.tensors = canonical.tensors(s.params)
             try TuringFormat.save(c, optimizer: ["adam_m": Tensor(shape: [s.adam.m.count], data: s.adam.m), "adam_v": Tensor(shape: [s.adam.v.count], data: s.adam.v)],
                                   trainer: ["step": s.step, "seed": Int(seed), "data": data], to: URL(fileURLWithPath: saveDir), iteration: s.step)
             log("saved \(saveDir) at step \(s.step)")
@@ -118,8 +134,9 @@ struct FinetuneCommand: ParsableCommand {
                 log("saved \(meg) (Megatron-LM legacy, iteration \(s.step))")
             }
         }, evaluate: { s in
+            guard isPrimaryRank else { return }     // the other ranks wait at the next step's first collective
             var c = ckpt
-            c.tensors = trainer.layout.tensors(s.params)
+            c.tensors = canonical.tensors(s.params)
             let evaluator = try Evaluator(model: DecoderModel(weights: try DecoderWeights(c)), tokenizer: tok)
             for task in tasks {
                 let r = try evaluator.evaluate(task, numFewshot: task.spec.numFewshot, limit: evalLimit)

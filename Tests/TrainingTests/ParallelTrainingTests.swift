@@ -11,67 +11,33 @@ import TensorCore
 final class ParallelTrainingTests: XCTestCase {
     static let fixtures = DecoderTrainingTests.fixtures
 
-    struct Expected: Decodable { let B: Int; let T: Int; let mask: [[Bool]]; let batches: [[[Int]]]; let losses: [Double]; let grad_norms: [Double] }
-
-    func load(_ model: String, _ prefix: String) throws -> (CanonicalCheckpoint, Expected, SafetensorsFile) {
-        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("training/\(prefix)micro_expected.json")))
+    func load(_ model: String, _ prefix: String) throws -> (CanonicalCheckpoint, TrainingReference, [String: [Float]]) {
+        let exp = try TrainingReference.load(Self.fixtures.appendingPathComponent("training/\(prefix)micro_expected.json"))
         let ckpt = try HFAdapter.load(Self.fixtures.appendingPathComponent("models/\(model)"))
         let ref = try SafetensorsFile(url: Self.fixtures.appendingPathComponent("training/\(prefix)micro_first_step_grads.safetensors"))
-        return (ckpt, exp, ref)
+        var grads: [String: [Float]] = [:]
+        for e in ParameterLayout(config: ckpt.config).entries { grads[e.name] = try ref.tensor(e.name).data }
+        return (ckpt, exp, grads)
     }
 
-    /// The two micro-batches (one sequence each) of step `step`.
-    func micro(_ exp: Expected, step: Int) -> [TrainingBatch] {
-        let ids = exp.batches[step]
-        return (0..<exp.B).map { b in TrainingBatch(inputs: [Array(ids[b].dropLast())], targets: [Array(ids[b].dropFirst())], mask: [exp.mask[b]]) }
-    }
+    func micro(_ exp: TrainingReference, step: Int) -> [TrainingBatch] { exp.microBatches(step: step) }
 
     func initialState(_ ckpt: CanonicalCheckpoint) throws -> TrainerState {
         let canon = ParameterLayout(config: ckpt.config)
         return TrainerState(params: try canon.flatten(ckpt), adam: AdamW(layout: canon, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1)), step: 0)
     }
 
-    /// Worst per-tensor relative error (max |diff| / max |want|) of gathered gradients against PyTorch's.
-    func worstGradientError(_ ex: InProcessTraining, _ canon: ParameterLayout, _ c: ModelConfig, _ ref: SafetensorsFile) throws -> (String, Float) {
-        let g = ex.grid
-        let replica0 = (0..<(g.pp * g.tp)).map { ex.ranks[g.rank(t: $0 % g.tp, p: $0 / g.tp, d: 0)] }
-        let grads = g.gather(replica0.map(\.grads), layouts: (0..<g.pp).map { replica0[$0 * g.tp].model.layout }, canonical: canon, config: c)
-        let global = grads.map(abs).max()!
-        var worst = ("", Float(0))
-        for e in canon.entries {
-            let want = try ref.tensor(e.name).data
-            let got = Array(grads[e.offset..<(e.offset + e.count)])
-            if e.name.hasSuffix("attn.k.bias") {     // analytically zero: rounding noise on both sides
-                XCTAssertLessThan(got.map(abs).max()!, 1e-5 * global, e.name); continue
-            }
-            let rel = zip(got, want).map { abs($0 - $1) }.max()! / max(want.map(abs).max()!, 1e-12)
-            if rel > worst.1 { worst = (e.name, rel) }
-        }
-        return worst
-    }
-
     func checkLayouts(_ model: String, _ prefix: String, _ grids: [TrainingLayout]) throws {
         let (ckpt, exp, ref) = try load(model, prefix)
-        let canon = ParameterLayout(config: ckpt.config)
+        XCTAssertEqual(exp.micro_batch, 1)
+        XCTAssertEqual(exp.microBatches(step: 0).count, 2)
         for grid in grids {
             let ex = try InProcessTraining(config: ckpt.config, grid: grid)
-            try ex.load(try initialState(ckpt))
-            // step 1 without clipping and with lr 0: raw gradients
-            let (loss0, norm0) = try ex.step(micro: micro(exp, step: 0), lr: 0, clip: 0)
-            XCTAssertEqual(Double(loss0), exp.losses[0], accuracy: 1e-4 * exp.losses[0], "\(model) \(grid) loss")
-            XCTAssertEqual(Double(norm0), exp.grad_norms[0], accuracy: 1e-4 * exp.grad_norms[0], "\(model) \(grid) gradient norm")
-            let worst = try worstGradientError(ex, canon, ckpt.config, ref)
-            XCTAssertLessThan(worst.1, 1e-4, "\(model) \(grid): worst gradient \(worst.0) relative error \(worst.1)")
-            // 20 steps from the start, clipped, as PyTorch trained
-            try ex.load(try initialState(ckpt))
-            var worstLoss = 0.0
-            for s in 0..<exp.losses.count {
-                let (loss, norm) = try ex.step(micro: micro(exp, step: s), lr: 1e-3, clip: 1)
-                worstLoss = max(worstLoss, abs(Double(loss) - exp.losses[s]) / exp.losses[s])
-                XCTAssertEqual(Double(norm), exp.grad_norms[s], accuracy: 1e-3 * exp.grad_norms[s], "\(model) \(grid) norm at step \(s)")
-            }
-            XCTAssertLessThan(worstLoss, 1e-4, "\(model) \(grid) losses")
-            print("\(model) \(grid): first-step gradients worst relative error \(worst.1) (\(worst.0)); 20 losses worst relative error \(worstLoss)")
+            let r = try XCTUnwrap(try exp.replay(ex, from: try initialState(ckpt), reference: ref))
+            XCTAssertLessThan(r.worstGradient.relative, 1e-4, "\(model) \(grid): worst gradient \(r.worstGradient)")
+            XCTAssertEqual(Double(r.firstNorm.got), r.firstNorm.want, accuracy: 1e-4 * r.firstNorm.want, "\(model) \(grid) gradient norm")
+            XCTAssertLessThan(r.worstLoss, 1e-4, "\(model) \(grid) losses \(r.losses) vs \(exp.losses)")
+            print("\(model) \(grid): first-step gradients worst relative error \(r.worstGradient.relative) (\(r.worstGradient.name)); 20 losses worst relative error \(r.worstLoss)")
         }
     }
 
