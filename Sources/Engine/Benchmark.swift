@@ -39,6 +39,22 @@ public func peakRSSMegabytes() -> Double {
     return Double(u.ru_maxrss) / 1024   // Linux reports KiB
 }
 
+/// The kernel's high-water mark of this process's resident set (VmHWM), which
+/// `resetPeakRSS()` sets back to the current size (Linux >= 4.0); nil where unavailable.
+public func highWaterRSSMegabytes() -> Double? {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+          let line = s.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kb = Double(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+    return kb / 1024
+}
+
+/// Starts a new high-water mark (writes 5 to /proc/self/clear_refs). False where unsupported.
+@discardableResult public func resetPeakRSS() -> Bool {
+    guard let f = fopen("/proc/self/clear_refs", "w") else { return false }
+    defer { fclose(f) }
+    return fputs("5", f) >= 0
+}
+
 public enum Benchmark {
     /// Best of `reps` timed runs per measurement after one warm-up (as scripts/bench_pytorch.py).
     public static func run(model: CausalLM, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],

@@ -87,6 +87,10 @@ public final class Trainer {
         let last = min(config.steps, config.exitAfter ?? config.steps)
         guard state.step < last else { return }
         try executor.load(state)
+        // The ranks now own the weights and moments: drop the canonical copies while training
+        // (export fills them again for evaluations, saves and the end of the run).
+        func release() { state.params = []; state.adam.m = []; state.adam.v = [] }
+        release()
         while state.step < last {
             let step = state.step + 1
             let t0 = Date()
@@ -102,6 +106,7 @@ public final class Trainer {
             let loss: Float, norm: Float
             do { (loss, norm) = try executor.step(micro: batches, lr: lr, clip: config.clipGrad) }
             catch let d as TrainingDiverged {
+                try executor.export(into: &state)       // the last good weights (every rank stopped here)
                 throw TrainingError("step \(step): \(d): training diverged (try a lower learning rate); the last saved checkpoint is intact")
             }
             state.step = step
@@ -112,6 +117,7 @@ public final class Trainer {
             if evaluating || saving { try executor.export(into: &state) }
             if evaluating { try evaluate(state) }
             if saving { try save(state) }
+            if (evaluating || saving) && step < last { release() }
         }
     }
 }

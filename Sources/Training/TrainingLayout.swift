@@ -69,6 +69,7 @@ extension ParameterLayout {
 extension TrainingLayout {
     /// A rank's flat buffer cut from a canonical flat buffer in `canonical`'s layout.
     public func scatter(_ flat: [Float], canonical: ParameterLayout, config c: ModelConfig, into local: ParameterLayout, t: Int) -> [Float] {
+        if tp == 1 && pp == 1 { return flat }        // the same layout: share the buffer (copy on write)
         let Vl = local.entry("embedding.word.weight")?.shape[0] ?? local.entry("lm_head.weight")?.shape[0] ?? 0
         var out = [Float](repeating: 0, count: local.total)
         for e in local.entries {
@@ -93,6 +94,7 @@ extension TrainingLayout {
 
     /// One replica's rank buffers (`ranks[p * TP + t]`, in `layouts[p]`) put back into a canonical flat buffer.
     public func gather(_ ranks: [[Float]], layouts: [ParameterLayout], canonical: ParameterLayout, config c: ModelConfig) -> [Float] {
+        if tp == 1 && pp == 1 { return ranks[0] }
         var out = [Float](repeating: 0, count: canonical.total)
         for e in canonical.entries {
             let p = (0..<pp).first { layouts[$0].entry(e.name) != nil }!    // stage 0 first: a tied head copy is never read
