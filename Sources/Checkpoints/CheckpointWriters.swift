@@ -29,8 +29,11 @@ public struct WriteOptions: Sendable {
     /// nil writes a `release` checkpoint (DeepSpeed: global_step0).
     public var iteration: Int?
     public var divisibleBy: Int
-    public init(tp: Int = 1, pp: Int = 1, dtype: StorageDType = .float32, iteration: Int? = nil, divisibleBy: Int = 128) {
-        self.tp = tp; self.pp = pp; self.dtype = dtype; self.iteration = iteration; self.divisibleBy = divisibleBy
+    /// Megatron-LM saves: the optimizer and scheduler state to write beside the model (fine-tuning).
+    public var training: MegatronTrainingState?
+    public init(tp: Int = 1, pp: Int = 1, dtype: StorageDType = .float32, iteration: Int? = nil, divisibleBy: Int = 128,
+                training: MegatronTrainingState? = nil) {
+        self.tp = tp; self.pp = pp; self.dtype = dtype; self.iteration = iteration; self.divisibleBy = divisibleBy; self.training = training
     }
 }
 
@@ -206,15 +209,50 @@ struct MegatronWriter {
             ("add_bias_linear", .bool(c.linearBias)), ("add_qkv_bias", .bool(c.linearBias)),
             ("apply_residual_connection_post_layernorm", .bool(false)), ("apply_layernorm_1p", .bool(false)),
             ("params_dtype", .dtype(o.dtype)), ("fp16", .bool(o.dtype == .float16)), ("bf16", .bool(o.dtype == .bfloat16)),
-            ("iteration", .int(o.iteration ?? 0)), ("consumed_train_samples", .int(0)), ("consumed_valid_samples", .int(0)),
+            ("iteration", .int(o.iteration ?? 0)), ("consumed_train_samples", .int((o.iteration ?? 0) * (o.training?.globalBatch ?? 0))),
+            ("consumed_valid_samples", .int(0)),
             // Megatron's check_checkpoint_args / load_args_from_checkpoint read these with getattr.
             ("add_position_embedding", .bool(c.positions == .learned)),
             ("use_rotary_position_embeddings", .bool(c.positions == .rope)),
             ("num_layers_per_virtual_pipeline_stage", .none), ("data_parallel_random_init", .bool(false)),
         ]
         if c.norm == .layernorm && c.positions == .learned { a.append(("tokenizer_type", .string("GPT2BPETokenizer"))) }
+        if let tr = o.training { a += tr.args }
         if c.positions == .rope { a.append(("rotary_base", c.ropeTheta == c.ropeTheta.rounded() ? .int(Int(c.ropeTheta)) : .float(Double(c.ropeTheta)))); a.append(("rotary_percent", .float(1.0))) }
         return .namespace(a)
+    }
+
+    /// Rank r of stage p's `model` dict, as Megatron-LM's legacy GPTModel.state_dict() nests it; its
+    /// leaves come in the order of the module's named_parameters().
+    func modelTree(stage p: Int, layers range: Range<Int>, rank r: Int) throws -> [(String, TorchValue)] {
+        var lm: [(String, TorchValue)] = []
+        if p == 0 {   // Megatron's Embedding.state_dict nests {word_embeddings: {weight}, position_embeddings: {weight}}
+            let e = try embedding(r).map { ($0.0.components(separatedBy: ".")[0], TorchValue.orderedDict([("weight", $0.1)])) }
+            lm.append(("embedding", .orderedDict(e)))
+        }
+        var enc: [(String, TorchValue)] = []
+        for (local, g) in range.enumerated() { enc += try layer(g, r).map { ("layers.\(local)." + $0.0, $0.1) } }
+        if p == o.pp - 1 { enc += try finalNorm().map { ("final_layernorm." + $0.0, $0.1) } }
+        lm.append(("encoder", .orderedDict(enc)))
+        if p == o.pp - 1 && !c.tiedEmbeddings { lm.append(("output_layer", .orderedDict([("weight", try vocab("lm_head.weight", r))]))) }
+        var model: [(String, TorchValue)] = [("language_model", .orderedDict(lm))]
+        if p == o.pp - 1 && o.pp > 1 && c.tiedEmbeddings {
+            model.append(("word_embeddings_for_head", .orderedDict([("weight", try vocab("embedding.word.weight", r))])))
+        }
+        return model
+    }
+
+    /// The tensors of a tree, depth first, with dotted names.
+    static func leaves(_ tree: [(String, TorchValue)], prefix: String = "") -> [(String, TensorPayload)] {
+        var out: [(String, TensorPayload)] = []
+        for (k, v) in tree {
+            switch v {
+            case .tensor(let t): out.append((prefix + k, t))
+            case .dict(let xs), .orderedDict(let xs): out += leaves(xs, prefix: prefix + k + ".")
+            default: break
+            }
+        }
+        return out
     }
 
     func writeLegacy(_ dir: URL) throws {
@@ -223,24 +261,19 @@ struct MegatronWriter {
         try writeText(o.iteration.map(String.init) ?? "release", dir.appendingPathComponent(MegatronLegacyAdapter.tracker))
         for (p, range) in stages.enumerated() {
             for r in 0..<o.tp {
-                var lm: [(String, TorchValue)] = []
-                if p == 0 {   // Megatron's Embedding.state_dict nests {word_embeddings: {weight}, position_embeddings: {weight}}
-                    let e = try embedding(r).map { ($0.0.components(separatedBy: ".")[0], TorchValue.orderedDict([("weight", $0.1)])) }
-                    lm.append(("embedding", .orderedDict(e)))
+                let model = try modelTree(stage: p, layers: range, rank: r)
+                var root: [(String, TorchValue)] = [("args", args), ("checkpoint_version", .float(3.0)),
+                                                    ("iteration", .int(o.iteration ?? 0)), ("model", .dict(model))]
+                if let tr = o.training {
+                    // the same tensors in the same order, holding the Adam moments (always float32)
+                    var o32 = o; o32.dtype = .float32; o32.training = nil
+                    let mTree = try MegatronWriter(ck: CanonicalCheckpoint(config: c, tensors: tr.expAvg, format: "turing"), o: o32).modelTree(stage: p, layers: range, rank: r)
+                    let vTree = try MegatronWriter(ck: CanonicalCheckpoint(config: c, tensors: tr.expAvgSq, format: "turing"), o: o32).modelTree(stage: p, layers: range, rank: r)
+                    root.append(("optimizer", tr.optimizerStateDict(params: Self.leaves(model), expAvg: Self.leaves(mTree), expAvgSq: Self.leaves(vTree))))
+                    root.append(("opt_param_scheduler", tr.schedulerStateDict))
                 }
-                var enc: [(String, TorchValue)] = []
-                for (local, g) in range.enumerated() { enc += try layer(g, r).map { ("layers.\(local)." + $0.0, $0.1) } }
-                if p == o.pp - 1 { enc += try finalNorm().map { ("final_layernorm." + $0.0, $0.1) } }
-                lm.append(("encoder", .orderedDict(enc)))
-                if p == o.pp - 1 && !c.tiedEmbeddings { lm.append(("output_layer", .orderedDict([("weight", try vocab("lm_head.weight", r))]))) }
-                var model: [(String, TorchValue)] = [("language_model", .orderedDict(lm))]
-                if p == o.pp - 1 && o.pp > 1 && c.tiedEmbeddings {
-                    model.append(("word_embeddings_for_head", .orderedDict([("weight", try vocab("embedding.word.weight", r))])))
-                }
-                let root: TorchValue = .dict([("args", args), ("checkpoint_version", .float(3.0)),
-                                              ("iteration", .int(o.iteration ?? 0)), ("model", .dict(model))])
                 let name = o.pp == 1 ? String(format: "mp_rank_%02d", r) : String(format: "mp_rank_%02d_%03d", r, p)
-                try TorchWriter.save(root, to: dir.appendingPathComponent("\(tag)/\(name)/model_optim_rng.pt"))
+                try TorchWriter.save(.dict(root), to: dir.appendingPathComponent("\(tag)/\(name)/model_optim_rng.pt"))
             }
         }
     }

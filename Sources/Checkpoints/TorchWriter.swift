@@ -36,6 +36,8 @@ public indirect enum TorchValue {
     case tuple([TorchValue])
     /// A plain dict with string keys, in order.
     case dict([(String, TorchValue)])
+    /// A plain dict with integer keys (an optimizer's `state`).
+    case intDict([(Int, TorchValue)])
     /// `collections.OrderedDict` (what `state_dict()` returns).
     case orderedDict([(String, TorchValue)])
     /// `argparse.Namespace` with these attributes.
@@ -148,6 +150,9 @@ struct PickleEmitter {
         case .list(let xs): op(0x5D); if !xs.isEmpty { op(0x28); for x in xs { try emit(x, file: file) }; op(0x65) }
         case .tuple(let xs): try tuple(xs, file: file)
         case .dict(let items): op(0x7D); try setitems(items, file: file)
+        case .intDict(let items):
+            op(0x7D)
+            if !items.isEmpty { op(0x28); for (k, v) in items { int(k); try emit(v, file: file) }; op(0x75) }
         case .orderedDict(let items): global("collections", "OrderedDict"); op(0x29); op(0x52); try setitems(items, file: file)
         case .namespace(let items):
             global("argparse", "Namespace"); op(0x29); op(0x81); op(0x7D); try setitems(items, file: file); op(0x62)   // NEWOBJ, BUILD

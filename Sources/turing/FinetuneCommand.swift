@@ -36,7 +36,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option var steps: Int
     @Option(help: "Directory for checkpoints.") var save: String?
     @Option(name: .customLong("save-interval")) var saveInterval: Int = 0
-    @Option(name: .customLong("save-megatron"), help: "Also write each save as a Megatron-LM legacy checkpoint (model, args, iteration) here; Megatron loads it with --finetune or --no-load-optim --no-load-rng.") var saveMegatron: String?
+    @Option(name: .customLong("save-megatron"), help: "Also write each save as a Megatron-LM legacy checkpoint at the run's --tp x --pp (model, AdamW state, LR scheduler, args, iteration) here; Megatron resumes it with --no-load-rng.") var saveMegatron: String?
     @Option(name: .customLong("exit-interval"), help: "Stop (and save) after this step; resume later with the same flags.") var exitInterval: Int?
     @Option var seed: UInt64 = 1234
     @Option(name: .customLong("eval-tasks"), help: "Evaluate these tasks (comma-separated, as `turing eval`) every --eval-interval steps.") var evalTasks: String?
@@ -130,8 +130,14 @@ struct FinetuneCommand: ParsableCommand {
                                   trainer: ["step": s.step, "seed": Int(seed), "data": data], to: URL(fileURLWithPath: saveDir), iteration: s.step)
             log("saved \(saveDir) at step \(s.step)")
             if let meg = saveMegatron {
-                try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron, options: WriteOptions(tp: tp, pp: pp, iteration: s.step), replace: true)
-                log("saved \(meg) (Megatron-LM legacy, iteration \(s.step))")
+                let training = MegatronTrainingState(
+                    expAvg: canonical.tensors(s.adam.m), expAvgSq: canonical.tensors(s.adam.v), step: s.step,
+                    lr: Double(lr), currentLR: Double(tc.schedule.at(s.step)), minLR: Double(minLR), beta1: Double(tc.adam.beta1), beta2: Double(tc.adam.beta2),
+                    eps: Double(tc.adam.eps), weightDecay: Double(weightDecay), clipGrad: Double(clipGrad), warmupIters: warmup, decayIters: steps,
+                    trainIters: steps, decayStyle: decay, globalBatch: globalBatch, microBatch: microBatch)
+                try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron,
+                                           options: WriteOptions(tp: tp, pp: pp, iteration: s.step, training: training), replace: true)
+                log("saved \(meg) (Megatron-LM legacy, iteration \(s.step), with the optimizer and scheduler state)")
             }
         }, evaluate: { s in
             guard isPrimaryRank else { return }     // the other ranks wait at the next step's first collective
