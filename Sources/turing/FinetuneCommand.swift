@@ -65,6 +65,13 @@ struct FinetuneCommand: ParsableCommand {
         if let saveDir = save, let dir = TuringFormat.resolve(URL(fileURLWithPath: saveDir)) {
             let r = try TuringFormat.load(dir)
             ckpt = r.checkpoint; resumeOpt = r.optimizer; startStep = (r.trainer?["step"] as? Int) ?? 0
+            // the model this command names must be the one saved there
+            let given: ModelConfig?
+            if let c = config { given = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: c))) }
+            else { given = CheckpointLoader.inspect(URL(fileURLWithPath: checkpoint!)).config }
+            if let g = given, g.architectureKey != ckpt.config.architectureKey {
+                throw CLIError("\(dir.path) holds a checkpoint of another architecture (\(ckpt.config.architectureKey)) than \(config ?? checkpoint!) (\(g.architectureKey)): resume with the model it was trained from, or --save to a new directory")
+            }
             log("resuming from \(dir.path) at step \(startStep)")
         } else if let c = config {
             let cfg = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: c)))
@@ -158,5 +165,13 @@ struct FinetuneCommand: ParsableCommand {
         if let t = tokenizer, let tok = try tokenizerAt(URL(fileURLWithPath: t), required: true) { return tok }
         if let c = checkpoint, let tok = try CheckpointOptions.parse(["--checkpoint", c]).loadTokenizer() { return tok }
         throw CLIError("no tokenizer: pass --tokenizer PATH or --vocab-file F --merge-file F")
+    }
+}
+
+extension ModelConfig {
+    /// What must agree for a saved run to continue (the vocabulary may differ by padding).
+    var architectureKey: String {
+        "\(numLayers) layers, hidden \(hiddenSize), \(numHeads) heads / \(numKVHeads) groups of \(headDim), FFN \(ffnSize), \(norm), \(activation), \(positions) positions" +
+            (tiedEmbeddings ? ", tied" : ", untied") + (linearBias ? ", biases" : "")
     }
 }

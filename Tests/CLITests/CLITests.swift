@@ -43,6 +43,36 @@ final class CLITests: XCTestCase {
         return d
     }
 
+    /// finetune at TP 2 x PP 2 resumes at another layout with the losses of an uninterrupted run, and refuses
+    /// to resume a save directory with a model of another architecture.
+    func testFinetuneResumesAcrossLayoutsAndRefusesAnotherArchitecture() throws {
+        let d = try tmp()
+        let data = d.appendingPathComponent("train.jsonl")
+        try String(repeating: "{\"text\": \"the sky is blue. the grass is green. a lemon is sour. one two three four five.\"}\n", count: 30)
+            .write(to: data, atomically: true, encoding: .utf8)
+        let base = ["finetune", "--checkpoint", "checkpoints/demo", "--data", data.path, "--seq-length", "24", "--micro-batch", "2",
+                    "--global-batch", "4", "--steps", "4", "--lr", "1e-3"]
+        func losses(_ out: String) -> [String] { out.split(separator: "\n").filter { $0.hasPrefix("step") }.map { String($0.split(separator: "|")[1]) } }
+        let full = try run(base + ["--tp", "2", "--pp", "2"])
+        XCTAssertEqual(full.status, 0, full.err)
+        let save = d.appendingPathComponent("run").path
+        let first = try run(base + ["--tp", "2", "--pp", "2", "--save", save, "--exit-interval", "2"])
+        XCTAssertEqual(first.status, 0, first.err)
+        let second = try run(base + ["--dp", "2", "--save", save])
+        XCTAssertEqual(second.status, 0, second.err)
+        XCTAssertTrue(second.err.contains("resuming from"), second.err)
+        let a = losses(full.out), b = losses(first.out) + losses(second.out)
+        XCTAssertEqual(a.count, 4); XCTAssertEqual(b.count, 4)
+        for (x, y) in zip(a, b) { XCTAssertEqual(Double(x.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!,
+                                                 Double(y.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!, accuracy: 2e-4, "\(a) vs \(b)") }
+        // another architecture into the same save directory
+        let cfg = d.appendingPathComponent("other.json")
+        try #"{"vocab_size": 617, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "max_positions": 64}"#.write(to: cfg, atomically: true, encoding: .utf8)
+        let bad = try run(["finetune", "--config", cfg.path, "--tokenizer", "checkpoints/demo", "--data", data.path, "--seq-length", "24", "--steps", "5", "--save", save])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.err.contains("another architecture"), bad.err)
+    }
+
     func testGenerateGreedyIsTheLlama2cStoryAndLayoutsAgree() throws {
         let ckpt = try stories()
         let a = try run(["generate", "--checkpoint", ckpt, "--prompt", "Once upon a time", "--max-tokens", "40"])
