@@ -46,7 +46,8 @@ final class StageActivations {
         var pre: [Float] = [], up: [Float] = [], act: [Float] = []
     }
     var input: [Float]              // the stage's input [N, C] (empty on stage 0: tokens come from the batch)
-    var layers: [Layer] = []        // empty when activations are recomputed in backward
+    var layers: [Layer] = []        // every layer's activations (empty when recomputing)
+    var layerInputs: [[Float]] = [] // recomputing: only each layer's input [N, C] (Megatron's full, uniform, 1 layer)
     var final: Layer = Layer()      // x, n1/n1m/n1s: the final norm's input and output
     var dlogits: [Float] = []       // last stage: [N, Vl], already scaled
     var loss: Double = 0            // last stage: mean cross-entropy of this micro-batch
@@ -57,7 +58,7 @@ final class StageActivations {
         func n(_ l: Layer) -> Int {
             [l.x, l.n1, l.n1m, l.n1s, l.q, l.k, l.v, l.att, l.ao, l.r2, l.n2, l.n2m, l.n2s, l.pre, l.up, l.act].reduce(0) { $0 + $1.count }
         }
-        return input.count + layers.reduce(0) { $0 + n($1) } + n(final) + dlogits.count
+        return input.count + layers.reduce(0) { $0 + n($1) } + layerInputs.reduce(0) { $0 + $1.count } + n(final) + dlogits.count
     }
 }
 
@@ -103,8 +104,8 @@ public final class StageTraining {
 
     /// Runs this stage on one micro-batch. `input` is the previous stage's output [N, C] (nil on
     /// stage 0). Returns this stage's output [N, C] (empty on the last stage, whose loss is in the
-    /// activations) and what backward needs; with `keep == false` only the input is kept and
-    /// backward recomputes the rest (activation recomputation).
+    /// activations) and what backward needs; with `keep == false` only each layer's input (and the
+    /// final norm's) is kept, and backward recomputes one layer at a time (activation recomputation).
     func forward(_ P0: UnsafePointer<Float>, batch: TrainingBatch, input: [Float]?, lossScale: Float, keep: Bool, tpc: Collective) throws -> ([Float], StageActivations) {
         let (B, T, count) = try check(batch)
         let N = B * T, C = config.hiddenSize
@@ -117,12 +118,13 @@ public final class StageTraining {
         }
         for l in layers {
             var a = StageActivations.Layer()
+            if !keep { saved.layerInputs.append(x) }
             x = try layerForward(P0, l, x, &a, B: B, T: T, tpc: tpc)
             if keep { saved.layers.append(a) }
         }
         if isLast {
             try headForward(P0, x, saved, batch: batch, B: B, T: T, count: count, lossScale: lossScale, tpc: tpc)
-            if !keep { saved.final = .init(); saved.dlogits = [] }
+            if !keep { saved.final = .init(); saved.final.x = x; saved.dlogits = [] }
             return ([], saved)
         }
         return (x, saved)
@@ -282,13 +284,13 @@ public final class StageTraining {
     /// (nil on the last stage).
     func backward(_ P0: UnsafePointer<Float>, _ G0: UnsafeMutablePointer<Float>, _ saved: StageActivations, batch: TrainingBatch, dOutput: [Float]?,
                   lossScale: Float, tpc: Collective) throws -> [Float] {
-        var s = saved
-        if s.layers.count != layers.count || (isLast && s.dlogits.isEmpty) {     // recompute
-            (_, s) = try forward(P0, batch: batch, input: isFirst ? nil : saved.input, lossScale: lossScale, keep: true, tpc: tpc)
-        }
-        let B = batch.inputs.count, T = batch.inputs[0].count, N = B * T, C = config.hiddenSize
+        let s = saved
+        let (B, T, count) = try check(batch)
+        let N = B * T, C = config.hiddenSize
+        let recomputing = s.layers.count != layers.count
         var dx: [Float]
         if isLast {
+            if recomputing { try headForward(P0, s.final.x, s, batch: batch, B: B, T: T, count: count, lossScale: lossScale, tpc: tpc) }
             var dnf = [Float](repeating: 0, count: N * C)
             try dnf.withUnsafeMutableBufferPointer { d in
                 s.dlogits.withUnsafeBufferPointer { dy in s.final.n1.withUnsafeBufferPointer { x in
@@ -303,8 +305,13 @@ public final class StageTraining {
             dx = d
         }
         for (i, l) in layers.enumerated().reversed() {
-            dx = try layerBackward(P0, G0, l, s.layers[i], dx, B: B, T: T, tpc: tpc)
+            var a = StageActivations.Layer()
+            if recomputing { _ = try layerForward(P0, l, s.layerInputs[i], &a, B: B, T: T, tpc: tpc) } else { a = s.layers[i] }
+            dx = try layerBackward(P0, G0, l, a, dx, B: B, T: T, tpc: tpc)
+            if recomputing { s.layerInputs[i] = [] }
+            else { s.layers[i] = .init() }          // free as we go
         }
+        if isLast { s.dlogits = []; s.final = .init() }
         if isFirst {
             let Gw = G0 + layout.offset("embedding.word.weight")
             let Gp = layout.entry("embedding.position.weight").map { G0 + $0.offset }
