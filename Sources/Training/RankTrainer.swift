@@ -99,7 +99,7 @@ public final class RankTrainer {
         // global norm (each tensor counted once: replica 0 only, after the DP sum every replica holds
         // the same gradients) and the loss (every replica's last stage), over every rank
         var ss: Double = 0
-        for e in model.layout.entries where position.d == 0 && model.layout.countsInNorm(e, tpRank: position.t, stage: position.p, pp: grid.pp) {
+        for e in model.layout.entries where position.d == 0 && model.layout.countsInNorm(e, tpRank: position.t, stage: position.p) {
             for i in e.offset..<(e.offset + e.count) { ss += Double(grads[i]) * Double(grads[i]) }
         }
         var red: [Float] = [Float(ss), model.isLast && position.t == 0 ? Float(lossSum / Double(M)) : 0]

@@ -60,7 +60,7 @@ extension ParameterLayout {
 
     /// True for the tensors this rank counts in the global gradient norm: TP-replicated tensors on
     /// TP rank 0 only, and the last stage's copy of a tied embedding not at all (Megatron's rule).
-    func countsInNorm(_ e: Entry, tpRank: Int, stage: Int, pp: Int) -> Bool {
+    func countsInNorm(_ e: Entry, tpRank: Int, stage: Int) -> Bool {
         if e.name == "embedding.word.weight" && stage != 0 { return false }
         return TPSplit.of(e.name) != .replicated || tpRank == 0
     }
