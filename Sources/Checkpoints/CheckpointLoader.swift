@@ -77,7 +77,21 @@ public enum CheckpointLoader {
     }
 
     public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> CanonicalCheckpoint {
-        try loadReport(url, options: options).checkpoint
+        var o = options; o.target = .canonical
+        return try loadReport(url, options: o).checkpoint
+    }
+
+    /// Load straight into TP `tp`'s rank tensors (`report.shards`), as `load(url).split(tp:divisibleBy:)`
+    /// would cut them; Megatron and DeepSpeed saves are written into the pieces directly (no canonical
+    /// copy), other formats are split after loading. `report.checkpoint.tensors` is empty.
+    public static func loadSplit(_ url: URL, tp: Int, divisibleBy: Int = 128, options: LoadOptions = LoadOptions()) throws -> LoadReport {
+        var o = options; o.target = .split(tp: tp, divisibleBy: divisibleBy)
+        var r = try loadReport(url, options: o)
+        if r.shards == nil {
+            r.shards = try r.checkpoint.split(tp: tp, divisibleBy: divisibleBy)
+            r.checkpoint.tensors = [:]
+        }
+        return r
     }
 
     /// Everything known about a checkpoint; never throws — failures become problems.
@@ -86,7 +100,8 @@ public enum CheckpointLoader {
         ins.shardFiles = allFiles(url).map { ($0.path, (try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int) ?? 0) }
         do { ins.format = try detect(url) } catch { ins.problems.append("\(error)"); return ins }
         do {
-            let r = try loadReport(url, options: options)
+            var o = options; o.target = .canonical
+            let r = try loadReport(url, options: o)
             ins.iteration = r.iteration; ins.tensorParallel = r.tensorParallel; ins.pipelineParallel = r.pipelineParallel
             ins.checkpointVersion = r.checkpointVersion; ins.config = r.checkpoint.config
             ins.parameterCount = r.checkpoint.tensors.values.reduce(0) { $0 + $1.count }

@@ -82,11 +82,11 @@ public enum DeepSpeedAdapter {
                 for (n, s) in single { ranks[t][n] = s }
             }
         }
-        let ck = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: last - 1,
+        let (ck, shards) = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: last - 1,
                                       options: options, format: "deepspeed", problems: &problems)
         return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue,
                           tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
-                          files: [mp0] + files, dtypes: dtypes(of: ranks), problems: problems)
+                          files: [mp0] + files, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
     }
 
     /// Non-pipeline engine checkpoints: `mp_rank_TT_model_states.pt` with the model under `module`.
@@ -109,9 +109,9 @@ public enum DeepSpeedAdapter {
             ranks.append(try MegatronNames.normalize(m.flattenTensors(), file: u.path)); files.append(u)
         }
         var problems: [String] = []
-        let ck = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: MegatronNames.layerCount(ranks[0]),
+        let (ck, shards) = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: MegatronNames.layerCount(ranks[0]),
                                       options: options, format: "deepspeed", problems: &problems)
         return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue, tensorParallel: tp,
-                          pipelineParallel: 1, checkpointVersion: version, files: files, dtypes: dtypes(of: ranks), problems: problems)
+                          pipelineParallel: 1, checkpointVersion: version, files: files, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
     }
 }

@@ -19,6 +19,9 @@ public struct LoadReport {
     public var dtypes: Set<StorageDType>
     /// Non-fatal findings (padded vocab kept, drifted copies, disagreeing metadata, ...).
     public var problems: [String]
+    /// With `LoadOptions.target` `.split`: rank r's tensors (as `CanonicalCheckpoint.split` cuts them),
+    /// and `checkpoint.tensors` is empty. Nil for `.canonical`.
+    public var shards: [[String: Tensor]]? = nil
 }
 
 /// Options every adapter understands.
@@ -27,14 +30,19 @@ public struct LoadOptions: Sendable {
     public var vocabSize: Int?
     /// Megatron args given by the user, over the saved ones (e.g. "ffn_hidden_size": .int(3072)).
     public var argOverrides: [String: PickleValue]
-    public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:]) { self.vocabSize = vocabSize; self.argOverrides = argOverrides }
+    /// The layout to produce; Megatron and DeepSpeed loads write it directly (no canonical copy first),
+    /// other formats split the canonical checkpoint (`CheckpointLoader.loadSplit`).
+    public var target: MergeTarget = .canonical
+    public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:], target: MergeTarget = .canonical) {
+        self.vocabSize = vocabSize; self.argOverrides = argOverrides; self.target = target
+    }
 }
 
 let supportedCheckpointVersions: Set<Double> = [0, 1, 2, 3]
 
 /// Config from args and shapes, then TP merge. `ranks[t]` holds TP rank t's tensors (global layers).
 func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, tp: Int, layers: Int,
-                      options: LoadOptions, format: String, problems: inout [String]) throws -> CanonicalCheckpoint {
+                      options: LoadOptions, format: String, problems: inout [String]) throws -> (CanonicalCheckpoint, [[String: Tensor]]?) {
     let shapes = shardShapes(ranks, layers: layers, tp: tp)
     guard ranks[0]["word"] != nil else { throw CheckpointError.missingTensor(file: args.file, tensor: "word_embeddings.weight (stage 0)") }
     if let pv = args.int("padded_vocab_size"), pv != shapes.paddedVocab {
@@ -53,9 +61,16 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
     let config = try args.config(shapes, vocabSize: V)
     var merger = MegatronMerger(config: config, tp: tp, checkpointVersion: version,
                                 layernorm1p: args.bool("apply_layernorm_1p") ?? false)
-    let tensors = try merger.merge(ranks, vocabRows: V)
+    merger.target = options.target
+    if case .split(let t, _) = options.target { try ShardSpec.checkTensorParallel(config, tp: t) }
+    try merger.mergePieces(ranks, vocabRows: V)
     problems.append(contentsOf: merger.problems)
-    return CanonicalCheckpoint(config: config, tensors: tensors, format: format, sourceDType: ranks[0]["word"]!.ref.dtype)
+    let dtype = ranks[0]["word"]!.ref.dtype
+    guard case .split(let t, _) = options.target else {
+        return (CanonicalCheckpoint(config: config, tensors: merger.pieces.mapValues { $0[0] }, format: format, sourceDType: dtype), nil)
+    }
+    let shards = (0..<t).map { r in merger.pieces.mapValues { $0[r] } }
+    return (CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: dtype), shards)
 }
 
 func dtypes(of ranks: [ShardDict]) -> Set<StorageDType> { Set(ranks.flatMap { $0.values.map { $0.ref.dtype } }) }

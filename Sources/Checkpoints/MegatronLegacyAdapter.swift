@@ -133,10 +133,10 @@ public enum MegatronLegacyAdapter {
                 offset += n
             }
         }
-        let ck = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: offset,
+        let (ck, shards) = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: offset,
                                       options: options, format: "megatron-legacy", problems: &problems)
         return LoadReport(checkpoint: ck, format: "megatron-legacy", iteration: iteration ?? first["iteration"]?.intValue,
                           tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
-                          files: rankDirs.flatMap { $0 }, dtypes: dtypes(of: ranks), problems: problems)
+                          files: rankDirs.flatMap { $0 }, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
     }
 }

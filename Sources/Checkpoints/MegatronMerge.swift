@@ -102,18 +102,25 @@ enum MegatronNames {
     }
 }
 
-/// TP reassembly of normalised shard dictionaries (one per TP rank, global layer numbers).
+/// TP reassembly of normalised shard dictionaries (one per TP rank, global layer numbers), written
+/// straight into the pieces `target` asks for (MergeTarget): every element is copied once, from the
+/// mapped shard file (or a decoded temporary for non-f32 parts) to its final place.
 struct MegatronMerger {
     let config: ModelConfig
     let tp: Int
     let checkpointVersion: Double
     let layernorm1p: Bool
+    var target: MergeTarget = .canonical
     /// Source name for every canonical tensor, for messages.
     var sources: [String: String] = [:]
     var problems: [String] = []
+    /// Canonical name -> one tensor per target rank (one for `.canonical`).
+    var pieces: [String: [Tensor]] = [:]
+    private let schema: [String: [Int]]
 
     init(config: ModelConfig, tp: Int, checkpointVersion: Double, layernorm1p: Bool = false) {
         self.config = config; self.tp = tp; self.checkpointVersion = checkpointVersion; self.layernorm1p = layernorm1p
+        schema = Dictionary(CanonicalSchema.shapes(for: config), uniquingKeysWith: { a, _ in a })
     }
 
     func parts(_ ranks: [ShardDict], _ name: String) throws -> [ShardTensor] {
@@ -131,149 +138,180 @@ struct MegatronMerger {
         }
     }
 
+    /// Check canonical `name`'s shape against the schema, then allocate and fill its pieces.
+    mutating func emit(_ name: String, shape: [Int], from s: ShardTensor, fill: (PieceWriter) throws -> Void) throws {
+        sources[name] = s.file + ": " + s.original
+        guard let want = schema[name] else { throw CheckpointError.unexpectedTensors(file: s.file, [s.original]) }
+        guard want == shape else { throw CheckpointError.shapeMismatch(file: s.file, tensor: name, expected: want, found: shape) }
+        pieces[name] = try makePieces(name, shape: shape, target: target, fill: fill)
+    }
+
     /// Rank 0's copy; copies that drifted on other ranks are reported (BLOOM-style drift), not averaged.
-    mutating func replicated(_ ranks: [ShardDict], _ name: String) throws -> Tensor {
+    mutating func replicated(_ ranks: [ShardDict], _ name: String, as canonical: String, onePlus: Bool = false) throws {
         let ps = try parts(ranks, name); try sameShapes(ps)
-        sources[name] = ps[0].file + ": " + ps[0].original
-        let t0 = try ps[0].load()
-        for p in ps.dropFirst() {
-            let t = try p.load()
-            if t != t0 {
-                let d = zip(t.data, t0.data).map { abs($0 - $1) }.max() ?? 0
-                problems.append("replicated tensor '\(p.original)' differs across TP ranks (max |Δ| \(d) in \(p.file)); rank 0's copy is used")
-            }
-        }
-        return t0
-    }
-
-    mutating func concat(_ ranks: [ShardDict], _ name: String, axis: Int) throws -> Tensor {
-        let ps = try parts(ranks, name); try sameShapes(ps)
-        guard ps[0].ref.shape.count > axis else {
-            throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [-1, -1], found: ps[0].ref.shape)
-        }
-        sources[name] = ps[0].file + ": " + ps[0].original
-        if axis == 0 {   // each part is one contiguous block of the result: read it in place, one allocation
-            let n = ps[0].ref.count
-            var shape = ps[0].ref.shape; shape[0] *= ps.count
-            let data = try [Float](unsafeUninitializedCapacity: n * ps.count) { buf, filled in
-                adviseHugePages(UnsafeMutableRawBufferPointer(buf))
-                for (i, p) in ps.enumerated() {
-                    try p.ref.read(into: UnsafeMutableBufferPointer(rebasing: buf[(i * n)..<((i + 1) * n)]), name: p.original)
+        let addOne = onePlus && layernorm1p
+        try ps[0].withFloats { t0 in
+            for p in ps.dropFirst() {
+                try p.withFloats { t in
+                    if memcmp(t.baseAddress!, t0.baseAddress!, t.count * 4) != 0 {
+                        let d = zip(t, t0).map { abs($0 - $1) }.max() ?? 0
+                        problems.append("replicated tensor '\(p.original)' differs across TP ranks (max |Δ| \(d) in \(p.file)); rank 0's copy is used")
+                    }
                 }
-                filled = n * ps.count
             }
-            return Tensor(shape: shape, data: data)
+            try emit(canonical, shape: ps[0].ref.shape, from: ps[0]) { w in
+                if addOne {
+                    let one = t0.map { $0 + 1 }
+                    one.withUnsafeBufferPointer { w.write(row: 0, rows: w.rows, from: $0.baseAddress!) }
+                } else {
+                    w.write(row: 0, rows: w.rows, from: t0.baseAddress!)
+                }
+            }
         }
-        return Tensor.concat(try ps.map { try $0.load() }, axis: axis)
     }
 
-    /// Fused QKV of one rank -> (q, k, v) rows, honouring checkpoint_version and GQA.
-    func splitQKV(_ t: Tensor, _ s: ShardTensor) throws -> (Tensor, Tensor, Tensor) {
+    /// Column-parallel (or vocab-parallel): parts stacked on dim 0; with `keepRows`, rows past it
+    /// (vocabulary padding) are dropped.
+    mutating func concatRows(_ ranks: [ShardDict], _ name: String, as canonical: String, keepRows: Int? = nil) throws {
+        let ps = try parts(ranks, name); try sameShapes(ps)
+        guard let r = ps[0].ref.shape.first else {
+            throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [-1], found: ps[0].ref.shape)
+        }
+        var shape = ps[0].ref.shape; shape[0] = r * tp
+        if let k = keepRows {
+            guard k <= r * tp else { throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: canonical, expected: [k] + shape.dropFirst(), found: shape) }
+            shape[0] = k
+        }
+        let rows = shape[0]
+        try emit(canonical, shape: shape, from: ps[0]) { w in
+            try forEachPart(ps.count) { i in
+                let lo = i * r, n = min(r, rows - lo)
+                if n > 0 { try ps[i].withFloats { w.write(row: lo, rows: n, from: $0.baseAddress!) } }
+            }
+        }
+    }
+
+    /// Row-parallel: parts side by side on dim 1.
+    mutating func concatColumns(_ ranks: [ShardDict], _ name: String, as canonical: String) throws {
+        let ps = try parts(ranks, name); try sameShapes(ps)
+        let s0 = ps[0].ref.shape
+        guard s0.count == 2 else { throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [-1, -1], found: s0) }
+        try emit(canonical, shape: [s0[0], s0[1] * tp], from: ps[0]) { w in
+            try forEachPart(ps.count) { i in
+                try ps[i].withFloats { w.write(row: 0, rows: s0[0], col: i * s0[1], width: s0[1], from: $0.baseAddress!, stride: s0[1]) }
+            }
+        }
+    }
+
+    /// The fused QKV rows a rank must hold: `ngp * (qpg + 2) * hn`.
+    func checkQKV(_ shape: [Int], _ s: ShardTensor) throws {
         let H = config.numHeads, G = config.numKVHeads, hn = config.headDim
-        let npp = H / tp, ngp = G / tp, qpg = H / G
-        let rows = ngp * (qpg + 2) * hn
-        guard H % tp == 0, G % tp == 0, t.shape.first == rows else {
-            throw CheckpointError.shapeMismatch(file: s.file, tensor: s.original, expected: [rows] + t.shape.dropFirst(), found: t.shape)
+        let rows = G / max(1, tp) * (H / max(1, G) + 2) * hn
+        guard H % tp == 0, G % tp == 0, shape.first == rows else {
+            throw CheckpointError.shapeMismatch(file: s.file, tensor: s.original, expected: [rows] + shape.dropFirst(), found: shape)
         }
         if checkpointVersion < 2 && G != H {
             throw CheckpointError.badConfig(file: s.file, "grouped-query attention with checkpoint_version \(checkpointVersion)")
         }
-        let inner = t.count / rows
-        /// Source row of (group g, slot j in 0..<qpg+2, dim d).
-        func src(_ g: Int, _ j: Int, _ d: Int) -> Int {
-            if checkpointVersion >= 2 { return (g * (qpg + 2) + j) * hn + d }
-            if checkpointVersion >= 1 { return (g * hn + d) * 3 + j }      // [np, hn, 3]
-            return (j * npp + g) * hn + d                                     // [3, np, hn]
-        }
-        func gather(_ slots: [(Int, Int)]) -> Tensor {   // (group, slot) in output order
-            var out = [Float](); out.reserveCapacity(slots.count * hn * inner)
-            for (g, j) in slots { for d in 0..<hn { let r = src(g, j, d); out.append(contentsOf: t.data[(r * inner)..<((r + 1) * inner)]) } }
-            var shape = t.shape; shape[0] = slots.count * hn
-            return Tensor(shape: shape, data: out)
-        }
-        let qs = (0..<ngp).flatMap { g in (0..<qpg).map { (g, $0) } }
-        return (gather(qs), gather((0..<ngp).map { ($0, qpg) }), gather((0..<ngp).map { ($0, qpg + 1) }))
     }
 
-    mutating func merge(_ ranks: [ShardDict], vocabRows V: Int) throws -> [String: Tensor] {
-        precondition(ranks.count == tp)
-        var out: [String: Tensor] = [:]
-        func trim(_ t: consuming Tensor, _ name: String) throws -> Tensor {
-            guard t.shape[0] >= V else {
-                throw CheckpointError.shapeMismatch(file: sources[name] ?? "?", tensor: name, expected: [V, t.shape[1]], found: t.shape)
-            }
-            if t.shape[0] == V { return t }
-            var d: [Float] = []
-            swap(&d, &t.data)                       // sole owner: drop the padding rows in place, no copy
-            d.removeLast((t.shape[0] - V) * t.shape[1])
-            return Tensor(shape: [V, t.shape[1]], data: d)
+    /// Fused QKV of every rank -> canonical q, k, v (rank r holds query groups [r·G/tp, (r+1)·G/tp)),
+    /// honouring checkpoint_version and GQA.
+    mutating func qkv(_ ranks: [ShardDict], _ name: String, layer o: String, _ p: String) throws {
+        let ps = try parts(ranks, name); try sameShapes(ps)
+        try checkQKV(ps[0].ref.shape, ps[0])
+        let H = config.numHeads, G = config.numKVHeads, hn = config.headDim
+        let npp = H / tp, ngp = G / tp, qpg = H / G
+        let inner = ps[0].ref.count / ps[0].ref.shape[0]
+        let rest = Array(ps[0].ref.shape.dropFirst())
+        /// Source row of (group g, slot j in 0..<qpg+2, dim d) within one rank's part.
+        let version = checkpointVersion
+        func src(_ g: Int, _ j: Int, _ d: Int) -> Int {
+            if version >= 2 { return (g * (qpg + 2) + j) * hn + d }
+            if version >= 1 { return (g * hn + d) * 3 + j }      // [np, hn, 3]
+            return (j * npp + g) * hn + d                                     // [3, np, hn]
         }
-        func onePlus(_ t: Tensor) -> Tensor { layernorm1p ? Tensor(shape: t.shape, data: t.data.map { $0 + 1 }) : t }
+        for (n, slots, heads) in [("q", Array(0..<qpg), H), ("k", [qpg], G), ("v", [qpg + 1], G)] {
+            try emit(o + "attn.\(n)." + p, shape: [heads * hn] + rest, from: ps[0]) { w in
+                try forEachPart(ps.count) { r in
+                    try ps[r].withFloats { t in
+                        var row = r * ngp * slots.count * hn
+                        for g in 0..<ngp { for j in slots { for d in 0..<hn {
+                            w.write(row: row, rows: 1, from: t.baseAddress! + src(g, j, d) * inner); row += 1
+                        } } }
+                    }
+                }
+            }
+        }
+    }
 
-        let word = try concat(ranks, "word", axis: 0)
-        if ranks[0]["head_copy"] != nil {   // compare rank by rank against the merged rows, no second full copy
-            let hs = try parts(ranks, "head_copy")
-            var same = true
-            var offset = 0
-            for h in hs where same {
-                let n = h.ref.count
-                guard offset + n <= word.count else { same = false; break }
-                let part = try h.load()
-                same = part.data.withUnsafeBufferPointer { a in word.data.withUnsafeBufferPointer { b in
-                    memcmp(a.baseAddress!, b.baseAddress! + offset, n * 4) == 0 } }
-                offset += n
+    /// SwiGLU: each rank's fc1 part is [W_r; V_r] (gate rows, then up rows).
+    mutating func swiglu(_ ranks: [ShardDict], _ name: String, layer o: String, _ p: String) throws {
+        let ps = try parts(ranks, name); try sameShapes(ps)
+        let sh = ps[0].ref.shape
+        guard let r2 = sh.first, r2 % 2 == 0 else { throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [(sh.first ?? 0) + 1], found: sh) }
+        let half = r2 / 2, inner = ps[0].ref.count / max(1, r2)
+        for (n, first) in [("gate", 0), ("up", half)] {
+            try emit(o + "mlp.\(n)." + p, shape: [half * tp] + sh.dropFirst(), from: ps[0]) { w in
+                try forEachPart(ps.count) { r in
+                    try ps[r].withFloats { w.write(row: r * half, rows: half, from: $0.baseAddress! + first * inner) }
+                }
             }
-            if !same || offset != word.count { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
         }
-        out["embedding.word.weight"] = try trim(consume word, "word")
-        if config.positions == .learned { out["embedding.position.weight"] = try replicated(ranks, "position") }
-        if !config.tiedEmbeddings { out["lm_head.weight"] = try trim(try concat(ranks, "output", axis: 0), "output") }
+    }
+
+    /// Canonical tensors (target `.canonical`); see `mergePieces`.
+    mutating func merge(_ ranks: [ShardDict], vocabRows V: Int) throws -> [String: Tensor] {
+        try mergePieces(ranks, vocabRows: V)
+        return pieces.mapValues { $0[0] }
+    }
+
+    /// Fill `pieces` with every canonical tensor, cut for `target`.
+    mutating func mergePieces(_ ranks: [ShardDict], vocabRows V: Int) throws {
+        precondition(ranks.count == tp)
+        pieces = [:]
+        // Huge-page heap for the layer tensors (the large vocabulary buffers are advised one by one).
+        reserveHugePageHeap(bytes: ranks.reduce(0) { $0 + $1.values.reduce(0) { $0 + ($1.ref.count < (8 << 20) ? $1.ref.count * 4 : 0) } })
+        try concatRows(ranks, "word", as: "embedding.word.weight", keepRows: V)
+        if ranks[0]["head_copy"] != nil {   // the last stage's copy of the word embedding, part by part
+            let hs = try parts(ranks, "head_copy"), ws = try parts(ranks, "word")
+            let lock = NSLock()
+            var same = zip(hs, ws).allSatisfy { $0.ref.shape == $1.ref.shape }
+            if same {
+                try forEachPart(hs.count) { i in
+                    let eq = try hs[i].withFloats { a in try ws[i].withFloats { b in memcmp(a.baseAddress!, b.baseAddress!, a.count * 4) == 0 } }
+                    if !eq { lock.lock(); same = false; lock.unlock() }
+                }
+            }
+            if !same { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
+        }
+        if config.positions == .learned { try replicated(ranks, "position", as: "embedding.position.weight") }
+        if !config.tiedEmbeddings { try concatRows(ranks, "output", as: "lm_head.weight", keepRows: V) }
         let ln = config.norm == .layernorm, bias = config.linearBias
         for i in 0..<config.numLayers {
             let s = "layers.\(i).", o = "layers.\(i)."
-            out[o + "norm1.weight"] = onePlus(try replicated(ranks, s + "norm1.weight"))
-            if ln { out[o + "norm1.bias"] = try replicated(ranks, s + "norm1.bias") }
-            out[o + "norm2.weight"] = onePlus(try replicated(ranks, s + "norm2.weight"))
-            if ln { out[o + "norm2.bias"] = try replicated(ranks, s + "norm2.bias") }
-            for p in bias ? ["weight", "bias"] : ["weight"] {
-                let ps = try parts(ranks, s + "qkv." + p); try sameShapes(ps)
-                var q: [Tensor] = [], k: [Tensor] = [], v: [Tensor] = []
-                for sh in ps { let (a, b, c) = try splitQKV(try sh.load(), sh); q.append(a); k.append(b); v.append(c) }
-                out[o + "attn.q." + p] = Tensor.concat(q, axis: 0)
-                out[o + "attn.k." + p] = Tensor.concat(k, axis: 0)
-                out[o + "attn.v." + p] = Tensor.concat(v, axis: 0)
-                for n in ["q", "k", "v"] { sources[o + "attn.\(n)." + p] = ps[0].file + ": " + ps[0].original }
-            }
-            out[o + "attn.out.weight"] = try concat(ranks, s + "proj.weight", axis: 1)
-            if bias { out[o + "attn.out.bias"] = try replicated(ranks, s + "proj.bias") }
+            try replicated(ranks, s + "norm1.weight", as: o + "norm1.weight", onePlus: true)
+            if ln { try replicated(ranks, s + "norm1.bias", as: o + "norm1.bias") }
+            try replicated(ranks, s + "norm2.weight", as: o + "norm2.weight", onePlus: true)
+            if ln { try replicated(ranks, s + "norm2.bias", as: o + "norm2.bias") }
+            for p in bias ? ["weight", "bias"] : ["weight"] { try qkv(ranks, s + "qkv." + p, layer: o, p) }
+            try concatColumns(ranks, s + "proj.weight", as: o + "attn.out.weight")
+            if bias { try replicated(ranks, s + "proj.bias", as: o + "attn.out.bias") }
             if config.activation == .swiglu {
-                for p in bias ? ["weight", "bias"] : ["weight"] {
-                    let ps = try parts(ranks, s + "fc1." + p); try sameShapes(ps)
-                    var g: [Tensor] = [], u: [Tensor] = []
-                    for sh in ps {
-                        let t = try sh.load()
-                        guard t.shape[0] % 2 == 0 else { throw CheckpointError.shapeMismatch(file: sh.file, tensor: sh.original, expected: [t.shape[0] + 1], found: t.shape) }
-                        let halves = t.split(axis: 0, parts: 2); g.append(halves[0]); u.append(halves[1])
-                    }
-                    out[o + "mlp.gate." + p] = Tensor.concat(g, axis: 0); out[o + "mlp.up." + p] = Tensor.concat(u, axis: 0)
-                    sources[o + "mlp.gate." + p] = ps[0].file + ": " + ps[0].original
-                    sources[o + "mlp.up." + p] = ps[0].file + ": " + ps[0].original
-                }
+                for p in bias ? ["weight", "bias"] : ["weight"] { try swiglu(ranks, s + "fc1." + p, layer: o, p) }
             } else {
-                out[o + "mlp.fc1.weight"] = try concat(ranks, s + "fc1.weight", axis: 0)
-                if bias { out[o + "mlp.fc1.bias"] = try concat(ranks, s + "fc1.bias", axis: 0) }
+                try concatRows(ranks, s + "fc1.weight", as: o + "mlp.fc1.weight")
+                if bias { try concatRows(ranks, s + "fc1.bias", as: o + "mlp.fc1.bias") }
             }
-            out[o + "mlp.fc2.weight"] = try concat(ranks, s + "fc2.weight", axis: 1)
-            if bias { out[o + "mlp.fc2.bias"] = try replicated(ranks, s + "fc2.bias") }
+            try concatColumns(ranks, s + "fc2.weight", as: o + "mlp.fc2.weight")
+            if bias { try replicated(ranks, s + "fc2.bias", as: o + "mlp.fc2.bias") }
         }
-        out["final_norm.weight"] = onePlus(try replicated(ranks, "final.weight"))
-        if ln { out["final_norm.bias"] = try replicated(ranks, "final.bias") }
-        // Every canonical tensor present with its schema shape; name the source on mismatch.
-        for (name, shape) in CanonicalSchema.shapes(for: config) {
-            guard let t = out[name] else { throw CheckpointError.missingTensor(file: "merged shards", tensor: name) }
-            if t.shape != shape { throw CheckpointError.shapeMismatch(file: sources[name] ?? "merged shards", tensor: name, expected: shape, found: t.shape) }
+        try replicated(ranks, "final.weight", as: "final_norm.weight", onePlus: true)
+        if ln { try replicated(ranks, "final.bias", as: "final_norm.bias") }
+        // Every canonical tensor present (shapes were checked as each was written).
+        for (name, _) in CanonicalSchema.shapes(for: config) where pieces[name] == nil {
+            throw CheckpointError.missingTensor(file: "merged shards", tensor: name)
         }
-        return out
     }
 }
 
@@ -283,14 +321,4 @@ func shardShapes(_ ranks: [ShardDict], layers: Int, tp: Int) -> MegatronArgs.Sha
     return MegatronArgs.Shapes(paddedVocab: (r0["word"]?.ref.shape.first ?? 0) * tp, hidden: r0["word"]?.ref.shape.last,
                                ffnRows: r0["layers.0.fc1.weight"]?.ref.shape.first, positions: r0["position"]?.ref.shape.first,
                                layers: layers, tp: tp, hasPosition: r0["position"] != nil, hasOutput: r0["output"] != nil)
-}
-
-/// Ask for transparent huge pages on the 2 MiB-aligned interior of a large fresh buffer: a few
-/// hundred faults instead of one per 4 KiB page while it is first written (a hint; errors are ignored).
-func adviseHugePages(_ b: UnsafeMutableRawBufferPointer) {
-    guard let base = b.baseAddress, b.count >= 4 << 20 else { return }
-    let huge = 2 << 20
-    let start = (Int(bitPattern: base) + huge - 1) / huge * huge
-    let end = (Int(bitPattern: base) + b.count) / huge * huge
-    if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, 14) }   // MADV_HUGEPAGE
 }

@@ -15,10 +15,17 @@ public protocol StorageSource: AnyObject, Sendable {
     /// Copy `count` bytes of storage `key` starting at `byteOffset` straight into `dst`; false when the
     /// source cannot (the caller then falls back to `storageBytes`). Lets loads skip intermediate buffers.
     func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool
+    /// Bytes [byteOffset, byteOffset+count) of storage `key` as a view of a memory-mapped file (valid
+    /// while the source lives), or nil when the source has no mapping.
+    func mappedStorage(key: String, byteOffset: Int, count: Int) throws -> UnsafeRawBufferPointer?
+    /// Stop holding the mapped pages of a view returned by `mappedStorage` (a hint).
+    func releaseMapped(_ view: UnsafeRawBufferPointer)
 }
 
 extension StorageSource {
     public func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool { false }
+    public func mappedStorage(key: String, byteOffset: Int, count: Int) throws -> UnsafeRawBufferPointer? { nil }
+    public func releaseMapped(_ view: UnsafeRawBufferPointer) {}
 }
 
 public struct StorageRef: Sendable {

@@ -4,9 +4,11 @@
 // Owns: container detection (zip vs legacy stream), the record prefix (text before the first '/'
 // of the first entry), and storage lookup. Does not own: the pickle VM, checkpoint semantics.
 // The legacy non-zip stream (torch < 1.6) is read by `LegacyTorchFile`; `TorchFile.load` picks either.
-// Memory: a file opened by URL is mapped for its directory and pickle only; storage records are read
-// with pread(2) into a buffer the caller drops after decoding, so decoded shards never keep mapped
-// file pages resident (peak RSS stays near the canonical f32 tensors, not tensors + files).
+// Memory: a file opened by URL is memory-mapped (read-only, private). Loaders copy f32 records
+// straight out of the mapping (`mappedStorage`) and then release the pages they read (`releaseMapped`,
+// madvise DONTNEED: the page cache keeps them, this process stops counting them), so decoded shards
+// never keep mapped file pages resident (peak RSS stays near the f32 tensors, not tensors + files).
+// Other reads use pread(2) into a buffer the caller drops after decoding.
 
 import Foundation
 
@@ -17,14 +19,30 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     /// Files opened by URL are read with pread; the descriptor is opened per read, so checkpoints with
     /// thousands of shard files never hold thousands of descriptors.
     private var readsFromFile = false
+    /// The whole file, when opened by URL.
+    private var mapping: MappedFile?
 
     public convenience init(url: URL) throws {
-        let data: Data
-        do { data = try Data(contentsOf: url, options: .alwaysMapped) }
-        catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
-        try self.init(data: data, path: url.path)
+        let m = try MappedFile(url: url)
+        try self.init(data: m.data, path: url.path)
         readsFromFile = true
+        mapping = m
     }
+
+    /// Bytes [byteOffset, byteOffset+count) of storage `key`, viewed in the mapping (bounds checked);
+    /// nil when the file is not mapped. Valid while this TorchFile lives.
+    public func mappedStorage(key: String, byteOffset: Int, count: Int) throws -> UnsafeRawBufferPointer? {
+        guard let m = mapping, let base = m.base else { return nil }
+        let name = prefix + "/data/" + key
+        guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
+        let r = try archive.payloadRange(of: e)
+        guard byteOffset >= 0, count >= 0, byteOffset <= r.count, count <= r.count - byteOffset else {
+            throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(byteOffset)+\(count)")
+        }
+        return UnsafeRawBufferPointer(start: base + r.lowerBound + byteOffset, count: count)
+    }
+
+    public func releaseMapped(_ view: UnsafeRawBufferPointer) { mapping?.release(view) }
 
     private func openForRead() throws -> Int32 {
         let fd = open(path, O_RDONLY)
@@ -98,5 +116,41 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     public static func load(_ url: URL) throws -> PickleValue {
         do { return try TorchFile(url: url).root() }
         catch CheckpointError.unsupportedLegacyFormat { return try LegacyTorchFile(url: url).root }
+    }
+}
+
+/// A read-only private mapping of a whole file, unmapped when released.
+final class MappedFile: @unchecked Sendable {
+    let base: UnsafeRawPointer?
+    let count: Int
+
+    init(url: URL) throws {
+        let fd = open(url.path, O_RDONLY)
+        if fd < 0 { throw CheckpointError.io(file: url.path, "cannot open (errno \(errno))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw CheckpointError.io(file: url.path, "cannot stat (errno \(errno))") }
+        count = Int(st.st_size)
+        if count == 0 { base = nil; return }
+        guard let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
+            throw CheckpointError.io(file: url.path, "cannot map \(count) bytes (errno \(errno))")
+        }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit { if let b = base { munmap(UnsafeMutableRawPointer(mutating: b), count) } }
+
+    /// The mapping as `Data` (no copy; valid while this object lives).
+    var data: Data {
+        guard let b = base else { return Data() }
+        return Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: b), count: count, deallocator: .none)
+    }
+
+    /// Drop this process's mapping of the whole pages inside `view` (they stay in the page cache).
+    func release(_ view: UnsafeRawBufferPointer) {
+        guard let b = base, let v = view.baseAddress, v >= b, v + view.count <= b + count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (Int(bitPattern: v) + page - 1) / page * page, hi = (Int(bitPattern: v) + view.count) / page * page
+        if hi > lo { _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, Int32(MADV_DONTNEED)) }
     }
 }

@@ -38,12 +38,6 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(1)   // no GEMMs here: keep OpenBLAS's idle worker threads from spinning (sched_yield)
-        // Large temporaries (shard parts, QKV gathers) reuse heap pages instead of fresh mmap/munmap
-        // pairs whose page faults dominated the load: glibc M_MMAP_THRESHOLD (-3) / M_TRIM_THRESHOLD (-1) at 1 GiB.
-        if let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") {   // malloc.h is not in the Glibc module
-            let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
-            _ = mallopt(-3, 1 << 30); _ = mallopt(-1, 1 << 30)
-        }
         let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -55,6 +49,20 @@ struct ConvertCommand: ParsableCommand {
             }
         }
         let t0 = Date()
+        if loadOnly && (tp > 1 || pp > 1), random == nil {   // load + re-split, the issue-3 benchmark
+            let src = URL(fileURLWithPath: path!)
+            let r = try CheckpointLoader.loadSplit(src, tp: tp, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+            let t1 = Date()
+            var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
+            for p in r.problems { log("convert: warning: \(p)") }
+            // PP stages hold consecutive layer ranges of these tensors (ShardSpec); nothing to copy for PP.
+            let stages = try ShardSpec.stageLayers(numLayers: r.checkpoint.config.numLayers, pp: pp)
+            let params = r.shards!.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
+            log(String(format: "convert: loaded %@ and split to TP %d x PP %d (layers %@) in %.3f s: %d parameters in the shards, peak RSS %.1f MB",
+                       path!, tp, pp, stages.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", "),
+                       t1.timeIntervalSince(t0), params, Double(ru.ru_maxrss) / 1024))
+            return
+        }
         let ck: CanonicalCheckpoint
         if random != nil {
             ck = .random(config: .gpt2Small, seed: 1234)

@@ -48,6 +48,23 @@ final class FixtureTests: XCTestCase {
         print(report.joined(separator: "\n"))
     }
 
+    func testDirectSplitEqualsCanonicalSplit() throws {
+        // Loading straight into TP pieces (no canonical copy) cuts exactly what split(tp:) cuts, for every
+        // saved layout, QKV version and dtype, at a TP below, equal to and above the saved one.
+        for (name, _) in Self.sharded {
+            let dir = try Fixtures.dir(name)
+            let ck = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
+            for tp in [1, 2, 4] {
+                let r = try CheckpointLoader.loadSplit(dir, tp: tp, options: LoadOptions(vocabSize: 1000))
+                XCTAssertEqual(r.checkpoint.config, ck.config, name)
+                assertSameShards(r.shards!, try ck.split(tp: tp), "\(name) at TP \(tp)")
+            }
+        }
+        // HF folders are split after loading.
+        let hf = try CheckpointLoader.loadSplit(try Fixtures.dir("gpt2-tiny"), tp: 2)
+        assertSameShards(hf.shards!, try Fixtures.reference().split(tp: 2), "gpt2-tiny at TP 2")
+    }
+
     func testToolFoldersKnowTheirRealVocabulary() throws {
         for name in ["megatron-legacy-tp2-pp2", "megatron-legacy-bf16-tp2-pp1"] {
             let r = try CheckpointLoader.loadReport(try Fixtures.dir(name))

@@ -132,6 +132,20 @@ final class SyntheticMegatronTests: XCTestCase {
         XCTAssertTrue(r.problems.isEmpty, "\(r.problems)")
     }
 
+    func testDirectSplitEqualsCanonicalSplitGQASwiGLU() throws {
+        // Saved at TP 2, loaded straight into TP 1, 2 and 4 pieces (vocabulary padded to 128·tp):
+        // every piece bitwise equal to cutting the canonical checkpoint.
+        let ck = Self.randomCheckpoint()
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.write(dir, ck, tp: 2, chunks: [[[0], [1]], [[2], [3]]], style: .mcore)
+        for tp in [1, 2] {
+            let r = try CheckpointLoader.loadSplit(dir, tp: tp)
+            XCTAssertTrue(r.checkpoint.tensors.isEmpty)
+            assertSameShards(r.shards!, try ck.split(tp: tp), "TP \(tp)")
+        }
+        XCTAssertThrowsError(try CheckpointLoader.loadSplit(dir, tp: 4))   // 2 kv groups cannot be cut 4 ways
+    }
+
     func testLegacyNamesUnevenStages() throws {
         let ck = Self.randomCheckpoint()
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
@@ -192,7 +206,7 @@ final class SyntheticMegatronTests: XCTestCase {
         var mha = Self.config; mha.numKVHeads = 4
         let m = MegatronMerger(config: mha, tp: 2, checkpointVersion: 3)
         let src = ShardTensor(ref: TensorRef(storage: StorageRef(dtype: .float32, key: "0", location: "cpu", numel: 256, source: nil), offset: 0, shape: [16, 16], stride: [16, 1]), file: "f", original: "qkv")
-        XCTAssertThrowsError(try m.splitQKV(s[0]["L0.qkv"]!, src)) { e in
+        XCTAssertThrowsError(try m.checkQKV(s[0]["L0.qkv"]!.shape, src)) { e in
             guard case .shapeMismatch(_, _, let exp, let found)? = e as? CheckpointError else { return XCTFail("\(e)") }
             XCTAssertEqual(exp, [24, 16]); XCTAssertEqual(found, [16, 16])
         }

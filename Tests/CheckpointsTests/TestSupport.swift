@@ -84,3 +84,19 @@ func hexBytes(_ s: String) -> [UInt8] {
     while let a = it.next(), let c = it.next() { out.append(UInt8(String([a, c]), radix: 16)!) }
     return out
 }
+
+/// Rank-by-rank, name-by-name bitwise equality of two TP splits.
+func assertSameShards(_ got: [[String: Tensor]], _ want: [[String: Tensor]], _ what: String,
+                      file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(got.count, want.count, "\(what): rank count", file: file, line: line)
+    for (r, (g, w)) in zip(got, want).enumerated() {
+        XCTAssertEqual(Set(g.keys), Set(w.keys), "\(what) rank \(r): names", file: file, line: line)
+        for (n, t) in w {
+            guard let x = g[n] else { continue }
+            XCTAssertEqual(x.shape, t.shape, "\(what) rank \(r) \(n): shape", file: file, line: line)
+            if x.shape == t.shape {
+                XCTAssertEqual(compare(x, t).bitDiffs, 0, "\(what) rank \(r) \(n): values", file: file, line: line)
+            }
+        }
+    }
+}
