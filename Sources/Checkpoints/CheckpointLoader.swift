@@ -8,7 +8,7 @@ import Foundation
 import TensorCore
 import Model
 
-public enum CheckpointFormat: String, Sendable { case hf, megatronLegacy = "megatron-legacy", deepspeed }
+public enum CheckpointFormat: String, Sendable { case hf, megatronLegacy = "megatron-legacy", deepspeed, torchDist = "megatron-core-torch-dist" }
 
 public struct CheckpointInspection: CustomStringConvertible {
     public var path: String
@@ -55,12 +55,13 @@ public enum CheckpointLoader {
         if HFAdapter.isHFFolder(url) { return .hf }
         if DeepSpeedAdapter.isDeepSpeedFolder(url) { return .deepspeed }
         if MegatronLegacyAdapter.isMegatronFolder(url) { return .megatronLegacy }
+        if TorchDistAdapter.isTorchDistFolder(url) { return .torchDist }
         if FileManager.default.fileExists(atPath: url.appendingPathComponent("latest_checkpointed_iteration.txt").path) {
             // Tracker present but no rank directories: let the Megatron adapter say what is missing.
             return .megatronLegacy
         }
         throw CheckpointError.unknownFormat(path: url.path,
-            "no config.json + model.safetensors, no 'latest' + layer_*-model_*-model_states.pt, no latest_checkpointed_iteration.txt + mp_rank_* directories")
+            "no config.json + model.safetensors, no 'latest' + layer_*-model_*-model_states.pt, no latest_checkpointed_iteration.txt + mp_rank_* directories or torch_dist files")
     }
 
     public static func loadReport(_ url: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
@@ -73,6 +74,7 @@ public enum CheckpointLoader {
                               checkpointVersion: nil, files: files, dtypes: [ck.sourceDType], problems: [])
         case .megatronLegacy: return try MegatronLegacyAdapter.load(url, options: options)
         case .deepspeed: return try DeepSpeedAdapter.load(url, options: options)
+        case .torchDist: return try TorchDistAdapter.load(url, options: options)
         }
     }
 

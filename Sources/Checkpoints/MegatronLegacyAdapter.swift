@@ -59,7 +59,7 @@ public enum MegatronLegacyAdapter {
         if found.isEmpty && (fm.fileExists(atPath: itDir.appendingPathComponent(".metadata").path) ||
                              fm.fileExists(atPath: itDir.appendingPathComponent("metadata.json").path)) {
             throw CheckpointError.unknownFormat(path: itDir.path,
-                "this is a torch_dist (distributed checkpoint) directory; convert it to the legacy torch format first (Megatron tools/checkpoint)")
+                "this is a torch_dist (distributed checkpoint) directory, read by TorchDistAdapter, not the legacy layout")
         }
         guard let firstName = ["mp_rank_00", "mp_rank_00_000"].first(where: { found[$0] != nil }) else {
             throw CheckpointError.missingShard(file: itDir.appendingPathComponent("mp_rank_00").path, "no rank-0 directory (mp_rank_00 or mp_rank_00_000)")

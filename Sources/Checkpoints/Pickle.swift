@@ -7,6 +7,10 @@
 //     torch dtypes, argparse.Namespace, types.SimpleNamespace, _codecs.encode, builtins set/frozenset/...
 //   * forbidden (CheckpointError.forbiddenGlobal): os, posix, subprocess, sys, shutil, importlib,
 //     builtins.eval/exec/getattr/__import__/open (any builtin not on a small safe list), and more;
+//   * allowed as data (decoded to inert objects, never called): PyTorch Distributed Checkpoint's
+//     `.metadata` classes (`dcpDataClasses`: Metadata, TensorStorageMetadata, ChunkStorageMetadata,
+//     MetadataIndex, _StorageInfo, ...), torch.Size, and torch.serialization._get_layout (how
+//     torch.strided pickles; the rest of torch.serialization stays forbidden);
 //   * anything else (numpy, megatron/deepspeed enums, loss scalers, ...) becomes an opaque placeholder.
 // Does not own: zip access or storage bytes (TorchFile supplies a `StorageSource`).
 
@@ -59,9 +63,22 @@ enum GlobalPolicy {
         "_load_from_bytes", "runstring",
     ]
 
+    /// PyTorch Distributed Checkpoint (torch 2.x) dataclasses and enums found in `.metadata` files.
+    static let dcpDataClasses: Set<String> = [
+        "torch.distributed.checkpoint.metadata.Metadata", "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
+        "torch.distributed.checkpoint.metadata.BytesStorageMetadata", "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
+        "torch.distributed.checkpoint.metadata.TensorProperties", "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+        "torch.distributed.checkpoint.metadata.MetadataIndex", "torch.distributed.checkpoint.metadata.StorageMeta",
+        "torch.distributed.checkpoint.filesystem._StorageInfo", "torch.distributed.checkpoint.filesystem._StoragePrefix",
+        "torch.distributed.checkpoint.planner.SavePlan", "torch.distributed.checkpoint.planner.WriteItem",
+        "torch.distributed.checkpoint.planner.WriteItemType", "torch.distributed.checkpoint.planner.TensorWriteData",
+        "torch.Size", "torch.serialization._get_layout",
+    ]
+
     /// Throws for dangerous globals; returns normally for anything the VM may represent.
     static func check(_ module: String, _ name: String, file: String) throws {
         let full = module + "." + name
+        if dcpDataClasses.contains(full) { return }
         let top = String(module.split(separator: ".").first ?? "")
         var prefixes: [String] = []
         var acc = ""

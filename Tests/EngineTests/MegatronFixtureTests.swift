@@ -48,4 +48,29 @@ final class MegatronFixtureTests: XCTestCase {
             print("\(name) (saved TP \(info.tp) x PP \(info.pp)) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
         }
     }
+
+    /// The megatron-core torch_dist fixture (Tests/Fixtures/torch_dist, saved by megatron-core at TP 2 x PP 2)
+    /// run at TP 1 and at TP 2 x PP 2 reproduces transformers' logits within 1e-4.
+    func testTorchDistAtTP1AndTP2PP2() throws {
+        let root = sharedData().deletingLastPathComponent().appendingPathComponent("fixtures/checkpoints")
+        let expURL = root.appendingPathComponent("expected.json")
+        guard FileManager.default.fileExists(atPath: expURL.path) else { throw XCTSkip("shared fixtures not found: \(expURL.path)") }
+        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: expURL))
+        let ref = try SafetensorsFile(url: root.appendingPathComponent("expected.safetensors"))
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/torch_dist/mcore-tp2-pp2")
+        let ckpt = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
+        for (tp, pp) in [(1, 1), (2, 2)] {
+            let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
+            var worst: Float = 0
+            for s in exp.sequences {
+                let want = try ref.tensor(s.logits_key)
+                let got = try engine.forward(tokens: [s.ids], caches: [engine.makeSequenceCache(capacity: nil)], logits: .all)
+                XCTAssertEqual(got.shape, want.shape)
+                worst = max(worst, zip(got.data, want.data).map { abs($0 - $1) }.max()!)
+            }
+            XCTAssertLessThan(worst, 1e-4, "torch_dist at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
+            print("torch_dist (saved TP 2 x PP 2) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
+        }
+    }
 }
