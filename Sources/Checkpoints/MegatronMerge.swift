@@ -186,7 +186,7 @@ struct MegatronMerger {
         try emit(canonical, shape: shape, from: ps[0]) { w in
             try forEachPart(ps.count) { i in
                 let lo = i * r, n = min(r, rows - lo)
-                if n > 0 { try ps[i].withFloats { w.write(row: lo, rows: n, from: $0.baseAddress!) } }
+                if n > 0 { try w.writeRows(row: lo, rows: n, from: ps[i]) }
             }
         }
     }
@@ -270,8 +270,10 @@ struct MegatronMerger {
     mutating func mergePieces(_ ranks: [ShardDict], vocabRows V: Int) throws {
         precondition(ranks.count == tp)
         pieces = [:]
-        // Huge-page heap for the layer tensors (the large vocabulary buffers are advised one by one).
-        reserveHugePageHeap(bytes: ranks.reduce(0) { $0 + $1.values.reduce(0) { $0 + ($1.ref.count < (8 << 20) ? $1.ref.count * 4 : 0) } })
+        // Huge-page heap for every piece (malloc serves even large requests from a big enough free
+        // heap top, so reserve for all of them: the parts' bytes, plus vocabulary padding room).
+        reserveHugePageHeap(bytes: ranks.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.ref.count * 4 } } * 21 / 20)
+        defer { endHugePageHeap() }
         try concatRows(ranks, "word", as: "embedding.word.weight", keepRows: V)
         if ranks[0]["head_copy"] != nil {   // the last stage's copy of the word embedding, part by part
             let hs = try parts(ranks, "head_copy"), ws = try parts(ranks, "word")

@@ -61,6 +61,39 @@ struct PieceWriter {
     }
 }
 
+extension PieceWriter {
+    /// Where canonical rows [r0, r0+n) (whole rows) land: contiguous runs, one per piece touched; nil
+    /// for column splits (a row spans pieces).
+    func rowRuns(row r0: Int, rows n: Int) -> [(row: Int, count: Int, dst: UnsafeMutablePointer<Float>)]? {
+        if axis == .columns { return nil }
+        if axis == .replicated { return [(r0, n, pieces[0].baseAddress! + r0 * cols)] }
+        var out: [(row: Int, count: Int, dst: UnsafeMutablePointer<Float>)] = []
+        var r = r0
+        while r < r0 + n {
+            let k = min(pieceRows - r % pieceRows, r0 + n - r)
+            out.append((r, k, pieces[r / pieceRows].baseAddress! + (r % pieceRows) * cols))
+            r += k
+        }
+        return out
+    }
+
+    /// Canonical rows [r0, r0+n) from the first n rows of part `s`: read(2) straight into the pieces when
+    /// the part is contiguous f32 in a file (no mapping faults, one kernel copy), else copied from its floats.
+    func writeRows(row r0: Int, rows n: Int, from s: ShardTensor) throws {
+        let ref = s.ref
+        if ref.dtype == .float32, ref.isContiguous, let src = ref.storage.source, ref.offset >= 0, ref.offset <= ref.storage.numel - ref.count,
+           n * cols <= ref.count, let runs = rowRuns(row: r0, rows: n) {
+            var ok = true
+            for run in runs where ok {
+                ok = try src.readStorage(key: ref.storage.key, byteOffset: (ref.offset + (run.row - r0) * cols) * 4, count: run.count * cols * 4,
+                                         into: UnsafeMutableRawPointer(run.dst))
+            }
+            if ok { return }
+        }
+        try s.withFloats { write(row: r0, rows: n, from: $0.baseAddress!) }
+    }
+}
+
 /// Allocate the pieces of canonical tensor `name` (shape `shape`) for `target`, let `fill` write every
 /// canonical element, and return one tensor per TP rank (one for `.canonical`). Vocabulary padding
 /// rows are zero; replicated tensors share one buffer across ranks.
@@ -149,10 +182,10 @@ func forEachPart(_ n: Int, _ body: (Int) throws -> Void) throws {
     if let e = failure { throw e }
 }
 
-/// Make glibc malloc serve the next ~`bytes` of allocations below 32 MiB (every layer tensor) from
-/// main-heap memory advised for transparent huge pages: a 2 MiB fault instead of 512 small ones, which
-/// was most of the load time. Grows the heap by `bytes` in 16 MiB steps, advises it and frees it back
-/// (kept: trim threshold raised); larger buffers are advised one by one (`adviseHugePages`).
+/// Make glibc malloc serve the next ~`bytes` of allocations from main-heap memory advised for
+/// transparent huge pages: a 2 MiB fault instead of 512 small ones, which was most of the load time.
+/// Grows the heap by `bytes` in 16 MiB steps, advises it and frees it back (kept: trim threshold
+/// raised); a free heap top serves any size, so the large buffers land there too.
 /// Process-wide malloc tuning, a performance hint only; a no-op where mallopt is missing.
 func reserveHugePageHeap(bytes: Int) {
     guard bytes > 0, let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }   // malloc.h is not in the Glibc module
@@ -172,4 +205,11 @@ func reserveHugePageHeap(bytes: Int) {
         for p in blocks { adviseHugePages(UnsafeMutableRawBufferPointer(start: p, count: step - 64)) }
     }
     for p in blocks.reversed() { free(p) }
+}
+
+/// Back to glibc's default thresholds once the pieces are written (freed memory is returned again).
+func endHugePageHeap() {
+    guard let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }
+    let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
+    _ = mallopt(-1, 128 << 10); _ = mallopt(-3, 128 << 10)   // M_TRIM_THRESHOLD, M_MMAP_THRESHOLD
 }
