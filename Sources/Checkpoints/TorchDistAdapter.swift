@@ -60,6 +60,9 @@ public enum TorchDistAdapter {
         for (fqn, t) in meta.tensors.sorted(by: { $0.key < $1.key }) {
             guard let key = modelKey(fqn) else { continue }
             let total = try checkedCount(t.size, fqn, meta.path)
+            if let why = coverageProblem(t.chunks, size: t.size) {
+                throw CheckpointError.badConfig(file: meta.path, "'\(fqn)' \(t.size): \(why)")
+            }
             var buf = [Float](repeating: 0, count: total)
             var covered = 0
             for c in t.chunks {
@@ -110,6 +113,26 @@ public enum TorchDistAdapter {
         for p in ["model.", "module."] where k.hasPrefix(p) { k.removeFirst(p.count) }
         if k.hasPrefix("optimizer.") || k.hasPrefix("rng_state") || k.contains("_extra_state") { return nil }
         return k
+    }
+
+    /// Why `chunks` do not tile a tensor of `size` exactly once (in bounds, pairwise disjoint, all
+    /// elements covered), or nil when they do.
+    static func coverageProblem(_ chunks: [(offsets: [Int], sizes: [Int])], size: [Int]) -> String? {
+        var covered = 0
+        for (i, c) in chunks.enumerated() {
+            guard c.offsets.count == size.count, c.sizes.count == size.count,
+                  zip(zip(c.offsets, c.sizes), size).allSatisfy({ $0.0 >= 0 && $0.1 >= 0 && $0.0 <= $1 - $0.1 }) else {
+                return "chunk at \(c.offsets) of size \(c.sizes) lies outside the tensor"
+            }
+            guard let n = checkedProduct(c.sizes) else { return "chunk size \(c.sizes) overflows" }
+            covered += n
+            for d in chunks[..<i] where n > 0 && (checkedProduct(d.sizes) ?? 0) > 0 {
+                let overlap = (0..<size.count).allSatisfy { k in c.offsets[k] < d.offsets[k] + d.sizes[k] && d.offsets[k] < c.offsets[k] + c.sizes[k] }
+                if overlap { return "chunks at \(d.offsets) and \(c.offsets) overlap" }
+            }
+        }
+        let total = checkedProduct(size) ?? -1
+        return covered == total ? nil : "its chunks cover \(covered) of \(total) elements"
     }
 
     static func checkedCount(_ shape: [Int], _ fqn: String, _ file: String) throws -> Int {

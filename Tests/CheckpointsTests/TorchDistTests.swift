@@ -111,4 +111,24 @@ final class TorchDistTests: XCTestCase {
             guard case .forbiddenGlobal? = e as? CheckpointError else { return XCTFail("\(e)") }
         }
     }
+
+    func testChunksMustTileTheTensorExactlyOnce() {
+        let ok: [(offsets: [Int], sizes: [Int])] = [([0, 0], [2, 3]), ([2, 0], [2, 3])]
+        XCTAssertNil(TorchDistAdapter.coverageProblem(ok, size: [4, 3]))
+        // Same element count, but one block twice and a gap: refused.
+        XCTAssertNotNil(TorchDistAdapter.coverageProblem([([0, 0], [2, 3]), ([0, 0], [2, 3])], size: [4, 3]))
+        XCTAssertNotNil(TorchDistAdapter.coverageProblem([([0, 0], [2, 3])], size: [4, 3]))          // a gap
+        XCTAssertNotNil(TorchDistAdapter.coverageProblem([([3, 0], [2, 3]), ([0, 0], [2, 3])], size: [4, 3]))   // out of bounds
+        XCTAssertNotNil(TorchDistAdapter.coverageProblem([([0, 0], [2, 3])], size: [4]))              // wrong rank
+    }
+
+    func testTruncatedMetadataIsATypedError() throws {
+        let dir = try copyFixture(); defer { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
+        let f = dir.appendingPathComponent("iter_0000007/.metadata")
+        let d = try Data(contentsOf: f)
+        for cut in [1, d.count / 3, d.count - 1] {
+            try d.prefix(cut).write(to: f)
+            XCTAssertThrowsError(try CheckpointLoader.load(dir)) { e in XCTAssertTrue(e is CheckpointError, "\(e)") }
+        }
+    }
 }
