@@ -8,6 +8,9 @@ Writes (deterministically) into the repository:
                                          ../shared/data/megatron_indexed/gpt2-tiny-{vocab.json,merges.txt}
                                          (never copied into the repository: tests pass --vocab-file/--merge-file)
   Tests/Fixtures/lmeval/pyrandom.json    CPython random.Random outputs (getrandbits, sample, randrange, random, choices)
+  Tests/Fixtures/lmeval/functions.json   lm-eval's helpers on edge cases: hellaswag preprocess/process_docs, count_words,
+                                         count_bytes, exact_match options, the generate_until stop-string cut
+  Tests/Fixtures/lmeval/two_streams.txt.bz2  two concatenated bzip2 streams (Python's bz2) for BZip2Tests
   Tests/Fixtures/lmeval/<task>_<k>shot.json
                                          lm-eval's metrics (with stderr) and, per document, the contexts and
                                          continuations it scored, the log-likelihoods, is_greedy and per-doc metrics
@@ -378,6 +381,45 @@ def pyrandom_fixture(path: Path):
     path.write_text(json.dumps(out, indent=1))
 
 
+def functions_fixture(path: Path):
+    """lm-eval's own helpers on edge cases, for FunctionFixtureTests: hellaswag preprocess and process_docs,
+    count_words / count_bytes, exact_match with its options, and the generate_until text cut."""
+    from lm_eval.api.metrics import exact_match_hf_evaluate
+    from lm_eval.api.task import ConfigurableTask
+    from lm_eval.models.utils import postprocess_generated_text
+    from lm_eval.tasks.hellaswag.utils import preprocess, process_docs
+    import datasets
+
+    texts = ["  Roof: a man [title] climbs.  ", "[header] How to [step] do it [substeps] now", "a [b [c] d] e", "x [unclosed",
+             "a [x\ny] b", "one  two   three    four", " [title] [title]x", "Ünïcode [ß] ÉTÉ", "tabs\tand\u00a0nbsp ", ""]
+    docs = [{"activity_label": "Roof shingle removal", "ctx_a": "A man is on a roof.", "ctx_b": "he PULLS up McDonald's.",
+             "endings": ["is [title] ok.", "  two  spaces", "[x] gone", "Ünïcode"], "label": "2"},
+            {"activity_label": "Family Life", "ctx_a": "Ask the toddler [step] what.", "ctx_b": "",
+             "endings": ["a", "b", "c", "d"], "label": "0"},
+            {"activity_label": "X", "ctx_a": "", "ctx_b": "éCOLE élan", "endings": ["a", "b", "c", "d"], "label": "3"}]
+    processed = list(process_docs(datasets.Dataset.from_list(docs)))
+    words = ["", " ", "a", " a", "a ", "a  b\n\nc", "\u00a0x\u2003y\x1cz", "First Citizen:\nBefore we proceed"]
+    em_cases = []
+    for pred, ref, opts in [(" Blue.", "blue", {}), (" Blue.", " blue", {"ignore_case": True, "ignore_punctuation": True}),
+                            (" blue .", "blue", {"regexes_to_ignore": [" "], "ignore_punctuation": True}),
+                            ("It's", "its", {"ignore_punctuation": True}), ("ÉTÉ", "été", {"ignore_case": True}),
+                            ("a-b", "ab", {}), ("x", "x", {}), ("x ", "x", {})]:
+        em_cases.append({"prediction": pred, "reference": ref, "options": opts,
+                         "exact_match": float(exact_match_hf_evaluate(predictions=[pred], references=[ref], **opts)["exact_match"])})
+    cuts = []
+    for text, stops in [("abc. def\nghi", ["\n", "."]), ("xaby", ["b", "ab"]), ("xaby", ["ab", "b"]), ("no stop", ["\n"]),
+                        ("a\r\nb", ["\n"]), ("end<|endoftext|>more", ["\n", "<|endoftext|>"])]:
+        cuts.append({"text": text, "stops": stops, "result": postprocess_generated_text(text, stops, None)})
+    out = {"hellaswag_preprocess": [{"in": t, "out": preprocess(t)} for t in texts],
+           "hellaswag_docs": [{"in": d, "query": p["query"], "choices": p["choices"], "gold": p["gold"]} for d, p in zip(docs, processed)],
+           "count_words": [{"in": w, "words": ConfigurableTask.count_words(w), "bytes": ConfigurableTask.count_bytes(w)} for w in words],
+           "exact_match": em_cases, "generate_cut": cuts}
+    path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    # two concatenated bzip2 streams (as `cat a.bz2 b.bz2`): BZip2Tests expects "first stream\nsecond é\n"
+    import bz2
+    (path.parent / "two_streams.txt.bz2").write_bytes(bz2.compress(b"first stream\n") + bz2.compress("second é\n".encode()))
+
+
 def main():
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -387,6 +429,7 @@ def main():
     out_models.mkdir(parents=True, exist_ok=True)
     out_lmeval.mkdir(parents=True, exist_ok=True)
     pyrandom_fixture(out_lmeval / "pyrandom.json")
+    functions_fixture(out_lmeval / "functions.json")
     only = sys.argv[1:] or list(TASKS)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

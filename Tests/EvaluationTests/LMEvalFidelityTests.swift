@@ -143,7 +143,17 @@ final class LMEvalFidelityTests: XCTestCase {
     func testRace() throws { for k in [0, 1, 3] { try check("race", shots: k) } }
     func testHellaswag() throws { for k in [0, 1, 3] { try check("hellaswag", shots: k) } }
     func testLambadaGenerateUntil() throws { for k in [0, 1, 3] { try check("lambada_openai_gen", shots: k) } }
-    func testTinyShakespeareRolling() throws { try check("tinyshakespeare", shots: 0) }
+    func testTinyShakespeareRolling() throws {
+        try check("tinyshakespeare", shots: 0)
+        // the subset must exercise more than one rolling window (a speech longer than the model's positions)
+        let (ev, data) = try evaluator()
+        let task = try LoadedTask(spec: TaskSpec.load(named: "tinyshakespeare", in: Self.fixtures.appendingPathComponent("lmeval/tasks").path), dataDir: data.path)
+        let longest = task.evalDocs.map { doc -> Int in
+            guard case .string(let t)? = doc["text"] else { return 0 }
+            return encodePlain(ev.tokenizer, t).count
+        }.max() ?? 0
+        XCTAssertGreaterThan(longest, ev.model.config.maxPositions)
+    }
     /// Needs no ../shared: the demo model, its tokenizer and the task data ship with Turing.
     func testDemoFactsGenerateUntil() throws { for k in [0, 1, 3] { try check("demo_facts_gen", shots: k, demo: true) } }
 }
