@@ -222,7 +222,7 @@ public struct LoadedTask {
         guard let split = spec.fewshotPoolSplit else { throw TaskError("\(spec.file): no split to draw few-shot examples from") }
         if split == spec.evalSplit { return evalDocs }
         guard let src = spec.data[split] else {
-            throw TaskError("\(spec.file): few-shot examples come from split \"\(split)\", which has no entry under data")
+            throw TaskError("\(spec.file): few-shot examples come from split \"\(split)\", which has no entry under data (add its file there, or set fewshot_split to a split you have)")
         }
         return try DataReader.read(src, dataDir: dataDir, task: spec.file)
     }
