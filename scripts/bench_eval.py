@@ -67,6 +67,7 @@ def main():
         ldata, tdata, tdir = tmp / "ldata", tmp / "tdata", tmp / "tasks"
         for d in (ldata, tdata, tdir):
             d.mkdir()
+        fx.copy_task_helpers(tdir)
         for task in TASKS:
             spec = fx.TASKS[task]
             data = fx.subset(task, spec["files"], ldata)

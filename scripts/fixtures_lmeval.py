@@ -420,6 +420,15 @@ def functions_fixture(path: Path):
     (path.parent / "two_streams.txt.bz2").write_bytes(bz2.compress(b"first stream\n") + bz2.compress("second é\n".encode()))
 
 
+def copy_task_helpers(tdir: Path):
+    """The Python files the custom task YAMLs name with !function."""
+    (tdir / "preprocess_winogrande.py").write_text(WINOGRANDE_PY)
+    import lm_eval.tasks.race.preprocess_race as race_py
+    shutil.copy(race_py.__file__, tdir / "preprocess_race.py")
+    import lm_eval.tasks.hellaswag.utils as hellaswag_py  # lm-eval's own process_docs, unchanged
+    shutil.copy(hellaswag_py.__file__, tdir / "hellaswag_utils.py")
+
+
 def main():
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -441,11 +450,7 @@ def main():
         for f in ["config.json", "model.safetensors"]:
             shutil.copy(mdir / f, out_models / f)
         tdir = tmp / "tasks"; tdir.mkdir()
-        (tdir / "preprocess_winogrande.py").write_text(WINOGRANDE_PY)
-        import lm_eval.tasks.race.preprocess_race as race_py
-        shutil.copy(race_py.__file__, tdir / "preprocess_race.py")
-        import lm_eval.tasks.hellaswag.utils as hellaswag_py  # lm-eval's own process_docs, unchanged
-        shutil.copy(hellaswag_py.__file__, tdir / "hellaswag_utils.py")
+        copy_task_helpers(tdir)
         ddir = tmp / "data"; ddir.mkdir()
         for task in only:
             spec = TASKS[task]
