@@ -473,7 +473,7 @@ def main():
                 for s in sorted(res["samples"][name], key=lambda s: s["doc_id"]):
                     args = [list(x) if isinstance(x, (list, tuple)) else [x[f"arg_{i}"] for i in range(len(x))]
                             for x in s["arguments"]]
-                    d = {"doc_id": s["doc_id"], "target": s["target"]}
+                    d = {"doc_id": s["doc_id"]}
                     if kind == "ll":
                         d.update(requests=[{"context": a[0], "continuation": a[1]} for a in args],
                                  loglikelihoods=[r[0][0] for r in s["resps"]], is_greedy=[bool(r[0][1]) for r in s["resps"]],
@@ -486,6 +486,7 @@ def main():
                         d.update(requests=[{"context": "", "continuation": a[0]} for a in args],
                                  loglikelihoods=[s["word_perplexity"][0]], is_greedy=[], metrics={},
                                  words=s["word_perplexity"][1], bytes=s["byte_perplexity"][1])
+                    d["target"] = s["target"]  # last, as in the fixtures written before the other kinds
                     docs.append(d)
                 out = {"task": task, "num_fewshot": k, "limit": limit, "subset_lines": TASKS[task].get("subset", SUBSET),
                        "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4",
