@@ -16,7 +16,7 @@
 //            acc (loglikelihood), exact_match {regexes_to_ignore, ignore_case, ignore_punctuation}
 //            (generate_until),
 //            word_perplexity, byte_perplexity, bits_per_byte (loglikelihood_rolling)
-//   generation_kwargs (generate_until): {until: STRING or [STRING...], max_gen_toks: N (256),
+//   generation_kwargs (generate_until): {until: STRING or [STRING...] ([fewshot_delimiter]), max_gen_toks: N (256),
 //            do_sample: false, temperature: 0} (greedy only, lm-eval's default)
 //
 // `file` is looked up under the data directory; `url` + `sha256` name the canonical download (declared
@@ -233,12 +233,14 @@ public struct TaskSpec: Sendable {
             }
             spec.metrics.append(s)
         }
+        var untilGiven = false
         if let g = f["generation_kwargs"], !isNull(g) {
             guard ot == .generateUntil else { throw TaskError("\(file):\(line(g)): generation_kwargs applies only to output_type generate_until") }
             guard let gm = g.mapping else { throw TaskError("\(file):\(line(g)): generation_kwargs must be a mapping") }
             for (k, v) in gm {
                 switch k.string ?? "" {
                 case "until":
+                    untilGiven = true
                     if let seq = v.sequence {
                         spec.generation.until = try seq.map { n in
                             guard let s = n.string else { throw TaskError("\(file):\(line(n)): generation_kwargs.until entries must be strings") }
@@ -258,6 +260,8 @@ public struct TaskSpec: Sendable {
                 }
             }
         }
+        // lm-eval TaskConfig.__post_init__: without `until`, generation stops at the few-shot delimiter
+        if ot == .generateUntil && !untilGiven { spec.generation.until = [spec.fewshotDelimiter] }
         // A split without a data entry is an error only when it is used (LoadedTask.fewshotPool).
         guard let ev = spec.evalSplit else { throw TaskError("\(file): neither test_split nor validation_split is set") }
         guard sources[ev] != nil else { throw TaskError("\(file): the evaluated split \"\(ev)\" has no entry under data") }

@@ -43,6 +43,24 @@ final class NewOutputTypeInputTests: XCTestCase {
         XCTAssertEqual(s.metrics, ["exact_match"])
     }
 
+    /// lm-eval TaskConfig.__post_init__: no `until` (or no generation_kwargs at all) stops at the few-shot delimiter.
+    func testUntilDefaultsToFewshotDelimiter() throws {
+        let noUntil = gen.replacingOccurrences(of: "  until: [\"\\n\", \".\"]\n", with: "")
+        XCTAssertEqual(try TaskSpec.parse(yaml: noUntil, file: "g.yaml").generation, GenerationConfig(until: ["\n\n"], maxGenToks: 5))
+        let noKwargs = """
+        task: g
+        output_type: generate_until
+        data:
+          test: {file: g.jsonl}
+        test_split: test
+        doc_to_text: "{{q}}"
+        doc_to_target: "{{a}}"
+        fewshot_delimiter: "###"
+        metrics: [exact_match]
+        """
+        XCTAssertEqual(try TaskSpec.parse(yaml: noKwargs, file: "g.yaml").generation, GenerationConfig(until: ["###"], maxGenToks: 256))
+    }
+
     func testGenerationErrors() {
         expectError({ _ = try TaskSpec.parse(yaml: gen.replacingOccurrences(of: "do_sample: false", with: "do_sample: true"), file: "g.yaml") },
                     contains: ["g.yaml:", "do_sample", "greedy"])
