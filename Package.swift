@@ -29,7 +29,8 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "Training", dependencies: ["TensorCore", "Collectives", "Model"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "Tasks", dependencies: [.product(name: "Yams", package: "Yams")]),
+        .systemLibrary(name: "CBZip2", path: "Sources/CBZip2", providers: [.apt(["libbz2-dev"])]),
+        .target(name: "Tasks", dependencies: ["CBZip2", .product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),
         .executableTarget(name: "turing", dependencies: [
             "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation",

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`turing eval` against `lm_eval.simple_evaluate(model="hf")`: wall time and metrics on the same model and
-the same N-document subsets of LAMBADA (openai) and PiQA, 0-shot, in one run.
+the same N-document subsets of LAMBADA (openai), PiQA and HellaSwag (the first N of klosax's 10042 documents, read
+as Turing reads them; see fixtures_lmeval.py), 0-shot, in one run.
 
 Models: `tiny` = Tests/Fixtures/models/gpt2-tiny-tok (vocab 5000, tokenizer from ../shared/data/megatron_indexed);
 `124m` = a seeded random GPT-2 124M shape (1024 positions) with the GPT-2 tokenizer from ../shared/data/gpt2_tokenizer.
@@ -29,7 +30,7 @@ import fixtures_lmeval as fx  # noqa: E402
 
 REPO = fx.REPO
 SHARED = fx.SHARED
-TASKS = ["lambada_openai", "piqa"]
+TASKS = ["lambada_openai", "piqa", "hellaswag"]
 
 
 def make_model(kind: str, dir: Path) -> tuple[Path, Path]:
@@ -66,6 +67,7 @@ def main():
         ldata, tdata, tdir = tmp / "ldata", tmp / "tdata", tmp / "tasks"
         for d in (ldata, tdata, tdir):
             d.mkdir()
+        fx.copy_task_helpers(tdir)
         for task in TASKS:
             spec = fx.TASKS[task]
             data = fx.subset(task, spec["files"], ldata)
@@ -77,6 +79,7 @@ def main():
                          ("piqa/valid-labels.lst", "piqa-labels.lst")]:
             lines = (SHARED / src).read_text(encoding="utf-8").split("\n")[: args.docs]
             (tdata / dst).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (tdata / "hellaswag_val_full.txt.bz2").symlink_to(SHARED / "hellaswag/hellaswag_val_full.txt.bz2")
         tm = TaskManager(include_path=str(tdir))
         for kind in args.models.split(","):
             mdir = tmp / f"model-{kind}"

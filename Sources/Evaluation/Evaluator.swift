@@ -1,10 +1,13 @@
 // Evaluator: one task at one shot count over a CausalLM, scored as lm-eval 0.4.13 scores it.
 //
 // Contract: the first `limit` evaluated documents (all when nil) get their prompts from PromptBuilder
-// (seeded shots, document order), are encoded with lmEvalEncodePair and scored by Engine.Scorer in chunks
-// of documents (every request of a chunk in one Scorer call, so the choices of a document share one
-// prefill of its context); per-document metrics and aggregates follow Metrics. `progress` sees
-// (documents done, total, tokens scored) after each chunk.
+// (seeded shots, document order) and are run in chunks of documents: loglikelihood and multiple_choice
+// requests are encoded with lmEvalEncodePair and scored by Engine.Scorer (every request of a chunk in one
+// Scorer call, so the choices of a document share one prefill of its context); loglikelihood_rolling
+// documents become lm-eval's disjoint rolling windows (rollingWindows over encodePlain(text), first
+// window conditioned on the prefix token), scored the same way and summed per document; generate_until
+// contexts go to GenerateUntil (greedy, one batch per chunk). Per-document metrics and aggregates follow
+// Metrics. `progress` sees (documents done, total, tokens run) after each chunk.
 
 import Foundation
 import Engine
@@ -21,6 +24,11 @@ public struct DocResult: Sendable {
     public var target: String
     public var prediction: Int?
     public var metrics: [String: Double]
+    /// generate_until: the generated text (cut at the first stop string).
+    public var generated: String? = nil
+    /// loglikelihood_rolling: the document's words and UTF-8 bytes (the weights of its log-likelihood).
+    public var words: Int? = nil
+    public var bytes: Int? = nil
 }
 
 public struct MetricValue: Sendable {
@@ -64,31 +72,52 @@ public struct Evaluator {
     public func evaluate(_ task: LoadedTask, numFewshot k: Int, limit: Int?, seed: Int = 1234,
                          progress: ((Int, Int, Int) -> Void)? = nil) throws -> TaskResult {
         let t0 = Date()
+        let spec = task.spec
         let prompts = try Self.prompts(task, numFewshot: k, limit: limit, seed: seed)
-        var lls: [[Double]] = [], greedy: [[Bool]] = []
+        var lls: [[Double]] = [], greedy: [[Bool]] = [], texts: [String] = []
         var tokens = 0
         var start = 0
         while start < prompts.count {
             let chunk = prompts[start..<min(prompts.count, start + docsPerChunk)]
-            var reqs: [LoglikelihoodRequest] = []
-            for d in chunk {
-                for (i, r) in d.requests.enumerated() {
-                    let (c, x) = lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix)
-                    guard !x.isEmpty else {
-                        throw EvaluationError("\(task.spec.name) document \(d.docID) request \(i): the continuation \"\(r.continuation)\" encodes to no tokens")
+            if spec.outputType == .generateUntil {
+                texts += try GenerateUntil(model: model, tokenizer: tokenizer)
+                    .generate(chunk.map { $0.requests[0].context }, until: spec.generation.until,
+                              maxGenToks: spec.generation.maxGenToks, tokens: &tokens)
+            } else {
+                // per document: its token-level requests (one per choice, or its rolling windows)
+                var perDoc: [[LoglikelihoodRequest]] = []
+                for d in chunk {
+                    var rs: [LoglikelihoodRequest] = []
+                    for (i, r) in d.requests.enumerated() {
+                        if spec.outputType == .loglikelihoodRolling {
+                            rs += rollingWindows(encodePlain(tokenizer, r.continuation), prefixToken: prefix, maxLength: model.config.maxPositions)
+                                .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
+                            continue
+                        }
+                        let (c, x) = lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix)
+                        guard !x.isEmpty else {
+                            throw EvaluationError("\(spec.name) document \(d.docID) request \(i): the continuation \"\(r.continuation)\" encodes to no tokens")
+                        }
+                        rs.append(LoglikelihoodRequest(context: c, continuation: x))
                     }
-                    reqs.append(LoglikelihoodRequest(context: c, continuation: x))
-                    tokens += c.count + x.count
+                    tokens += rs.reduce(0) { $0 + $1.context.count + $1.continuation.count }
+                    perDoc.append(rs)
                 }
-            }
-            let scorer = Scorer(model: model)
-            let res: [(Double, Bool)] = try cache.map { try $0.resolve(reqs) { try scorer.loglikelihood($0) } }
-                ?? scorer.loglikelihood(reqs).map { ($0.logprob, $0.isGreedy) }
-            var j = 0
-            for d in chunk {
-                lls.append(res[j..<(j + d.requests.count)].map(\.0))
-                greedy.append(res[j..<(j + d.requests.count)].map(\.1))
-                j += d.requests.count
+                let reqs = perDoc.flatMap { $0 }
+                let scorer = Scorer(model: model)
+                let res: [(Double, Bool)] = reqs.isEmpty ? [] : try cache.map { try $0.resolve(reqs) { try scorer.loglikelihood($0) } }
+                    ?? scorer.loglikelihood(reqs).map { ($0.logprob, $0.isGreedy) }
+                var j = 0
+                for rs in perDoc {
+                    let part = res[j..<(j + rs.count)]
+                    if spec.outputType == .loglikelihoodRolling {
+                        // lm-eval: sum(nll[0] for the windows), from 0, left to right; is_greedy is discarded
+                        lls.append([part.reduce(0.0) { $0 + $1.0 }]); greedy.append([])
+                    } else {
+                        lls.append(part.map(\.0)); greedy.append(part.map(\.1))
+                    }
+                    j += rs.count
+                }
             }
             start += chunk.count
             progress?(start, prompts.count, tokens)
@@ -97,33 +126,52 @@ public struct Evaluator {
         for (i, p) in prompts.enumerated() {
             var m: [String: Double] = [:]
             var pred: Int? = nil
-            switch task.spec.outputType {
+            var doc = DocResult(docID: p.docID, requests: p.requests, loglikelihoods: [], isGreedy: [],
+                                choices: p.choices, gold: p.gold, target: p.target, prediction: nil, metrics: [:])
+            switch spec.outputType {
             case .loglikelihood:
-                if task.spec.metrics.contains("perplexity") { m["perplexity"] = lls[i][0] }
-                if task.spec.metrics.contains("acc") { m["acc"] = greedy[i][0] ? 1 : 0 }
+                if spec.metrics.contains("perplexity") { m["perplexity"] = lls[i][0] }
+                if spec.metrics.contains("acc") { m["acc"] = greedy[i][0] ? 1 : 0 }
             case .multipleChoice:
                 pred = Metrics.argmax(lls[i])
-                if task.spec.metrics.contains("acc") { m["acc"] = pred == p.gold ? 1 : 0 }
-                if task.spec.metrics.contains("acc_norm") {
+                if spec.metrics.contains("acc") { m["acc"] = pred == p.gold ? 1 : 0 }
+                if spec.metrics.contains("acc_norm") {
                     let norm = zip(lls[i], p.choices).map { $0 / Double($1.unicodeScalars.count) }
                     m["acc_norm"] = Metrics.argmax(norm) == p.gold ? 1 : 0
                 }
+            case .generateUntil:
+                doc.generated = texts[i]
+                if spec.metrics.contains("exact_match") { m["exact_match"] = Metrics.exactMatch(texts[i], p.target, spec.exactMatch) }
+            case .loglikelihoodRolling:
+                doc.words = Metrics.wordCount(p.target)
+                doc.bytes = p.target.utf8.count
             }
-            docs.append(DocResult(docID: p.docID, requests: p.requests, loglikelihoods: lls[i], isGreedy: greedy[i],
-                                  choices: p.choices, gold: p.gold, target: p.target, prediction: pred, metrics: m))
+            if spec.outputType != .generateUntil { doc.loglikelihoods = lls[i]; doc.isGreedy = greedy[i] }
+            doc.prediction = pred
+            doc.metrics = m
+            docs.append(doc)
         }
         var metrics: [MetricValue] = []
-        for name in task.spec.metrics {
-            let xs = docs.compactMap { $0.metrics[name] }
-            guard !xs.isEmpty else { continue }
-            if name == "perplexity" {
+        for name in spec.metrics {
+            switch name {
+            case "word_perplexity", "byte_perplexity", "bits_per_byte":
+                guard !docs.isEmpty else { continue }
+                let ll = docs.map { $0.loglikelihoods[0] }
+                let w = name == "word_perplexity" ? docs.map { $0.words! } : docs.map { $0.bytes! }
+                let mean = Metrics.weightedMean(ll, w)
+                metrics.append(MetricValue(name: name, value: name == "bits_per_byte" ? -mean / log(2.0) : exp(-mean), stderr: nil))
+            case "perplexity":
+                let xs = docs.compactMap { $0.metrics[name] }
+                guard !xs.isEmpty else { continue }
                 metrics.append(MetricValue(name: name, value: Metrics.perplexity(xs),
                                            stderr: Metrics.bootstrapPerplexityStderr(xs, iters: bootstrapIters)))
-            } else {
+            default:
+                let xs = docs.compactMap { $0.metrics[name] }
+                guard !xs.isEmpty else { continue }
                 metrics.append(MetricValue(name: name, value: Metrics.mean(xs), stderr: Metrics.meanStderr(xs)))
             }
         }
-        return TaskResult(task: task.spec.name, numFewshot: k, seed: seed, documentsAvailable: task.evalDocs.count,
+        return TaskResult(task: spec.name, numFewshot: k, seed: seed, documentsAvailable: task.evalDocs.count,
                           docs: docs, metrics: metrics, seconds: Date().timeIntervalSince(t0), tokens: tokens)
     }
 }

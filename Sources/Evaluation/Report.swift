@@ -4,7 +4,8 @@
 // Contract: results.json = {"results": {KEY: {"alias", "<metric>,none", "<metric>_stderr,none"}},
 // "n-shot", "n-samples": {KEY: {"original", "effective"}}, "configs", "versions", "config" (checkpoint,
 // format, layout, weights hash, seed, limit), "turing_version", "timings"}; KEY is the task name, or
-// "<task>@<k>shot" when several shot counts ran. A missing stderr is "N/A" as in lm-eval. Files are
+// "<task>@<k>shot" when several shot counts ran. Samples carry `generated` (generate_until) and `words`/`bytes`
+// (loglikelihood_rolling) beside the requests and log-likelihoods. A missing stderr is "N/A" as in lm-eval. Files are
 // written atomically (temporary file in the same folder, then rename).
 
 import Foundation
@@ -51,6 +52,11 @@ public enum Report {
                               "doc_to_text": s.docToText, "doc_to_target": s.docToTarget,
                               "target_delimiter": s.targetDelimiter, "fewshot_delimiter": s.fewshotDelimiter,
                               "num_fewshot": r.numFewshot, "fewshot_seed": r.seed, "metrics": s.metrics]
+                if s.outputType == .generateUntil {
+                    var c = configs[k] as! [String: Any]
+                    c["generation_kwargs"] = ["until": s.generation.until, "max_gen_toks": s.generation.maxGenToks, "do_sample": false]
+                    configs[k] = c
+                }
                 versions[k] = s.version ?? "1.0"
             }
         }
@@ -76,6 +82,8 @@ public enum Report {
             if !d.choices.isEmpty { o["choices"] = d.choices }
             if let g = d.gold { o["gold"] = g }
             if let p = d.prediction { o["prediction"] = p }
+            if let g = d.generated { o["generated"] = g }
+            if let w = d.words, let b = d.bytes { o["words"] = w; o["bytes"] = b }
             out.append(try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]))
             out.append(0x0A)
         }
@@ -87,7 +95,7 @@ public enum Report {
         var rows = [["Tasks", "Version", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr"]]
         for r in results {
             for (i, m) in r.metrics.enumerated() {
-                let arrow = m.name == "perplexity" ? "↓" : "↑"
+                let arrow = ["perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"].contains(m.name) ? "↓" : "↑"
                 rows.append([i == 0 ? r.task : "", i == 0 ? (specs[r.task]?.version ?? "1") : "", "none", String(r.numFewshot),
                              m.name, arrow, String(format: "%.4f", m.value), "±",
                              m.stderr.map { String(format: "%.4f", $0) } ?? "N/A"])

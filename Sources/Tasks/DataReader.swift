@@ -1,7 +1,11 @@
 // DataReader: a task split's documents from local files, in file order.
 //
 // Contract: `jsonl` is one JSON object per non-empty line; `text` is one document {"text": line} per
-// non-empty line. A `.lst` labels file holds one integer per line and must have exactly as many entries as
+// non-empty line; `paragraphs` is one document {"text": block} per run of non-blank lines (lines joined
+// by "\n", blank = whitespace only: Tiny Shakespeare's speeches); `hellaswag_text` is klosax's HellaSwag
+// text layout, 6 lines per document (`activity_label: ctx`, gold label 0-3, four endings), read into
+// HF Rowan/hellaswag's fields (see `hellaswagText`). A file whose name ends in `.bz2` is decompressed
+// first (libbz2). A `.lst` labels file holds one integer per line and must have exactly as many entries as
 // the data file has documents; its values go into `label_field`. `int_fields` turns booleans and numeric
 // strings into integers (SuperGLUE's ClassLabel columns). Every malformed line is an error naming file
 // and line. Files are looked up as `dataDir/file`, then beside the task's YAML (`tasks/data/...` for the
@@ -22,11 +26,13 @@ public enum DataReader {
     public static func read(_ src: DataSource, dataDir: String, task: String) throws -> [Document] {
         let path = locate(src.file, dataDir: dataDir, task: task)
         var docs: [Document] = []
-        for (n, line) in try lines(path, task: task) {
-            switch src.format {
-            case .text:
-                docs.append(Document(fields: ["text": .string(line)], origin: "\(path):\(n)"))
-            case .jsonl:
+        switch src.format {
+        case .hellaswagText: docs = try hellaswagText(path, task: task)
+        case .paragraphs: docs = try paragraphs(path, task: task)
+        case .text:
+            docs = try lines(path, task: task).map { Document(fields: ["text": .string($1)], origin: "\(path):\($0)") }
+        case .jsonl:
+            for (n, line) in try lines(path, task: task) {
                 let obj: Any
                 do { obj = try JSONSerialization.jsonObject(with: Data(line.utf8)) } catch {
                     throw TaskError("\(path):\(n): not valid JSON")
@@ -73,11 +79,15 @@ public enum DataReader {
                 docs[i].fields[f] = .int(v)
             }
         }
-        if src.preprocess == "race_articles" { docs = try raceArticles(docs) }
+        switch src.preprocess {
+        case "race_articles": docs = try raceArticles(docs)
+        case "hellaswag": docs = try hellaswagDocs(docs)
+        default: break
+        }
         return docs
     }
 
-    public static let preprocessors = ["race_articles"]
+    public static let preprocessors = ["race_articles", "hellaswag"]
 
     /// RACE as lm-eval's EleutherAI/race has it: one document per article (consecutive rows with the same
     /// article text), `problems` = its questions in file order as {question, options, answer}.
@@ -100,20 +110,99 @@ public enum DataReader {
 
     /// Non-empty lines with 1-based numbers ("\r\n" tolerated).
     static func lines(_ path: String, task: String) throws -> [(Int, String)] {
+        try allLines(path, task: task).filter { !$0.1.trimmingCharacters(in: .whitespaces).isEmpty }
+    }
+
+    /// Every line with its 1-based number ("\r" before "\n" dropped; no entry after a final "\n").
+    static func allLines(_ path: String, task: String) throws -> [(Int, String)] {
+        let text = try readText(path, task: task)
+        var out: [(Int, String)] = []
+        var parts = text.components(separatedBy: "\n")
+        if parts.last == "" { parts.removeLast() }
+        for (i, raw) in parts.enumerated() {
+            var l = Substring(raw)
+            if l.hasSuffix("\r") { l = l.dropLast() }
+            out.append((i + 1, String(l)))
+        }
+        return out
+    }
+
+    /// The file's text (UTF-8), decompressed first when its name ends in `.bz2`.
+    static func readText(_ path: String, task: String) throws -> String {
         guard FileManager.default.fileExists(atPath: path) else {
             throw TaskError("\(task): data file \(path) not found (pass --data-dir, or set TURING_SHARED_DATA)")
         }
-        guard let data = FileManager.default.contents(atPath: path) else { throw TaskError("\(path): cannot read") }
+        guard var data = FileManager.default.contents(atPath: path) else { throw TaskError("\(path): cannot read") }
+        if path.hasSuffix(".bz2") { data = try BZip2.decompress(data, file: path) }
         guard let text = String(data: data, encoding: .utf8) else { throw TaskError("\(path): not UTF-8") }
-        var out: [(Int, String)] = []
-        var n = 0
-        for raw in text.components(separatedBy: "\n") {
-            n += 1
-            var l = Substring(raw)
-            if l.hasSuffix("\r") { l = l.dropLast() }
-            if !l.trimmingCharacters(in: .whitespaces).isEmpty { out.append((n, String(l))) }
+        return text
+    }
+
+    /// Blank-line-separated blocks, each {"text": its lines joined by "\n"}; origin = the block's first line.
+    static func paragraphs(_ path: String, task: String) throws -> [Document] {
+        var docs: [Document] = []
+        var block: [String] = [], first = 0
+        func flush() {
+            if !block.isEmpty { docs.append(Document(fields: ["text": .string(block.joined(separator: "\n"))], origin: "\(path):\(first)")) }
+            block = []
         }
-        return out
+        for (n, l) in try allLines(path, task: task) {
+            if l.trimmingCharacters(in: .whitespaces).isEmpty { flush() } else {
+                if block.isEmpty { first = n }
+                block.append(l)
+            }
+        }
+        flush()
+        return docs
+    }
+
+    /// klosax's hellaswag_val_full.txt: per document `activity_label + ": " + ctx`, the gold label (0-3), four
+    /// endings. Read into HF Rowan/hellaswag's fields: activity_label (text before the first ": "), ctx_a (the
+    /// rest), ctx_b "" (klosax merged ctx_a and ctx_b; the split is lost), ctx, endings, label (a string, as HF).
+    static func hellaswagText(_ path: String, task: String) throws -> [Document] {
+        let ls = try allLines(path, task: task)
+        guard ls.count % 6 == 0 else {
+            throw TaskError("\(path): \(ls.count) lines, expected 6 per document (activity_label: ctx, label, 4 endings)")
+        }
+        var docs: [Document] = []
+        for i in stride(from: 0, to: ls.count, by: 6) {
+            let (n, head) = ls[i]
+            guard let colon = head.range(of: ": ") else {
+                throw TaskError("\(path):\(n): expected \"activity_label: context\", found no \": \" in \"\(head.prefix(60))\"")
+            }
+            let (ln, label) = ls[i + 1]
+            guard let g = Int(label), (0...3).contains(g) else {
+                throw TaskError("\(path):\(ln): expected the gold label 0, 1, 2 or 3, found \"\(label.prefix(60))\"")
+            }
+            let ctx = String(head[colon.upperBound...])
+            docs.append(Document(fields: [
+                "activity_label": .string(String(head[..<colon.lowerBound])), "ctx_a": .string(ctx), "ctx_b": .string(""),
+                "ctx": .string(ctx), "endings": .list(ls[(i + 2)..<(i + 6)].map { .string($0.1) }), "label": .string(String(g)),
+            ], origin: "\(path):\(n)"))
+        }
+        return docs
+    }
+
+    /// lm-eval 0.4.13 hellaswag/utils.py process_docs: adds query = preprocess(activity_label + ": " + ctx_a +
+    /// " " + ctx_b.capitalize()), choices = [preprocess(ending)], gold = int(label).
+    static func hellaswagDocs(_ rows: [Document]) throws -> [Document] {
+        try rows.map { r in
+            guard case .string(let al)? = r["activity_label"], case .string(let a)? = r["ctx_a"], case .string(let b)? = r["ctx_b"],
+                  case .list(let endings)? = r["endings"] else {
+                throw TaskError("\(r.origin): hellaswag documents need activity_label, ctx_a, ctx_b (strings) and endings (a list)")
+            }
+            let gold: Int
+            switch r["label"] {
+            case .string(let s)?: guard let g = Int(s) else { throw TaskError("\(r.origin): label \"\(s)\" is not an integer") }; gold = g
+            case .int(let g)?: gold = g
+            default: throw TaskError("\(r.origin): hellaswag documents need a label")
+            }
+            var d = r
+            d.fields["query"] = .string(hellaswagPreprocess(al + ": " + a + " " + pyCapitalize(b)))
+            d.fields["choices"] = .list(endings.map { .string(hellaswagPreprocess($0.description)) })
+            d.fields["gold"] = .int(gold)
+            return d
+        }
     }
 }
 
@@ -133,7 +222,7 @@ public struct LoadedTask {
         guard let split = spec.fewshotPoolSplit else { throw TaskError("\(spec.file): no split to draw few-shot examples from") }
         if split == spec.evalSplit { return evalDocs }
         guard let src = spec.data[split] else {
-            throw TaskError("\(spec.file): few-shot examples come from split \"\(split)\", which has no entry under data")
+            throw TaskError("\(spec.file): few-shot examples come from split \"\(split)\", which has no entry under data (add its file there, or set fewshot_split to a split you have)")
         }
         return try DataReader.read(src, dataDir: dataDir, task: spec.file)
     }

@@ -12,7 +12,10 @@
 //   multiple-input tasks (doc_to_text gives an index: Winogrande) the shot's text is choices[index] and
 //   the evaluated document has one context per choice.
 // * Requests: loglikelihood -> (context, target); multiple_choice -> (context, target_delimiter + choice)
-//   per choice, or (context_i, target_delimiter + target) per context for multiple-input tasks.
+//   per choice, or (context_i, target_delimiter + target) per context for multiple-input tasks;
+//   generate_until -> (context, "") with the target text (choices[target] when doc_to_choice is set);
+//   loglikelihood_rolling -> ("", target): the document alone, so shots > 0 are an error (lm-eval builds
+//   a few-shot context for them and then ignores it).
 
 public struct DocRequests: Sendable {
     public var docID: Int
@@ -31,7 +34,8 @@ public struct PromptBuilder {
         self.spec = spec; self.pool = pool; self.rng = PyRandom(seed: seed)
     }
 
-    var isChoice: Bool { spec.outputType == .multipleChoice }
+    /// lm-eval turns an all-digit rendered target into an index only when the task has doc_to_choice.
+    var isChoice: Bool { spec.docToChoice != nil }
 
     func text(_ d: Document) throws -> Resolved { try Template.resolve(spec.docToText, d, task: spec.file, isChoiceTask: isChoice) }
     func target(_ d: Document) throws -> Resolved { try Template.resolve(spec.docToTarget, d, task: spec.file, isChoiceTask: isChoice) }
@@ -57,6 +61,13 @@ public struct PromptBuilder {
     }
 
     public mutating func build(_ doc: Document, docID: Int, k: Int) throws -> DocRequests {
+        if spec.outputType == .loglikelihoodRolling {
+            guard k == 0 else {
+                throw TaskError("\(spec.file): loglikelihood_rolling scores each document on its own; \(k)-shot has no meaning (lm-eval ignores the shots): run it at 0 shots")
+            }
+            guard case .text(let t) = try target(doc) else { throw TaskError("\(spec.file): doc_to_target must give text (document \(doc.origin))") }
+            return DocRequests(docID: docID, requests: [("", t)], choices: [], gold: nil, target: t)
+        }
         // lm-eval resolve_field(doc, description): a template over the evaluated document, prepended as is
         var prefix = spec.description.isEmpty ? "" : try Template.render(spec.description, doc, task: spec.file)
         for s in try shots(for: doc, k: k) {
@@ -79,6 +90,20 @@ public struct PromptBuilder {
                 throw TaskError("\(spec.file): loglikelihood tasks need text contexts and targets (document \(doc.origin))")
             }
             return DocRequests(docID: docID, requests: [(prefix + ctx, cont)], choices: [], gold: nil, target: cont)
+        case .generateUntil:
+            guard case .text(let ctx) = q else { throw TaskError("\(spec.file): doc_to_text must give text (document \(doc.origin))") }
+            let gold: String
+            switch (t, try choices(doc)) {
+            case (.index(let i), let c?):
+                guard c.indices.contains(i) else { throw TaskError("\(spec.file): label \(i) out of range for \(c.count) choices (document \(doc.origin))") }
+                gold = c[i]
+            case (.index(let i), nil): gold = String(i)
+            case (.text(let s), _): gold = s
+            case (.list, _): throw TaskError("\(spec.file): list targets are not supported (document \(doc.origin))")
+            }
+            return DocRequests(docID: docID, requests: [(prefix + ctx, "")], choices: [], gold: nil, target: gold)
+        case .loglikelihoodRolling:
+            fatalError("handled above")
         case .multipleChoice:
             let c = try choices(doc) ?? []
             if case .index(let gi) = q {                   // multiple input (Winogrande)

@@ -4,6 +4,8 @@
 // Contract: a function reads only the fields it names; a missing or malformed field is a TaskError naming
 // the document's file:line, never a trap.
 
+import Foundation
+
 public enum TaskFunctions {
     public static let names = ["lambada_context", "lambada_target", "winogrande_text", "winogrande_target", "winogrande_choices",
                                "wic_text", "race_text", "race_target", "race_choices"]
@@ -98,4 +100,31 @@ func pySlice(_ s: String, _ a: Int, _ b: Int) -> String {
     let lo = min(max(0, a), u.count), hi = min(max(lo, b), u.count)
     var v = String.UnicodeScalarView(); v.append(contentsOf: u[lo..<hi])
     return String(v)
+}
+
+// MARK: - HellaSwag (lm-eval 0.4.13 hellaswag/utils.py)
+
+/// `preprocess`: strip; " [title]" -> ". "; delete every `\[.*?\]` span (non-greedy, not across a newline,
+/// as Python's `re.sub`); "  " -> " " (one left-to-right pass, as str.replace).
+func hellaswagPreprocess(_ text: String) -> String {
+    let t = text.trimmingPythonWhitespace().replacingOccurrences(of: " [title]", with: ". ", options: .literal)
+    var out = String.UnicodeScalarView()
+    let u = Array(t.unicodeScalars)
+    var i = 0
+    while i < u.count {
+        if u[i] == "[" {
+            var j = i + 1
+            while j < u.count && u[j] != "]" && u[j] != "\n" { j += 1 }
+            if j < u.count && u[j] == "]" { i = j + 1; continue }
+        }
+        out.append(u[i]); i += 1
+    }
+    return String(out).replacingOccurrences(of: "  ", with: " ", options: .literal)
+}
+
+/// Python's str.capitalize(): first character upper-cased (Python uses its title case, which differs only for
+/// a few digraphs such as "ǆ"), the rest lower-cased.
+func pyCapitalize(_ s: String) -> String {
+    guard let f = s.unicodeScalars.first else { return "" }
+    return String(f).uppercased() + String(s.unicodeScalars.dropFirst()).lowercased()
 }

@@ -4,15 +4,20 @@
 // line and key, and the keys allowed); values have the kinds listed below or the error names the field.
 // Field meanings follow lm-evaluation-harness 0.4's TaskConfig:
 //
-//   task: name                              output_type: loglikelihood | multiple_choice
-//   data: {SPLIT: {file: REL_PATH, format: jsonl | text | lines, labels: REL_PATH.lst,
-//                  label_field: label, int_fields: [f...], value_maps: {f: {v: int}},
-//                  preprocess: race_articles, url: URL, sha256: HEX}}
+//   task: name      output_type: loglikelihood | multiple_choice | generate_until | loglikelihood_rolling
+//   data: {SPLIT: {file: REL_PATH (.bz2: decompressed), format: jsonl | text | paragraphs | hellaswag_text,
+//                  labels: REL_PATH.lst, label_field: label, int_fields: [f...], value_maps: {f: {v: int}},
+//                  preprocess: race_articles | hellaswag, url: URL, sha256: HEX}}
 //   training_split / validation_split / test_split / fewshot_split: SPLIT or null
 //   doc_to_text / doc_to_target: a {{field}} template, a bare field name, or fn:NAME (a Swift function)
 //   doc_to_choice: a list of templates, or fn:NAME, or a field holding a list
-//   target_delimiter (" "), fewshot_delimiter ("\n\n"), description (""), metrics [acc, acc_norm,
-//   perplexity], num_fewshot (0), version (metadata)
+//   target_delimiter (" "), fewshot_delimiter ("\n\n"), description (""), num_fewshot (0), version (metadata)
+//   metrics: a list of names or {metric: NAME, OPTION: value}: acc, acc_norm (multiple_choice), perplexity,
+//            acc (loglikelihood), exact_match {regexes_to_ignore, ignore_case, ignore_punctuation}
+//            (generate_until),
+//            word_perplexity, byte_perplexity, bits_per_byte (loglikelihood_rolling)
+//   generation_kwargs (generate_until): {until: STRING or [STRING...] ([fewshot_delimiter]), max_gen_toks: N (256),
+//            do_sample: false, temperature: 0} (greedy only, lm-eval's default)
 //
 // `file` is looked up under the data directory; `url` + `sha256` name the canonical download (declared
 // for provenance; fetching is not implemented: the file must be present locally).
@@ -20,10 +25,28 @@
 import Foundation
 import Yams
 
-public enum OutputType: String, Sendable { case loglikelihood, multipleChoice = "multiple_choice" }
+public enum OutputType: String, Sendable {
+    case loglikelihood, multipleChoice = "multiple_choice", generateUntil = "generate_until"
+    case loglikelihoodRolling = "loglikelihood_rolling"
+}
+
+/// lm-eval's generation_kwargs, greedy only.
+public struct GenerationConfig: Sendable, Equatable {
+    public var until: [String] = []
+    public var maxGenToks = 256
+}
+
+/// lm-eval's exact_match options (api/metrics.py exact_match_hf_evaluate).
+public struct ExactMatchOptions: Sendable, Equatable {
+    /// Patterns deleted from both strings first (Python `re.sub(p, "", x)`; read with NSRegularExpression,
+    /// which agrees with Python's `re` on ordinary patterns: literals, classes, anchors, quantifiers).
+    public var regexesToIgnore: [String] = []
+    public var ignoreCase = false
+    public var ignorePunctuation = false
+}
 
 public struct DataSource: Sendable, Equatable {
-    public enum Format: String, Sendable { case jsonl, text }
+    public enum Format: String, Sendable { case jsonl, text, paragraphs, hellaswagText = "hellaswag_text" }
     public var file: String
     public var format: Format
     public var labels: String?
@@ -56,13 +79,20 @@ public struct TaskSpec: Sendable {
     public var fewshotDelimiter = "\n\n"
     public var description = ""
     public var metrics: [String]
+    public var exactMatch = ExactMatchOptions()
+    public var generation = GenerationConfig()
     public var numFewshot = 0
     public var version: String?
 
-    public static let knownMetrics: Set<String> = ["acc", "acc_norm", "perplexity"]
+    /// The metrics each output type can compute (lm-eval's process_results).
+    public static let metricsByType: [OutputType: [String]] = [
+        .loglikelihood: ["perplexity", "acc"], .multipleChoice: ["acc", "acc_norm"], .generateUntil: ["exact_match"],
+        .loglikelihoodRolling: ["word_perplexity", "byte_perplexity", "bits_per_byte"],
+    ]
+    public static let knownMetrics: Set<String> = Set(metricsByType.values.joined())
     static let keys = ["task", "output_type", "data", "training_split", "validation_split", "test_split",
                        "fewshot_split", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter",
-                       "fewshot_delimiter", "description", "metrics", "num_fewshot", "version"]
+                       "fewshot_delimiter", "description", "metrics", "generation_kwargs", "num_fewshot", "version"]
     static let dataKeys = ["file", "format", "labels", "label_field", "int_fields", "value_maps", "preprocess", "url", "sha256"]
 
     /// The split scored: test when the task has one, else validation (lm-eval's eval_docs).
@@ -93,7 +123,7 @@ public struct TaskSpec: Sendable {
             f[key] = v
         }
         func str(_ k: String, required: Bool = false) throws -> String? {
-            guard let n = f[k], n.null == nil else {
+            guard let n = f[k], !isNull(n) else {
                 if required { throw TaskError("\(file): missing field \"\(k)\"") }
                 return nil
             }
@@ -102,7 +132,7 @@ public struct TaskSpec: Sendable {
         }
         let name = try str("task", required: true)!
         guard let ot = OutputType(rawValue: try str("output_type", required: true)!) else {
-            throw TaskError("\(file): output_type must be loglikelihood or multiple_choice")
+            throw TaskError("\(file): output_type must be loglikelihood, multiple_choice, generate_until or loglikelihood_rolling")
         }
         guard let dataNode = f["data"]?.mapping else { throw TaskError("\(file): missing field \"data\" (a mapping of split name to file)") }
         var sources: [String: DataSource] = [:]
@@ -119,7 +149,7 @@ public struct TaskSpec: Sendable {
             guard let fileName = d["file"]?.string else { throw TaskError("\(file):\(line(v)): data.\(split) needs \"file\"") }
             let fmtName = d["format"]?.string ?? (fileName.hasSuffix(".jsonl") ? "jsonl" : "text")
             guard let fmt = DataSource.Format(rawValue: fmtName) else {
-                throw TaskError("\(file):\(line(v)): data.\(split).format must be jsonl or text, found \"\(fmtName)\"")
+                throw TaskError("\(file):\(line(v)): data.\(split).format must be jsonl, text, paragraphs or hellaswag_text, found \"\(fmtName)\"")
             }
             let ints = try d["int_fields"].map { n -> [String] in
                 guard let s = n.sequence else { throw TaskError("\(file):\(line(n)): data.\(split).int_fields must be a list") }
@@ -152,7 +182,7 @@ public struct TaskSpec: Sendable {
                             docToText: try str("doc_to_text", required: true)!,
                             docToTarget: try str("doc_to_target", required: true)!,
                             docToChoice: nil, metrics: [])
-        if let c = f["doc_to_choice"], c.null == nil {
+        if let c = f["doc_to_choice"], !isNull(c) {
             if let seq = c.sequence {
                 spec.docToChoice = .templates(try seq.map { n in
                     guard let s = n.string else { throw TaskError("\(file):\(line(n)): doc_to_choice entries must be strings") }
@@ -171,12 +201,67 @@ public struct TaskSpec: Sendable {
             spec.numFewshot = k
         }
         guard let ms = f["metrics"]?.sequence else { throw TaskError("\(file): missing field \"metrics\" (a list)") }
+        let allowed = metricsByType[ot]!
         for m in ms {
-            guard let s = m.string, knownMetrics.contains(s) else {
-                throw TaskError("\(file):\(line(m)): unknown metric \"\(m.string ?? "?")\" (known: \(knownMetrics.sorted().joined(separator: ", ")))")
+            let name = m.string ?? m.mapping?["metric"]?.string
+            guard let s = name, knownMetrics.contains(s) else {
+                throw TaskError("\(file):\(line(m)): unknown metric \"\(name ?? "?")\" (known: \(knownMetrics.sorted().joined(separator: ", ")))")
+            }
+            guard allowed.contains(s) else {
+                throw TaskError("\(file):\(line(m)): metric \"\(s)\" does not apply to output_type \(ot.rawValue) (allowed: \(allowed.joined(separator: ", ")))")
+            }
+            if let opts = m.mapping {
+                for (k, v) in opts {
+                    let key = k.string ?? ""
+                    switch (s, key) {
+                    case (_, "metric"): continue
+                    case ("exact_match", "regexes_to_ignore"):
+                        guard let seq = v.sequence else { throw TaskError("\(file):\(line(v)): \(s).regexes_to_ignore must be a list of patterns") }
+                        for n in seq {
+                            guard let p = n.string, (try? NSRegularExpression(pattern: p)) != nil else {
+                                throw TaskError("\(file):\(line(n)): \(s).regexes_to_ignore: \"\(n.string ?? "?")\" is not a valid pattern")
+                            }
+                            spec.exactMatch.regexesToIgnore.append(p)
+                        }
+                    case ("exact_match", "ignore_case"), ("exact_match", "ignore_punctuation"):
+                        guard let b = v.bool else { throw TaskError("\(file):\(line(v)): \(s).\(key) must be true or false") }
+                        if key == "ignore_case" { spec.exactMatch.ignoreCase = b } else { spec.exactMatch.ignorePunctuation = b }
+                    default:
+                        throw TaskError("\(file):\(line(k)): unknown option \"\(key)\" for metric \(s) (allowed: \(s == "exact_match" ? "regexes_to_ignore, ignore_case, ignore_punctuation" : "none"))")
+                    }
+                }
             }
             spec.metrics.append(s)
         }
+        var untilGiven = false
+        if let g = f["generation_kwargs"], !isNull(g) {
+            guard ot == .generateUntil else { throw TaskError("\(file):\(line(g)): generation_kwargs applies only to output_type generate_until") }
+            guard let gm = g.mapping else { throw TaskError("\(file):\(line(g)): generation_kwargs must be a mapping") }
+            for (k, v) in gm {
+                switch k.string ?? "" {
+                case "until":
+                    untilGiven = true
+                    if let seq = v.sequence {
+                        spec.generation.until = try seq.map { n in
+                            guard let s = n.string else { throw TaskError("\(file):\(line(n)): generation_kwargs.until entries must be strings") }
+                            return s
+                        }
+                    } else if let s = v.string { spec.generation.until = [s] }
+                    else { throw TaskError("\(file):\(line(v)): generation_kwargs.until must be a string or a list of strings") }
+                case "max_gen_toks":
+                    guard let n = v.int, n > 0 else { throw TaskError("\(file):\(line(v)): generation_kwargs.max_gen_toks must be a positive integer") }
+                    spec.generation.maxGenToks = n
+                case "do_sample":
+                    guard v.bool == false else { throw TaskError("\(file):\(line(v)): generation_kwargs.do_sample: only false (greedy decoding, lm-eval's default) is supported") }
+                case "temperature":
+                    guard let t = v.float, t == 0 else { throw TaskError("\(file):\(line(v)): generation_kwargs.temperature: only 0 (greedy decoding) is supported") }
+                default:
+                    throw TaskError("\(file):\(line(k)): unknown field \"generation_kwargs.\(k.string ?? "?")\" (allowed: until, max_gen_toks, do_sample, temperature)")
+                }
+            }
+        }
+        // lm-eval TaskConfig.__post_init__: without `until`, generation stops at the few-shot delimiter
+        if ot == .generateUntil && !untilGiven { spec.generation.until = [spec.fewshotDelimiter] }
         // A split without a data entry is an error only when it is used (LoadedTask.fewshotPool).
         guard let ev = spec.evalSplit else { throw TaskError("\(file): neither test_split nor validation_split is set") }
         guard sources[ev] != nil else { throw TaskError("\(file): the evaluated split \"\(ev)\" has no entry under data") }
@@ -195,6 +280,13 @@ public struct TaskSpec: Sendable {
         guard spec.name == name else { throw TaskError("\(path): task field says \"\(spec.name)\", expected \"\(name)\"") }
         return spec
     }
+}
+
+/// YAML null (`null`, `~`, nothing), but not a quoted "" (an empty string, e.g. a rolling task's doc_to_text).
+private func isNull(_ n: Node) -> Bool {
+    guard n.null != nil else { return false }
+    if let st = n.scalar?.style, st == .singleQuoted || st == .doubleQuoted { return false }
+    return true
 }
 
 private func line(_ n: Node) -> String { n.mark.map { String($0.line) } ?? "?" }

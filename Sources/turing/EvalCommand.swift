@@ -48,6 +48,11 @@ struct EvalCommand: ParsableCommand {
         let ddir = dataDir ?? ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] ?? "../shared/data"
         let names = tasks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let specs = try names.map { try TaskSpec.load(named: $0, in: tdir) }
+        for s in specs where s.outputType == .loglikelihoodRolling {
+            if let k = (shots.flatMap(parseShots) ?? [numFewshot ?? s.numFewshot]).first(where: { $0 > 0 }) {
+                throw ValidationError("\(s.name) is a loglikelihood_rolling task: each document is scored on its own, so \(k)-shot has no meaning (lm-eval ignores the shots); run it at 0 shots")
+            }
+        }
         let loaded = try specs.map { try LoadedTask(spec: $0, dataDir: ddir) }
         let (engine, tokOpt, ckpt) = try model.load(layout: parallel.layout)
         var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
