@@ -40,8 +40,9 @@ public enum DownloadError: Error, CustomStringConvertible, Equatable {
         case .http(let u, let s):
             return "download \(u) failed: HTTP \(s)\(s == 404 ? " (not found: is the URL right?)" : "")"
         case .network(let u, let n, let why, let p, let kept):
-            return "download \(u) failed after \(n) attempt\(n == 1 ? "" : "s"): \(why). The partial file \(p) keeps "
-                + "\(kept) bytes; run again to resume, or pass --data-dir with a local copy"
+            let keep = kept > 0 ? "The partial file \(p) keeps \(kept) bytes; run again to resume"
+                                : "Nothing arrived; run again when online"
+            return "download \(u) failed after \(n) attempt\(n == 1 ? "" : "s"): \(why). \(keep), or pass --data-dir with a local copy"
         case .checksumMismatch(let u, let e, let f, let b):
             return "download \(u): sha256 mismatch (expected \(e), found \(f) over \(b) bytes); the download was "
                 + "deleted. The file at that URL is not the pinned one: check the task's url and sha256"

@@ -146,6 +146,7 @@ final class DownloaderTests: XCTestCase {
         XCTAssertThrowsError(try downloader(retries: 1).fetch(url: url, sha256: sha)) { e in
             guard case .network(_, 2, _, _, 0)? = e as? DownloadError else { return XCTFail("\(e)") }
             XCTAssertTrue("\(e)".contains("download \(url) failed after 2 attempts"), "\(e)")
+            XCTAssertTrue("\(e)".contains("Nothing arrived; run again when online"), "\(e)")
         }
     }
 
