@@ -58,6 +58,17 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(server.requests.count, 1)
     }
 
+    func testConcurrentFetchesTakeTurnsAndDownloadOnce() throws {
+        server.set("data.bin", body)
+        let dl = downloader(), url = server.url("data.bin"), pin = sha
+        let got = Counter()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            if let p = try? dl.fetch(url: url, sha256: pin), (try? Data(contentsOf: p)) == body { got.add(1) }
+        }
+        XCTAssertEqual(got.values.count, 4, "every caller gets the verified file")
+        XCTAssertEqual(server.requests.count, 1, "the flock lets one download, the others find its result")
+    }
+
     func testResumesAfterDroppedConnection() throws {
         server.set("data.bin", body, .dropAfter(100_000, times: 1))
         let path = try downloader().fetch(url: server.url("data.bin"), sha256: sha)
