@@ -10,6 +10,12 @@
 import Foundation
 #if canImport(Glibc)
 import Glibc
+private let sockStream = Int32(SOCK_STREAM.rawValue)
+private let noSigPipe = Int32(MSG_NOSIGNAL)
+#elseif canImport(Darwin)
+import Darwin
+private let sockStream = SOCK_STREAM
+private let noSigPipe: Int32 = 0          // SO_NOSIGPIPE is set on each connection instead
 #endif
 
 final class LocalHTTPServer: @unchecked Sendable {
@@ -24,7 +30,7 @@ final class LocalHTTPServer: @unchecked Sendable {
     private(set) var port: UInt16 = 0
 
     init() throws {
-        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        listener = socket(AF_INET, sockStream, 0)
         guard listener >= 0 else { throw NSError(domain: "LocalHTTPServer", code: 1) }
         var yes: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
@@ -47,6 +53,10 @@ final class LocalHTTPServer: @unchecked Sendable {
                 let c = accept(fd, nil, nil)
                 if c < 0 { return }                                 // the listener was closed
                 guard let self else { close(c); return }
+                #if canImport(Darwin)
+                var one: Int32 = 1
+                setsockopt(c, SOL_SOCKET, SO_NOSIGPIPE, &one, socklen_t(MemoryLayout<Int32>.size))
+                #endif
                 Thread.detachNewThread { self.serve(c) }
             }
         }
@@ -93,7 +103,7 @@ final class LocalHTTPServer: @unchecked Sendable {
         lock.unlock()
 
         guard let (body, behaviour) = entry else {
-            send(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
+            sendText(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
             return
         }
         var start = 0
@@ -102,19 +112,19 @@ final class LocalHTTPServer: @unchecked Sendable {
             start = n
         }
         if start >= body.count && start > 0 {
-            send(c, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */\(body.count)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            sendText(c, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */\(body.count)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             return
         }
         let header = start > 0
             ? "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes \(start)-\(body.count - 1)/\(body.count)\r\n"
             : "HTTP/1.1 200 OK\r\n"
-        send(c, header + "Content-Length: \(body.count - start)\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
+        sendText(c, header + "Content-Length: \(body.count - start)\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n")
         var end = body.count
         if case .dropAfter(let k, let times) = behaviour, count < times { end = min(body.count, start + k) }
         body[start..<end].withUnsafeBytes { p in
             var off = 0
             while off < p.count {
-                let n = Glibc.send(c, p.baseAddress! + off, p.count - off, Int32(MSG_NOSIGNAL))
+                let n = send(c, p.baseAddress! + off, p.count - off, noSigPipe)
                 if n <= 0 { return }
                 off += n
             }
@@ -122,8 +132,8 @@ final class LocalHTTPServer: @unchecked Sendable {
         if end < body.count { shutdown(c, Int32(SHUT_RDWR)) }       // the drop: close mid-body
     }
 
-    private func send(_ c: Int32, _ s: String) {
+    private func sendText(_ c: Int32, _ s: String) {
         let d = Array(s.utf8)
-        _ = d.withUnsafeBytes { Glibc.send(c, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = d.withUnsafeBytes { send(c, $0.baseAddress!, $0.count, noSigPipe) }
     }
 }
