@@ -110,6 +110,7 @@ public struct LoadedTask {
     public let spec: TaskSpec
     public let data: DataLocator
     public let evalDocs: [Document]
+    public var dataDir: String { data.dataDir }
 
     public init(spec: TaskSpec, data: DataLocator) throws {
         self.spec = spec; self.data = data
