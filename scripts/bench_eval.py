@@ -94,7 +94,8 @@ def main():
             subprocess.run([str(turing), "eval", "--checkpoint", str(mdir), "--vocab-file", str(vocab), "--merge-file", str(merges),
                             "--tasks", ",".join(TASKS), "--num-fewshot", "0", "--limit", str(args.docs),
                             "--data-dir", str(tdata), "--tasks-dir", str(REPO / "Tests/Fixtures/lmeval/tasks"),
-                            "--output", str(out)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            # --no-cache: the models are seeded, so a second run would reuse results/.cache
+                            "--output", str(out), "--no-cache"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             t_tu = time.time() - t0
             tres = json.loads((out / "results.json").read_text())["results"]
             for task in TASKS:

@@ -140,8 +140,13 @@ public struct DecoderModel: Sendable {
         let maxLen = caches.map { $0.length }.max()! + counts.max()!
         var scores = [Float](repeating: 0, count: counts.max()! * maxLen)
         let scale = 1 / Float(D).squareRoot()
+        // Without logits (a prefill that only fills caches), the last stage's last layer is needed only for
+        // its K and V: its attention output, projection and MLP feed nothing, so they are skipped.
+        var cacheOnly = false
+        if case .none = logits, W.shard.isLastStage { cacheOnly = true }
 
         for (li, L) in W.layers.enumerated() {
+            let kvOnly = cacheOnly && li == W.layers.count - 1
             // norm1 -> QKV (column-parallel)
             try normThenColumnLinear(&qkv, scratch: &h, x, L.norm1W, L.norm1B, L.qkvW, L.qkvB, rows: n, outFeatures: qkvDim, tp: tp)
             // rope + cache + attention, per sequence
@@ -165,6 +170,7 @@ public struct DecoderModel: Sendable {
                                 (vb.baseAddress! + off).update(from: row + (H + G) * D + g * D, count: D)
                             }
                         }
+                        if kvOnly { return }
                         att.withUnsafeMutableBufferPointer { ab in scores.withUnsafeMutableBufferPointer { sb in
                             let S = sb.baseAddress!
                             for hh in 0..<H {
@@ -200,6 +206,7 @@ public struct DecoderModel: Sendable {
                     } }
                 }
             }
+            if kvOnly { break }
             // out projection (row-parallel: partial sums, reduce-from, then the bias) + residual
             proj.withUnsafeMutableBufferPointer { pb in att.withUnsafeBufferPointer { ab in
                 L.outW.withUnsafeBufferPointer { wb in

@@ -8,23 +8,14 @@
 // first (libbz2). A `.lst` labels file holds one integer per line and must have exactly as many entries as
 // the data file has documents; its values go into `label_field`. `int_fields` turns booleans and numeric
 // strings into integers (SuperGLUE's ClassLabel columns). Every malformed line is an error naming file
-// and line. Files are looked up as `dataDir/file`, then beside the task's YAML (`tasks/data/...` for the
-// tasks whose data ships with Turing, such as the demo tasks).
+// and line. Where the files come from (data directory, beside the YAML, download cache, download) is
+// DataLocator's business.
 
 import Foundation
 
 public enum DataReader {
-    /// `dataDir/file` when it exists, else the file beside the task YAML `task`, else `dataDir/file`
-    /// (so the error names where it was expected).
-    static func locate(_ file: String, dataDir: String, task: String) -> String {
-        let primary = (dataDir as NSString).appendingPathComponent(file)
-        if FileManager.default.fileExists(atPath: primary) { return primary }
-        let beside = ((task as NSString).deletingLastPathComponent as NSString).appendingPathComponent(file)
-        return FileManager.default.fileExists(atPath: beside) ? beside : primary
-    }
-
-    public static func read(_ src: DataSource, dataDir: String, task: String) throws -> [Document] {
-        let path = locate(src.file, dataDir: dataDir, task: task)
+    public static func read(_ src: DataSource, from data: DataLocator, task: String) throws -> [Document] {
+        let path = try data.locate(src.dataFile, task: task)
         var docs: [Document] = []
         switch src.format {
         case .hellaswagText: docs = try hellaswagText(path, task: task)
@@ -41,8 +32,8 @@ public enum DataReader {
                 docs.append(Document(fields: fields, origin: "\(path):\(n)"))
             }
         }
-        if let lst = src.labels {
-            let lpath = locate(lst, dataDir: dataDir, task: task)
+        if let lst = src.labelsFile {
+            let lpath = try data.locate(lst, task: task)
             let labels = try lines(lpath, task: task)
             guard labels.count == docs.count else {
                 throw TaskError("\(lpath): \(labels.count) labels for \(docs.count) documents in \(path)")
@@ -209,13 +200,19 @@ public enum DataReader {
 /// A task with its evaluated documents read; the few-shot pool is read on first use.
 public struct LoadedTask {
     public let spec: TaskSpec
-    public let dataDir: String
+    public let data: DataLocator
     public let evalDocs: [Document]
+    public var dataDir: String { data.dataDir }
 
-    public init(spec: TaskSpec, dataDir: String) throws {
-        self.spec = spec; self.dataDir = dataDir
+    public init(spec: TaskSpec, data: DataLocator) throws {
+        self.spec = spec; self.data = data
         let split = spec.evalSplit!
-        evalDocs = try DataReader.read(spec.data[split]!, dataDir: dataDir, task: spec.file)
+        evalDocs = try DataReader.read(spec.data[split]!, from: data, task: spec.file)
+    }
+
+    /// Local files only (no download cache): `dataDir`, then beside the task YAML.
+    public init(spec: TaskSpec, dataDir: String) throws {
+        try self.init(spec: spec, data: DataLocator(dataDir: dataDir))
     }
 
     public func fewshotPool() throws -> [Document] {
@@ -224,6 +221,6 @@ public struct LoadedTask {
         guard let src = spec.data[split] else {
             throw TaskError("\(spec.file): few-shot examples come from split \"\(split)\", which has no entry under data (add its file there, or set fewshot_split to a split you have)")
         }
-        return try DataReader.read(src, dataDir: dataDir, task: spec.file)
+        return try DataReader.read(src, from: data, task: spec.file)
     }
 }

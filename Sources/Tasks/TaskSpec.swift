@@ -7,7 +7,8 @@
 //   task: name      output_type: loglikelihood | multiple_choice | generate_until | loglikelihood_rolling
 //   data: {SPLIT: {file: REL_PATH (.bz2: decompressed), format: jsonl | text | paragraphs | hellaswag_text,
 //                  labels: REL_PATH.lst, label_field: label, int_fields: [f...], value_maps: {f: {v: int}},
-//                  preprocess: race_articles | hellaswag, url: URL, sha256: HEX}}
+//                  preprocess: race_articles | hellaswag, url: URL, sha256: HEX,
+//                  labels_url: URL, labels_sha256: HEX}}
 //   training_split / validation_split / test_split / fewshot_split: SPLIT or null
 //   doc_to_text / doc_to_target: a {{field}} template, a bare field name, or fn:NAME (a Swift function)
 //   doc_to_choice: a list of templates, or fn:NAME, or a field holding a list
@@ -19,8 +20,9 @@
 //   generation_kwargs (generate_until): {until: STRING or [STRING...] ([fewshot_delimiter]), max_gen_toks: N (256),
 //            do_sample: false, temperature: 0} (greedy only, lm-eval's default)
 //
-// `file` is looked up under the data directory; `url` + `sha256` name the canonical download (declared
-// for provenance; fetching is not implemented: the file must be present locally).
+// `file` (and `labels`) are looked up as DataLocator says: under the data directory, beside the YAML, in the
+// download cache, then downloaded from `url` (`labels_url`), which needs a pinned `sha256` (`labels_sha256`,
+// 64 hex digits): a URL without a pin is an error, so every download is verified.
 
 import Foundation
 import Yams
@@ -54,6 +56,20 @@ public struct DataSource: Sendable, Equatable {
     public var intFields: [String]
     public var valueMaps: [String: [String: Int]] = [:]
     public var preprocess: String?
+    public var url: String?
+    public var sha256: String?
+    public var labelsURL: String?
+    public var labelsSHA256: String?
+
+    /// The data file with its canonical download, if any.
+    public var dataFile: DataFile { DataFile(path: file, url: url, sha256: sha256) }
+    /// The `.lst` labels file with its canonical download, if the split has one.
+    public var labelsFile: DataFile? { labels.map { DataFile(path: $0, url: labelsURL, sha256: labelsSHA256) } }
+}
+
+/// One file a task reads: its relative path, and where it can be downloaded (url and sha256 both or neither).
+public struct DataFile: Sendable, Equatable {
+    public var path: String
     public var url: String?
     public var sha256: String?
 }
@@ -93,7 +109,8 @@ public struct TaskSpec: Sendable {
     static let keys = ["task", "output_type", "data", "training_split", "validation_split", "test_split",
                        "fewshot_split", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter",
                        "fewshot_delimiter", "description", "metrics", "generation_kwargs", "num_fewshot", "version"]
-    static let dataKeys = ["file", "format", "labels", "label_field", "int_fields", "value_maps", "preprocess", "url", "sha256"]
+    static let dataKeys = ["file", "format", "labels", "label_field", "int_fields", "value_maps", "preprocess", "url", "sha256",
+                           "labels_url", "labels_sha256"]
 
     /// The split scored: test when the task has one, else validation (lm-eval's eval_docs).
     public var evalSplit: String? { testSplit ?? validationSplit }
@@ -172,9 +189,26 @@ public struct TaskSpec: Sendable {
             if let pre, !DataReader.preprocessors.contains(pre) {
                 throw TaskError("\(file):\(line(v)): unknown preprocess \"\(pre)\" (known: \(DataReader.preprocessors.joined(separator: ", ")))")
             }
+            // a download is declared with its pin, or not at all
+            func pinned(_ urlKey: String, _ shaKey: String) throws -> (String?, String?) {
+                let u = d[urlKey]?.string, h = d[shaKey]?.string
+                if u != nil && h == nil { throw TaskError("\(file):\(line(v)): data.\(split).\(urlKey) needs \(shaKey) (the file's pinned sha256)") }
+                if u == nil && h != nil { throw TaskError("\(file):\(line(v)): data.\(split).\(shaKey) without \(urlKey)") }
+                if let h, h.count != 64 || !h.allSatisfy(\.isHexDigit) {
+                    throw TaskError("\(file):\(line(v)): data.\(split).\(shaKey) must be 64 hexadecimal digits, found \"\(h)\"")
+                }
+                if let u, !(u.hasPrefix("https://") || u.hasPrefix("http://")) {
+                    throw TaskError("\(file):\(line(v)): data.\(split).\(urlKey) must be an http(s) URL, found \"\(u)\"")
+                }
+                return (u, h?.lowercased())
+            }
+            let (url, sha) = try pinned("url", "sha256")
+            let (lurl, lsha) = try pinned("labels_url", "labels_sha256")
+            if lurl != nil && d["labels"] == nil { throw TaskError("\(file):\(line(v)): data.\(split).labels_url without labels") }
             sources[split] = DataSource(file: fileName, format: fmt, labels: d["labels"]?.string,
                                         labelField: d["label_field"]?.string ?? "label", intFields: ints,
-                                        valueMaps: maps, preprocess: pre, url: d["url"]?.string, sha256: d["sha256"]?.string)
+                                        valueMaps: maps, preprocess: pre, url: url, sha256: sha,
+                                        labelsURL: lurl, labelsSHA256: lsha)
         }
         var spec = TaskSpec(name: name, file: file, outputType: ot, data: sources,
                             trainingSplit: try str("training_split"), validationSplit: try str("validation_split"),

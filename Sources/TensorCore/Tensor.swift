@@ -88,7 +88,11 @@ public struct Tensor: Equatable, Sendable {
         var out = [Float](repeating: 0, count: a * b)
         data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<a { for j in 0..<b { dst[j * a + i] = src[i * b + j] } }
+                // 32 x 32 tiles: both the reads and the strided writes stay in cache
+                let t = 32
+                for i0 in stride(from: 0, to: a, by: t) { for j0 in stride(from: 0, to: b, by: t) {
+                    for i in i0..<min(i0 + t, a) { for j in j0..<min(j0 + t, b) { dst[j * a + i] = src[i * b + j] } }
+                } }
             }
         }
         return Tensor(shape: [b, a], data: out)

@@ -3,7 +3,8 @@
 //
 // --num-fewshot K overrides every task's default shot count; --shots 0,1,K runs each count in turn (one
 // results.json, keys "<task>@<k>shot"). --limit N scores the first N documents, as lm-eval's --limit.
-// Task data is looked up by file name under --data-dir (default $TURING_SHARED_DATA, else ../shared/data).
+// Task data: --data-dir (default $TURING_SHARED_DATA, else ../shared/data), beside the YAML, the download cache
+// (--data-cache), then the YAML's pinned url unless --offline (TaskDataOptions, Tasks.DataLocator).
 
 import ArgumentParser
 import Foundation
@@ -22,7 +23,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("num-fewshot"), help: "Shots for every task (default: each task's num_fewshot).") var numFewshot: Int?
     @Option(help: "Several shot counts in one run, e.g. 0,1,5.") var shots: String?
     @Option(help: "Score only the first N documents of each task.") var limit: Int?
-    @Option(name: .customLong("data-dir"), help: "Where task data files are looked up.") var dataDir: String?
+    @OptionGroup var data: TaskDataOptions
     @Option(name: .customLong("tasks-dir"), help: "Folder of task YAMLs (default: ./tasks, or the repository's).") var tasksDir: String?
     @Option(help: "Output folder (default: results/<timestamp>-<checkpoint>).") var output: String?
     @Option(help: "Few-shot sampling seed (lm-eval's fewshot_random_seed).") var seed: Int = 1234
@@ -45,7 +46,8 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let t0 = now()
         let tdir = tasksDir ?? defaultTasksDir()
-        let ddir = dataDir ?? ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] ?? "../shared/data"
+        let ddir = data.resolvedDataDir
+        let locator = data.locator()
         let names = tasks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let specs = try names.map { try TaskSpec.load(named: $0, in: tdir) }
         for s in specs where s.outputType == .loglikelihoodRolling {
@@ -53,7 +55,7 @@ struct EvalCommand: ParsableCommand {
                 throw ValidationError("\(s.name) is a loglikelihood_rolling task: each document is scored on its own, so \(k)-shot has no meaning (lm-eval ignores the shots); run it at 0 shots")
             }
         }
-        let loaded = try specs.map { try LoadedTask(spec: $0, dataDir: ddir) }
+        let loaded = try specs.map { try LoadedTask(spec: $0, data: locator) }
         let (engine, tokOpt, ckpt) = try model.load(layout: parallel.layout)
         var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
         let hash = weightsHash(ckpt)

@@ -43,7 +43,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("eval-interval")) var evalInterval: Int = 0
     @Option(name: .customLong("eval-limit"), help: "Documents per task in those evaluations.") var evalLimit: Int = 100
     @Option(name: .customLong("tasks-dir")) var tasksDir: String = "tasks"
-    @Option(name: .customLong("data-dir"), help: "Where task data files are looked up.") var dataDir: String?
+    @OptionGroup var taskData: TaskDataOptions
     @Option var tp: Int = 1
     @Option var pp: Int = 1
     @Option(help: "Data-parallel replicas (default: 1 in-process; under mpirun, processes / (tp x pp)).") var dp: Int?
@@ -106,9 +106,9 @@ struct FinetuneCommand: ParsableCommand {
         tcx.exitAfter = exitInterval
         if evalTasks != nil && evalInterval <= 0 { throw CLIError("--eval-tasks needs --eval-interval K") }
         tcx.evalInterval = evalTasks == nil ? 0 : evalInterval
-        let ddir = dataDir ?? ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] ?? "../shared/data"
+        let locator = taskData.locator()
         let tasks = try (evalTasks ?? "").split(separator: ",").map {
-            try LoadedTask(spec: try TaskSpec.load(named: String($0).trimmingCharacters(in: .whitespaces), in: tasksDir), dataDir: ddir)
+            try LoadedTask(spec: try TaskSpec.load(named: String($0).trimmingCharacters(in: .whitespaces), in: tasksDir), data: locator)
         }
         let loop = try Trainer(executor: executor, rows: rows, config: tcx)
         var adam = AdamW(layout: canonical, config: tc.adam)

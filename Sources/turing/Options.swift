@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Engine
 import Collectives
+import Tasks
 
 struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: "Checkpoint: an HF folder, a Megatron or DeepSpeed save directory, or a llama2.c .bin file.")
@@ -64,3 +65,40 @@ let isPrimaryRank: Bool = {
     do { try MPIRuntime.initialize() } catch { MPIRuntime.abort("\(error)") }
     return MPIRuntime.worldRank == 0
 }()
+
+/// Where task data comes from (eval, finetune --eval-tasks): see Tasks.DataLocator for the order.
+struct TaskDataOptions: ParsableArguments {
+    @Option(name: .customLong("data-dir"), help: "Where task data files are looked up first (default: $TURING_SHARED_DATA, else ../shared/data).")
+    var dataDir: String?
+    @Option(name: .customLong("data-cache"), help: "Downloaded task data, <dir>/<sha256>/<file> (default: $TURING_DATA_CACHE, else $XDG_CACHE_HOME/turing/data, else ~/.cache/turing/data).")
+    var dataCache: String?
+    @Flag(help: "Never download task data (the download cache is still read).")
+    var offline = false
+
+    var resolvedDataDir: String { dataDir ?? ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] ?? "../shared/data" }
+
+    var resolvedCache: String {
+        let env = ProcessInfo.processInfo.environment
+        if let d = dataCache ?? env["TURING_DATA_CACHE"] { return d }
+        let base = env["XDG_CACHE_HOME"] ?? (NSHomeDirectory() as NSString).appendingPathComponent(".cache")
+        return ((base as NSString).appendingPathComponent("turing") as NSString).appendingPathComponent("data")
+    }
+
+    func locator() -> DataLocator {
+        let dl = Downloader(cacheDir: URL(fileURLWithPath: resolvedCache), progress: downloadProgress)
+        return DataLocator(dataDir: resolvedDataDir, downloads: dl, offline: offline)
+    }
+}
+
+/// One stderr line per download, rewritten in place: bytes, MB/s, ETA (as `progress` does for documents).
+@Sendable func downloadProgress(_ p: DownloadProgress) {
+    guard isPrimaryRank else { return }
+    let mb = { (b: Int64) in String(format: "%.1f", Double(b) / 1e6) }
+    let speed = Double(p.received - p.resumedFrom) / max(p.seconds, 1e-9)
+    let size = p.total.map { "\(mb(p.received))/\(mb($0)) MB" } ?? "\(mb(p.received)) MB"
+    let eta = p.total.map { speed > 0 ? String(format: "  ETA %.0fs", Double($0 - p.received) / speed) : "" } ?? ""
+    let resumed = p.resumedFrom > 0 ? " (resumed at \(mb(p.resumedFrom)) MB)" : ""
+    let name = URL(string: p.url)?.lastPathComponent ?? p.url
+    FileHandle.standardError.write(Data(String(format: "\r  download %@%@: %@  %.2f MB/s%@ ", name, resumed, size, speed / 1e6, eta).utf8))
+    if p.finished { FileHandle.standardError.write(Data("\n".utf8)) }
+}

@@ -153,6 +153,32 @@ final class CLITests: XCTestCase {
     }
 
     /// The README's main job: `turing` with no arguments runs the demo on checkpoints/demo.
+    /// --data-cache and --offline reach the task loader: with an empty cache the error lists every place
+    /// looked; with the pinned files placed in the cache layout, eval reads them without a network.
+    func testEvalOfflineReadsTheDataCacheAndNamesWhereItLooked() throws {
+        let piqa = Self.shared.appendingPathComponent("piqa")
+        guard FileManager.default.fileExists(atPath: piqa.appendingPathComponent("valid.jsonl").path) else { throw XCTSkip("shared data absent") }
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let d = try tmp(), cache = d.appendingPathComponent("cache")
+        let args = ["eval", "--checkpoint", repo.appendingPathComponent("checkpoints/demo").path, "--tasks", "piqa",
+                    "--tasks-dir", repo.appendingPathComponent("tasks").path, "--data-dir", d.appendingPathComponent("none").path,
+                    "--data-cache", cache.path, "--offline", "--limit", "3", "--no-cache", "--output", d.appendingPathComponent("out").path]
+        let miss = try run(args)
+        XCTAssertNotEqual(miss.status, 0)
+        for part in ["data file piqa/valid.jsonl not found", "\(cache.path)/93503cc97c679e459b065c3d13e848282e44b2a25213985bed3e5d458abef72d/valid.jsonl",
+                     "not downloaded from https://yonatanbisk.com/piqa/data/valid.jsonl because of --offline"] {
+            XCTAssertTrue(miss.err.contains(part), "\(miss.err) lacks \(part)")
+        }
+        for (sha, name) in [("93503cc97c679e459b065c3d13e848282e44b2a25213985bed3e5d458abef72d", "valid.jsonl"),
+                            ("b4192dc3a2a0363d9d60ccf79800cbbe2f32ebb17726efdde6970e0b8131bceb", "valid-labels.lst")] {
+            try FileManager.default.createDirectory(at: cache.appendingPathComponent(sha), withIntermediateDirectories: true)
+            try FileManager.default.copyItem(at: piqa.appendingPathComponent(name), to: cache.appendingPathComponent("\(sha)/\(name)"))
+        }
+        let hit = try run(args)
+        XCTAssertEqual(hit.status, 0, hit.err)
+        XCTAssertTrue(hit.out.contains("| piqa"), hit.out)
+    }
+
     func testDemoModelBeatsChanceAndUntrainedDoesNot() throws {
         let r = try run([])
         XCTAssertEqual(r.status, 0, r.err)

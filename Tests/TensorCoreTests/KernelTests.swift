@@ -13,6 +13,26 @@ final class KernelTests: XCTestCase {
         XCTAssertLessThan(worst, 5e-7, "max relative error \(worst)")
     }
 
+    /// The rewritten vexp (compare-and-select clamp, rounding-trick floor) equals its first formulation bit
+    /// for bit: every 500th float of either sign up to 130 (past both clamps), and the special values.
+    func testVectorExpIsBitIdenticalToItsReference() {
+        var lanes: [Float] = [0, -0.0, .nan, .infinity, -.infinity, 88.37626, -87.33654, 0.5, -0.5, 1e-30, -1e-30, 1e30, -1e30, .ulpOfOne]
+        for bits in stride(from: Float(0).bitPattern, to: Float(130).bitPattern, by: 500) {
+            lanes.append(Float(bitPattern: bits)); lanes.append(-Float(bitPattern: bits))
+        }
+        while lanes.count % 8 != 0 { lanes.append(1) }
+        var mismatches = 0
+        for i in stride(from: 0, to: lanes.count, by: 8) {
+            let v = SIMD8<Float>(lanes[i..<i + 8])
+            let a = vexp(v), b = vexpReference(v)
+            for j in 0..<8 where a[j].bitPattern != b[j].bitPattern && !(a[j].isNaN && b[j].isNaN) {
+                if mismatches < 5 { XCTFail("vexp(\(v[j])) = \(a[j]), reference \(b[j])") }
+                mismatches += 1
+            }
+        }
+        XCTAssertEqual(mismatches, 0, "of \(lanes.count) values")
+    }
+
     func testFastActivationsMatchReference() {
         let n = 1003
         var a = (0..<n).map { Float($0 - 500) / 60 }, b = a

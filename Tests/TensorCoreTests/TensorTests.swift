@@ -14,6 +14,15 @@ final class TensorTests: XCTestCase {
     func testTranspose() {
         let t = Tensor(shape: [2, 3], data: [1, 2, 3, 4, 5, 6])
         XCTAssertEqual(t.transposed(), Tensor(shape: [3, 2], data: [1, 4, 2, 5, 3, 6]))
+        // shapes around the 32 x 32 tiles: element (i, j) lands at (j, i)
+        for (a, b) in [(1, 1), (31, 33), (64, 32), (70, 45), (1, 100)] {
+            let m = Tensor(shape: [a, b], data: (0..<(a * b)).map(Float.init))
+            let mt = m.transposed()
+            XCTAssertEqual(mt.shape, [b, a])
+            var bad = 0
+            for i in 0..<a { for j in 0..<b where mt.data[j * a + i] != Float(i * b + j) { bad += 1 } }
+            XCTAssertEqual(bad, 0, "\(a) x \(b)")
+        }
     }
 
     func testBF16RoundTripAndRounding() {
