@@ -92,7 +92,7 @@ final class NewOutputTypeInputTests: XCTestCase {
         """, file: "r.yaml")
         XCTAssertEqual(spec.docToText, "")
         let dir = try write("a b\nc\n\n \nd\n")
-        let docs = try DataReader.read(spec.data["test"]!, dataDir: dir, task: "r.yaml")
+        let docs = try DataReader.read(spec.data["test"]!, from: DataLocator(dataDir: dir), task: "r.yaml")
         XCTAssertEqual(docs.map(\.fields), [["text": .string("a b\nc")], ["text": .string("d")]])
         var b = PromptBuilder(spec: spec, pool: docs, seed: 1234)
         XCTAssertEqual(try b.build(docs[0], docID: 0, k: 0).requests.map(\.continuation), ["a b\nc"])
@@ -102,15 +102,15 @@ final class NewOutputTypeInputTests: XCTestCase {
     func testHellaswagTextFormatErrors() throws {
         let src = DataSource(file: "data.txt", format: .hellaswagText, labels: nil, labelField: "label", intFields: [])
         let ok = "Cat: a cat sits\n2\ne0\ne1\ne2\ne3\n"
-        let docs = try DataReader.read(src, dataDir: try write(ok), task: "h.yaml")
+        let docs = try DataReader.read(src, from: DataLocator(dataDir: try write(ok)), task: "h.yaml")
         XCTAssertEqual(docs[0]["activity_label"], .string("Cat"))
         XCTAssertEqual(docs[0]["ctx_a"], .string("a cat sits"))
         XCTAssertEqual(docs[0]["label"], .string("2"))
-        expectError({ _ = try DataReader.read(src, dataDir: try self.write(ok + "X: y\n"), task: "h.yaml") },
+        expectError({ _ = try DataReader.read(src, from: DataLocator(dataDir: try self.write(ok + "X: y\n")), task: "h.yaml") },
                     contains: ["data.txt", "7 lines", "6 per document"])
-        expectError({ _ = try DataReader.read(src, dataDir: try self.write(ok.replacingOccurrences(of: "\n2\n", with: "\n7\n")), task: "h.yaml") },
+        expectError({ _ = try DataReader.read(src, from: DataLocator(dataDir: try self.write(ok.replacingOccurrences(of: "\n2\n", with: "\n7\n"))), task: "h.yaml") },
                     contains: ["data.txt:2", "gold label", "\"7\""])
-        expectError({ _ = try DataReader.read(src, dataDir: try self.write(ok.replacingOccurrences(of: "Cat: ", with: "Cat ")), task: "h.yaml") },
+        expectError({ _ = try DataReader.read(src, from: DataLocator(dataDir: try self.write(ok.replacingOccurrences(of: "Cat: ", with: "Cat "))), task: "h.yaml") },
                     contains: ["data.txt:1", "activity_label: context"])
     }
 }
