@@ -33,6 +33,9 @@ public struct LoadOptions: Sendable {
     /// The layout to produce; Megatron and DeepSpeed loads write it directly (no canonical copy first),
     /// other formats split the canonical checkpoint (`CheckpointLoader.loadSplit`).
     public var target: MergeTarget = .canonical
+    /// Megatron-LM legacy saves: read this AdamW moment ("exp_avg" or "exp_avg_sq") from each rank's
+    /// `optimizer` state in place of the weights (same cuts, fusions and padding, so the same merge).
+    public var optimizerMoment: String? = nil
     public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:], target: MergeTarget = .canonical) {
         self.vocabSize = vocabSize; self.argOverrides = argOverrides; self.target = target
     }

@@ -115,7 +115,12 @@ public enum MegatronLegacyAdapter {
                     throw CheckpointError.badConfig(file: url.path, "holds \(models.count) model chunks, rank 0 holds \(chunks.count)")
                 }
                 for (v, m) in models.enumerated() {
-                    chunks[v][p].append(try MegatronNames.normalize(m.flattenTensors(), file: url.path))
+                    var leaves = m.flattenTensors()
+                    if let moment = options.optimizerMoment {
+                        guard models.count == 1 else { throw CheckpointError.badConfig(file: url.path, "optimizer state of virtual-pipeline chunks is not read") }
+                        leaves = try Self.moments(of: leaves, root: root, moment: moment, file: url.path)
+                    }
+                    chunks[v][p].append(try MegatronNames.normalize(leaves, file: url.path))
                 }
             }
         }
@@ -138,5 +143,35 @@ public enum MegatronLegacyAdapter {
         return LoadReport(checkpoint: ck, format: "megatron-legacy", iteration: iteration ?? first["iteration"]?.intValue,
                           tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
                           files: rankDirs.flatMap { $0 }, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
+    }
+
+    /// The rank's parameters (`leaves`, named_parameters() order) paired with their `moment` tensor
+    /// from the torch optimizer state, indexed as Megatron's _get_param_groups orders them (no weight
+    /// decay for biases and 1-D tensors, groups in first-appearance order; see MegatronTrainingState).
+    static func moments(of leaves: [(String, TensorRef)], root: PickleValue, moment: String, file: String) throws -> [(String, TensorRef)] {
+        guard case .dict(let state)? = root["optimizer"]?["state"] else {
+            throw CheckpointError.missingTensor(file: file, tensor: "optimizer.state (saved without the optimizer, e.g. --no-save-optim?)")
+        }
+        var groups: [(Bool, [Int])] = []
+        for (i, (n, t)) in leaves.enumerated() {
+            let decay = !(n.hasSuffix(".bias") || t.shape.count == 1)
+            if let g = groups.firstIndex(where: { $0.0 == decay }) { groups[g].1.append(i) } else { groups.append((decay, [i])) }
+        }
+        let order = groups.flatMap(\.1)
+        guard state.items.count == leaves.count else {
+            throw CheckpointError.badConfig(file: file, "optimizer state holds \(state.items.count) parameters, the model \(leaves.count)")
+        }
+        var out = leaves
+        for (k, v) in state.items {
+            guard case .int(let idx) = k, idx >= 0, idx < order.count, case .tensor(let t)? = v[moment] else {
+                throw CheckpointError.badConfig(file: file, "optimizer state entry \(k) has no \(moment) tensor")
+            }
+            let (name, w) = leaves[order[idx]]
+            guard t.shape == w.shape else {
+                throw CheckpointError.shapeMismatch(file: file, tensor: "optimizer.state.\(idx).\(moment) (for \(name))", expected: w.shape, found: t.shape)
+            }
+            out[order[idx]] = (name, t)
+        }
+        return out
     }
 }

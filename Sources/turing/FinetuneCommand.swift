@@ -36,7 +36,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option var steps: Int
     @Option(help: "Directory for checkpoints.") var save: String?
     @Option(name: .customLong("save-interval")) var saveInterval: Int = 0
-    @Option(name: .customLong("save-megatron"), help: "Also write each save as a Megatron-LM legacy checkpoint at the run's --tp x --pp (model, AdamW state, LR scheduler, args, iteration) here; Megatron resumes it with --no-load-rng.") var saveMegatron: String?
+    @Option(name: .customLong("save-megatron"), help: "Also (or instead of --save) write each save as a Megatron-LM legacy checkpoint at the run's --tp x --pp (model, AdamW state, LR scheduler, args, iteration) here; Megatron resumes it with --no-load-rng, and so does finetune when --save holds nothing.") var saveMegatron: String?
     @Option(name: .customLong("exit-interval"), help: "Stop (and save) after this step; resume later with the same flags.") var exitInterval: Int?
     @Option var seed: UInt64 = 1234
     @Option(name: .customLong("eval-tasks"), help: "Evaluate these tasks (comma-separated, as `turing eval`) every --eval-interval steps.") var evalTasks: String?
@@ -59,20 +59,38 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         // model
-        var ckpt: CanonicalCheckpoint
+        let ckpt: CanonicalCheckpoint
+        var resumed: CanonicalCheckpoint? = nil
         var resumeOpt: [String: Tensor]? = nil
         var startStep = 0
+        var resumedFrom: String? = nil
         if let saveDir = save, let dir = TuringFormat.resolve(URL(fileURLWithPath: saveDir)) {
             let r = try TuringFormat.load(dir)
-            ckpt = r.checkpoint; resumeOpt = r.optimizer; startStep = (r.trainer?["step"] as? Int) ?? 0
+            resumed = r.checkpoint; resumeOpt = r.optimizer; startStep = (r.trainer?["step"] as? Int) ?? 0
+            resumedFrom = dir.path
+        } else if let meg = saveMegatron, MegatronLegacyAdapter.isMegatronFolder(URL(fileURLWithPath: meg)) {
+            // a Megatron-LM save with its optimizer state (ours, or Megatron's own FP32Optimizer)
+            let url = URL(fileURLWithPath: meg)
+            let rep = try CheckpointLoader.loadReport(url)
+            resumed = rep.checkpoint
+            let flat = ParameterLayout(config: rep.checkpoint.config)
+            var o = LoadOptions(); o.vocabSize = rep.checkpoint.config.vocabSize
+            o.optimizerMoment = "exp_avg"; let m = try flat.flatten(CheckpointLoader.load(url, options: o))
+            o.optimizerMoment = "exp_avg_sq"; let v = try flat.flatten(CheckpointLoader.load(url, options: o))
+            resumeOpt = ["adam_m": Tensor(shape: [m.count], data: m), "adam_v": Tensor(shape: [v.count], data: v)]
+            startStep = rep.iteration ?? 0
+            resumedFrom = "\(meg) (Megatron-LM legacy, with its optimizer state)"
+        }
+        if let r = resumed, let from = resumedFrom {
+            ckpt = r
             // the model this command names must be the one saved there
             let given: ModelConfig?
             if let c = config { given = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: c))) }
             else { given = CheckpointLoader.inspect(URL(fileURLWithPath: checkpoint!)).config }
             if let g = given, g.architectureKey != ckpt.config.architectureKey {
-                throw CLIError("\(dir.path) holds a checkpoint of another architecture (\(ckpt.config.architectureKey)) than \(config ?? checkpoint!) (\(g.architectureKey)): resume with the model it was trained from, or --save to a new directory")
+                throw CLIError("\(from) holds a checkpoint of another architecture (\(ckpt.config.architectureKey)) than \(config ?? checkpoint!) (\(g.architectureKey)): resume with the model it was trained from, or save to a new directory")
             }
-            log("resuming from \(dir.path) at step \(startStep)")
+            log("resuming from \(from) at step \(startStep)")
         } else if let c = config {
             let cfg = try JSONDecoder().decode(ModelConfig.self, from: Data(contentsOf: URL(fileURLWithPath: c)))
             ckpt = .random(config: cfg, seed: seed, std: 0.02)
@@ -114,7 +132,7 @@ struct FinetuneCommand: ParsableCommand {
         var adam = AdamW(layout: canonical, config: tc.adam)
         if let o = resumeOpt {
             guard let m = o["adam_m"], let v = o["adam_v"], m.count == canonical.total, v.count == canonical.total else {
-                throw CLIError("\(save!): the saved Adam moments do not fit this model's \(canonical.total) parameters")
+                throw CLIError("\(resumedFrom ?? "the save"): the saved Adam moments do not fit this model's \(canonical.total) parameters")
             }
             adam = AdamW(layout: canonical, config: tc.adam, m: m.data, v: v.data, step: startStep)
         }
@@ -127,15 +145,13 @@ struct FinetuneCommand: ParsableCommand {
             print(String(format: "step %5d | loss %.4f | lr %.3e | grad norm %.3f | %.0f tok/s | ETA %.0fs", r.step, r.loss, r.lr, r.gradNorm, r.tokensPerSecond, eta))
         }, save: { s in
             guard isPrimaryRank else { return }
-            guard let saveDir = save else {
-                if saveMegatron != nil { throw CLIError("--save-megatron needs --save (the Turing checkpoint that resumes exactly)") }
-                return
-            }
             var c = ckpt
             c.tensors = canonical.tensors(s.params)
-            try TuringFormat.save(c, optimizer: ["adam_m": Tensor(shape: [s.adam.m.count], data: s.adam.m), "adam_v": Tensor(shape: [s.adam.v.count], data: s.adam.v)],
-                                  trainer: ["step": s.step, "seed": Int(seed), "data": data], to: URL(fileURLWithPath: saveDir), iteration: s.step)
-            log("saved \(saveDir) at step \(s.step)")
+            if let saveDir = save {
+                try TuringFormat.save(c, optimizer: ["adam_m": Tensor(shape: [s.adam.m.count], data: s.adam.m), "adam_v": Tensor(shape: [s.adam.v.count], data: s.adam.v)],
+                                      trainer: ["step": s.step, "seed": Int(seed), "data": data], to: URL(fileURLWithPath: saveDir), iteration: s.step)
+                log("saved \(saveDir) at step \(s.step)")
+            }
             if let meg = saveMegatron {
                 let training = MegatronTrainingState(
                     expAvg: canonical.tensors(s.adam.m), expAvgSq: canonical.tensors(s.adam.v), step: s.step,

@@ -65,6 +65,17 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(a.count, 4); XCTAssertEqual(b.count, 4)
         for (x, y) in zip(a, b) { XCTAssertEqual(Double(x.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!,
                                                  Double(y.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!, accuracy: 2e-4, "\(a) vs \(b)") }
+        // the same through a Megatron-LM save (weights, AdamW moments and iteration read back from its optimizer state)
+        let meg = d.appendingPathComponent("meg").path
+        let m1 = try run(base + ["--tp", "2", "--pp", "2", "--save-megatron", meg, "--exit-interval", "2"])
+        XCTAssertEqual(m1.status, 0, m1.err)
+        let m2 = try run(base + ["--pp", "2", "--save-megatron", meg])
+        XCTAssertEqual(m2.status, 0, m2.err)
+        XCTAssertTrue(m2.err.contains("Megatron-LM legacy, with its optimizer state) at step 2"), m2.err)
+        let c = losses(m1.out) + losses(m2.out)
+        XCTAssertEqual(c.count, 4)
+        for (x, y) in zip(a, c) { XCTAssertEqual(Double(x.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!,
+                                                 Double(y.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!, accuracy: 2e-4, "\(a) vs \(c)") }
         // another architecture into the same save directory
         let cfg = d.appendingPathComponent("other.json")
         try #"{"vocab_size": 617, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "max_positions": 64}"#.write(to: cfg, atomically: true, encoding: .utf8)

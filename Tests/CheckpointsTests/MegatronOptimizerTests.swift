@@ -63,6 +63,12 @@ final class MegatronOptimizerTests: XCTestCase {
         // the model itself still reads back bitwise
         let back = try CheckpointLoader.load(out)
         for (n, t) in ck.tensors { XCTAssertEqual(back.tensors[n]?.data, t.data, n) }
+        // and the moments read back through the same merge (what finetune resumes from)
+        for (moment, want) in [("exp_avg", twice), ("exp_avg_sq", square)] {
+            var o = LoadOptions(); o.optimizerMoment = moment
+            let got = try CheckpointLoader.load(out, options: o)
+            for (n, t) in want { XCTAssertEqual(got.tensors[n]?.data, t.data, "\(moment) of \(n)") }
+        }
     }
 
     /// GPT-2 style: tied embeddings (the last stage's word_embeddings_for_head has its own state), biases, LayerNorm.
