@@ -198,14 +198,18 @@ public final class StageTraining {
         a.ao = [Float](repeating: 0, count: N * HDl)
         a.q.withUnsafeBufferPointer { qb in a.k.withUnsafeBufferPointer { kb in a.v.withUnsafeBufferPointer { vb in
             a.att.withUnsafeMutableBufferPointer { ab in a.ao.withUnsafeMutableBufferPointer { ob in
-                for b in 0..<B { for h in 0..<Hl { let g = h / per; for t in 0..<T {
-                    let qt = qb.baseAddress! + (b * T + t) * HDl + h * D
-                    let row = ab.baseAddress! + ((b * Hl + h) * T + t) * T
-                    for j in 0...t { row[j] = scale * dot(qt, kb.baseAddress! + (b * T + j) * GDl + g * D, count: D) }
-                    softmaxInPlace(row, count: t + 1)
-                    let o = ob.baseAddress! + (b * T + t) * HDl + h * D
-                    for j in 0...t { axpy(o, row[j], vb.baseAddress! + (b * T + j) * GDl + g * D, count: D) }
-                } } }
+                let qB = qb.baseAddress!, kB = kb.baseAddress!, vB = vb.baseAddress!, aB = ab.baseAddress!, oB = ob.baseAddress!
+                parallelFor(B * Gl) { task in          // one (sequence, query group) per task: disjoint outputs
+                    let b = task / Gl, g = task % Gl
+                    for h in (g * per)..<((g + 1) * per) { for t in 0..<T {
+                        let qt = qB + (b * T + t) * HDl + h * D
+                        let row = aB + ((b * Hl + h) * T + t) * T
+                        for j in 0...t { row[j] = scale * dot(qt, kB + (b * T + j) * GDl + g * D, count: D) }
+                        softmaxInPlace(row, count: t + 1)
+                        let o = oB + (b * T + t) * HDl + h * D
+                        for j in 0...t { axpy(o, row[j], vB + (b * T + j) * GDl + g * D, count: D) }
+                    } }
+                }
             } }
         } } }
         let proj = try rowParallel(P0, a.ao, pf + "attn.out", rows: N, HDl, C, tpc: tpc)
@@ -380,27 +384,36 @@ public final class StageTraining {
         // attention
         var dao = z(N * HDl)
         linearBack(P0, G0, &dao, accumulate: false, dr2, a.ao, pf + "attn.out", rows: N, HDl, C)
-        var dq = z(N * HDl), dk = z(N * GDl), dv = z(N * GDl), dp = z(T)
+        var dq = z(N * HDl), dk = z(N * GDl), dv = z(N * GDl)
         a.q.withUnsafeBufferPointer { qb in a.k.withUnsafeBufferPointer { kb in a.v.withUnsafeBufferPointer { vb in a.att.withUnsafeBufferPointer { ab in
-        dao.withUnsafeBufferPointer { db in dq.withUnsafeMutableBufferPointer { dqb in dk.withUnsafeMutableBufferPointer { dkb in dv.withUnsafeMutableBufferPointer { dvb in dp.withUnsafeMutableBufferPointer { dpb in
-            for b in 0..<B { for h in 0..<Hl { let gi = h / per; for t in 0..<T {
-                let row = ab.baseAddress! + ((b * Hl + h) * T + t) * T
-                let dot_ = db.baseAddress! + (b * T + t) * HDl + h * D
-                var sum: Float = 0
-                for j in 0...t {
-                    dpb[j] = dot(dot_, vb.baseAddress! + (b * T + j) * GDl + gi * D, count: D)
-                    sum += row[j] * dpb[j]
-                    axpy(dvb.baseAddress! + (b * T + j) * GDl + gi * D, row[j], dot_, count: D)
+        dao.withUnsafeBufferPointer { db in dq.withUnsafeMutableBufferPointer { dqb in dk.withUnsafeMutableBufferPointer { dkb in dv.withUnsafeMutableBufferPointer { dvb in
+            let qB = qb.baseAddress!, kB = kb.baseAddress!, vB = vb.baseAddress!, aB = ab.baseAddress!, dB = db.baseAddress!
+            let dqB = dqb.baseAddress!, dkB = dkb.baseAddress!, dvB = dvb.baseAddress!
+            // one (sequence, query group) per task: it alone writes that group's dk/dv rows and its heads' dq
+            parallelFor(B * Gl) { task in
+                let b = task / Gl, gi = task % Gl
+                var dp = [Float](repeating: 0, count: T)
+                dp.withUnsafeMutableBufferPointer { dpb in
+                    for h in (gi * per)..<((gi + 1) * per) { for t in 0..<T {
+                        let row = aB + ((b * Hl + h) * T + t) * T
+                        let dot_ = dB + (b * T + t) * HDl + h * D
+                        var sum: Float = 0
+                        for j in 0...t {
+                            dpb[j] = dot(dot_, vB + (b * T + j) * GDl + gi * D, count: D)
+                            sum += row[j] * dpb[j]
+                            axpy(dvB + (b * T + j) * GDl + gi * D, row[j], dot_, count: D)
+                        }
+                        let qt = qB + (b * T + t) * HDl + h * D
+                        let dqt = dqB + (b * T + t) * HDl + h * D
+                        for j in 0...t {
+                            let ds = row[j] * (dpb[j] - sum) * scale
+                            axpy(dqt, ds, kB + (b * T + j) * GDl + gi * D, count: D)
+                            axpy(dkB + (b * T + j) * GDl + gi * D, ds, qt, count: D)
+                        }
+                    } }
                 }
-                let qt = qb.baseAddress! + (b * T + t) * HDl + h * D
-                let dqt = dqb.baseAddress! + (b * T + t) * HDl + h * D
-                for j in 0...t {
-                    let ds = row[j] * (dpb[j] - sum) * scale
-                    axpy(dqt, ds, kb.baseAddress! + (b * T + j) * GDl + gi * D, count: D)
-                    axpy(dkb.baseAddress! + (b * T + j) * GDl + gi * D, ds, qt, count: D)
-                }
-            } } }
-        } } } } } } } } }
+            }
+        } } } } } } } }
         if let rot = rotary {
             dq.withUnsafeMutableBufferPointer { qb in dk.withUnsafeMutableBufferPointer { kb in
                 for r in 0..<N { rot.apply(qb.baseAddress! + r * HDl, heads: Hl, pos: r % T, inverse: true); rot.apply(kb.baseAddress! + r * GDl, heads: Gl, pos: r % T, inverse: true) } } }
@@ -413,5 +426,18 @@ public final class StageTraining {
         var dx = dr2
         normBackward(P0, G0, &dx, dn1, a.x, a.n1m, a.n1s, pf + "norm1", rows: N)
         return dx
+    }
+}
+
+/// body(0..<n), spread over the BLAS thread count (the cores this rank was given); each index runs
+/// exactly once, so a body that writes disjoint outputs gives the serial result bit for bit.
+func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+    let w = min(n, max(1, BLAS.threads))
+    if w <= 1 { for i in 0..<n { body(i) }; return }
+    withoutActuallyEscaping(body) { f in
+        DispatchQueue.concurrentPerform(iterations: w) { k in
+            var i = k
+            while i < n { f(i); i += w }
+        }
     }
 }
