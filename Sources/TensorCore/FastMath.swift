@@ -91,3 +91,18 @@ public func softmaxFast(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     while i + 8 <= n { store8(x + i, load8(x + i) * inv); i += 8 }
     while i < n { x[i] *= inv; i += 1 }
 }
+
+/// x[i] = exp(x[i] - shift) in place (vectorised exp); returns the sum (accumulated in Double per block).
+public func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int, shift: Float) -> Double {
+    let vm = SIMD8<Float>(repeating: shift)
+    var total: Double = 0
+    var i = 0
+    while i + 8 <= n {
+        var acc = SIMD8<Float>(repeating: 0)
+        let end = min(n - (n - i) % 8, i + 1024)         // blocks of 1024 in Float, then into the Double total
+        while i < end { let e = vexp(load8(x + i) - vm); store8(x + i, e); acc += e; i += 8 }
+        total += Double(acc.sum())
+    }
+    while i < n { let e = expf(x[i] - shift); x[i] = e; total += Double(e); i += 1 }
+    return total
+}

@@ -5,6 +5,7 @@
 // as Megatron and nanoGPT configure it.
 
 import Foundation
+import TensorCore
 import Model
 
 public struct AdamWConfig: Sendable, Equatable {
@@ -35,18 +36,30 @@ public struct AdamW: Sendable {
 
     public mutating func update(params: inout [Float], grads: [Float], lr: Float) {
         step += 1
-        let b1 = config.beta1, b2 = config.beta2
+        let b1 = config.beta1, b2 = config.beta2, eps = config.eps
         let bc1 = 1 - powf(b1, Float(step)), bc2 = 1 - powf(b2, Float(step))
         let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        // element-wise, so any split over threads gives the same bits
+        var spans: [(lo: Int, hi: Int, decay: Float)] = []
         for (k, e) in layout.entries.enumerated() {
             let decay = decayMask[k] ? 1 - lr * config.weightDecay : 1
-            for i in e.offset..<(e.offset + e.count) {
-                let g = grads[i]
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                params[i] *= decay
-                params[i] -= stepSize * m[i] / (v[i].squareRoot() / bc2Sqrt + config.eps)
-            }
+            var lo = e.offset
+            while lo < e.offset + e.count { let hi = min(e.offset + e.count, lo + 65536); spans.append((lo, hi, decay)); lo = hi }
         }
+        params.withUnsafeMutableBufferPointer { pb in m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in grads.withUnsafeBufferPointer { gb in
+            let P = pb.baseAddress!, M = mb.baseAddress!, V = vb.baseAddress!, G = gb.baseAddress!
+            parallelFor(spans.count) { k in
+                let (lo, hi, decay) = spans[k]
+                for i in lo..<hi {
+                    let g = G[i]
+                    let mi = b1 * M[i] + (1 - b1) * g
+                    let vi = b2 * V[i] + (1 - b2) * g * g
+                    M[i] = mi; V[i] = vi
+                    var p = P[i] * decay
+                    p -= stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps)
+                    P[i] = p
+                }
+            }
+        } } } }
     }
 }

@@ -56,7 +56,7 @@ public final class RankTrainer {
         let mine = Array(micro[(position.d * M / DP)..<((position.d + 1) * M / DP)])
         for b in mine { _ = try model.check(b) }
         let scale = 1 / Float(M)
-        for i in 0..<grads.count { grads[i] = 0 }
+        grads.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         var lossSum: Double = 0
         var acts: [Int: StageActivations] = [:]
         peakInFlight = 0; peakActivationFloats = 0
@@ -98,17 +98,28 @@ public final class RankTrainer {
         try sumTiedEmbedding()
         // global norm (each tensor counted once: replica 0 only, after the DP sum every replica holds
         // the same gradients) and the loss (every replica's last stage), over every rank
-        var ss: Double = 0
+        // fixed spans, partial sums added in span order: the same bits on any number of threads
+        var spans: [Range<Int>] = []
         for e in model.layout.entries where position.d == 0 && model.layout.countsInNorm(e, tpRank: position.t, stage: position.p) {
-            for i in e.offset..<(e.offset + e.count) { ss += Double(grads[i]) * Double(grads[i]) }
+            var lo = e.offset
+            while lo < e.offset + e.count { let hi = min(e.offset + e.count, lo + 65536); spans.append(lo..<hi); lo = hi }
         }
+        var partial = [Double](repeating: 0, count: spans.count)
+        grads.withUnsafeBufferPointer { gb in partial.withUnsafeMutableBufferPointer { pb in
+            let G = gb.baseAddress!, S = pb.baseAddress!
+            parallelFor(spans.count) { k in var a: Double = 0; for i in spans[k] { a += Double(G[i]) * Double(G[i]) }; S[k] = a }
+        } }
+        let ss = partial.reduce(0, +)
         var red: [Float] = [Float(ss), model.isLast && position.t == 0 ? Float(lossSum / Double(M)) : 0]
         try red.withUnsafeMutableBufferPointer { try world.allReduce($0) }
         let norm = red[0].squareRoot(), loss = red[1]
         guard loss.isFinite, norm.isFinite else { throw TrainingDiverged(loss: loss, gradNorm: norm) }
         if clip > 0 && norm > clip {
-            let s = clip / (norm + 1e-6)
-            for i in 0..<grads.count { grads[i] *= s }
+            let s = clip / (norm + 1e-6), n = grads.count
+            grads.withUnsafeMutableBufferPointer { gb in
+                let G = gb.baseAddress!
+                parallelFor((n + 65535) / 65536) { k in for i in (k * 65536)..<min(n, (k + 1) * 65536) { G[i] *= s } }
+            }
         }
         adam.update(params: &params, grads: grads, lr: lr)
         return (loss, norm)

@@ -244,39 +244,40 @@ public final class StageTraining {
         logits.withUnsafeMutableBufferPointer { yb in s.final.n1.withUnsafeBufferPointer { xb in
             linear(yb.baseAddress!, xb.baseAddress!, p(P0, headName), nil, rows: N, inFeatures: C, outFeatures: Vl) } }
         let valid = max(0, min(Vl, V - vocabStart))      // local columns that are real tokens (the rest is padding)
+        let targets = (0..<N).map { batch.targets[$0 / T][$0 % T] - vocabStart }
         // row maxima over the whole vocabulary: all-gather the local ones
         var localMax = [Float](repeating: -Float.greatestFiniteMagnitude, count: N)
         logits.withUnsafeBufferPointer { lb in for r in 0..<N { let row = lb.baseAddress! + r * Vl; for j in 0..<valid { localMax[r] = max(localMax[r], row[j]) } } }
         var allMax = [Float](repeating: 0, count: N * tp)
         try localMax.withUnsafeBufferPointer { sb in try allMax.withUnsafeMutableBufferPointer { try tpc.allGather(sb, into: $0) } }
         let rowMax = (0..<N).map { r in (0..<tp).map { allMax[$0 * N + r] }.max()! }
-        // sum of exp and the target's logit: all-reduce [2N]
+        // rows become exp(logit - max) in place; sum of exp and the target's logit: all-reduce [2N]
         var sums = [Float](repeating: 0, count: 2 * N)
-        logits.withUnsafeBufferPointer { lb in
-            for r in 0..<N {
-                let row = lb.baseAddress! + r * Vl
-                var se: Double = 0
-                for j in 0..<valid { se += Double(expf(row[j] - rowMax[r])) }
-                sums[r] = Float(se)
-                let tl = batch.targets[r / T][r % T] - vocabStart
-                if tl >= 0 && tl < valid { sums[N + r] = row[tl] }
+        logits.withUnsafeMutableBufferPointer { lb in sums.withUnsafeMutableBufferPointer { sb in
+            let L = lb.baseAddress!, S = sb.baseAddress!
+            parallelFor(N) { r in
+                let row = L + r * Vl
+                if targets[r] >= 0 && targets[r] < valid { S[N + r] = row[targets[r]] }
+                S[r] = Float(expShiftedInPlace(row, count: valid, shift: rowMax[r]))
             }
-        }
+        } }
         try sums.withUnsafeMutableBufferPointer { try tpc.allReduce($0) }
+        // dlogits = softmax * w, minus w at the target; padding and masked rows 0
         let w = lossScale / Float(count)
-        var loss: Double = 0
-        logits.withUnsafeMutableBufferPointer { lb in
-            for r in 0..<N {
-                let row = lb.baseAddress! + r * Vl
-                guard batch.mask[r / T][r % T] else { row.update(repeating: 0, count: Vl); continue }
-                let lse = Double(rowMax[r]) + log(Double(sums[r]))
-                loss += lse - Double(sums[N + r])
-                for j in 0..<valid { row[j] = Float(exp(Double(row[j]) - lse)) * w }
+        var rowLoss = [Double](repeating: 0, count: N)
+        logits.withUnsafeMutableBufferPointer { lb in rowLoss.withUnsafeMutableBufferPointer { lossB in
+            let L = lb.baseAddress!, RL = lossB.baseAddress!
+            parallelFor(N) { r in
+                let row = L + r * Vl
+                guard batch.mask[r / T][r % T] else { row.update(repeating: 0, count: Vl); return }
+                RL[r] = Double(rowMax[r]) + log(Double(sums[r])) - Double(sums[N + r])
+                let k = w / sums[r]
+                for j in 0..<valid { row[j] *= k }
                 for j in valid..<Vl { row[j] = 0 }
-                let tl = batch.targets[r / T][r % T] - vocabStart
-                if tl >= 0 && tl < valid { row[tl] -= w }
+                if targets[r] >= 0 && targets[r] < valid { row[targets[r]] -= w }
             }
-        }
+        } }
+        let loss = rowLoss.reduce(0, +)
         s.dlogits = logits
         s.loss = loss / Double(count)
     }
