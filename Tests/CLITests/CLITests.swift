@@ -52,7 +52,14 @@ final class CLITests: XCTestCase {
             .write(to: data, atomically: true, encoding: .utf8)
         let base = ["finetune", "--checkpoint", "checkpoints/demo", "--data", data.path, "--seq-length", "24", "--micro-batch", "2",
                     "--global-batch", "4", "--steps", "4", "--lr", "1e-3"]
-        func losses(_ out: String) -> [String] { out.split(separator: "\n").filter { $0.hasPrefix("step") }.map { String($0.split(separator: "|")[1]) } }
+        func losses(_ out: String) -> [Double] {
+            out.split(separator: "\n").filter { $0.hasPrefix("step") }
+                .compactMap { Double($0.split(separator: "|")[1].replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces)) }
+        }
+        func sameLosses(_ a: [Double], _ b: [Double]) {
+            XCTAssertEqual(a.count, 4); XCTAssertEqual(b.count, 4)
+            for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: 2e-4, "\(a) vs \(b)") }
+        }
         let full = try run(base + ["--tp", "2", "--pp", "2"])
         XCTAssertEqual(full.status, 0, full.err)
         let save = d.appendingPathComponent("run").path
@@ -61,10 +68,8 @@ final class CLITests: XCTestCase {
         let second = try run(base + ["--dp", "2", "--save", save])
         XCTAssertEqual(second.status, 0, second.err)
         XCTAssertTrue(second.err.contains("resuming from"), second.err)
-        let a = losses(full.out), b = losses(first.out) + losses(second.out)
-        XCTAssertEqual(a.count, 4); XCTAssertEqual(b.count, 4)
-        for (x, y) in zip(a, b) { XCTAssertEqual(Double(x.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!,
-                                                 Double(y.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!, accuracy: 2e-4, "\(a) vs \(b)") }
+        let a = losses(full.out)
+        sameLosses(a, losses(first.out) + losses(second.out))
         // the same through a Megatron-LM save (weights, AdamW moments and iteration read back from its optimizer state)
         let meg = d.appendingPathComponent("meg").path
         let m1 = try run(base + ["--tp", "2", "--pp", "2", "--save-megatron", meg, "--exit-interval", "2"])
@@ -72,10 +77,7 @@ final class CLITests: XCTestCase {
         let m2 = try run(base + ["--pp", "2", "--save-megatron", meg])
         XCTAssertEqual(m2.status, 0, m2.err)
         XCTAssertTrue(m2.err.contains("Megatron-LM legacy, with its optimizer state) at step 2"), m2.err)
-        let c = losses(m1.out) + losses(m2.out)
-        XCTAssertEqual(c.count, 4)
-        for (x, y) in zip(a, c) { XCTAssertEqual(Double(x.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!,
-                                                 Double(y.replacingOccurrences(of: "loss", with: "").trimmingCharacters(in: .whitespaces))!, accuracy: 2e-4, "\(a) vs \(c)") }
+        sameLosses(a, losses(m1.out) + losses(m2.out))
         // another architecture into the same save directory
         let cfg = d.appendingPathComponent("other.json")
         try #"{"vocab_size": 617, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "max_positions": 64}"#.write(to: cfg, atomically: true, encoding: .utf8)
