@@ -41,11 +41,6 @@ public final class Trainer {
     public let config: TrainerConfig
     public let rows: [TrainingRow]
 
-    /// TP 1 x PP 1 in this process.
-    public convenience init(model: DecoderTraining, rows: [TrainingRow], config: TrainerConfig) throws {
-        try self.init(executor: InProcessTraining(config: model.config), rows: rows, config: config)
-    }
-
     public init(executor: TrainingExecutor, rows: [TrainingRow], config: TrainerConfig) throws {
         let dp = executor.grid.dp
         guard config.microBatch > 0, config.globalBatch > 0, config.globalBatch % (config.microBatch * dp) == 0 else {

@@ -18,12 +18,12 @@ final class TrainerTests: XCTestCase {
     }
 
     func makeTrainer(steps: Int, exitAfter: Int? = nil) throws -> (Trainer, TrainerState) {
-        let model = try DecoderTraining(config: Self.config)
+        let layout = ParameterLayout(config: Self.config)
         var cfg = TrainerConfig(microBatch: 2, globalBatch: 4, steps: steps, schedule: LRSchedule(lr: 1e-2, warmup: 2, decaySteps: steps), seed: 9)
         cfg.exitAfter = exitAfter
-        let t = try Trainer(model: model, rows: rows(24, seed: 1), config: cfg)
-        let params = try model.layout.flatten(.random(config: Self.config, seed: 5, std: 0.1))
-        return (t, TrainerState(params: params, adam: AdamW(layout: model.layout), step: 0))
+        let t = try Trainer(executor: InProcessTraining(config: Self.config), rows: rows(24, seed: 1), config: cfg)
+        let params = try layout.flatten(.random(config: Self.config, seed: 5, std: 0.1))
+        return (t, TrainerState(params: params, adam: AdamW(layout: layout), step: 0))
     }
 
     /// A run interrupted at step 6 and resumed from its saved state gives the same losses and weights.
@@ -39,13 +39,13 @@ final class TrainerTests: XCTestCase {
         // resume through the checkpoint format, as `finetune` does
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("turing-resume-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let model = try DecoderTraining(config: Self.config)
-        let ck = CanonicalCheckpoint(config: Self.config, tensors: model.layout.tensors(saved!.params), format: "turing")
+        let layout = ParameterLayout(config: Self.config)
+        let ck = CanonicalCheckpoint(config: Self.config, tensors: layout.tensors(saved!.params), format: "turing")
         try TuringFormat.save(ck, optimizer: ["adam_m": Tensor(shape: [saved!.adam.m.count], data: saved!.adam.m), "adam_v": Tensor(shape: [saved!.adam.v.count], data: saved!.adam.v)],
                               trainer: ["step": 6], to: dir, iteration: 6)
         let back = try TuringFormat.load(dir)
-        var s3 = TrainerState(params: try model.layout.flatten(back.checkpoint),
-                              adam: AdamW(layout: model.layout, config: .init(), m: back.optimizer!["adam_m"]!.data, v: back.optimizer!["adam_v"]!.data, step: back.trainer!["step"] as! Int), step: 6)
+        var s3 = TrainerState(params: try layout.flatten(back.checkpoint),
+                              adam: AdamW(layout: layout, config: .init(), m: back.optimizer!["adam_m"]!.data, v: back.optimizer!["adam_v"]!.data, step: back.trainer!["step"] as! Int), step: 6)
         var (second, _) = try makeTrainer(steps: 12)
         try second.run(&s3, onStep: { lossesB.append($0.loss) }, save: { _ in })
         XCTAssertEqual(lossesA, lossesB)
@@ -65,11 +65,12 @@ final class TrainerTests: XCTestCase {
     }
 
     func testDivergenceStopsNamingTheStep() throws {
-        let model = try DecoderTraining(config: Self.config)
-        let t = try Trainer(model: model, rows: rows(8, seed: 2), config: TrainerConfig(microBatch: 2, globalBatch: 2, steps: 5, schedule: LRSchedule(lr: 1e-2, decaySteps: 5)))
-        var params = try model.layout.flatten(.random(config: Self.config, seed: 5))
+        let layout = ParameterLayout(config: Self.config)
+        let t = try Trainer(executor: InProcessTraining(config: Self.config), rows: rows(8, seed: 2),
+                            config: TrainerConfig(microBatch: 2, globalBatch: 2, steps: 5, schedule: LRSchedule(lr: 1e-2, decaySteps: 5)))
+        var params = try layout.flatten(.random(config: Self.config, seed: 5))
         params[0] = .nan
-        var s = TrainerState(params: params, adam: AdamW(layout: model.layout), step: 0)
+        var s = TrainerState(params: params, adam: AdamW(layout: layout), step: 0)
         var saves = 0
         XCTAssertThrowsError(try t.run(&s, onStep: { _ in }, save: { _ in saves += 1 })) { e in XCTAssertTrue("\(e)".contains("step 1"), "\(e)") }
         XCTAssertEqual(saves, 0)

@@ -42,17 +42,17 @@ struct MakeDemoCommand: ParsableCommand {
         let rows = Datasets.pack(docs, eos: eos, seqLength: T)
         let config = ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 64, numLayers: 2, numHeads: 4, maxPositions: 128,
                                  activation: .geluTanh, bosToken: eos, eosToken: eos)
-        let model = try DecoderTraining(config: config)
+        let layout = ParameterLayout(config: config)
         let tc = TrainerConfig(microBatch: 8, globalBatch: 16, steps: steps,
                                schedule: LRSchedule(lr: 3e-3, minLR: 3e-4, warmup: 20, decaySteps: steps), seed: seed)
-        let trainer = try Trainer(model: model, rows: rows, config: tc)
-        var state = TrainerState(params: try model.layout.flatten(.random(config: config, seed: seed, std: 0.02)), adam: AdamW(layout: model.layout), step: 0)
+        let trainer = try Trainer(executor: InProcessTraining(config: config), rows: rows, config: tc)
+        var state = TrainerState(params: try layout.flatten(.random(config: config, seed: seed, std: 0.02)), adam: AdamW(layout: layout), step: 0)
         log("demo: vocab \(tok.vocabSize), \(rows.count) rows of \(T + 1) tokens, \(steps) steps")
         try trainer.run(&state, onStep: { r in
             if r.step % 25 == 0 || r.step == 1 { log(String(format: "step %4d  loss %.4f  lr %.2e  grad norm %.3f", r.step, r.loss, r.lr, r.gradNorm)) }
         }, save: { s in
             guard s.step == steps else { return }
-            let ckpt = CanonicalCheckpoint(config: config, tensors: model.layout.tensors(s.params), format: "turing")
+            let ckpt = CanonicalCheckpoint(config: config, tensors: layout.tensors(s.params), format: "turing")
             try TuringFormat.save(ckpt, trainer: ["step": s.step, "seed": Int(seed), "corpus": "DemoCorpus.documents(3000, seed: \(seed))"], to: out, iteration: s.step)
         })
         log("wrote \(output) and \(taskData)/demo_*.jsonl")
