@@ -95,19 +95,25 @@ public final class StageTraining {
         }
         guard T <= c.maxPositions else { throw TrainingError("sequence length \(T) exceeds the model's \(c.maxPositions) positions") }
         for row in batch.inputs + batch.targets { for t in row where t < 0 || t >= c.vocabSize { throw TrainingError("token id \(t) outside the vocabulary [0, \(c.vocabSize))") } }
-        let count = batch.mask.joined().filter { $0 }.count
-        guard count > 0 else { throw TrainingError("no position of the batch counts in the loss (empty mask)") }
-        return (B, T, count)
+        let d = dims(batch)
+        guard d.count > 0 else { throw TrainingError("no position of the batch counts in the loss (empty mask)") }
+        return d
+    }
+
+    /// Batch size, length and counted positions of a batch that passed `check` (callers check every
+    /// micro-batch once, before any communication).
+    func dims(_ batch: TrainingBatch) -> (B: Int, T: Int, count: Int) {
+        (batch.inputs.count, batch.inputs[0].count, batch.mask.reduce(0) { $0 + $1.filter { $0 }.count })
     }
 
     // MARK: forward
 
-    /// Runs this stage on one micro-batch. `input` is the previous stage's output [N, C] (nil on
+    /// Runs this stage on one micro-batch (checked by the caller). `input` is the previous stage's output [N, C] (nil on
     /// stage 0). Returns this stage's output [N, C] (empty on the last stage, whose loss is in the
     /// activations) and what backward needs; with `keep == false` only each layer's input (and the
     /// final norm's) is kept, and backward recomputes one layer at a time (activation recomputation).
     func forward(_ P0: UnsafePointer<Float>, batch: TrainingBatch, input: [Float]?, lossScale: Float, keep: Bool, tpc: Collective) throws -> ([Float], StageActivations) {
-        let (B, T, count) = try check(batch)
+        let (B, T, count) = dims(batch)
         let N = B * T, C = config.hiddenSize
         let saved = StageActivations(input: isFirst ? [] : input!)
         var x: [Float]
@@ -290,7 +296,7 @@ public final class StageTraining {
     func backward(_ P0: UnsafePointer<Float>, _ G0: UnsafeMutablePointer<Float>, _ saved: StageActivations, batch: TrainingBatch, dOutput: [Float]?,
                   lossScale: Float, tpc: Collective) throws -> [Float] {
         let s = saved
-        let (B, T, count) = try check(batch)
+        let (B, T, count) = dims(batch)
         let N = B * T, C = config.hiddenSize
         let recomputing = s.layers.count != layers.count
         var dx: [Float]
