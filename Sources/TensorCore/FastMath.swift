@@ -1,7 +1,8 @@
 // FastMath: SIMD8 exp (Cephes expf: range reduction to [-ln2/2, ln2/2], degree-6 polynomial,
-import Foundation
 // exponent by bit shifting; relative error ~1e-7 over the clamped range) and the activations built
 // on it. The scalar kernels in Kernels.swift stay the reference the tests compare against.
+
+import Foundation
 
 @inline(__always) public func vexp(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
     // Clamp, floor and the float-to-int conversion use compares and the 1.5*2^23 rounding trick instead of
@@ -14,7 +15,13 @@ import Foundation
     let magic = SIMD8<Float>(repeating: 12_582_912)             // 1.5 * 2^23
     let r = (v + magic) - magic                                  // v rounded to nearest
     let fx = r.replacing(with: r - 1, where: r .> v)             // floor(v)
-    x = x - fx * 0.693359375
+    let n = unsafeBitCast(fx + magic, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127   // Int32(fx) + 127
+    return expPolynomial(x, fx, n)
+}
+
+/// exp(x) = 2^fx * p(x - fx ln2) for the clamped x, fx = floor(x/ln2 + 1/2) and n = fx + 127 as integers.
+@inline(__always) func expPolynomial(_ xc: SIMD8<Float>, _ fx: SIMD8<Float>, _ n: SIMD8<Int32>) -> SIMD8<Float> {
+    var x = xc - fx * 0.693359375
     x = x - fx * -2.12194440e-4
     let z = x * x
     var y = SIMD8<Float>(repeating: 1.9875691500e-4)
@@ -24,29 +31,16 @@ import Foundation
     y = y * x + 1.6666665459e-1
     y = y * x + 5.0000001201e-1
     y = y * z + x + 1
-    let n = unsafeBitCast(fx + magic, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127   // Int32(fx) + 127
     let pow2 = unsafeBitCast(n &<< 23, to: SIMD8<Float>.self)
     return y * pow2
 }
 
-/// The first formulation of `vexp` (stdlib clamp, floor and conversion), kept as the reference that
-/// `vexp` must equal bit for bit (TensorCoreTests).
+/// The first formulation of `vexp`'s clamp, floor and conversion (stdlib), kept as the reference
+/// that `vexp` must equal bit for bit (TensorCoreTests); both share the polynomial.
 public func vexpReference(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
-    var x = xIn.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.37626))
+    let x = xIn.clamped(lowerBound: SIMD8(repeating: -87.33654), upperBound: SIMD8(repeating: 88.37626))
     let fx = (x * 1.44269504088896341 + 0.5).rounded(.down)
-    x = x - fx * 0.693359375
-    x = x - fx * -2.12194440e-4
-    let z = x * x
-    var y = SIMD8<Float>(repeating: 1.9875691500e-4)
-    y = y * x + 1.3981999507e-3
-    y = y * x + 8.3334519073e-3
-    y = y * x + 4.1665795894e-2
-    y = y * x + 1.6666665459e-1
-    y = y * x + 5.0000001201e-1
-    y = y * z + x + 1
-    let n = SIMD8<Int32>(fx, rounding: .towardZero) &+ 127
-    let pow2 = unsafeBitCast(n &<< 23, to: SIMD8<Float>.self)
-    return y * pow2
+    return expPolynomial(x, fx, SIMD8<Int32>(fx, rounding: .towardZero) &+ 127)
 }
 
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
