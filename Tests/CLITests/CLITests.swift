@@ -62,22 +62,24 @@ final class CLITests: XCTestCase {
         }
         let full = try run(base + ["--tp", "2", "--pp", "2"])
         XCTAssertEqual(full.status, 0, full.err)
-        let save = d.appendingPathComponent("run").path
-        let first = try run(base + ["--tp", "2", "--pp", "2", "--save", save, "--exit-interval", "2"])
-        XCTAssertEqual(first.status, 0, first.err)
-        let second = try run(base + ["--dp", "2", "--save", save])
-        XCTAssertEqual(second.status, 0, second.err)
-        XCTAssertTrue(second.err.contains("resuming from"), second.err)
+        /// Steps 1-2 with `first`, stopped by --exit-interval, then steps 3-4 with `then`: every loss, and the second run's log.
+        func interrupted(_ first: [String], _ then: [String]) throws -> ([Double], String) {
+            let r1 = try run(base + first + ["--exit-interval", "2"])
+            XCTAssertEqual(r1.status, 0, r1.err)
+            let r2 = try run(base + then)
+            XCTAssertEqual(r2.status, 0, r2.err)
+            return (losses(r1.out) + losses(r2.out), r2.err)
+        }
         let a = losses(full.out)
-        sameLosses(a, losses(first.out) + losses(second.out))
+        let save = d.appendingPathComponent("run").path
+        let (b, bLog) = try interrupted(["--tp", "2", "--pp", "2", "--save", save], ["--dp", "2", "--save", save])
+        XCTAssertTrue(bLog.contains("resuming from"), bLog)
+        sameLosses(a, b)
         // the same through a Megatron-LM save (weights, AdamW moments and iteration read back from its optimizer state)
         let meg = d.appendingPathComponent("meg").path
-        let m1 = try run(base + ["--tp", "2", "--pp", "2", "--save-megatron", meg, "--exit-interval", "2"])
-        XCTAssertEqual(m1.status, 0, m1.err)
-        let m2 = try run(base + ["--pp", "2", "--save-megatron", meg])
-        XCTAssertEqual(m2.status, 0, m2.err)
-        XCTAssertTrue(m2.err.contains("Megatron-LM legacy, with its optimizer state) at step 2"), m2.err)
-        sameLosses(a, losses(m1.out) + losses(m2.out))
+        let (c, cLog) = try interrupted(["--tp", "2", "--pp", "2", "--save-megatron", meg], ["--pp", "2", "--save-megatron", meg])
+        XCTAssertTrue(cLog.contains("Megatron-LM legacy, with its optimizer state) at step 2"), cLog)
+        sameLosses(a, c)
         // another architecture into the same save directory
         let cfg = d.appendingPathComponent("other.json")
         try #"{"vocab_size": 617, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "max_positions": 64}"#.write(to: cfg, atomically: true, encoding: .utf8)
