@@ -17,12 +17,6 @@ final class BadInputTests: XCTestCase {
     metrics: [acc]
     """
 
-    func expectError(_ body: () throws -> Void, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        do { try body(); XCTFail("expected an error", file: file, line: line) } catch {
-            for p in parts { XCTAssertTrue("\(error)".contains(p), "\"\(error)\" lacks \"\(p)\"", file: file, line: line) }
-        }
-    }
-
     func tmpDir(_ files: [String: String]) throws -> String {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("turing-tasks-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)

@@ -22,12 +22,6 @@ final class NewOutputTypeInputTests: XCTestCase {
       - {metric: exact_match, ignore_case: true, regexes_to_ignore: ["^ +"]}
     """
 
-    func expectError(_ body: () throws -> Void, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        do { try body(); XCTFail("expected an error", file: file, line: line) } catch {
-            for p in parts { XCTAssertTrue("\(error)".contains(p), "\"\(error)\" lacks \"\(p)\"", file: file, line: line) }
-        }
-    }
-
     func write(_ text: String) throws -> String {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("turing-newtypes-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
