@@ -116,6 +116,8 @@ struct MegatronMerger {
     var problems: [String] = []
     /// Canonical name -> one tensor per target rank (one for `.canonical`).
     var pieces: [String: [Tensor]] = [:]
+    /// Tensors checked and waiting to be written (`writePieces`, at the end of `mergePieces`).
+    private var pending: [PendingTensor] = []
     private let schema: [String: [Int]]
 
     init(config: ModelConfig, tp: Int, checkpointVersion: Double, layernorm1p: Bool = false) {
@@ -138,12 +140,12 @@ struct MegatronMerger {
         }
     }
 
-    /// Check canonical `name`'s shape against the schema, then allocate and fill its pieces.
-    mutating func emit(_ name: String, shape: [Int], from s: ShardTensor, fill: (PieceWriter) throws -> Void) throws {
+    /// Check canonical `name`'s shape against the schema, then queue its pieces to be written by `fill`.
+    mutating func emit(_ name: String, shape: [Int], from s: ShardTensor, fill: @escaping (PieceWriter) throws -> Void) throws {
         sources[name] = s.file + ": " + s.original
         guard let want = schema[name] else { throw CheckpointError.unexpectedTensors(file: s.file, [s.original]) }
         guard want == shape else { throw CheckpointError.shapeMismatch(file: s.file, tensor: name, expected: want, found: shape) }
-        pieces[name] = try makePieces(name, shape: shape, target: target, fill: fill)
+        pending.append(PendingTensor(name: name, shape: shape, fill: fill))
     }
 
     /// Rank 0's copy; copies that drifted on other ranks are reported (BLOOM-style drift), not averaged.
@@ -159,7 +161,9 @@ struct MegatronMerger {
                     }
                 }
             }
-            try emit(canonical, shape: ps[0].ref.shape, from: ps[0]) { w in
+        }
+        try emit(canonical, shape: ps[0].ref.shape, from: ps[0]) { w in
+            try ps[0].withFloats { t0 in
                 if addOne {
                     let one = t0.map { $0 + 1 }
                     one.withUnsafeBufferPointer { w.write(row: 0, rows: w.rows, from: $0.baseAddress!) }
@@ -172,7 +176,11 @@ struct MegatronMerger {
 
     /// Column-parallel (or vocab-parallel): parts stacked on dim 0; with `keepRows`, rows past it
     /// (vocabulary padding) are dropped.
-    mutating func concatRows(_ ranks: [ShardDict], _ name: String, as canonical: String, keepRows: Int? = nil) throws {
+    /// With `verify` (parts of the same shapes), each part of `verify` is compared with the rows just
+    /// written from the matching part, a chunk at a time while they are in cache; `differs` is set on
+    /// any difference.
+    mutating func concatRows(_ ranks: [ShardDict], _ name: String, as canonical: String, keepRows: Int? = nil,
+                             verify: [ShardTensor]? = nil, differs: Flag? = nil) throws {
         let ps = try parts(ranks, name); try sameShapes(ps)
         guard let r = ps[0].ref.shape.first else {
             throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [-1], found: ps[0].ref.shape)
@@ -184,9 +192,16 @@ struct MegatronMerger {
         }
         let rows = shape[0]
         try emit(canonical, shape: shape, from: ps[0]) { w in
-            try forEachPart(ps.count) { i in
+            for i in ps.indices {
                 let lo = i * r, n = min(r, rows - lo)
-                if n > 0 { try w.writeRows(row: lo, rows: n, from: ps[i]) }
+                guard n > 0 else { continue }
+                guard let vs = verify, let flag = differs else { try w.writeRows(row: lo, rows: n, from: ps[i]); continue }
+                let chunk = max(1, (1 << 20) / max(1, w.cols * 4))
+                for c in stride(from: 0, to: n, by: chunk) {
+                    let k = min(chunk, n - c)
+                    try w.writeRowBlocks([(lo + c, k, c)], from: ps[i])
+                    if try !w.rowsEqual(row: lo + c, rows: k, to: vs[i], sourceRow: c) { flag.set() }
+                }
             }
         }
     }
@@ -197,9 +212,7 @@ struct MegatronMerger {
         let s0 = ps[0].ref.shape
         guard s0.count == 2 else { throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [-1, -1], found: s0) }
         try emit(canonical, shape: [s0[0], s0[1] * tp], from: ps[0]) { w in
-            try forEachPart(ps.count) { i in
-                try ps[i].withFloats { w.write(row: 0, rows: s0[0], col: i * s0[1], width: s0[1], from: $0.baseAddress!, stride: s0[1]) }
-            }
+            for i in ps.indices { try w.writeColumns(col: i * s0[1], width: s0[1], from: ps[i]) }
         }
     }
 
@@ -233,13 +246,19 @@ struct MegatronMerger {
         }
         for (n, slots, heads) in [("q", Array(0..<qpg), H), ("k", [qpg], G), ("v", [qpg + 1], G)] {
             try emit(o + "attn.\(n)." + p, shape: [heads * hn] + rest, from: ps[0]) { w in
-                try forEachPart(ps.count) { r in
-                    try ps[r].withFloats { t in
-                        var row = r * ngp * slots.count * hn
-                        for g in 0..<ngp { for j in slots { for d in 0..<hn {
-                            w.write(row: row, rows: 1, from: t.baseAddress! + src(g, j, d) * inner); row += 1
-                        } } }
+                for r in ps.indices {
+                    var row = r * ngp * slots.count * hn
+                    if version >= 1 && version < 2 {   // [np, hn, 3]: every row moves on its own
+                        try ps[r].withFloats { t in
+                            for g in 0..<ngp { for j in slots { for d in 0..<hn {
+                                w.write(row: row, rows: 1, from: t.baseAddress! + src(g, j, d) * inner); row += 1
+                            } } }
+                        }
+                        continue
                     }
+                    var blocks: [(row: Int, rows: Int, sourceRow: Int)] = []   // hn consecutive rows per (group, slot)
+                    for g in 0..<ngp { for j in slots { blocks.append((row, hn, src(g, j, 0))); row += hn } }
+                    try w.writeRowBlocks(blocks, from: ps[r])
                 }
             }
         }
@@ -250,12 +269,10 @@ struct MegatronMerger {
         let ps = try parts(ranks, name); try sameShapes(ps)
         let sh = ps[0].ref.shape
         guard let r2 = sh.first, r2 % 2 == 0 else { throw CheckpointError.shapeMismatch(file: ps[0].file, tensor: ps[0].original, expected: [(sh.first ?? 0) + 1], found: sh) }
-        let half = r2 / 2, inner = ps[0].ref.count / max(1, r2)
+        let half = r2 / 2
         for (n, first) in [("gate", 0), ("up", half)] {
             try emit(o + "mlp.\(n)." + p, shape: [half * tp] + sh.dropFirst(), from: ps[0]) { w in
-                try forEachPart(ps.count) { r in
-                    try ps[r].withFloats { w.write(row: r * half, rows: half, from: $0.baseAddress! + first * inner) }
-                }
+                for r in ps.indices { try w.writeRowBlocks([(r * half, half, first)], from: ps[r]) }
             }
         }
     }
@@ -269,24 +286,19 @@ struct MegatronMerger {
     /// Fill `pieces` with every canonical tensor, cut for `target`.
     mutating func mergePieces(_ ranks: [ShardDict], vocabRows V: Int) throws {
         precondition(ranks.count == tp)
-        pieces = [:]
+        pieces = [:]; pending = []
         // Huge-page heap for every piece (malloc serves even large requests from a big enough free
-        // heap top, so reserve for all of them: the parts' bytes, plus vocabulary padding room).
-        reserveHugePageHeap(bytes: ranks.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.ref.count * 4 } } * 21 / 20)
+        // heap top, so reserve exactly what the pieces take).
+        reserveHugePageHeap(bytes: MergeTarget.pieceBytes(config: config, vocabRows: V, target: target))
         defer { endHugePageHeap() }
-        try concatRows(ranks, "word", as: "embedding.word.weight", keepRows: V)
-        if ranks[0]["head_copy"] != nil {   // the last stage's copy of the word embedding, part by part
+        // The last stage's copy of the word embedding (tied head) is checked against stage 0's as it is read.
+        let headDiffers = Flag()
+        var head: [ShardTensor]? = nil
+        if ranks[0]["head_copy"] != nil {
             let hs = try parts(ranks, "head_copy"), ws = try parts(ranks, "word")
-            let lock = NSLock()
-            var same = zip(hs, ws).allSatisfy { $0.ref.shape == $1.ref.shape }
-            if same {
-                try forEachPart(hs.count) { i in
-                    let eq = try hs[i].withFloats { a in try ws[i].withFloats { b in memcmp(a.baseAddress!, b.baseAddress!, a.count * 4) == 0 } }
-                    if !eq { lock.lock(); same = false; lock.unlock() }
-                }
-            }
-            if !same { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
+            if zip(hs, ws).allSatisfy({ $0.ref.shape == $1.ref.shape }) { head = hs } else { headDiffers.set() }
         }
+        try concatRows(ranks, "word", as: "embedding.word.weight", keepRows: V, verify: head, differs: headDiffers)
         if config.positions == .learned { try replicated(ranks, "position", as: "embedding.position.weight") }
         if !config.tiedEmbeddings { try concatRows(ranks, "output", as: "lm_head.weight", keepRows: V) }
         let ln = config.norm == .layernorm, bias = config.linearBias
@@ -310,11 +322,22 @@ struct MegatronMerger {
         }
         try replicated(ranks, "final.weight", as: "final_norm.weight", onePlus: true)
         if ln { try replicated(ranks, "final.bias", as: "final_norm.bias") }
+        pieces = try writePieces(pending, target: target)
+        pending = []
+        if headDiffers.isSet { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
         // Every canonical tensor present (shapes were checked as each was written).
         for (name, _) in CanonicalSchema.shapes(for: config) where pieces[name] == nil {
             throw CheckpointError.missingTensor(file: "merged shards", tensor: name)
         }
     }
+}
+
+/// A flag any thread may set.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
 
 /// Shape facts read from the shards before the config is known.

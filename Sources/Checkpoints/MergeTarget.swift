@@ -2,11 +2,13 @@
 // canonical checkpoint), or straight into the TP pieces of `Partition`'s rule for a layout asked for
 // up front, so a load that re-splits never builds a canonical tensor only to copy it again.
 //
-// Owns: piece allocation (fresh memory, 2 MiB huge pages advised: one fault per 2 MiB instead of per
-// 4 KiB page, which was most of the load time), `PieceWriter` (canonical [row, column] blocks -> the
-// pieces holding them), and `ShardTensor.withFloats` (a source part's floats viewed in the mapped
-// file when stored f32 contiguous, decoded otherwise). Does not own: what goes where in a Megatron
-// shard (MegatronMerge) or the partition rule itself (Model/Partition).
+// Owns: piece allocation and writing (`writePieces`: one job per piece on both cores, each job
+// allocating the piece it fills, so the zeroing of fresh pages, most of a load's time, is spread over
+// the cores; 2 MiB huge pages advised: one fault per 2 MiB instead of per 4 KiB page), `PieceWriter`
+// (canonical [row, column] blocks -> the pieces holding them, read(2) straight from the shard file
+// where the bytes are contiguous f32), and `ShardTensor.withFloats` (a source part's floats viewed in
+// the mapped file when stored f32 contiguous, decoded otherwise). Does not own: what goes where in a
+// Megatron shard (MegatronMerge) or the partition rule itself (Model/Partition).
 
 import Foundation
 import TensorCore
@@ -20,7 +22,27 @@ public enum MergeTarget: Sendable, Equatable {
     case split(tp: Int, divisibleBy: Int)
 }
 
-/// Writes one canonical tensor [rows, cols] (1-D: [n, 1]) into its pieces.
+extension MergeTarget {
+    /// Bytes of every piece this target allocates for `config` (replicated tensors once, vocabulary
+    /// padded for the TP ranks), plus malloc's per-chunk header and alignment.
+    static func pieceBytes(config: ModelConfig, vocabRows V: Int, target: MergeTarget) -> Int {
+        var total = 0
+        for (name, shape) in CanonicalSchema.shapes(for: config) {
+            var n = shape.reduce(1, *)
+            if case .split(let tp, let d) = target, TPSplit.of(name) == .vocab {
+                n = CanonicalCheckpoint.paddedVocab(V, tp: tp, divisibleBy: d) * n / max(1, shape[0])
+            }
+            let pieces: Int
+            if case .split(let tp, _) = target, TPSplit.of(name) != .replicated { pieces = tp } else { pieces = 1 }
+            total += n * 4 + pieces * 64
+        }
+        return total
+    }
+}
+
+/// Writes one canonical tensor [rows, cols] (1-D: [n, 1]) into its pieces. A writer may hold only
+/// some of the pieces (the others empty buffers): writes that land in an absent piece are dropped, so
+/// one fill routine serves a job that writes a single piece.
 struct PieceWriter {
     let rows: Int, cols: Int
     /// `.replicated` means one piece holding the whole tensor.
@@ -37,7 +59,7 @@ struct PieceWriter {
             while r < r0 + n {
                 let p = axis == .replicated ? 0 : r / pieceRows, pr = axis == .replicated ? r : r % pieceRows
                 let k = axis == .replicated ? r0 + n - r : min(pieceRows - pr, r0 + n - r)
-                (pieces[p].baseAddress! + pr * cols).update(from: src + (r - r0) * cols, count: k * cols)
+                pieces[p].baseAddress.map { ($0 + pr * cols).update(from: src + (r - r0) * cols, count: k * cols) }
                 r += k
             }
             return
@@ -49,15 +71,21 @@ struct PieceWriter {
                 var c = c0
                 while c < c0 + w {
                     let p = c / pieceCols, pc = c % pieceCols, k = min(pieceCols - pc, c0 + w - c)
-                    (pieces[p].baseAddress! + r * pieceCols + pc).update(from: s + (c - c0), count: k)
+                    pieces[p].baseAddress.map { ($0 + r * pieceCols + pc).update(from: s + (c - c0), count: k) }
                     c += k
                 }
             case .rows, .vocab:
-                (pieces[r / pieceRows].baseAddress! + (r % pieceRows) * cols + c0).update(from: s, count: w)
+                pieces[r / pieceRows].baseAddress.map { ($0 + (r % pieceRows) * cols + c0).update(from: s, count: w) }
             case .replicated:
-                (pieces[0].baseAddress! + r * cols + c0).update(from: s, count: w)
+                pieces[0].baseAddress.map { ($0 + r * cols + c0).update(from: s, count: w) }
             }
         }
+    }
+
+    /// Whether canonical columns [c0, c0+w) land in a piece this writer holds.
+    func holdsColumns(_ c0: Int, _ w: Int) -> Bool {
+        guard axis == .columns, w > 0 else { return pieces.contains { $0.baseAddress != nil } }
+        return (c0 / pieceCols...(c0 + w - 1) / pieceCols).contains { pieces[$0].baseAddress != nil }
     }
 }
 
@@ -66,79 +94,227 @@ extension PieceWriter {
     /// for column splits (a row spans pieces).
     func rowRuns(row r0: Int, rows n: Int) -> [(row: Int, count: Int, dst: UnsafeMutablePointer<Float>)]? {
         if axis == .columns { return nil }
-        if axis == .replicated { return [(r0, n, pieces[0].baseAddress! + r0 * cols)] }
+        if axis == .replicated { return pieces[0].baseAddress.map { [(r0, n, $0 + r0 * cols)] } ?? [] }
         var out: [(row: Int, count: Int, dst: UnsafeMutablePointer<Float>)] = []
         var r = r0
         while r < r0 + n {
             let k = min(pieceRows - r % pieceRows, r0 + n - r)
-            out.append((r, k, pieces[r / pieceRows].baseAddress! + (r % pieceRows) * cols))
+            if let b = pieces[r / pieceRows].baseAddress { out.append((r, k, b + (r % pieceRows) * cols)) }
             r += k
         }
         return out
     }
 
-    /// Canonical rows [r0, r0+n) from the first n rows of part `s`: read(2) straight into the pieces when
-    /// the part is contiguous f32 in a file (no mapping faults, one kernel copy), else copied from its floats.
+    /// Canonical rows [r0, r0+n) from the first n rows of part `s`.
     func writeRows(row r0: Int, rows n: Int, from s: ShardTensor) throws {
+        try writeRowBlocks([(r0, n, 0)], from: s)
+    }
+
+    /// For each block, canonical rows [row, row+rows) from rows [sourceRow, sourceRow+rows) of part `s`
+    /// (whole rows of `cols` floats): read(2) straight into the pieces when the part is contiguous f32
+    /// in a file (the file opened once, no mapping faults, one kernel copy), else copied from its floats.
+    func writeRowBlocks(_ blocks: [(row: Int, rows: Int, sourceRow: Int)], from s: ShardTensor) throws {
         let ref = s.ref
+        for b in blocks where !(b.sourceRow >= 0 && b.rows >= 0 && (b.sourceRow + b.rows) * cols <= ref.count) {
+            throw CheckpointError.shapeMismatch(file: s.file, tensor: s.original, expected: [b.sourceRow + b.rows, cols], found: ref.shape)
+        }
         if ref.dtype == .float32, ref.isContiguous, let src = ref.storage.source, ref.offset >= 0, ref.offset <= ref.storage.numel - ref.count,
-           n * cols <= ref.count, let runs = rowRuns(row: r0, rows: n) {
+           axis != .columns {
+            var runs: [StorageRun] = []
+            for b in blocks {
+                for run in rowRuns(row: b.row, rows: b.rows) ?? [] {
+                    runs.append(StorageRun(byteOffset: (ref.offset + (b.sourceRow + run.row - b.row) * cols) * 4, count: run.count * cols * 4,
+                                           dst: UnsafeMutableRawPointer(run.dst)))
+                }
+            }
+            if runs.isEmpty { return }   // every block lands in pieces this writer does not hold
+            if try src.readStorage(key: ref.storage.key, runs: runs) { return }
+        }
+        try s.withFloats { t in for b in blocks { write(row: b.row, rows: b.rows, from: t.baseAddress! + b.sourceRow * cols) } }
+    }
+
+    /// Whether canonical rows [r0, r0+n), where they land in pieces this writer holds, equal rows
+    /// [s0, s0+n) of part `s` (read into a small buffer when it is contiguous f32 in a file).
+    func rowsEqual(row r0: Int, rows n: Int, to s: ShardTensor, sourceRow s0: Int) throws -> Bool {
+        let ref = s.ref
+        guard s0 >= 0, n >= 0, (s0 + n) * cols <= ref.count, let runs = rowRuns(row: r0, rows: n) else { return false }
+        func same(_ src: UnsafePointer<Float>) -> Bool {   // src: part rows [s0, s0+n)
+            runs.allSatisfy { memcmp($0.dst, src + ($0.row - r0) * cols, $0.count * cols * 4) == 0 }
+        }
+        if runs.isEmpty { return true }
+        if ref.dtype == .float32, ref.isContiguous, let src = ref.storage.source, ref.offset >= 0, ref.offset <= ref.storage.numel - ref.count {
+            var ok = false, equal = false
+            try withUnsafeTemporaryAllocation(of: Float.self, capacity: n * cols) { buf in
+                ok = try src.readStorage(key: ref.storage.key, runs: [StorageRun(byteOffset: (ref.offset + s0 * cols) * 4, count: n * cols * 4,
+                                                                                 dst: UnsafeMutableRawPointer(buf.baseAddress!))])
+                if ok { equal = same(buf.baseAddress!) }
+            }
+            if ok { return equal }
+        }
+        return try s.withFloats { same($0.baseAddress! + s0 * cols) }
+    }
+
+    /// Part `s` ([rows, w]) as canonical columns [c0, c0+w) of every row: a contiguous f32 part in a
+    /// file is read a few rows at a time into a small cache-resident buffer and scattered from there
+    /// (no mapping faults); others are copied from their floats.
+    func writeColumns(col c0: Int, width w: Int, from s: ShardTensor) throws {
+        let ref = s.ref
+        guard rows * w == ref.count else {
+            throw CheckpointError.shapeMismatch(file: s.file, tensor: s.original, expected: [rows, w], found: ref.shape)
+        }
+        guard holdsColumns(c0, w) else { return }
+        if ref.dtype == .float32, ref.isContiguous, let src = ref.storage.source, ref.offset >= 0, ref.offset <= ref.storage.numel - ref.count,
+           w > 0 {
+            let chunk = max(1, (256 << 10) / (w * 4))
             var ok = true
-            for run in runs where ok {
-                ok = try src.readStorage(key: ref.storage.key, byteOffset: (ref.offset + (run.row - r0) * cols) * 4, count: run.count * cols * 4,
-                                         into: UnsafeMutableRawPointer(run.dst))
+            try withUnsafeTemporaryAllocation(of: Float.self, capacity: min(rows, chunk) * w) { buf in
+                var r = 0
+                while r < rows && ok {
+                    let k = min(chunk, rows - r)
+                    ok = try src.readStorage(key: ref.storage.key, runs: [StorageRun(byteOffset: (ref.offset + r * w) * 4, count: k * w * 4,
+                                                                                     dst: UnsafeMutableRawPointer(buf.baseAddress!))])
+                    if ok { write(row: r, rows: k, col: c0, width: w, from: buf.baseAddress!, stride: w) }
+                    r += k
+                }
             }
             if ok { return }
         }
-        try s.withFloats { write(row: r0, rows: n, from: $0.baseAddress!) }
+        try s.withFloats { write(row: 0, rows: rows, col: c0, width: w, from: $0.baseAddress!, stride: w) }
     }
 }
 
-/// Allocate the pieces of canonical tensor `name` (shape `shape`) for `target`, let `fill` write every
-/// canonical element, and return one tensor per TP rank (one for `.canonical`). Vocabulary padding
-/// rows are zero; replicated tensors share one buffer across ranks.
-func makePieces(_ name: String, shape: [Int], target: MergeTarget, fill: (PieceWriter) throws -> Void) throws -> [Tensor] {
-    let rows = shape.first ?? 1, cols = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
-    var axis = TPSplit.replicated, tp = 1, pieceRows = rows, pieceCols = cols, paddedRows = rows
-    if case .split(let t, let d) = target {
-        tp = t; axis = TPSplit.of(name)
+/// How canonical tensor `name` is cut for a target: its axis and piece sizes.
+struct PieceGeometry {
+    let rows: Int, cols: Int, axis: TPSplit, tp: Int, pieceRows: Int, pieceCols: Int
+    let shape: [Int], pieceShape: [Int]
+    /// Distinct buffers: one for a replicated tensor (shared by every rank), else one per rank.
+    var count: Int { axis == .replicated ? 1 : tp }
+    var pieceElements: Int { pieceRows * pieceCols }
+
+    init(_ name: String, shape: [Int], target: MergeTarget) {
+        self.shape = shape
+        rows = shape.first ?? 1; cols = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
+        var axis = TPSplit.replicated, tp = 1, pieceRows = rows, pieceCols = cols
+        if case .split(let t, let d) = target {
+            tp = t; axis = TPSplit.of(name)
+            switch axis {
+            case .vocab: pieceRows = CanonicalCheckpoint.paddedVocab(rows, tp: tp, divisibleBy: d) / tp
+            case .rows: pieceRows = rows / tp
+            case .columns: pieceCols = cols / tp
+            case .replicated: break
+            }
+        }
+        self.axis = axis; self.tp = tp; self.pieceRows = pieceRows; self.pieceCols = pieceCols
+        var ps = shape
         switch axis {
-        case .vocab: paddedRows = CanonicalCheckpoint.paddedVocab(rows, tp: tp, divisibleBy: d); pieceRows = paddedRows / tp
-        case .rows: pieceRows = rows / tp
-        case .columns: pieceCols = cols / tp
+        case .vocab, .rows: ps[0] = pieceRows
+        case .columns: ps[1] = pieceCols
         case .replicated: break
         }
+        pieceShape = ps
     }
-    let count = axis == .replicated ? 1 : tp
-    let arrays = try withFreshArrays(Array(repeating: pieceRows * pieceCols, count: count)[...], []) { bufs in
-        try fill(PieceWriter(rows: rows, cols: cols, axis: axis, pieceRows: pieceRows, pieceCols: pieceCols, pieces: bufs))
-        if axis == .vocab {   // zero the padding rows [rows, paddedRows)
-            for p in 0..<tp {
-                let lo = max(0, min(pieceRows, rows - p * pieceRows))
-                if lo < pieceRows { (bufs[p].baseAddress! + lo * cols).update(repeating: 0, count: (pieceRows - lo) * cols) }
+
+    /// A writer holding piece `p` only.
+    func writer(piece p: Int, _ buf: UnsafeMutableBufferPointer<Float>) -> PieceWriter {
+        var bufs = Array(repeating: UnsafeMutableBufferPointer<Float>(start: nil, count: 0), count: count)
+        bufs[p] = buf
+        return PieceWriter(rows: rows, cols: cols, axis: axis, pieceRows: pieceRows, pieceCols: pieceCols, pieces: bufs)
+    }
+
+    /// Zero piece `p`'s vocabulary padding rows (canonical rows >= `rows`).
+    func zeroPadding(piece p: Int, _ buf: UnsafeMutableBufferPointer<Float>) {
+        guard axis == .vocab else { return }
+        let lo = max(0, min(pieceRows, rows - p * pieceRows))
+        if lo < pieceRows { (buf.baseAddress! + lo * cols).update(repeating: 0, count: (pieceRows - lo) * cols) }
+    }
+
+    /// One tensor per TP rank (one for `.canonical`) from the distinct buffers.
+    func tensors(_ arrays: [[Float]]) -> [Tensor] {
+        axis == .replicated ? Array(repeating: Tensor(shape: shape, data: arrays[0]), count: tp)
+                            : arrays.map { Tensor(shape: pieceShape, data: $0) }
+    }
+}
+
+/// A canonical tensor to write: `fill` writes every element through the writer it is given (and must
+/// not assume the writer holds every piece).
+struct PendingTensor {
+    let name: String
+    let shape: [Int]
+    let fill: (PieceWriter) throws -> Void
+}
+
+/// Write every pending tensor's pieces: one job per distinct piece, largest first, on two threads;
+/// each job allocates its piece and fills it, so fresh pages are faulted in (zeroed) by the thread
+/// that writes them, on both cores. Vocabulary padding rows are zero; replicated tensors share one
+/// buffer across ranks. Returns canonical name -> one tensor per TP rank (one for `.canonical`).
+func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [String: [Tensor]] {
+    let geometry = pending.map { PieceGeometry($0.name, shape: $0.shape, target: target) }
+    var jobs: [(tensor: Int, piece: Int)] = []
+    for (i, g) in geometry.enumerated() { for p in 0..<g.count { jobs.append((i, p)) } }
+    jobs.sort { geometry[$0.tensor].pieceElements > geometry[$1.tensor].pieceElements }
+    let queue = JobQueue(count: jobs.count)
+    let sortedJobs = jobs
+    let work = UncheckedSendable({ (j: Int) throws -> [Float] in   // captures values only (the fills escape already)
+        let (i, p) = sortedJobs[j], g = geometry[i]
+        return try [Float](unsafeUninitializedCapacity: g.pieceElements) { buf, filled in
+            adviseHugePages(UnsafeMutableRawBufferPointer(buf))
+            try pending[i].fill(g.writer(piece: p, buf))
+            g.zeroPadding(piece: p, buf)
+            filled = g.pieceElements
+        }
+    })
+    onTwoThreads { _ in queue.drain(work.value) }
+    let results = try queue.results()
+    var arrays = geometry.map { Array(repeating: [Float](), count: $0.count) }
+    for (j, job) in jobs.enumerated() { arrays[job.tensor][job.piece] = results[j] }
+    var out: [String: [Tensor]] = [:]
+    for (i, t) in pending.enumerated() { out[t.name] = geometry[i].tensors(arrays[i]) }
+    return out
+}
+
+/// Jobs 0..<count taken in order by any number of threads; each result kept in its slot; the first
+/// error stops the taking.
+private final class JobQueue: @unchecked Sendable {
+    private let lock = NSLock()
+    private var next = 0
+    private var failure: Error?
+    private var slots: [[Float]?]
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func drain(_ job: (Int) throws -> [Float]) {
+        while true {
+            lock.lock()
+            let j = next; next += 1
+            let stop = failure != nil || j >= slots.count
+            lock.unlock()
+            if stop { return }
+            do {
+                let r = try job(j)
+                lock.lock(); slots[j] = r; lock.unlock()
+            } catch {
+                lock.lock(); if failure == nil { failure = error }; lock.unlock()
             }
         }
     }
-    var pieceShape = shape
-    switch axis {
-    case .vocab, .rows: pieceShape[0] = pieceRows
-    case .columns: pieceShape[1] = pieceCols
-    case .replicated: return Array(repeating: Tensor(shape: shape, data: arrays[0]), count: tp)
+
+    func results() throws -> [[Float]] {
+        if let e = failure { throw e }
+        return slots.map { $0! }
     }
-    return arrays.map { Tensor(shape: pieceShape, data: $0) }
 }
 
-/// Fresh uninitialised arrays of the given sizes, all alive while `fill` writes every element.
-private func withFreshArrays(_ sizes: ArraySlice<Int>, _ bufs: [UnsafeMutableBufferPointer<Float>],
-                             _ fill: ([UnsafeMutableBufferPointer<Float>]) throws -> Void) throws -> [[Float]] {
-    guard let n = sizes.first else { try fill(bufs); return [] }
-    var rest: [[Float]] = []
-    let a = try [Float](unsafeUninitializedCapacity: n) { buf, filled in
-        adviseHugePages(UnsafeMutableRawBufferPointer(buf))
-        rest = try withFreshArrays(sizes.dropFirst(), bufs + [buf], fill)
-        filled = n
-    }
-    return [a] + rest
+private struct UncheckedSendable<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }
+
+/// Run `body(0)` here and `body(1)` on a new thread (not a pool thread: a fresh thread takes its
+/// malloc arena under the limit `reserveHugePageHeap` sets, the huge-page heap), when the machine
+/// has two cores or more; else both in turn here.
+func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
+    guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { body(0); body(1); return }
+    let done = DispatchSemaphore(value: 0)
+    let t = Thread { body(1); done.signal() }
+    t.start()
+    body(0)
+    done.wait()
 }
 
 extension ShardTensor {
@@ -168,28 +344,18 @@ func adviseHugePages(_ b: UnsafeMutableRawBufferPointer) {
     if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, 14) }   // MADV_HUGEPAGE
 }
 
-/// Run `body(0..<n)` on up to two threads (the machine's cores; the parts of one tensor write
-/// disjoint pieces); the first error is rethrown.
-func forEachPart(_ n: Int, _ body: (Int) throws -> Void) throws {
-    if n < 2 || ProcessInfo.processInfo.activeProcessorCount < 2 { for i in 0..<n { try body(i) }; return }
-    let lock = NSLock()
-    var failure: Error?
-    withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: n) { i in
-            do { try body(i) } catch { lock.lock(); if failure == nil { failure = error }; lock.unlock() }
-        }
-    }
-    if let e = failure { throw e }
-}
-
 /// Make glibc malloc serve the next ~`bytes` of allocations from main-heap memory advised for
 /// transparent huge pages: a 2 MiB fault instead of 512 small ones, which was most of the load time.
 /// Grows the heap by `bytes` in 16 MiB steps, advises it and frees it back (kept: trim threshold
-/// raised); a free heap top serves any size, so the large buffers land there too.
+/// raised); a free heap top serves any size, so the large buffers land there too. Threads started
+/// after this call share the main arena (M_ARENA_MAX 1), so `writePieces`' second thread allocates
+/// from this heap as well; glibc fixes that limit once for the process (it cannot be raised again;
+/// TP 2 evaluation time measured unchanged with it).
 /// Process-wide malloc tuning, a performance hint only; a no-op where mallopt is missing.
 func reserveHugePageHeap(bytes: Int) {
     guard bytes > 0, let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }   // malloc.h is not in the Glibc module
     let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
+    _ = mallopt(-8, 1)                // M_ARENA_MAX: threads started for the load allocate here too
     _ = mallopt(-1, Int32.max)        // M_TRIM_THRESHOLD: keep freed heap top
     _ = mallopt(-3, 32 << 20)         // M_MMAP_THRESHOLD: glibc's maximum; below it, the heap
     let step = 16 << 20

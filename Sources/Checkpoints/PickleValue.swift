@@ -15,6 +15,8 @@ public protocol StorageSource: AnyObject, Sendable {
     /// Copy `count` bytes of storage `key` starting at `byteOffset` straight into `dst`; false when the
     /// source cannot (the caller then falls back to `storageBytes`). Lets loads skip intermediate buffers.
     func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool
+    /// `readStorage` for several byte ranges of one storage (a file source opens its file once).
+    func readStorage(key: String, runs: [StorageRun]) throws -> Bool
     /// Bytes [byteOffset, byteOffset+count) of storage `key` as a view of a memory-mapped file (valid
     /// while the source lives), or nil when the source has no mapping.
     func mappedStorage(key: String, byteOffset: Int, count: Int) throws -> UnsafeRawBufferPointer?
@@ -22,8 +24,18 @@ public protocol StorageSource: AnyObject, Sendable {
     func releaseMapped(_ view: UnsafeRawBufferPointer)
 }
 
+/// Bytes [byteOffset, byteOffset+count) of a storage, to be copied to `dst`.
+public struct StorageRun {
+    public let byteOffset: Int, count: Int, dst: UnsafeMutableRawPointer
+    public init(byteOffset: Int, count: Int, dst: UnsafeMutableRawPointer) { self.byteOffset = byteOffset; self.count = count; self.dst = dst }
+}
+
 extension StorageSource {
     public func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool { false }
+    public func readStorage(key: String, runs: [StorageRun]) throws -> Bool {
+        for r in runs { guard try readStorage(key: key, byteOffset: r.byteOffset, count: r.count, into: r.dst) else { return false } }
+        return true
+    }
     public func mappedStorage(key: String, byteOffset: Int, count: Int) throws -> UnsafeRawBufferPointer? { nil }
     public func releaseMapped(_ view: UnsafeRawBufferPointer) {}
 }

@@ -65,21 +65,29 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
 
     /// pread straight into `dst`; bounds checked against the record.
     public func readStorage(key: String, byteOffset: Int, count: Int, into dst: UnsafeMutableRawPointer) throws -> Bool {
+        try readStorage(key: key, runs: [StorageRun(byteOffset: byteOffset, count: count, dst: dst)])
+    }
+
+    /// pread each run straight into its destination, the file opened once; every run bounds checked
+    /// against the record before any is read.
+    public func readStorage(key: String, runs: [StorageRun]) throws -> Bool {
         guard readsFromFile else { return false }
         let name = prefix + "/data/" + key
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try archive.payloadRange(of: e)
-        guard byteOffset >= 0, count >= 0, byteOffset <= r.count, count <= r.count - byteOffset else {
-            throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(byteOffset)+\(count)")
+        for run in runs where !(run.byteOffset >= 0 && run.count >= 0 && run.byteOffset <= r.count && run.count <= r.count - run.byteOffset) {
+            throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(run.byteOffset)+\(run.count)")
         }
         let fd = try openForRead()
         defer { close(fd) }
-        var done = 0
-        while done < count {
-            let n = pread(fd, dst + done, count - done, off_t(r.lowerBound + byteOffset + done))
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { throw CheckpointError.io(file: path, "cannot read record '\(name)' (errno \(errno))") }
-            done += n
+        for run in runs {
+            var done = 0
+            while done < run.count {
+                let n = pread(fd, run.dst + done, run.count - done, off_t(r.lowerBound + run.byteOffset + done))
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { throw CheckpointError.io(file: path, "cannot read record '\(name)' (errno \(errno))") }
+                done += n
+            }
         }
         return true
     }

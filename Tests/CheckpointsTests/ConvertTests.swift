@@ -118,6 +118,37 @@ final class ConvertTests: XCTestCase {
         XCTAssertEqual(last["checkpoint_version"]?.doubleValue, 3.0)
     }
 
+    /// The last stage's tied-head copy is checked against stage 0's word embedding on every load path
+    /// (f32 read straight from the file, bf16 decoded; canonical and re-split): one changed element of
+    /// a real row is reported, stage 0's copy is used.
+    func testDriftedTiedHeadCopyIsReported() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let src = CanonicalCheckpoint.random(config: Self.gpt)
+        let drift = "word_embeddings_for_head differs"
+        for (dtype, width) in [(StorageDType.float32, 4), (.bfloat16, 2)] {
+            let out = dir.appendingPathComponent("o-\(dtype.rawValue)")
+            try CheckpointWriter.write(src, to: out, target: .megatron, options: WriteOptions(tp: 2, pp: 2, dtype: dtype))
+            func reports() throws -> [Bool] {
+                let problems = try [CheckpointLoader.loadReport(out).problems] + [1, 2, 4].map { try CheckpointLoader.loadSplit(out, tp: $0).problems }
+                return problems.map { $0.contains { $0.contains(drift) } }
+            }
+            XCTAssertEqual(try reports(), [false, false, false, false], "\(dtype)")
+            // Canonical row 515 (rank 1's part, row 3), column 2: change its high byte.
+            let f = out.appendingPathComponent("release/mp_rank_01_001/model_optim_rng.pt")
+            let tf = try TorchFile(url: f)
+            let ref = Dictionary(uniqueKeysWithValues: try tf.root()["model"]!.flattenTensors())["word_embeddings_for_head.weight"]!
+            let e = try XCTUnwrap(tf.archive.entry(named: tf.prefix + "/data/" + ref.storage.key))
+            let at = try tf.archive.payloadRange(of: e).lowerBound + (ref.offset + 3 * Self.gpt.hiddenSize + 2) * width + width - 1
+            var bytes = try Data(contentsOf: f)
+            bytes[at] ^= 0x01
+            try bytes.write(to: f)
+            XCTAssertEqual(try reports(), [true, true, true, true], "\(dtype)")
+            let loaded = try CheckpointLoader.load(out)
+            XCTAssertEqual(loaded.tensors["embedding.word.weight"], dtype == .float32 ? src.tensors["embedding.word.weight"]
+                                                                                         : bf16Rounded(src.tensors["embedding.word.weight"]!))
+        }
+    }
+
     func testDeepSpeedRoundTrips() throws {
         try roundTrip(Self.gpt, .deepspeed, tp: 2, pp: 2, iteration: 3000)
         try roundTrip(Self.gptUntied, .deepspeed, tp: 1, pp: 1)
