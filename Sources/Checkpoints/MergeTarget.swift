@@ -252,9 +252,8 @@ func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [Str
     var jobs: [(tensor: Int, piece: Int)] = []
     for (i, g) in geometry.enumerated() { for p in 0..<g.count { jobs.append((i, p)) } }
     jobs.sort { geometry[$0.tensor].pieceElements > geometry[$1.tensor].pieceElements }
-    let queue = JobQueue(count: jobs.count)
     let sortedJobs = jobs
-    let work = UncheckedSendable({ (j: Int) throws -> [Float] in   // captures values only (the fills escape already)
+    let results = try concurrentMap(jobs.count) { j in
         let (i, p) = sortedJobs[j], g = geometry[i]
         return try [Float](unsafeUninitializedCapacity: g.pieceElements) { buf, filled in
             adviseHugePages(UnsafeMutableRawBufferPointer(buf))
@@ -262,59 +261,12 @@ func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [Str
             g.zeroPadding(piece: p, buf)
             filled = g.pieceElements
         }
-    })
-    onTwoThreads { _ in queue.drain(work.value) }
-    let results = try queue.results()
+    }
     var arrays = geometry.map { Array(repeating: [Float](), count: $0.count) }
     for (j, job) in jobs.enumerated() { arrays[job.tensor][job.piece] = results[j] }
     var out: [String: [Tensor]] = [:]
     for (i, t) in pending.enumerated() { out[t.name] = geometry[i].tensors(arrays[i]) }
     return out
-}
-
-/// Jobs 0..<count taken in order by any number of threads; each result kept in its slot; the first
-/// error stops the taking.
-private final class JobQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
-    private var failure: Error?
-    private var slots: [[Float]?]
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-    func drain(_ job: (Int) throws -> [Float]) {
-        while true {
-            lock.lock()
-            let j = next; next += 1
-            let stop = failure != nil || j >= slots.count
-            lock.unlock()
-            if stop { return }
-            do {
-                let r = try job(j)
-                lock.lock(); slots[j] = r; lock.unlock()
-            } catch {
-                lock.lock(); if failure == nil { failure = error }; lock.unlock()
-            }
-        }
-    }
-
-    func results() throws -> [[Float]] {
-        if let e = failure { throw e }
-        return slots.map { $0! }
-    }
-}
-
-private struct UncheckedSendable<T>: @unchecked Sendable { let value: T; init(_ v: T) { value = v } }
-
-/// Run `body(0)` here and `body(1)` on a new thread (not a pool thread: a fresh thread takes its
-/// malloc arena under the limit `reserveHugePageHeap` sets, the huge-page heap), when the machine
-/// has two cores or more; else both in turn here.
-func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
-    guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { body(0); body(1); return }
-    let done = DispatchSemaphore(value: 0)
-    let t = Thread { body(1); done.signal() }
-    t.start()
-    body(0)
-    done.wait()
 }
 
 extension ShardTensor {
@@ -347,15 +299,12 @@ func adviseHugePages(_ b: UnsafeMutableRawBufferPointer) {
 /// Make glibc malloc serve the next ~`bytes` of allocations from main-heap memory advised for
 /// transparent huge pages: a 2 MiB fault instead of 512 small ones, which was most of the load time.
 /// Grows the heap by `bytes` in 16 MiB steps, advises it and frees it back (kept: trim threshold
-/// raised); a free heap top serves any size, so the large buffers land there too. Threads started
-/// after this call share the main arena (M_ARENA_MAX 1), so `writePieces`' second thread allocates
-/// from this heap as well; glibc fixes that limit once for the process (it cannot be raised again;
-/// TP 2 evaluation time measured unchanged with it).
+/// raised); a free heap top serves any size, so the large buffers land there too (`writePieces`'
+/// second thread as well: see `onTwoThreads`).
 /// Process-wide malloc tuning, a performance hint only; a no-op where mallopt is missing.
 func reserveHugePageHeap(bytes: Int) {
     guard bytes > 0, let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }   // malloc.h is not in the Glibc module
     let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
-    _ = mallopt(-8, 1)                // M_ARENA_MAX: threads started for the load allocate here too
     _ = mallopt(-1, Int32.max)        // M_TRIM_THRESHOLD: keep freed heap top
     _ = mallopt(-3, 32 << 20)         // M_MMAP_THRESHOLD: glibc's maximum; below it, the heap
     let step = 16 << 20

@@ -151,6 +151,9 @@ struct PickleVM {
     var marks: [Int] = []
     var memo: [Int: Item] = [:]
     var storages: [String: StorageDType] = [:]
+    /// Globals already through `GlobalPolicy.check` ("module\nname"): files name the same few classes
+    /// hundreds of times.
+    var allowed: Set<String> = []
 
     init(bytes: Data, file: String, source: StorageSource?) { b = bytes.startIndex == 0 ? bytes : Data(bytes); self.file = file; self.source = source }
 
@@ -179,6 +182,13 @@ struct PickleVM {
         guard let nl = b[pos...].firstIndex(of: 0x0A) else { throw CheckpointError.truncated(file: file, "pickle text line at \(pos) has no newline") }
         defer { pos = nl + 1 }
         return String(decoding: b[pos..<nl], as: UTF8.self)
+    }
+    /// `GlobalPolicy.check`, once per distinct global.
+    mutating func allow(_ m: String, _ n: String) throws {
+        let key = m + "\n" + n
+        if allowed.contains(key) { return }
+        try GlobalPolicy.check(m, n, file: file)
+        allowed.insert(key)
     }
     mutating func pop() throws -> Item {
         guard let x = stack.popLast() else { throw fail("stack underflow") }
@@ -285,13 +295,13 @@ struct PickleVM {
             // Globals and object construction
             case 0x63:                                                   // GLOBAL 'c'
                 let m = try line(), n = try line()
-                try GlobalPolicy.check(m, n, file: file); stack.append(.global(m, n))
+                try allow(m, n); stack.append(.global(m, n))
             case 0x93:                                                   // STACK_GLOBAL
                 let n = try pop(), m = try pop()
                 guard case .value(.string(let ns)) = n, case .value(.string(let ms)) = m else { throw fail("STACK_GLOBAL needs two strings") }
-                try GlobalPolicy.check(ms, ns, file: file); stack.append(.global(ms, ns))
+                try allow(ms, ns); stack.append(.global(ms, ns))
             case 0x69:                                                   // INST 'i'
-                let m = try line(), n = try line(); try GlobalPolicy.check(m, n, file: file)
+                let m = try line(), n = try line(); try allow(m, n)
                 let args = try popMark(); stack.append(try call(.global(m, n), args))
             case 0x6F:                                                   // OBJ 'o'
                 var xs = try popMark(); guard !xs.isEmpty else { throw fail("OBJ without class") }

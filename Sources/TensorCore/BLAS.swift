@@ -10,6 +10,12 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
+    /// Stop OpenBLAS's worker threads until its next threaded call starts them again. After process
+    /// start and after every threaded call they spin on sched_yield for OpenBLAS's thread timeout
+    /// (about a quarter second) and take a core from work on Turing's own threads, such as a
+    /// checkpoint load. Only while no BLAS call runs on any thread.
+    public static func stopWorkerThreads() { _ = blas_thread_shutdown_() }
+
     /// C[m, n] = alpha * A[m, k] * op(B) + beta * C, row-major; B is [k, n] or, when `transB`, [n, k].
     @inline(__always)
     public static func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,

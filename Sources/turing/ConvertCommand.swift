@@ -37,7 +37,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.setThreads(1)   // no GEMMs here: keep OpenBLAS's idle worker threads from spinning (sched_yield)
+        BLAS.stopWorkerThreads()   // no GEMMs here; the load writes on both cores
         let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false

@@ -56,6 +56,7 @@ extension CheckpointOptions {
         if needTokenizer && tok == nil {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
+        BLAS.stopWorkerThreads()   // the load runs on Turing's threads; the first GEMM starts OpenBLAS's again
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let engine: CausalLM
         if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, world: try MPICollective.world()) }
