@@ -196,11 +196,14 @@ struct MegatronMerger {
                 let lo = i * r, n = min(r, rows - lo)
                 guard n > 0 else { continue }
                 guard let vs = verify, let flag = differs else { try w.writeRows(row: lo, rows: n, from: ps[i]); continue }
+                guard n * w.cols <= vs[i].ref.count else { flag.set(); try w.writeRows(row: lo, rows: n, from: ps[i]); continue }
                 let chunk = max(1, (1 << 20) / max(1, w.cols * 4))
-                for c in stride(from: 0, to: n, by: chunk) {
-                    let k = min(chunk, n - c)
-                    try w.writeRowBlocks([(lo + c, k, c)], from: ps[i])
-                    if try !w.rowsEqual(row: lo + c, rows: k, to: vs[i], sourceRow: c) { flag.set() }
+                try vs[i].withFloats { other in
+                    for c in stride(from: 0, to: n, by: chunk) {
+                        let k = min(chunk, n - c)
+                        try w.writeRowBlocks([(lo + c, k, c)], from: ps[i])
+                        if !w.rowsEqual(row: lo + c, rows: k, to: other.baseAddress! + c * w.cols) { flag.set() }
+                    }
                 }
             }
         }
