@@ -290,10 +290,6 @@ struct MegatronMerger {
     mutating func mergePieces(_ ranks: [ShardDict], vocabRows V: Int) throws {
         precondition(ranks.count == tp)
         pieces = [:]; pending = []
-        // Huge-page heap for every piece (malloc serves even large requests from a big enough free
-        // heap top, so reserve exactly what the pieces take).
-        reserveHugePageHeap(bytes: MergeTarget.pieceBytes(config: config, vocabRows: V, target: target))
-        defer { endHugePageHeap() }
         // The last stage's copy of the word embedding (tied head) is checked against stage 0's as it is read.
         let headDiffers = Flag()
         var head: [ShardTensor]? = nil

@@ -22,24 +22,6 @@ public enum MergeTarget: Sendable, Equatable {
     case split(tp: Int, divisibleBy: Int)
 }
 
-extension MergeTarget {
-    /// Bytes of every piece this target allocates for `config` (replicated tensors once, vocabulary
-    /// padded for the TP ranks), plus malloc's per-chunk header and alignment.
-    static func pieceBytes(config: ModelConfig, vocabRows V: Int, target: MergeTarget) -> Int {
-        var total = 0
-        for (name, shape) in CanonicalSchema.shapes(for: config) {
-            var n = shape.reduce(1, *)
-            if case .split(let tp, let d) = target, TPSplit.of(name) == .vocab {
-                n = CanonicalCheckpoint.paddedVocab(V, tp: tp, divisibleBy: d) * n / max(1, shape[0])
-            }
-            let pieces: Int
-            if case .split(let tp, _) = target, TPSplit.of(name) != .replicated { pieces = tp } else { pieces = 1 }
-            total += n * 4 + pieces * 64
-        }
-        return total
-    }
-}
-
 /// Writes one canonical tensor [rows, cols] (1-D: [n, 1]) into its pieces. A writer may hold only
 /// some of the pieces (the others empty buffers): writes that land in an absent piece are dropped, so
 /// one fill routine serves a job that writes a single piece.
@@ -229,18 +211,19 @@ struct PendingTensor {
     let fill: (PieceWriter) throws -> Void
 }
 
-/// Write every pending tensor's pieces: one job per distinct piece, largest first, on two threads;
-/// each job allocates its piece and fills it, so fresh pages are faulted in (zeroed) by the thread
-/// that writes them, on both cores. Vocabulary padding rows are zero; replicated tensors share one
-/// buffer across ranks. Returns canonical name -> one tensor per TP rank (one for `.canonical`).
+/// Write every pending tensor's pieces: one job per distinct piece, the jobs split between two
+/// threads by size; each thread first reserves a huge-page heap for its share in its own malloc arena
+/// (no lock shared with the other thread), then each job allocates its piece and fills it, so fresh
+/// pages are faulted in (zeroed) by the thread that writes them, on both cores. Vocabulary padding
+/// rows are zero; replicated tensors share one buffer across ranks. Returns canonical name -> one
+/// tensor per TP rank (one for `.canonical`).
 func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [String: [Tensor]] {
     let geometry = pending.map { PieceGeometry($0.name, shape: $0.shape, target: target) }
     var jobs: [(tensor: Int, piece: Int)] = []
     for (i, g) in geometry.enumerated() { for p in 0..<g.count { jobs.append((i, p)) } }
-    jobs.sort { geometry[$0.tensor].pieceElements > geometry[$1.tensor].pieceElements }
-    let sortedJobs = jobs
-    let results = try concurrentMap(jobs.count) { j in
-        let (i, p) = sortedJobs[j], g = geometry[i]
+    let results = try partitionedMap(costs: jobs.map { geometry[$0.tensor].pieceElements * 4 + 64 },
+                                     prepare: { _, bytes in reserveHugePageHeap(bytes: bytes) }) { j in
+        let (i, p) = jobs[j], g = geometry[i]
         return try [Float](unsafeUninitializedCapacity: g.pieceElements) { buf, filled in
             adviseHugePages(UnsafeMutableRawBufferPointer(buf))
             try pending[i].fill(g.writer(piece: p, buf))
@@ -248,6 +231,7 @@ func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [Str
             filled = g.pieceElements
         }
     }
+    endHugePageHeap()
     var arrays = geometry.map { Array(repeating: [Float](), count: $0.count) }
     for (j, job) in jobs.enumerated() { arrays[job.tensor][job.piece] = results[j] }
     var out: [String: [Tensor]] = [:]
@@ -291,12 +275,11 @@ func adviseHugePages(_ b: UnsafeMutableRawBufferPointer) {
     if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, 14) }   // MADV_HUGEPAGE
 }
 
-/// Make glibc malloc serve the next ~`bytes` of allocations from main-heap memory advised for
-/// transparent huge pages: a 2 MiB fault instead of 512 small ones, which was most of the load time.
-/// Grows the heap by `bytes` in 16 MiB steps, advises it and frees it back (kept: trim threshold
-/// raised); a free heap top serves any size, so the large buffers land there too (`writePieces`'
-/// second thread as well: see `onTwoThreads`).
-/// Process-wide malloc tuning, a performance hint only; a no-op where mallopt is missing.
+/// Make glibc malloc serve the calling thread's next ~`bytes` of allocations from heap memory (its
+/// arena's) advised for transparent huge pages: a 2 MiB fault instead of 512 small ones, which was
+/// most of the load time. Grows the heap by `bytes` in 16 MiB steps, advises it and frees it back
+/// (kept: trim threshold raised); a free heap top serves large requests too.
+/// Process-wide malloc thresholds, a performance hint only; a no-op where mallopt is missing.
 func reserveHugePageHeap(bytes: Int) {
     guard bytes > 0, let sym = dlsym(dlopen(nil, RTLD_NOW), "mallopt") else { return }   // malloc.h is not in the Glibc module
     let mallopt = unsafeBitCast(sym, to: (@convention(c) (Int32, Int32) -> Int32).self)
@@ -314,6 +297,13 @@ func reserveHugePageHeap(bytes: Int) {
     } else {
         for p in blocks { adviseHugePages(UnsafeMutableRawBufferPointer(start: p, count: step - 64)) }
     }
+    // malloc wrote a chunk header at every block boundary before the advice: those 2 MiB regions
+    // already hold a small page and would stay in small pages (a fault per 4 KiB, an eighth of the
+    // heap); collapse them into huge pages now (MADV_COLLAPSE, Linux 6.1; a hint).
+    let huge = 2 << 20
+    var regions = Set<Int>()
+    for p in blocks { for a in [Int(bitPattern: p) - 16, Int(bitPattern: p) + step - 64] { regions.insert(a / huge * huge) } }
+    for r in regions.sorted() { _ = madvise(UnsafeMutableRawPointer(bitPattern: r), huge, 25) }   // MADV_COLLAPSE
     for p in blocks.reversed() { free(p) }
 }
 

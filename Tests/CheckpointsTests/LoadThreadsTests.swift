@@ -1,5 +1,5 @@
-// concurrentMap: results in item order from two threads, the error of the lowest failing item, no new
-// item started after a failure.
+// partitionedMap: items split by cost between two threads, each preparing for its share first; results
+// in item order; a failure stops new items and is rethrown.
 
 import Foundation
 import XCTest
@@ -8,26 +8,32 @@ import XCTest
 final class LoadThreadsTests: XCTestCase {
     struct Boom: Error, Equatable { let item: Int }
 
-    func testResultsComeInItemOrder() throws {
-        XCTAssertEqual(try concurrentMap(100) { $0 * $0 }, (0..<100).map { $0 * $0 })
-        XCTAssertEqual(try concurrentMap(0) { $0 }, [])
-        XCTAssertEqual(try concurrentMap(1) { $0 + 41 }, [41])
+    func testResultsComeInItemOrderAndSharesAreBalanced() throws {
+        let costs = (0..<100).map { ($0 * 37) % 101 + 1 }
+        let prepared = Log()
+        let out = try partitionedMap(costs: costs, prepare: { t, total in prepared.add("\(t):\(total)") }) { $0 * $0 }
+        XCTAssertEqual(out, (0..<100).map { $0 * $0 })
+        let totals = prepared.items.map { Int($0.split(separator: ":")[1])! }
+        XCTAssertEqual(totals.reduce(0, +), costs.reduce(0, +))
+        XCTAssertLessThanOrEqual(abs(totals[0] - totals[1]), costs.max()!)   // largest first, to the less loaded side
+        XCTAssertEqual(try partitionedMap(costs: [], prepare: { _, _ in }) { $0 }, [])
+        XCTAssertEqual(try partitionedMap(costs: [5], prepare: { _, _ in }) { $0 + 41 }, [41])
     }
 
-    func testLowestFailingItemIsRethrownAndLaterItemsDoNotStart() {
-        let started = Counter()
-        XCTAssertThrowsError(try concurrentMap(1000) { i -> Int in
-            started.add()
-            if i == 3 || i == 5 { throw Boom(item: i) }
+    func testAFailureStopsNewItemsAndIsRethrown() {
+        let started = Log()
+        XCTAssertThrowsError(try partitionedMap(costs: Array(repeating: 1, count: 1000), prepare: { _, _ in }) { i -> Int in
+            started.add("\(i)")
+            if i == 3 { throw Boom(item: i) }
             Thread.sleep(forTimeInterval: 0.001)
             return i
         }) { e in XCTAssertEqual(e as? Boom, Boom(item: 3)) }
-        XCTAssertLessThan(started.value, 20, "items kept starting after a failure")
+        XCTAssertLessThan(started.items.count, 40, "items kept starting after a failure")
     }
 
-    final class Counter: @unchecked Sendable {
-        private let lock = NSLock(); private var n = 0
-        func add() { lock.lock(); n += 1; lock.unlock() }
-        var value: Int { lock.lock(); defer { lock.unlock() }; return n }
+    final class Log: @unchecked Sendable {
+        private let lock = NSLock(); private var xs: [String] = []
+        func add(_ x: String) { lock.lock(); xs.append(x); lock.unlock() }
+        var items: [String] { lock.lock(); defer { lock.unlock() }; return xs.sorted() }
     }
 }
