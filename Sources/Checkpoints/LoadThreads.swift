@@ -23,7 +23,7 @@ func partitionedMap<T>(costs: [Int], prepare: @escaping (Int, Int) -> Void, _ bo
     let state = MapState<T>(lists: lists)
     let job = UncheckedSendable(body), before = UncheckedSendable(prepare), total = load
     onTwoThreads { t in
-        before.value(t, total[t])
+        if state.hasItems(thread: t) { before.value(t, total[t]) }   // (one core: the first thread took all)
         state.drain(thread: t, job.value)
     }
     return try state.results()
@@ -39,6 +39,8 @@ private final class MapState<T>: @unchecked Sendable {
         self.lists = lists; back = lists.map(\.count)
         slots = Array(repeating: nil, count: lists.reduce(0) { $0 + $1.count })
     }
+
+    func hasItems(thread t: Int) -> Bool { lock.lock(); defer { lock.unlock() }; return front[t] < back[t] }
 
     /// Thread t's items from the front of its list, then the other list's from the back, until none
     /// is left or any thread fails.
