@@ -149,6 +149,29 @@ final class ConvertTests: XCTestCase {
         }
     }
 
+    /// A bad record found while the pieces are being written (on the loader's threads) is the same typed
+    /// error naming the file and record, on every load path; nothing is returned.
+    func testBadRecordDuringPieceWritingIsATypedError() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("o")
+        try CheckpointWriter.write(CanonicalCheckpoint.random(config: Self.gpt), to: out, target: .megatron, options: WriteOptions(tp: 2, pp: 2))
+        let f = out.appendingPathComponent("release/mp_rank_01_001/model_optim_rng.pt")
+        let tf = try TorchFile(url: f)
+        let ref = Dictionary(uniqueKeysWithValues: try tf.root()["model"]!.flattenTensors())["language_model.encoder.layers.1.mlp.dense_4h_to_h.weight"]!
+        let record = tf.prefix + "/data/" + ref.storage.key
+        let e = try XCTUnwrap(tf.archive.entry(named: record))
+        var bytes = try Data(contentsOf: f)
+        bytes[e.localHeaderOffset + 3] = 0x05   // "PK\u{3}\u{4}" -> "PK\u{3}\u{5}": found only when the record is read
+        try bytes.write(to: f)
+        for load in [{ _ = try CheckpointLoader.load(out) }, { _ = try CheckpointLoader.loadSplit(out, tp: 2) }, { _ = try CheckpointLoader.loadSplit(out, tp: 4) }] {
+            XCTAssertThrowsError(try load()) { err in
+                guard case .badZip(let file, let why)? = err as? CheckpointError else { return XCTFail("\(err)") }
+                XCTAssertTrue(file.hasSuffix("mp_rank_01_001/model_optim_rng.pt"), file)
+                XCTAssertTrue(why.contains(record), why)
+            }
+        }
+    }
+
     func testDeepSpeedRoundTrips() throws {
         try roundTrip(Self.gpt, .deepspeed, tp: 2, pp: 2, iteration: 3000)
         try roundTrip(Self.gptUntied, .deepspeed, tp: 1, pp: 1)
