@@ -56,6 +56,8 @@ extension CanonicalCheckpoint {
             guard let t = tensors[name] else { throw ModelError.missingTensor(name) }
             guard t.shape == shape else { throw ModelError.shapeMismatch(tensor: name, expected: shape, found: t.shape) }
             switch TPSplit.of(name) {
+            case _ where tp == 1 && (TPSplit.of(name) != .vocab || Vp == c.vocabSize):
+                out[name] = t   // the whole tensor: shared, not copied
             case .vocab:
                 let rows = Vp / tp, lo = rank * rows, hi = min(c.vocabSize, lo + rows)
                 var data = [Float](repeating: 0, count: rows * c.hiddenSize)
