@@ -41,15 +41,28 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     let p2pMembers: [ThreadRank]
     let workers: RankWorkers
 
-    public init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, timeout: Double = 120) throws {
-        let c = ckpt.config
+    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, timeout: Double = 120) throws {
+        try self.init(config: ckpt.config, layout: layout, timeout: timeout) { try DecoderWeights(ckpt, shard: $0) }
+    }
+
+    /// From every TP rank's tensors as a loader cut them (`rankTensors[t]`, all layers, vocabulary padded
+    /// to a multiple of TP only: `CheckpointLoader.loadSplit(url, tp:, divisibleBy: 1)`): no canonical
+    /// copy of the model is ever held; the stages of one TP rank share its tensors.
+    public convenience init(config: ModelConfig, rankTensors: [[String: Tensor]], layout: EngineLayout, timeout: Double = 120) throws {
+        guard rankTensors.count == layout.tp else {
+            throw LayoutError("\(rankTensors.count) TP ranks of tensors for an engine at TP \(layout.tp)")
+        }
+        try self.init(config: config, layout: layout, timeout: timeout) { try DecoderWeights(config: config, rankTensors: rankTensors[$0.tpRank], shard: $0) }
+    }
+
+    private init(config c: ModelConfig, layout: EngineLayout, timeout: Double, weights: (ShardSpec) throws -> DecoderWeights) throws {
         try ShardSpec.checkTensorParallel(c, tp: layout.tp)
         let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: layout.pp, layersPerStage: layout.layersPerStage)
         self.layout = layout; config = c
         var models: [DecoderModel] = []
         for p in 0..<layout.pp { for t in 0..<layout.tp {
             let spec = ShardSpec(tp: layout.tp, tpRank: t, pp: layout.pp, stage: p, layers: stages[p])
-            models.append(DecoderModel(weights: try DecoderWeights(ckpt, shard: spec)))
+            models.append(DecoderModel(weights: try weights(spec)))
         } }
         ranks = models
         let groups = (0..<layout.pp).map { _ in ThreadGroup(size: layout.tp, timeout: timeout) }

@@ -1,5 +1,6 @@
 // DecoderWeights: the immutable, compute-ready weights of one rank's shard of a decoder (the whole
-// model at TP 1 x PP 1), cut once from a `CanonicalCheckpoint` for a `ShardSpec`.
+// model at TP 1 x PP 1), cut once from a `CanonicalCheckpoint` for a `ShardSpec`, or built from the
+// rank's tensors a loader already cut.
 //
 // Owns: the split for the engine's own layout. Column-parallel (QKV by heads and groups, FC1 / gate /
 // up by rows) and row-parallel (out projection, FC2 by columns; their biases are added once, after
@@ -35,11 +36,27 @@ public struct DecoderWeights: Sendable {
 
     public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec) throws {
         try ckpt.validate()
-        let c = ckpt.config
-        config = c; self.shard = shard
-        let tp = shard.tp
         // the engine pads the vocabulary only to a multiple of TP (divisibleBy 1); padded logits are dropped
-        let t = try ckpt.shard(tp: tp, rank: shard.tpRank, divisibleBy: 1, layers: shard.layers)
+        let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: 1, layers: shard.layers)
+        try self.init(config: ckpt.config, rankTensors: t, shard: shard)
+    }
+
+    /// This rank's weights from its tensors cut as `CanonicalCheckpoint.shard(tp:rank:divisibleBy: 1)`
+    /// cuts them (straight from a loader, e.g. `CheckpointLoader.loadSplit(url, tp:, divisibleBy: 1)`,
+    /// with no canonical copy): every tensor of the shard's stages and layers must be there with its
+    /// local shape (other layers may be present; they are not used).
+    public init(config c: ModelConfig, rankTensors t: [String: Tensor], shard: ShardSpec) throws {
+        try c.validate()
+        let tp = shard.tp
+        try ShardSpec.checkTensorParallel(c, tp: tp)
+        let vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
+        for (name, shape) in CanonicalSchema.shapes(for: c) {
+            if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]), !shard.layers.contains(i) { continue }
+            guard let x = t[name] else { throw ModelError.missingTensor(name) }
+            let want = TPSplit.of(name).localShape(shape, tp: tp, paddedVocab: vp)
+            guard x.shape == want else { throw ModelError.shapeMismatch(tensor: name, expected: want, found: x.shape) }
+        }
+        config = c; self.shard = shard
         localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
         paddedVocab = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
         localVocab = paddedVocab / tp

@@ -14,7 +14,7 @@ struct ConvertCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "convert",
         abstract: "Convert a checkpoint to Megatron-LM, Megatron-DeepSpeed or HF files at a new TP x PP.")
 
-    @Argument(help: "Source checkpoint (HF folder, Megatron or DeepSpeed save directory, llama2.c .bin).") var path: String?
+    @Argument(help: "Source checkpoint (HF folder, Megatron, DeepSpeed or torch_dist save directory, a Turing save directory, llama2.c .bin).") var path: String?
     @Option(help: "Target format: megatron, deepspeed or hf.") var to: String = ""
     @Option(help: "Tensor-parallel size of the output.") var tp: Int = 1
     @Option(help: "Pipeline-parallel size of the output.") var pp: Int = 1
@@ -69,7 +69,9 @@ struct ConvertCommand: ParsableCommand {
         } else {
             let src = URL(fileURLWithPath: path!)
             guard fm.fileExists(atPath: src.path, isDirectory: &isDir) else { throw CLIError("source not found: \(src.path)") }
-            if isDir.boolValue {
+            if isDir.boolValue, TuringFormat.resolve(src) != nil {   // a `finetune --save` directory
+                ck = try TuringFormat.load(src).checkpoint
+            } else if isDir.boolValue {
                 let r = try CheckpointLoader.loadReport(src, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
                 for p in r.problems { log("convert: warning: \(p)") }
                 ck = r.checkpoint

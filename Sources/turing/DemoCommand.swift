@@ -43,7 +43,8 @@ struct DemoCommand: ParsableCommand {
         var opts = try CheckpointOptions.parse(["--checkpoint", path])
         opts.threads = nil
         let t0 = now()
-        let (model, tokOpt, ckpt) = try opts.load(layout: EngineLayout())
+        let loaded = try opts.load(layout: EngineLayout())
+        let (model, tokOpt, ckpt) = (loaded.engine, loaded.tokenizer, loaded.checkpoint)
         guard let tok = tokOpt else { throw CLIError("no tokenizer beside \(path)") }
         let c = ckpt.config
         print("model: \(path)\n  \(ckpt.format), \(c.numLayers) layers, hidden \(c.hiddenSize), \(c.numHeads) heads / \(c.numKVHeads) kv, vocab \(c.vocabSize); loaded in \(String(format: "%.2f", now() - t0)) s\n")

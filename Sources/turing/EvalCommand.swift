@@ -56,9 +56,10 @@ struct EvalCommand: ParsableCommand {
             }
         }
         let loaded = try specs.map { try LoadedTask(spec: $0, data: locator) }
-        let (engine, tokOpt, ckpt) = try model.load(layout: parallel.layout)
+        let weights = try model.load(layout: parallel.layout)
+        let (engine, tokOpt, ckpt) = (weights.engine, weights.tokenizer, weights.checkpoint)
         var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
-        let hash = weightsHash(ckpt)
+        let hash = try weights.weightsHash()
         if !noCache {
             // keyed by the weights' hash and the layout (layouts agree to ~1e-6, not bit for bit)
             let cache = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(parallel.tp)pp\(parallel.pp)")
@@ -105,16 +106,3 @@ struct EvalCommand: ParsableCommand {
     }
 }
 
-/// FNV-1a (64-bit) over the canonical tensors in name order: each name's UTF-8 bytes, then its f32 bit
-/// patterns. Identical weights in any format or layout give the same hash.
-func weightsHash(_ c: CanonicalCheckpoint) -> String {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325
-    let p: UInt64 = 0x100_0000_01b3
-    for name in c.tensors.keys.sorted() {
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* p }
-        c.tensors[name]!.data.withUnsafeBufferPointer { buf in
-            for x in buf { h = (h ^ UInt64(x.bitPattern)) &* p }
-        }
-    }
-    return "fnv1a64:" + String(format: "%016llx", h)
-}

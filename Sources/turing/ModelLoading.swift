@@ -47,8 +47,11 @@ extension CheckpointOptions {
     func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
 
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
-    /// process's rank of a `DistributedEngine` (the process count must be TP x PP).
-    func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> (engine: CausalLM, tokenizer: Tokenizer?, checkpoint: CanonicalCheckpoint) {
+    /// process's rank of a `DistributedEngine` (the process count must be TP x PP). In-process at
+    /// TP x PP > 1, a Megatron, DeepSpeed or torch_dist save is loaded straight into the ranks' pieces
+    /// (`CheckpointLoader.loadSplit`): the returned checkpoint then holds the config only, and no
+    /// canonical copy of the weights is made.
+    func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { BLAS.setThreads(threads) }
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
@@ -57,12 +60,36 @@ extension CheckpointOptions {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
         BLAS.stopWorkerThreads()   // the load runs on Turing's threads; the first GEMM starts OpenBLAS's again
+        if !MPIRuntime.isActive, layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf,
+           TuringFormat.resolve(checkpointURL) == nil {
+            let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1,
+                                                   options: LoadOptions(vocabSize: tok.map { $0.vocabSize },
+                                                                        argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+            let shards = r.shards!
+            let engine = try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout)
+            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint, rankTensors: shards)
+        }
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let engine: CausalLM
         if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, world: try MPICollective.world()) }
         else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt)) }
         else { engine = try ShardedEngine(ckpt, layout: layout) }
-        return (engine, tok, ckpt)
+        return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt, rankTensors: nil)
+    }
+}
+
+/// What `CheckpointOptions.load` returns. `checkpoint` holds the config (and format); its tensors are
+/// empty when the weights were loaded straight into the ranks' pieces (`rankTensors`).
+struct LoadedModel {
+    let engine: CausalLM
+    let tokenizer: Tokenizer?
+    let checkpoint: CanonicalCheckpoint
+    let rankTensors: [[String: Tensor]]?
+
+    /// The weights' fingerprint, the same whichever way they were loaded.
+    func weightsHash() throws -> String {
+        if let r = rankTensors { return try CanonicalCheckpoint.weightsHash(config: checkpoint.config, rankTensors: r) }
+        return checkpoint.weightsHash
     }
 }
 

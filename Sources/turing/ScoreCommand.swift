@@ -28,7 +28,8 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let lines = try readJSONL(requests)
-        let (engine, tokOpt, _) = try model.load(layout: parallel.layout)
+        let loaded = try model.load(layout: parallel.layout)
+        let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let scorer = Scorer(model: engine)
         let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]

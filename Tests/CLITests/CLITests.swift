@@ -194,6 +194,31 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(hit.out.contains("| piqa"), hit.out)
     }
 
+    /// eval of a Megatron save at TP 2 x PP 2 (weights loaded straight into the ranks' pieces, no canonical
+    /// copy) reports the weights hash and the metrics of the same weights loaded whole at TP 1, in Megatron
+    /// and in Turing's own format.
+    func testEvalOfASplitLoadMatchesTheWholeLoad() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let demo = repo.appendingPathComponent("checkpoints/demo"), d = try tmp(), meg = d.appendingPathComponent("meg")
+        let conv = try run(["convert", demo.path, "--to", "megatron", "--tp", "2", "--pp", "2", "--output", meg.path])
+        XCTAssertEqual(conv.status, 0, conv.err)
+        func eval(_ ckpt: URL, _ layout: [String], _ name: String) throws -> (hash: String, metrics: String) {
+            let out = d.appendingPathComponent(name)
+            let r = try run(["eval", "--checkpoint", ckpt.path, "--vocab-file", demo.appendingPathComponent("vocab.json").path,
+                             "--merge-file", demo.appendingPathComponent("merges.txt").path, "--tasks", "demo_facts,demo_count",
+                             "--tasks-dir", repo.appendingPathComponent("tasks").path, "--limit", "40", "--no-cache", "--output", out.path] + layout)
+            XCTAssertEqual(r.status, 0, r.err)
+            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("results.json"))) as! [String: Any]
+            let hash = (json["config"] as? [String: Any])?["weights_hash"] as? String ?? ""
+            let metrics = try JSONSerialization.data(withJSONObject: json["results"]!, options: [.sortedKeys])
+            return (hash, String(decoding: metrics, as: UTF8.self))
+        }
+        let whole = try eval(demo, [], "turing-tp1"), megWhole = try eval(meg, [], "meg-tp1"), megSplit = try eval(meg, ["--tp", "2", "--pp", "2"], "meg-tp2pp2")
+        XCTAssertTrue(whole.hash.hasPrefix("fnv1a64:"), whole.hash)
+        XCTAssertEqual(megWhole.hash, whole.hash); XCTAssertEqual(megSplit.hash, whole.hash)
+        XCTAssertEqual(megWhole.metrics, whole.metrics); XCTAssertEqual(megSplit.metrics, whole.metrics)
+    }
+
     func testDemoModelBeatsChanceAndUntrainedDoesNot() throws {
         let r = try run([])
         XCTAssertEqual(r.status, 0, r.err)
