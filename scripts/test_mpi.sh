@@ -53,6 +53,23 @@ cat > "$rolling_in" <<'JSONL'
 {"text": "The sun was hot."}
 JSONL
 
+# A Megatron save (the demo model converted at TP 2 x PP 2; no shared data needed): under mpirun each
+# process reads only its own shard (LoadOptions.rank), in-process the engine is built from the pieces;
+# the outputs must still be the same.
+MEG="$work/meg"; DEMO=checkpoints/demo
+if timeout $LIMIT "$T" convert "$DEMO" --to megatron --tp 2 --pp 2 --output "$MEG" >/dev/null 2>"$work/meg.err"; then
+  VOCAB=(--vocab-file "$DEMO/vocab.json" --merge-file "$DEMO/merges.txt")
+  demo_in="$work/demo.jsonl"
+  printf '%s\n' '{"context": "The capital of", "continuation": " France is Paris."}' '{"context": "", "continuation": "Dogs bark."}' > "$demo_in"
+  for lay in "2 2" "2 1" "1 2"; do
+    set -- $lay; tp=$1; pp=$2; np=$((tp * pp))
+    same "megatron-generate-tp${tp}pp${pp}" $np --tp $tp --pp $pp -- generate --checkpoint "$MEG" "${VOCAB[@]}" --prompt "The capital of" --max-tokens 20
+    same "megatron-score-tp${tp}pp${pp}" $np --tp $tp --pp $pp -- score --checkpoint "$MEG" "${VOCAB[@]}" --requests "$demo_in" --output @OUT@
+  done
+else
+  fail "convert the demo model to a Megatron save"; tail -3 "$work/meg.err"
+fi
+
 if [ -f "$CKPT" ]; then
   for lay in "1 1" "2 1" "1 2" "2 2"; do
     set -- $lay; tp=$1; pp=$2; np=$((tp * pp))

@@ -85,12 +85,15 @@ public enum CheckpointLoader {
 
     /// Load straight into TP `tp`'s rank tensors (`report.shards`), as `load(url).split(tp:divisibleBy:)`
     /// would cut them; Megatron and DeepSpeed saves are written into the pieces directly (no canonical
-    /// copy), other formats are split after loading. `report.checkpoint.tensors` is empty.
+    /// copy), other formats are split after loading. `report.checkpoint.tensors` is empty. With
+    /// `options.rank`, `report.shards` holds that engine rank's tensors only (Megatron and DeepSpeed
+    /// saves: only those are read).
     public static func loadSplit(_ url: URL, tp: Int, divisibleBy: Int = 128, options: LoadOptions = LoadOptions()) throws -> LoadReport {
         var o = options; o.target = .split(tp: tp, divisibleBy: divisibleBy)
         var r = try loadReport(url, options: o)
         if r.shards == nil {
-            r.shards = try r.checkpoint.split(tp: tp, divisibleBy: divisibleBy)
+            let all = try r.checkpoint.split(tp: tp, divisibleBy: divisibleBy)
+            r.shards = options.rank.map { [all[$0.tpRank]] } ?? all
             r.checkpoint.tensors = [:]
         }
         return r

@@ -111,6 +111,9 @@ struct MegatronMerger {
     let checkpointVersion: Double
     let layernorm1p: Bool
     var target: MergeTarget = .canonical
+    /// With a `.split` target: write only this engine rank's tensors (`pieces` then hold one tensor
+    /// each, that rank's), and read only the shard data they need.
+    var only: ShardSpec? = nil
     /// Source name for every canonical tensor, for messages.
     var sources: [String: String] = [:]
     var problems: [String] = []
@@ -146,6 +149,17 @@ struct MegatronMerger {
         guard let want = schema[name] else { throw CheckpointError.unexpectedTensors(file: s.file, [s.original]) }
         guard want == shape else { throw CheckpointError.shapeMismatch(file: s.file, tensor: name, expected: want, found: shape) }
         pending.append(PendingTensor(name: name, shape: shape, fill: fill))
+    }
+
+    /// Whether canonical `name` is written: always, unless `only` names a rank that does not use it.
+    func wanted(_ name: String) -> Bool {
+        guard let r = only else { return true }
+        if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) { return r.layers.contains(i) }
+        switch name {
+        case "embedding.word.weight": return r.isFirstStage || (r.isLastStage && config.tiedEmbeddings)
+        case "embedding.position.weight": return r.isFirstStage
+        default: return r.isLastStage   // final norm, untied head
+        }
     }
 
     /// Rank 0's copy; copies that drifted on other ranks are reported (BLOOM-style drift), not averaged.
@@ -297,11 +311,13 @@ struct MegatronMerger {
             let hs = try parts(ranks, "head_copy"), ws = try parts(ranks, "word")
             if zip(hs, ws).allSatisfy({ $0.ref.shape == $1.ref.shape }) { head = hs } else { headDiffers.set() }
         }
-        try concatRows(ranks, "word", as: "embedding.word.weight", keepRows: V, verify: head, differs: headDiffers)
-        if config.positions == .learned { try replicated(ranks, "position", as: "embedding.position.weight") }
-        if !config.tiedEmbeddings { try concatRows(ranks, "output", as: "lm_head.weight", keepRows: V) }
+        if wanted("embedding.word.weight") {
+            try concatRows(ranks, "word", as: "embedding.word.weight", keepRows: V, verify: head, differs: headDiffers)
+        }
+        if config.positions == .learned && wanted("embedding.position.weight") { try replicated(ranks, "position", as: "embedding.position.weight") }
+        if !config.tiedEmbeddings && wanted("lm_head.weight") { try concatRows(ranks, "output", as: "lm_head.weight", keepRows: V) }
         let ln = config.norm == .layernorm, bias = config.linearBias
-        for i in 0..<config.numLayers {
+        for i in 0..<config.numLayers where wanted("layers.\(i).") {
             let s = "layers.\(i).", o = "layers.\(i)."
             try replicated(ranks, s + "norm1.weight", as: o + "norm1.weight", onePlus: true)
             if ln { try replicated(ranks, s + "norm1.bias", as: o + "norm1.bias") }
@@ -319,13 +335,15 @@ struct MegatronMerger {
             try concatColumns(ranks, s + "fc2.weight", as: o + "mlp.fc2.weight")
             if bias { try replicated(ranks, s + "fc2.bias", as: o + "mlp.fc2.bias") }
         }
-        try replicated(ranks, "final.weight", as: "final_norm.weight", onePlus: true)
-        if ln { try replicated(ranks, "final.bias", as: "final_norm.bias") }
-        pieces = try writePieces(pending, target: target)
+        if wanted("final_norm.weight") {
+            try replicated(ranks, "final.weight", as: "final_norm.weight", onePlus: true)
+            if ln { try replicated(ranks, "final.bias", as: "final_norm.bias") }
+        }
+        pieces = try writePieces(pending, target: target, rank: only?.tpRank)
         pending = []
         if headDiffers.isSet { problems.append("word_embeddings_for_head differs from the stage-0 word embedding; the stage-0 copy is used") }
         // Every canonical tensor present (shapes were checked as each was written).
-        for (name, _) in CanonicalSchema.shapes(for: config) where pieces[name] == nil {
+        for (name, _) in CanonicalSchema.shapes(for: config) where pieces[name] == nil && wanted(name) {
             throw CheckpointError.missingTensor(file: "merged shards", tensor: name)
         }
     }

@@ -216,11 +216,14 @@ struct PendingTensor {
 /// (no lock shared with the other thread), then each job allocates its piece and fills it, so fresh
 /// pages are faulted in (zeroed) by the thread that writes them, on both cores. Vocabulary padding
 /// rows are zero; replicated tensors share one buffer across ranks. Returns canonical name -> one
-/// tensor per TP rank (one for `.canonical`).
-func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [String: [Tensor]] {
+/// tensor per TP rank (one for `.canonical`; with `rank`, only that rank's piece is written and returned).
+func writePieces(_ pending: [PendingTensor], target: MergeTarget, rank: Int? = nil) throws -> [String: [Tensor]] {
     let geometry = pending.map { PieceGeometry($0.name, shape: $0.shape, target: target) }
     var jobs: [(tensor: Int, piece: Int)] = []
-    for (i, g) in geometry.enumerated() { for p in 0..<g.count { jobs.append((i, p)) } }
+    for (i, g) in geometry.enumerated() {
+        if let r = rank { jobs.append((i, g.count == 1 ? 0 : r)); continue }   // one rank: its piece (or the shared one)
+        for p in 0..<g.count { jobs.append((i, p)) }
+    }
     let results = try partitionedMap(costs: jobs.map { geometry[$0.tensor].pieceElements * 4 + 64 },
                                      prepare: { _, bytes in reserveHugePageHeap(bytes: bytes) }) { j in
         let (i, p) = jobs[j], g = geometry[i]
@@ -232,9 +235,13 @@ func writePieces(_ pending: [PendingTensor], target: MergeTarget) throws -> [Str
         }
     }
     endHugePageHeap()
+    var out: [String: [Tensor]] = [:]
+    if rank != nil {   // one tensor per name: that rank's piece
+        for (j, job) in jobs.enumerated() { out[pending[job.tensor].name] = [Tensor(shape: geometry[job.tensor].pieceShape, data: results[j])] }
+        return out
+    }
     var arrays = geometry.map { Array(repeating: [Float](), count: $0.count) }
     for (j, job) in jobs.enumerated() { arrays[job.tensor][job.piece] = results[j] }
-    var out: [String: [Tensor]] = [:]
     for (i, t) in pending.enumerated() { out[t.name] = geometry[i].tensors(arrays[i]) }
     return out
 }

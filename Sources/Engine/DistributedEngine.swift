@@ -52,15 +52,27 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
         if worldSize != layout.tp * layout.pp { throw DistributedError.processCount(processes: worldSize, tp: layout.tp, pp: layout.pp) }
     }
 
-    public init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, world: MPICollective) throws {
+    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, world: MPICollective) throws {
+        try self.init(config: ckpt.config, layout: layout, world: world) { try DecoderWeights(ckpt, shard: $0) }
+    }
+
+    /// From this process's own tensors as a loader cut them (`CheckpointLoader.loadSplit(url, tp:,
+    /// divisibleBy: 1)` with `LoadOptions.rank` = `Self.rank(of:layout:)`): no process holds more than its shard.
+    public convenience init(config: ModelConfig, rankTensors: [String: Tensor], layout: EngineLayout, world: MPICollective) throws {
+        try self.init(config: config, layout: layout, world: world) { try DecoderWeights(config: config, rankTensors: rankTensors, shard: $0) }
+    }
+
+    /// (TP rank, stage) of world rank `rank`: stage g / TP, TP rank g % TP.
+    public static func rank(of rank: Int, layout: EngineLayout) -> (tpRank: Int, stage: Int) { (rank % layout.tp, rank / layout.tp) }
+
+    private init(config c: ModelConfig, layout: EngineLayout, world: MPICollective, weights: (ShardSpec) throws -> DecoderWeights) throws {
         try Self.checkProcessCount(layout, worldSize: world.size)
-        let c = ckpt.config
         try ShardSpec.checkTensorParallel(c, tp: layout.tp)
         let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: layout.pp, layersPerStage: layout.layersPerStage)
         self.layout = layout; config = c; self.world = world
-        globalRank = world.rank; stage = world.rank / layout.tp; tpRank = world.rank % layout.tp
+        globalRank = world.rank; (tpRank, stage) = Self.rank(of: world.rank, layout: layout)
         let spec = ShardSpec(tp: layout.tp, tpRank: tpRank, pp: layout.pp, stage: stage, layers: stages[stage])
-        model = DecoderModel(weights: try DecoderWeights(ckpt, shard: spec))
+        model = DecoderModel(weights: try weights(spec))
         tp = try world.split(color: stage, key: tpRank)
         // BLAS threads: the node's cores shared out over the ranks mpirun placed on it.
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size

@@ -43,15 +43,20 @@ public struct DecoderWeights: Sendable {
 
     /// This rank's weights from its tensors cut as `CanonicalCheckpoint.shard(tp:rank:divisibleBy: 1)`
     /// cuts them (straight from a loader, e.g. `CheckpointLoader.loadSplit(url, tp:, divisibleBy: 1)`,
-    /// with no canonical copy): every tensor of the shard's stages and layers must be there with its
-    /// local shape (other layers may be present; they are not used).
+    /// with no canonical copy): every tensor the shard uses (its layers; the embeddings on the first
+    /// stage; the final norm, and the head or the tied embedding, on the last) must be there with its
+    /// local shape; others may be present and are not used.
     public init(config c: ModelConfig, rankTensors t: [String: Tensor], shard: ShardSpec) throws {
         try c.validate()
         let tp = shard.tp
         try ShardSpec.checkTensorParallel(c, tp: tp)
         let vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
         for (name, shape) in CanonicalSchema.shapes(for: c) {
-            if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]), !shard.layers.contains(i) { continue }
+            if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) {
+                if !shard.layers.contains(i) { continue }
+            } else if name.hasPrefix("embedding.") {
+                if !(shard.isFirstStage || (name == "embedding.word.weight" && shard.isLastStage && c.tiedEmbeddings)) { continue }
+            } else if !shard.isLastStage { continue }   // final norm, head
             guard let x = t[name] else { throw ModelError.missingTensor(name) }
             let want = TPSplit.of(name).localShape(shape, tp: tp, paddedVocab: vp)
             guard x.shape == want else { throw ModelError.shapeMismatch(tensor: name, expected: want, found: x.shape) }

@@ -47,11 +47,12 @@ extension CheckpointOptions {
     func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
 
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
-    /// process's rank of a `DistributedEngine` (the process count must be TP x PP). In-process at
-    /// TP x PP > 1, a Megatron, DeepSpeed or torch_dist save is loaded straight into the ranks' pieces
-    /// (`CheckpointLoader.loadSplit`): the returned checkpoint then holds the config only, and no
-    /// canonical copy of the weights is made.
-    func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> LoadedModel {
+    /// process's rank of a `DistributedEngine` (the process count must be TP x PP). A Megatron,
+    /// DeepSpeed or torch_dist save is loaded straight into the ranks' pieces (`CheckpointLoader.loadSplit`)
+    /// in-process at TP x PP > 1, and under mpirun each process reads only its own shard, unless
+    /// `weightsHash` is wanted there (it needs every weight in one process); the returned checkpoint
+    /// then holds the config only, and no canonical copy of the weights is made.
+    func load(layout: EngineLayout, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { BLAS.setThreads(threads) }
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
@@ -60,14 +61,19 @@ extension CheckpointOptions {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
         BLAS.stopWorkerThreads()   // the load runs on Turing's threads; the first GEMM starts OpenBLAS's again
-        if !MPIRuntime.isActive, layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf,
+        if (MPIRuntime.isActive && !weightsHash) || (!MPIRuntime.isActive && layout.tp * layout.pp > 1), let format = try? CheckpointLoader.detect(checkpointURL), format != .hf,
            TuringFormat.resolve(checkpointURL) == nil {
-            let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1,
-                                                   options: LoadOptions(vocabSize: tok.map { $0.vocabSize },
-                                                                        argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+            var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArg))
+            if MPIRuntime.isActive {   // this process reads its own shard only
+                let (t, p) = DistributedEngine.rank(of: MPIRuntime.worldRank, layout: layout)
+                options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
+            }
+            let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
             let shards = r.shards!
-            let engine = try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout)
-            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint, rankTensors: shards)
+            let engine: CausalLM = MPIRuntime.isActive
+                ? try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, world: try MPICollective.world())
+                : try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout)
+            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint, rankTensors: MPIRuntime.isActive ? nil : shards)
         }
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let engine: CausalLM
@@ -86,9 +92,11 @@ struct LoadedModel {
     let checkpoint: CanonicalCheckpoint
     let rankTensors: [[String: Tensor]]?
 
-    /// The weights' fingerprint, the same whichever way they were loaded.
+    /// The weights' fingerprint, the same whichever way they were loaded (under mpirun, only when the
+    /// model was loaded with `weightsHash: true`).
     func weightsHash() throws -> String {
         if let r = rankTensors { return try CanonicalCheckpoint.weightsHash(config: checkpoint.config, rankTensors: r) }
+        guard !checkpoint.tensors.isEmpty else { throw CLIError("the weights hash needs the whole model in this process (load with weightsHash: true)") }
         return checkpoint.weightsHash
     }
 }

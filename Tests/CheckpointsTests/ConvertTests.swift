@@ -172,6 +172,38 @@ final class ConvertTests: XCTestCase {
         }
     }
 
+    /// `LoadOptions.rank`: one engine rank's tensors, exactly those of the full re-split that rank uses
+    /// (its layers; embeddings on the first stage, the tied embedding on the last too; final norm and
+    /// head on the last), whatever the saved layout; Megatron and DeepSpeed saves.
+    func testOneEngineRankLoadsOnlyItsOwnShard() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        for (cfg, target, tp, pp) in [(Self.gpt, ConvertTarget.megatron, 2, 2), (Self.llama, .megatron, 1, 2), (Self.gptUntied, .deepspeed, 2, 2)] {
+            let out = dir.appendingPathComponent("\(target.rawValue)-\(cfg.vocabSize)")
+            try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(tp: tp, pp: pp))
+            for (etp, epp) in [(2, 2), (2, 3), (1, 3)] where cfg.numKVHeads % etp == 0 {
+                let full = try CheckpointLoader.loadSplit(out, tp: etp, divisibleBy: 1).shards!
+                let stages = try ShardSpec.stageLayers(numLayers: cfg.numLayers, pp: epp)
+                for t in 0..<etp { for p in 0..<epp {
+                    let rank = EngineRank(tpRank: t, stage: p, pp: epp)
+                    var o = LoadOptions(); o.rank = rank
+                    let r = try CheckpointLoader.loadSplit(out, tp: etp, divisibleBy: 1, options: o)
+                    XCTAssertEqual(r.shards?.count, 1)
+                    let mine = r.shards![0]
+                    let first = p == 0, last = p == epp - 1
+                    let expected = full[t].filter { name, _ in
+                        if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) { return stages[p].contains(i) }
+                        if name == "embedding.word.weight" { return first || (last && cfg.tiedEmbeddings) }
+                        if name == "embedding.position.weight" { return first }
+                        return last
+                    }
+                    XCTAssertEqual(mine, expected, "\(target) saved TP \(tp) x PP \(pp), engine rank (TP \(t), stage \(p)) of TP \(etp) x PP \(epp)")
+                    XCTAssertNoThrow(try DecoderWeights(config: r.checkpoint.config, rankTensors: mine,
+                                                        shard: ShardSpec(tp: etp, tpRank: t, pp: epp, stage: p, layers: stages[p])))
+                } }
+            }
+        }
+    }
+
     func testDeepSpeedRoundTrips() throws {
         try roundTrip(Self.gpt, .deepspeed, tp: 2, pp: 2, iteration: 3000)
         try roundTrip(Self.gptUntied, .deepspeed, tp: 1, pp: 1)
