@@ -66,6 +66,17 @@ if timeout $LIMIT "$T" convert "$DEMO" --to megatron --tp 2 --pp 2 --output "$ME
     same "megatron-generate-tp${tp}pp${pp}" $np --tp $tp --pp $pp -- generate --checkpoint "$MEG" "${VOCAB[@]}" --prompt "The capital of" --max-tokens 20
     same "megatron-score-tp${tp}pp${pp}" $np --tp $tp --pp $pp -- score --checkpoint "$MEG" "${VOCAB[@]}" --requests "$demo_in" --output @OUT@
   done
+  # eval: each process still reads only its shard; the weights hash (read a layer at a time) and the
+  # metrics must equal the in-process run's.
+  ev=(eval --checkpoint "$MEG" "${VOCAB[@]}" --tasks demo_facts,demo_count --tasks-dir tasks --limit 30 --no-cache --tp 2 --pp 2)
+  timeout $LIMIT "$T" "${ev[@]}" --output "$work/ev.a" > "$work/ev.a.out" 2>"$work/ev.a.err"; rc_a=$?
+  timeout $LIMIT "${MPIRUN[@]}" -np 4 "$T" "${ev[@]}" --output "$work/ev.b" > "$work/ev.b.out" 2>"$work/ev.b.err"; rc_b=$?
+  hash_a=$(grep -o '"weights_hash" *: *"[^"]*"' "$work/ev.a/results.json" 2>/dev/null)
+  hash_b=$(grep -o '"weights_hash" *: *"[^"]*"' "$work/ev.b/results.json" 2>/dev/null)
+  if [ $rc_a -ne 0 ] || [ $rc_b -ne 0 ]; then fail "megatron-eval-tp2pp2: exit codes in-process $rc_a, mpirun $rc_b"; tail -3 "$work/ev.a.err" "$work/ev.b.err"
+  elif [ -z "$hash_a" ] || [ "$hash_a" != "$hash_b" ]; then fail "megatron-eval-tp2pp2: weights hash '$hash_a' vs '$hash_b'"
+  elif ! cmp -s "$work/ev.a.out" "$work/ev.b.out"; then fail "megatron-eval-tp2pp2: stdout differs"; diff "$work/ev.a.out" "$work/ev.b.out" | head -10
+  else ok "megatron-eval-tp2pp2 ($hash_a)"; fi
 else
   fail "convert the demo model to a Megatron save"; tail -3 "$work/meg.err"
 fi

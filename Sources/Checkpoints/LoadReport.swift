@@ -41,6 +41,9 @@ public struct LoadOptions: Sendable {
     /// layers, the embeddings on the first stage, the final norm and head on the last): a process of
     /// an MPI job reads its own shard, never the whole model. Megatron-LM and DeepSpeed saves.
     public var rank: EngineRank? = nil
+    /// Megatron-LM and DeepSpeed saves: load only these canonical tensors (the others are checked but
+    /// not read), e.g. to visit a large model a few tensors at a time.
+    public var tensors: Set<String>? = nil
     public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:], target: MergeTarget = .canonical) {
         self.vocabSize = vocabSize; self.argOverrides = argOverrides; self.target = target
     }
@@ -79,6 +82,7 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
     var merger = MegatronMerger(config: config, tp: tp, checkpointVersion: version,
                                 layernorm1p: args.bool("apply_layernorm_1p") ?? false)
     merger.target = options.target
+    merger.names = options.tensors
     if case .split(let t, _) = options.target {
         try ShardSpec.checkTensorParallel(config, tp: t)
         if let r = options.rank {

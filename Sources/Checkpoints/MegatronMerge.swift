@@ -114,6 +114,8 @@ struct MegatronMerger {
     /// With a `.split` target: write only this engine rank's tensors (`pieces` then hold one tensor
     /// each, that rank's), and read only the shard data they need.
     var only: ShardSpec? = nil
+    /// Write only these canonical tensors (`LoadOptions.tensors`).
+    var names: Set<String>? = nil
     /// Source name for every canonical tensor, for messages.
     var sources: [String: String] = [:]
     var problems: [String] = []
@@ -148,11 +150,13 @@ struct MegatronMerger {
         sources[name] = s.file + ": " + s.original
         guard let want = schema[name] else { throw CheckpointError.unexpectedTensors(file: s.file, [s.original]) }
         guard want == shape else { throw CheckpointError.shapeMismatch(file: s.file, tensor: name, expected: want, found: shape) }
-        pending.append(PendingTensor(name: name, shape: shape, fill: fill))
+        if wanted(name) { pending.append(PendingTensor(name: name, shape: shape, fill: fill)) }
     }
 
-    /// Whether canonical `name` is written: always, unless `only` names a rank that does not use it.
+    /// Whether canonical `name` (or, for a name ending in ".", any tensor under it) is written: always,
+    /// unless `only` names a rank that does not use it or `names` leaves it out.
     func wanted(_ name: String) -> Bool {
+        if let names, !(name.hasSuffix(".") ? names.contains { $0.hasPrefix(name) } : names.contains(name)) { return false }
         guard let r = only else { return true }
         if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) { return r.layers.contains(i) }
         switch name {
@@ -335,7 +339,7 @@ struct MegatronMerger {
             try concatColumns(ranks, s + "fc2.weight", as: o + "mlp.fc2.weight")
             if bias { try replicated(ranks, s + "fc2.bias", as: o + "mlp.fc2.bias") }
         }
-        if wanted("final_norm.weight") {
+        if wanted("final_norm.") {
             try replicated(ranks, "final.weight", as: "final_norm.weight", onePlus: true)
             if ln { try replicated(ranks, "final.bias", as: "final_norm.bias") }
         }

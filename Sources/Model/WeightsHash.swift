@@ -2,7 +2,8 @@
 // canonical tensors in name order, each name's UTF-8 bytes, then its f32 bit patterns in canonical
 // row-major order. Identical weights in any format or layout give the same hash, computed from the
 // canonical checkpoint or from the TP ranks' tensors a loader cut (padding rows skipped, row-parallel
-// pieces read row by row), so no canonical copy is needed for it.
+// pieces read row by row), or a few tensors at a time (`WeightsHasher`), so no canonical copy is
+// needed for it.
 
 import TensorCore
 
@@ -16,15 +17,23 @@ private struct FNV1a {
     }
 }
 
+/// The same fingerprint fed one whole tensor at a time, in name order (a model visited in parts).
+public struct WeightsHasher {
+    private var f = FNV1a()
+    public init() {}
+    public mutating func add(_ name: String, _ t: Tensor) {
+        f.add(name)
+        t.data.withUnsafeBufferPointer { f.add($0) }
+    }
+    public var value: String { f.text }
+}
+
 extension CanonicalCheckpoint {
     /// The weights' fingerprint ("fnv1a64:" and 16 hex digits).
     public var weightsHash: String {
-        var f = FNV1a()
-        for name in tensors.keys.sorted() {
-            f.add(name)
-            tensors[name]!.data.withUnsafeBufferPointer { f.add($0) }
-        }
-        return f.text
+        var h = WeightsHasher()
+        for name in tensors.keys.sorted() { h.add(name, tensors[name]!) }
+        return h.value
     }
 
     /// The same fingerprint from TP rank tensors (`rankTensors[t]`, as `split(tp:divisibleBy:)` cuts

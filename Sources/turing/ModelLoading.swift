@@ -49,10 +49,9 @@ extension CheckpointOptions {
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
     /// process's rank of a `DistributedEngine` (the process count must be TP x PP). A Megatron,
     /// DeepSpeed or torch_dist save is loaded straight into the ranks' pieces (`CheckpointLoader.loadSplit`)
-    /// in-process at TP x PP > 1, and under mpirun each process reads only its own shard, unless
-    /// `weightsHash` is wanted there (it needs every weight in one process); the returned checkpoint
-    /// then holds the config only, and no canonical copy of the weights is made.
-    func load(layout: EngineLayout, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
+    /// in-process at TP x PP > 1, and under mpirun each process reads only its own shard; the returned
+    /// checkpoint then holds the config only, and no canonical copy of the weights is made.
+    func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { BLAS.setThreads(threads) }
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
@@ -61,7 +60,7 @@ extension CheckpointOptions {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
         BLAS.stopWorkerThreads()   // the load runs on Turing's threads; the first GEMM starts OpenBLAS's again
-        if (MPIRuntime.isActive && !weightsHash) || (!MPIRuntime.isActive && layout.tp * layout.pp > 1), let format = try? CheckpointLoader.detect(checkpointURL), format != .hf,
+        if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf,
            TuringFormat.resolve(checkpointURL) == nil {
             var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArg))
             if MPIRuntime.isActive {   // this process reads its own shard only
@@ -70,35 +69,32 @@ extension CheckpointOptions {
             }
             let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
             let shards = r.shards!
-            let engine: CausalLM = MPIRuntime.isActive
-                ? try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, world: try MPICollective.world())
-                : try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout)
-            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint, rankTensors: MPIRuntime.isActive ? nil : shards)
+            if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
+                let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, world: try MPICollective.world())
+                let (url, o) = (checkpointURL, options)
+                return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CheckpointLoader.weightsHash(url, options: o) }
+            }
+            let engine = try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout)
+            let config = r.checkpoint.config
+            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) }
         }
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let engine: CausalLM
         if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, world: try MPICollective.world()) }
         else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt)) }
         else { engine = try ShardedEngine(ckpt, layout: layout) }
-        return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt, rankTensors: nil)
+        return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt) { ckpt.weightsHash }
     }
 }
 
 /// What `CheckpointOptions.load` returns. `checkpoint` holds the config (and format); its tensors are
-/// empty when the weights were loaded straight into the ranks' pieces (`rankTensors`).
+/// empty when the weights were loaded straight into the ranks' pieces.
 struct LoadedModel {
     let engine: CausalLM
     let tokenizer: Tokenizer?
     let checkpoint: CanonicalCheckpoint
-    let rankTensors: [[String: Tensor]]?
-
-    /// The weights' fingerprint, the same whichever way they were loaded (under mpirun, only when the
-    /// model was loaded with `weightsHash: true`).
-    func weightsHash() throws -> String {
-        if let r = rankTensors { return try CanonicalCheckpoint.weightsHash(config: checkpoint.config, rankTensors: r) }
-        guard !checkpoint.tensors.isEmpty else { throw CLIError("the weights hash needs the whole model in this process (load with weightsHash: true)") }
-        return checkpoint.weightsHash
-    }
+    /// The weights' fingerprint, the same whichever way they were loaded (`CanonicalCheckpoint.weightsHash`).
+    let weightsHash: () throws -> String
 }
 
 func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {

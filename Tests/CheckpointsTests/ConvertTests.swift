@@ -204,6 +204,21 @@ final class ConvertTests: XCTestCase {
         }
     }
 
+    /// The weights hash read a layer at a time equals the hash of the whole load (Megatron f32 and bf16,
+    /// DeepSpeed; tied and untied).
+    func testWeightsHashReadALayerAtATimeEqualsTheWholeLoad() throws {
+        let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        for (cfg, target, dtype) in [(Self.gpt, ConvertTarget.megatron, StorageDType.float32), (Self.gpt, .megatron, .bfloat16),
+                                     (Self.gptUntied, .deepspeed, .float32), (Self.llama, .megatron, .float32)] {
+            let out = dir.appendingPathComponent("\(target.rawValue)-\(cfg.vocabSize)-\(dtype.rawValue)")
+            try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(tp: 2, pp: 2, dtype: dtype))
+            let whole = try CheckpointLoader.load(out)
+            XCTAssertEqual(try CheckpointLoader.weightsHash(out), whole.weightsHash, "\(out.lastPathComponent)")
+            var o = LoadOptions(); o.tensors = ["layers.1.mlp.fc2.weight", "final_norm.weight"]
+            XCTAssertEqual(Set(try CheckpointLoader.load(out, options: o).tensors.keys), o.tensors)
+        }
+    }
+
     func testDeepSpeedRoundTrips() throws {
         try roundTrip(Self.gpt, .deepspeed, tp: 2, pp: 2, iteration: 3000)
         try roundTrip(Self.gptUntied, .deepspeed, tp: 1, pp: 1)
