@@ -1,5 +1,5 @@
 // LoadThreads: the loader's two-core parallelism. Checkpoint loading is bound by copying bytes and by
-// faulting in fresh pages, work that splits cleanly over independent files and tensor pieces.
+// faulting in fresh pages, work that splits cleanly over independent tensor pieces.
 //
 // Owns: `partitionedMap` (items split between two threads by cost up front, each thread preparing
 // for its share first, an idle thread taking the other's smallest items; results in item order, the
@@ -80,4 +80,3 @@ func onTwoThreads(_ body: @escaping @Sendable (Int) -> Void) {
     body(0)
     done.wait()
 }
-
