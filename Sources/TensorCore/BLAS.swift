@@ -4,17 +4,24 @@
 // count. Does not own: anything elementwise (Kernels.swift).
 
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum BLAS {
     /// Threads OpenBLAS may use for one call. In-process TP ranks each get their share of the cores.
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
-    /// Stop OpenBLAS's worker threads until its next threaded call starts them again. After process
-    /// start and after every threaded call they spin on sched_yield for OpenBLAS's thread timeout
-    /// (about a quarter second) and take a core from work on Turing's own threads, such as a
-    /// checkpoint load. Only while no BLAS call runs on any thread.
-    public static func stopWorkerThreads() { _ = blas_thread_shutdown_() }
+    /// Stop OpenBLAS's worker threads until its next threaded call starts them again (its lazy
+    /// re-init after fork). After process start and after every threaded call they spin on sched_yield
+    /// for OpenBLAS's thread timeout (about a quarter second) and take a core from work on Turing's own
+    /// threads, such as a checkpoint load. Only while no BLAS call runs on any thread. Looked up at run
+    /// time (`blas_thread_shutdown_`, which OpenBLAS's fork handler uses): a no-op for a BLAS without it.
+    public static func stopWorkerThreads() {
+        guard let sym = dlsym(dlopen(nil, RTLD_NOW), "blas_thread_shutdown_") else { return }
+        _ = unsafeBitCast(sym, to: (@convention(c) () -> Int32).self)()
+    }
 
     /// C[m, n] = alpha * A[m, k] * op(B) + beta * C, row-major; B is [k, n] or, when `transB`, [n, k].
     @inline(__always)
