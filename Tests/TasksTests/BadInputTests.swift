@@ -17,13 +17,6 @@ final class BadInputTests: XCTestCase {
     metrics: [acc]
     """
 
-    func tmpDir(_ files: [String: String]) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("turing-tasks-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        for (n, t) in files { try t.write(to: d.appendingPathComponent(n), atomically: true, encoding: .utf8) }
-        return d.path
-    }
-
     func testGoodSpecParses() throws {
         let s = try TaskSpec.parse(yaml: good, file: "t.yaml")
         XCTAssertEqual(s.evalSplit, "validation")

@@ -22,12 +22,8 @@ final class NewOutputTypeInputTests: XCTestCase {
       - {metric: exact_match, ignore_case: true, regexes_to_ignore: ["^ +"]}
     """
 
-    func write(_ text: String) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("turing-newtypes-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        try text.write(to: d.appendingPathComponent("data.txt"), atomically: true, encoding: .utf8)
-        return d.path
-    }
+    /// A directory holding `text` as data.txt.
+    func write(_ text: String) throws -> String { try tmpDir(["data.txt": text]) }
 
     func testGenerateUntilParses() throws {
         let s = try TaskSpec.parse(yaml: gen, file: "g.yaml")
