@@ -16,12 +16,17 @@ final class MegatronFixtureTests: XCTestCase {
         let sequences: [Seq]; let checkpoints: [String: Ckpt]
     }
 
-    func testEveryFolderAtAnotherLayout() throws {
+    /// The shared fixtures' folder, expected.json and expected.safetensors (transformers' logits); skips when absent.
+    func oracle() throws -> (root: URL, expected: Expected, logits: SafetensorsFile) {
         let root = sharedData().deletingLastPathComponent().appendingPathComponent("fixtures/checkpoints")
         let expURL = root.appendingPathComponent("expected.json")
         guard FileManager.default.fileExists(atPath: expURL.path) else { throw XCTSkip("shared fixtures not found: \(expURL.path)") }
-        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: expURL))
-        let ref = try SafetensorsFile(url: root.appendingPathComponent("expected.safetensors"))
+        return (root, try JSONDecoder().decode(Expected.self, from: Data(contentsOf: expURL)),
+                try SafetensorsFile(url: root.appendingPathComponent("expected.safetensors")))
+    }
+
+    func testEveryFolderAtAnotherLayout() throws {
+        let (root, exp, ref) = try oracle()
         let layouts = [(1, 1), (2, 1), (1, 2), (2, 2), (4, 1), (1, 4), (4, 2)]
         for (k, name) in exp.checkpoints.keys.sorted().enumerated() {
             let info = exp.checkpoints[name]!
@@ -52,11 +57,7 @@ final class MegatronFixtureTests: XCTestCase {
     /// The megatron-core torch_dist fixture (Tests/Fixtures/torch_dist, saved by megatron-core at TP 2 x PP 2)
     /// run at TP 1 and at TP 2 x PP 2 reproduces transformers' logits within 1e-4.
     func testTorchDistAtTP1AndTP2PP2() throws {
-        let root = sharedData().deletingLastPathComponent().appendingPathComponent("fixtures/checkpoints")
-        let expURL = root.appendingPathComponent("expected.json")
-        guard FileManager.default.fileExists(atPath: expURL.path) else { throw XCTSkip("shared fixtures not found: \(expURL.path)") }
-        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: expURL))
-        let ref = try SafetensorsFile(url: root.appendingPathComponent("expected.safetensors"))
+        let (_, exp, ref) = try oracle()
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/torch_dist/mcore-tp2-pp2")
         let ckpt = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
