@@ -100,29 +100,16 @@ public enum CheckpointLoader {
     }
 
     /// `CanonicalCheckpoint.weightsHash` of the checkpoint at `url`, reading it a layer at a time
-    /// (Megatron-LM and DeepSpeed saves; other formats are loaded whole): a process that holds only its
-    /// own shard can still fingerprint the whole model.
+    /// (`LoadOptions.visit`; Megatron-LM, DeepSpeed and torch_dist saves, other formats are loaded
+    /// whole): a process that holds only its own shard can still fingerprint the whole model.
     public static func weightsHash(_ url: URL, options: LoadOptions = LoadOptions()) throws -> String {
         var o = options; o.target = .canonical; o.rank = nil
-        guard [.megatronLegacy, .deepspeed].contains(try detect(url)) else { return try load(url, options: o).weightsHash }
-        o.tensors = []
-        let config = try loadReport(url, options: o).checkpoint.config
-        let names = CanonicalSchema.shapes(for: config).map(\.0).sorted()
-        func group(_ n: String) -> Substring { n.hasPrefix("layers.") ? n.split(separator: ".").prefix(2).joined(separator: ".")[...] : n[...] }
-        var h = WeightsHasher()
-        var i = 0
-        while i < names.count {   // one layer's tensors (consecutive in name order), or one other tensor, per read
-            var j = i + 1
-            while j < names.count && group(names[j]) == group(names[i]) { j += 1 }
-            o.tensors = Set(names[i..<j])
-            let part = try loadReport(url, options: o).checkpoint
-            for n in names[i..<j] {
-                guard let t = part.tensors[n] else { throw CheckpointError.missingTensor(file: url.path, tensor: n) }
-                h.add(n, t)
-            }
-            i = j
-        }
-        return h.value
+        guard try detect(url) != .hf else { return try load(url, options: o).weightsHash }
+        final class Box: @unchecked Sendable { var hasher = WeightsHasher() }
+        let box = Box()
+        o.visit = { name, tensor in box.hasher.add(name, tensor) }
+        _ = try loadReport(url, options: o)
+        return box.hasher.value
     }
 
     /// Everything known about a checkpoint; never throws — failures become problems.

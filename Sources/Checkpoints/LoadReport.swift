@@ -41,9 +41,11 @@ public struct LoadOptions: Sendable {
     /// layers, the embeddings on the first stage, the final norm and head on the last): a process of
     /// an MPI job reads its own shard, never the whole model. Megatron-LM and DeepSpeed saves.
     public var rank: EngineRank? = nil
-    /// Megatron-LM and DeepSpeed saves: load only these canonical tensors (the others are checked but
-    /// not read), e.g. to visit a large model a few tensors at a time.
-    public var tensors: Set<String>? = nil
+    /// Megatron-LM, DeepSpeed and torch_dist saves, `.canonical` target: instead of returning the
+    /// tensors, hand every canonical tensor to `visit` in name order, one layer's tensors read at a
+    /// time (the files parsed once; the returned checkpoint holds the config only): a large model
+    /// visited without holding it.
+    public var visit: (@Sendable (_ name: String, _ tensor: Tensor) throws -> Void)? = nil
     public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:], target: MergeTarget = .canonical) {
         self.vocabSize = vocabSize; self.argOverrides = argOverrides; self.target = target
     }
@@ -79,10 +81,30 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
         problems.append("vocabulary kept padded to \(V) rows: args record no real vocabulary size (pass LoadOptions.vocabSize)")
     }
     let config = try args.config(shapes, vocabSize: V)
-    var merger = MegatronMerger(config: config, tp: tp, checkpointVersion: version,
-                                layernorm1p: args.bool("apply_layernorm_1p") ?? false)
-    merger.target = options.target
-    merger.names = options.tensors
+    let dtype = ranks[0]["word"]!.ref.dtype
+    func merger() -> MegatronMerger {
+        var m = MegatronMerger(config: config, tp: tp, checkpointVersion: version, layernorm1p: args.bool("apply_layernorm_1p") ?? false)
+        m.target = options.target
+        return m
+    }
+    if let visit = options.visit, options.target == .canonical {
+        // Canonical names in order, grouped: one layer's tensors (consecutive in name order), or one other.
+        let names = CanonicalSchema.shapes(for: config).map(\.0).sorted()
+        func group(_ n: String) -> String { n.hasPrefix("layers.") ? n.split(separator: ".").prefix(2).joined(separator: ".") : n }
+        var i = 0
+        while i < names.count {
+            var j = i + 1
+            while j < names.count && group(names[j]) == group(names[i]) { j += 1 }
+            var m = merger()
+            m.names = Set(names[i..<j])
+            try m.mergePieces(ranks, vocabRows: V)
+            for p in m.problems where !problems.contains(p) { problems.append(p) }
+            for n in names[i..<j] { try visit(n, m.pieces[n]![0]) }
+            i = j
+        }
+        return (CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: dtype), nil)
+    }
+    var merger = merger()
     if case .split(let t, _) = options.target {
         try ShardSpec.checkTensorParallel(config, tp: t)
         if let r = options.rank {
@@ -95,7 +117,6 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
     }
     try merger.mergePieces(ranks, vocabRows: V)
     problems.append(contentsOf: merger.problems)
-    let dtype = ranks[0]["word"]!.ref.dtype
     guard case .split(let t, _) = options.target else {
         return (CanonicalCheckpoint(config: config, tensors: merger.pieces.mapValues { $0[0] }, format: format, sourceDType: dtype), nil)
     }

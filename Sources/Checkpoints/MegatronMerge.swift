@@ -114,7 +114,7 @@ struct MegatronMerger {
     /// With a `.split` target: write only this engine rank's tensors (`pieces` then hold one tensor
     /// each, that rank's), and read only the shard data they need.
     var only: ShardSpec? = nil
-    /// Write only these canonical tensors (`LoadOptions.tensors`).
+    /// Write only these canonical tensors (`LoadOptions.visit` reads a layer at a time).
     var names: Set<String>? = nil
     /// Source name for every canonical tensor, for messages.
     var sources: [String: String] = [:]

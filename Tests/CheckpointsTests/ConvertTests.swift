@@ -205,7 +205,8 @@ final class ConvertTests: XCTestCase {
     }
 
     /// The weights hash read a layer at a time equals the hash of the whole load (Megatron f32 and bf16,
-    /// DeepSpeed; tied and untied).
+    /// DeepSpeed; tied and untied), and `LoadOptions.visit` hands over every canonical tensor, in name
+    /// order, equal to the whole load's.
     func testWeightsHashReadALayerAtATimeEqualsTheWholeLoad() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         for (cfg, target, dtype) in [(Self.gpt, ConvertTarget.megatron, StorageDType.float32), (Self.gpt, .megatron, .bfloat16),
@@ -214,8 +215,13 @@ final class ConvertTests: XCTestCase {
             try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(tp: 2, pp: 2, dtype: dtype))
             let whole = try CheckpointLoader.load(out)
             XCTAssertEqual(try CheckpointLoader.weightsHash(out), whole.weightsHash, "\(out.lastPathComponent)")
-            var o = LoadOptions(); o.tensors = ["layers.1.mlp.fc2.weight", "final_norm.weight"]
-            XCTAssertEqual(Set(try CheckpointLoader.load(out, options: o).tensors.keys), o.tensors)
+            final class Seen: @unchecked Sendable { var names: [String] = []; var equal = true }
+            let seen = Seen()
+            var o = LoadOptions()
+            o.visit = { name, t in seen.names.append(name); if whole.tensors[name] != t { seen.equal = false } }
+            XCTAssertTrue(try CheckpointLoader.loadReport(out, options: o).checkpoint.tensors.isEmpty)
+            XCTAssertEqual(seen.names, whole.tensors.keys.sorted(), out.lastPathComponent)
+            XCTAssertTrue(seen.equal, out.lastPathComponent)
         }
     }
 
