@@ -60,8 +60,8 @@ extension CheckpointOptions {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
         BLAS.stopWorkerThreads()   // the load runs on Turing's threads; the first GEMM starts OpenBLAS's again
-        if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf,
-           TuringFormat.resolve(checkpointURL) == nil {
+        // (detect recognises only the checkpoint formats: a Turing save or a llama2.c file is loaded whole below)
+        if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf {
             var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArg))
             if MPIRuntime.isActive {   // this process reads its own shard only
                 let (t, p) = DistributedEngine.rank(of: MPIRuntime.worldRank, layout: layout)
