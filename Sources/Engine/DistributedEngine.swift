@@ -76,7 +76,7 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
         tp = try world.split(color: stage, key: tpRank)
         // BLAS threads: the node's cores shared out over the ranks mpirun placed on it.
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
-        BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
+        Compute.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
         // Fault injection for scripts/test_mpi.sh: this rank stops answering, the others must time out.
         if ProcessInfo.processInfo.environment["TURING_MPI_TEST_STALL_RANK"].flatMap({ Int($0) }) == globalRank {
             while true { sleep(60) }

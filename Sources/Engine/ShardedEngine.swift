@@ -73,7 +73,7 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
         workers = RankWorkers(count: layout.tp * layout.pp)
         workers.onError = { e in for g in groups + [all] { g.abort("a rank failed: \(e)") } }
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        BLAS.setThreads(max(1, cores / (layout.tp * layout.pp)))
+        Compute.setThreads(max(1, cores / (layout.tp * layout.pp)))
     }
 
     /// Rank 0's time inside collectives and point-to-point calls (waiting included), and its layers.

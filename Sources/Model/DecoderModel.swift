@@ -112,13 +112,13 @@ public struct DecoderModel: Sendable {
                     throw DecoderError(description: "sequence \(s): token id \(t) is outside the vocabulary [0, \(c.vocabSize))")
                 }
             }
-            x.withUnsafeMutableBufferPointer { xb in emb.withUnsafeBufferPointer { e in
+            x.withUnsafeMutableBufferPointer { xb in
                 for toks in tokens { for t in toks {
                     // vocab-parallel: rows outside this rank's range stay zero
-                    if t >= lo && t < lo + W.localVocab { (xb.baseAddress! + r * C).update(from: e.baseAddress! + (t - lo) * C, count: C) }
+                    if t >= lo && t < lo + W.localVocab { emb.copyRow(t - lo, into: xb.baseAddress! + r * C) }
                     r += 1
                 } }
-            } }
+            }
             try x.withUnsafeMutableBufferPointer { try Region.reduceFromForward($0, tp) }
             if let pe = W.positionEmbedding {
                 x.withUnsafeMutableBufferPointer { xb in pe.withUnsafeBufferPointer { pb in
@@ -192,7 +192,7 @@ public struct DecoderModel: Sendable {
                                     continue
                                 }
                                 // S[nNew, len] = scale * Q_h K_g^T
-                                BLAS.gemm(S, ldc: len, qp, lda: qkvDim, kp, ldb: D, transB: true, m: nNew, n: len, k: D, alpha: scale)
+                                Compute.gemm(S, ldc: len, qp, lda: qkvDim, kp, ldb: D, transB: true, m: nNew, n: len, k: D, alpha: scale)
                                 for i in 0..<nNew {
                                     let allowed = start + i + 1
                                     let srow = S + i * len
@@ -200,7 +200,7 @@ public struct DecoderModel: Sendable {
                                     for j in allowed..<len { srow[j] = 0 }
                                 }
                                 // O[nNew, D] = S V_g
-                                BLAS.gemm(op, ldc: H * D, S, lda: len, vp, ldb: D, transB: false, m: nNew, n: D, k: len)
+                                Compute.gemm(op, ldc: H * D, S, lda: len, vp, ldb: D, transB: false, m: nNew, n: D, k: len)
                             }
                         } }
                     } }
@@ -209,8 +209,7 @@ public struct DecoderModel: Sendable {
             if kvOnly { break }
             // out projection (row-parallel: partial sums, reduce-from, then the bias) + residual
             proj.withUnsafeMutableBufferPointer { pb in att.withUnsafeBufferPointer { ab in
-                L.outW.withUnsafeBufferPointer { wb in
-                    linear(pb.baseAddress!, ab.baseAddress!, wb.baseAddress!, nil, rows: n, inFeatures: H * D, outFeatures: C) } } }
+                linear(pb.baseAddress!, ab.baseAddress!, L.outW, nil, rows: n) } }
             try rowParallelFinish(&proj, bias: L.outB, rows: n, tp: tp)
             x.withUnsafeMutableBufferPointer { xb in proj.withUnsafeBufferPointer { pb in addInPlace(xb.baseAddress!, pb.baseAddress!, count: n * C) } }
             // MLP: norm2 -> FC1 (column-parallel)
@@ -225,8 +224,7 @@ public struct DecoderModel: Sendable {
                 mid = act
             }
             proj.withUnsafeMutableBufferPointer { pb in mid.withUnsafeBufferPointer { mb in
-                L.fc2W.withUnsafeBufferPointer { wb in
-                    linear(pb.baseAddress!, mb.baseAddress!, wb.baseAddress!, nil, rows: n, inFeatures: F, outFeatures: C) } } }
+                linear(pb.baseAddress!, mb.baseAddress!, L.fc2W, nil, rows: n) } }
             try rowParallelFinish(&proj, bias: L.fc2B, rows: n, tp: tp)
             x.withUnsafeMutableBufferPointer { xb in proj.withUnsafeBufferPointer { pb in addInPlace(xb.baseAddress!, pb.baseAddress!, count: n * C) } }
         }
@@ -250,8 +248,8 @@ public struct DecoderModel: Sendable {
         let Vl = W.localVocab, Vp = W.paddedVocab, V = c.vocabSize
         var local = [Float](repeating: 0, count: sel.count * Vl)
         let head = W.lmHead ?? W.wordEmbedding!
-        local.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in head.withUnsafeBufferPointer { eb in
-            linear(ob.baseAddress!, hb.baseAddress!, eb.baseAddress!, nil, rows: sel.count, inFeatures: C, outFeatures: Vl) } } }
+        local.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in
+            linear(ob.baseAddress!, hb.baseAddress!, head, nil, rows: sel.count) } }
         if case .scores(let targets) = logits {
             return .logits(try vocabParallelScores(local, targets: targets.flatMap { $0 }, tp: tp))
         }
@@ -309,12 +307,12 @@ public struct DecoderModel: Sendable {
 
     /// norm -> copy-to (identity forward) -> column-parallel linear: y[n, out] = W norm(x) (+ b).
     private func normThenColumnLinear(_ y: inout [Float], scratch h: inout [Float], _ x: [Float], _ g: [Float], _ beta: [Float]?,
-                                      _ w: [Float], _ b: [Float]?, rows n: Int, outFeatures: Int, tp: Collective) throws {
+                                      _ w: WeightMatrix, _ b: [Float]?, rows n: Int, outFeatures: Int, tp: Collective) throws {
         x.withUnsafeBufferPointer { xb in h.withUnsafeMutableBufferPointer { hb in norm(hb.baseAddress!, xb.baseAddress!, g, beta, rows: n) } }
         try h.withUnsafeMutableBufferPointer { try Region.copyToForward($0, tp) }
-        let C = config.hiddenSize
-        y.withUnsafeMutableBufferPointer { yb in h.withUnsafeBufferPointer { hb in w.withUnsafeBufferPointer { wb in withOptional(b) { bp in
-            linear(yb.baseAddress!, hb.baseAddress!, wb.baseAddress!, bp, rows: n, inFeatures: C, outFeatures: outFeatures) } } } }
+        precondition(w.rows == outFeatures && w.cols == config.hiddenSize)
+        y.withUnsafeMutableBufferPointer { yb in h.withUnsafeBufferPointer { hb in withOptional(b) { bp in
+            linear(yb.baseAddress!, hb.baseAddress!, w, bp, rows: n) } } }
     }
 
     /// Row-parallel tail: reduce the partial sums over the TP group, then add the (replicated) bias once.

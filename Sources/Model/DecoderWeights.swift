@@ -11,11 +11,11 @@ import TensorCore
 
 public struct LayerWeights: Sendable {
     public let norm1W: [Float], norm1B: [Float]?          // [C]
-    public let qkvW: [Float], qkvB: [Float]?              // [(H+2G)/tp*D, C] rows [Q | K | V] of local heads
-    public let outW: [Float], outB: [Float]?              // [C, H/tp*D], [C] (added after the reduce)
+    public let qkvW: WeightMatrix, qkvB: [Float]?         // [(H+2G)/tp*D, C] rows [Q | K | V] of local heads
+    public let outW: WeightMatrix, outB: [Float]?         // [C, H/tp*D], [C] (added after the reduce)
     public let norm2W: [Float], norm2B: [Float]?          // [C]
-    public let fc1W: [Float], fc1B: [Float]?              // GeLU: [F/tp, C]; SwiGLU: [2F/tp, C] rows [gate | up]
-    public let fc2W: [Float], fc2B: [Float]?              // [C, F/tp], [C] (added after the reduce)
+    public let fc1W: WeightMatrix, fc1B: [Float]?         // GeLU: [F/tp, C]; SwiGLU: [2F/tp, C] rows [gate | up]
+    public let fc2W: WeightMatrix, fc2B: [Float]?         // [C, F/tp], [C] (added after the reduce)
 }
 
 public struct DecoderWeights: Sendable {
@@ -23,22 +23,23 @@ public struct DecoderWeights: Sendable {
     public let shard: ShardSpec
     public let localHeads: Int, localGroups: Int, localFFN: Int
     public let paddedVocab: Int, localVocab: Int           // Vp (multiple of tp), Vp/tp
-    public let wordEmbedding: [Float]?                     // [Vp/tp, C]  first stage (and last, when tied)
+    public let dtype: ComputeDType                         // of the matrices; norms, biases, positions stay f32
+    public let wordEmbedding: WeightMatrix?                // [Vp/tp, C]  first stage (and last, when tied)
     public let positionEmbedding: [Float]?                 // [P, C]      first stage
     public let layers: [LayerWeights]                      // this stage's layers
     public let finalNormW: [Float]?, finalNormB: [Float]?  // [C]         last stage
-    public let lmHead: [Float]?                            // [Vp/tp, C]  last stage
+    public let lmHead: WeightMatrix?                       // [Vp/tp, C]  last stage
     public let rotary: RotaryTable?
 
-    public init(_ ckpt: CanonicalCheckpoint) throws {
-        try self.init(ckpt, shard: .single(layers: ckpt.config.numLayers))
+    public init(_ ckpt: CanonicalCheckpoint, dtype: ComputeDType = .float32) throws {
+        try self.init(ckpt, shard: .single(layers: ckpt.config.numLayers), dtype: dtype)
     }
 
-    public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec) throws {
+    public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec, dtype: ComputeDType = .float32) throws {
         try ckpt.validate()
         // the engine pads the vocabulary only to a multiple of TP (divisibleBy 1); padded logits are dropped
         let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: 1, layers: shard.layers)
-        try self.init(config: ckpt.config, rankTensors: t, shard: shard)
+        try self.init(config: ckpt.config, rankTensors: t, shard: shard, dtype: dtype)
     }
 
     /// This rank's weights from its tensors cut as `CanonicalCheckpoint.shard(tp:rank:divisibleBy: 1)`
@@ -46,7 +47,8 @@ public struct DecoderWeights: Sendable {
     /// with no canonical copy): every tensor the shard uses (its layers; the embeddings on the first
     /// stage; the final norm, and the head or the tied embedding, on the last) must be there with its
     /// local shape; others may be present and are not used.
-    public init(config c: ModelConfig, rankTensors t: [String: Tensor], shard: ShardSpec) throws {
+    /// `dtype` .bfloat16 narrows the matrices once (round to nearest even); f32 shares the tensors' arrays.
+    public init(config c: ModelConfig, rankTensors t: [String: Tensor], shard: ShardSpec, dtype: ComputeDType = .float32) throws {
         try c.validate()
         let tp = shard.tp
         try ShardSpec.checkTensorParallel(c, tp: tp)
@@ -67,24 +69,31 @@ public struct DecoderWeights: Sendable {
         localVocab = paddedVocab / tp
         func w(_ n: String) -> [Float] { t[n]!.data }
         func opt(_ n: String) -> [Float]? { t[n]?.data }
+        /// The matrix made of the named tensors stacked by rows ([rows, cols] each).
+        func m(_ names: String...) -> WeightMatrix {
+            let parts = names.map { t[$0]! }
+            let rows = parts.reduce(0) { $0 + $1.shape[0] }, cols = parts[0].count / max(1, parts[0].shape[0])
+            return WeightMatrix(parts.count == 1 ? parts[0].data : parts.flatMap(\.data), rows: rows, cols: cols, dtype: dtype)
+        }
+        self.dtype = dtype
         let needsWordEmbedding = shard.isFirstStage || (shard.isLastStage && c.tiedEmbeddings)
-        wordEmbedding = needsWordEmbedding ? w("embedding.word.weight") : nil
+        wordEmbedding = needsWordEmbedding ? m("embedding.word.weight") : nil
         positionEmbedding = shard.isFirstStage ? opt("embedding.position.weight") : nil
         layers = shard.layers.map { i in
             let p = "layers.\(i)."
             let swiglu = c.activation == .swiglu
             return LayerWeights(norm1W: w(p + "norm1.weight"), norm1B: opt(p + "norm1.bias"),
-                                qkvW: w(p + "attn.q.weight") + w(p + "attn.k.weight") + w(p + "attn.v.weight"),
+                                qkvW: m(p + "attn.q.weight", p + "attn.k.weight", p + "attn.v.weight"),
                                 qkvB: c.linearBias ? w(p + "attn.q.bias") + w(p + "attn.k.bias") + w(p + "attn.v.bias") : nil,
-                                outW: w(p + "attn.out.weight"), outB: opt(p + "attn.out.bias"),
+                                outW: m(p + "attn.out.weight"), outB: opt(p + "attn.out.bias"),
                                 norm2W: w(p + "norm2.weight"), norm2B: opt(p + "norm2.bias"),
-                                fc1W: swiglu ? w(p + "mlp.gate.weight") + w(p + "mlp.up.weight") : w(p + "mlp.fc1.weight"),
+                                fc1W: swiglu ? m(p + "mlp.gate.weight", p + "mlp.up.weight") : m(p + "mlp.fc1.weight"),
                                 fc1B: c.linearBias ? (swiglu ? w(p + "mlp.gate.bias") + w(p + "mlp.up.bias") : w(p + "mlp.fc1.bias")) : nil,
-                                fc2W: w(p + "mlp.fc2.weight"), fc2B: opt(p + "mlp.fc2.bias"))
+                                fc2W: m(p + "mlp.fc2.weight"), fc2B: opt(p + "mlp.fc2.bias"))
         }
         finalNormW = shard.isLastStage ? w("final_norm.weight") : nil
         finalNormB = shard.isLastStage ? opt("final_norm.bias") : nil
-        lmHead = shard.isLastStage && !c.tiedEmbeddings ? w("lm_head.weight") : nil
+        lmHead = shard.isLastStage && !c.tiedEmbeddings ? m("lm_head.weight") : nil
         rotary = c.positions == .rope ? RotaryTable(headDim: c.headDim, maxPositions: c.maxPositions, theta: c.ropeTheta) : nil
     }
 

@@ -70,7 +70,7 @@ public final class InProcessTraining: TrainingExecutor {
         workers = RankWorkers(count: W)
         let all = groups
         workers.onError = { e in for g in all { g.abort("a rank failed: \(e)") } }
-        if W > 1 { BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / W)) }
+        if W > 1 { Compute.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / W)) }
     }
 
     static func make(_ config: ModelConfig, _ g: Int, grid: TrainingLayout, stages: [Range<Int>], tp: Collective, dp: Collective, world: Collective & PointToPoint) throws -> RankTrainer {
@@ -124,7 +124,7 @@ public final class MPITraining: TrainingExecutor {
         rank = try InProcessTraining.make(config, world.rank, grid: grid, stages: stages, tp: tp, dp: dp, world: world)
         rank.recompute = recompute
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
-        BLAS.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
+        Compute.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
     }
 
     public func load(_ state: TrainerState) throws { load(state, into: rank) }

@@ -439,7 +439,7 @@ public final class StageTraining {
 /// body(0..<n), spread over the BLAS thread count (the cores this rank was given); each index runs
 /// exactly once, so a body that writes disjoint outputs gives the serial result bit for bit.
 func parallelFor(_ n: Int, _ body: (Int) -> Void) {
-    let w = min(n, max(1, BLAS.threads))
+    let w = min(n, max(1, Compute.threads))
     if w <= 1 { for i in 0..<n { body(i) }; return }
     withoutActuallyEscaping(body) { f in
         DispatchQueue.concurrentPerform(iterations: w) { k in

@@ -28,7 +28,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print JSON only.") var json = false
 
     func run() throws {
-        BLAS.setThreads(threads)
+        Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads,
                                  maxPositions: max(1024, promptLength + decodeTokens + 1), activation: .geluTanh)
         let layout = parallel.layout
@@ -43,10 +43,10 @@ struct BenchCommand: ParsableCommand {
             model = try ShardedEngine(ckpt, layout: layout)
         }
         let mode = MPIRuntime.isActive ? "\(MPIRuntime.worldSize) MPI processes" : "in-process"
-        log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab); \(layout) \(mode), micro-batches \(layout.microBatches); \(BLAS.threads) BLAS threads per rank")
+        log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab); \(layout) \(mode), micro-batches \(layout.microBatches); \(Compute.threads) BLAS threads per rank")
         var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, batches: batch, reps: reps, score: score,
                                     log: json ? { _ in } : log)
-        res.blasThreads = BLAS.threads
+        res.blasThreads = Compute.threads
         res.layout = "tp\(layout.tp)-pp\(layout.pp)-\(MPIRuntime.isActive ? "mpi" : "inproc")"
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try enc.encode(res), as: UTF8.self))

@@ -37,7 +37,6 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.stopWorkerThreads()   // no GEMMs here; the load writes on both cores
         let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false

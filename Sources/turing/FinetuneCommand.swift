@@ -104,7 +104,7 @@ struct FinetuneCommand: ParsableCommand {
         let grid = TrainingLayout(tp: tp, pp: pp, dp: replicas)
         let executor: TrainingExecutor = mpi ? try MPITraining(config: ckpt.config, grid: grid, recompute: recompute)
                                              : try InProcessTraining(config: ckpt.config, grid: grid, recompute: recompute)
-        if let threads { BLAS.setThreads(threads) }
+        if let threads { Compute.setThreads(threads) }
         let T = seqLength ?? ckpt.config.maxPositions
         guard T <= ckpt.config.maxPositions else { throw CLIError("--seq-length \(T) exceeds the model's \(ckpt.config.maxPositions) positions") }
         let eos = tok.eosToken ?? ckpt.config.eosToken ?? 0

@@ -53,13 +53,12 @@ extension CheckpointOptions {
     /// checkpoint then holds the config only, and no canonical copy of the weights is made.
     func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
-        if let threads { BLAS.setThreads(threads) }
+        if let threads { Compute.setThreads(threads) }
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
         let tok = try loadTokenizer()
         if needTokenizer && tok == nil {
             throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
-        BLAS.stopWorkerThreads()   // the load runs on Turing's threads; the first GEMM starts OpenBLAS's again
         // (detect recognises only the checkpoint formats: a Turing save or a llama2.c file is loaded whole below)
         if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf {
             var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArg))

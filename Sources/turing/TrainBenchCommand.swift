@@ -27,11 +27,11 @@ struct TrainBenchCommand: ParsableCommand {
     @Flag(name: .customLong("recompute-activations")) var recompute = false
 
     func run() throws {
-        BLAS.setThreads(threads)
+        Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads, maxPositions: max(1024, seqLength), activation: .geluTanh)
         let grid = TrainingLayout(tp: tp, pp: pp)
         let ex = try InProcessTraining(config: config, grid: grid, recompute: recompute)
-        if tp * pp == 1 { BLAS.setThreads(threads) }
+        if tp * pp == 1 { Compute.setThreads(threads) }
         let canon = ParameterLayout(config: config)
         try ex.load(TrainerState(params: try canon.flatten(.random(config: config, seed: 1)), adam: AdamW(layout: canon), step: 0))
         var rng = SplitMix64(seed: 3)

@@ -63,24 +63,4 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(y[1], -0.1586553, accuracy: 1e-6)
     }
 
-    /// After OpenBLAS's workers are stopped (twice: the second call is a no-op), a product large enough
-    /// to be threaded starts them again and is right (checked against a plain loop), at the same thread count.
-    func testGemmAfterStoppingWorkerThreads() {
-        let threads = BLAS.threads
-        BLAS.stopWorkerThreads(); BLAS.stopWorkerThreads()
-        let m = 192, n = 160, k = 128
-        let a = (0..<(m * k)).map { Float(($0 * 7) % 13) - 6 }, b = (0..<(k * n)).map { Float(($0 * 5) % 11) - 5 }
-        var c = [Float](repeating: 0, count: m * n)
-        c.withUnsafeMutableBufferPointer { cp in
-            BLAS.gemm(cp.baseAddress!, ldc: n, a, lda: k, b, ldb: n, transB: false, m: m, n: n, k: k)
-        }
-        var worst: Float = 0
-        for i in 0..<m { for j in 0..<n {
-            var s: Float = 0
-            for p in 0..<k { s += a[i * k + p] * b[p * n + j] }
-            worst = max(worst, abs(s - c[i * n + j]))
-        } }
-        XCTAssertEqual(worst, 0)   // small integers: exact in f32
-        XCTAssertEqual(BLAS.threads, threads)
-    }
 }

@@ -1,0 +1,73 @@
+// CKernels: Turing's own matrix kernels, chosen at run time from the CPU's features.
+//
+// Every GEMM and GEMV of inference and training goes through these products (Swift sees them
+// through TensorCore's `Compute`). The right operand lives in panels of 32 columns (weights are
+// packed once at load; a general product packs per call), and every output element is one fused
+// multiply-add chain over k in order, from 0, followed by one fixed epilogue (alpha, bias, beta).
+// AVX-512, AVX2 and portable C run the same operations in the same order: the same bits on every
+// ISA. No product splits k across threads or changes its order with the number of rows, the tile
+// an element lands in or the thread count: a row's result is the same alone or in any batch.
+// Panels may be f32 or bf16 (widened exactly in registers; f32 accumulation).
+#ifndef CKERNELS_H
+#define CKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { TK_F32 = 0, TK_BF16 = 1 };
+enum { TK_ISA_PORTABLE = 0, TK_ISA_AVX2 = 1, TK_ISA_AVX512 = 2 };
+
+/// Elements of the packed form of a [n, k] weight (n rounded up to a multiple of 32).
+long tk_packed_count(long n, long k);
+/// Pack w[n, k] (row stride ldw; the PyTorch Linear layout) as the right operand of x w^T, in `dtype`
+/// (TK_BF16 narrows, round to nearest even).
+void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k);
+/// The same from bf16 values (no conversion).
+void tk_pack_rows_bf16(uint16_t *dst, const uint16_t *w, long ldw, long n, long k);
+/// Pack b[k, n] (row stride ldb) as the right operand of a b.
+void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n);
+/// Row j of the packed weight (the k values of w[j, :]) widened to f32.
+void tk_packed_row(float *dst, const void *panels, int dtype, long n, long k, long j);
+
+/// c[m, n] = alpha * (A[m, k] . B[k, n]) (+ bias[n] if bias) + beta * c, where A(i, p) = a[i * rsa + p * csa]
+/// and B is packed (tk_pack_rows: B = w^T; tk_pack_cols: B = b). beta == 0 never reads c.
+void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, const void *panels, int btype,
+                    const float *bias, float alpha, float beta, long m, long n, long k);
+
+/// y[m, n] = alpha * (x[m, k] . w[n, k]^T) + (bias[n] if bias) + beta * y (w packed per call).
+void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int wtype, long ldw,
+                const float *bias, float alpha, float beta, long m, long n, long k);
+
+/// c[m, n] = alpha * (A[m, k] . b[k, n]) + beta * c, A(i, p) = a[i * rsa + p * csa] (A or A^T), b row-major.
+void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const float *b, long ldb,
+                float alpha, float beta, long m, long n, long k);
+
+/// dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN).
+void tk_f32_to_bf16(uint16_t *dst, const float *src, long count);
+/// dst[i] = f32(src[i]) (exact).
+void tk_bf16_to_f32(float *dst, const uint16_t *src, long count);
+
+/// The instruction set the kernels use (TK_ISA_*), the best the CPU has unless limited.
+int tk_isa(void);
+/// The best instruction set the CPU itself has (ignores any limit).
+int tk_cpu_isa(void);
+/// Limit the kernels to `isa` or below (for measurement and tests); returns the ISA now in use.
+int tk_limit_isa(int isa);
+/// Whether the CPU has AVX512-BF16 / AVX512-FP16 / AVX-VNNI (reported, not required).
+int tk_cpu_has_avx512bf16(void);
+
+/// Threads one product may use (default: the CPUs this process may run on). In-process ranks set
+/// their share of the cores; a product started while another holds the pool runs on its own thread.
+void tk_set_threads(int n);
+int tk_threads(void);
+/// Cores this process may run on.
+int tk_available_cores(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

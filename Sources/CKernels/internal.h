@@ -1,0 +1,41 @@
+// internal.h: what the kernel files share (the pool, the ISA attributes, the product's epilogue).
+#ifndef CKERNELS_INTERNAL_H
+#define CKERNELS_INTERNAL_H
+#include "ckernels.h"
+#include <immintrin.h>
+
+// No silent fusing of a * b + c: every FMA below is written out, the same on every ISA.
+#pragma clang fp contract(off)
+
+typedef void (*tk_task_fn)(void *ctx, long task);
+/// Run tasks 0..<ntasks on up to `threads` threads (the caller included); returns when all are done.
+void tk_parallel(long ntasks, int threads, tk_task_fn fn, void *ctx);
+
+#define TK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
+#define TK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TK_INLINE static inline __attribute__((always_inline))
+
+/// One product on packed panels: c = alpha * A B (+ bias) (+ beta * c), A(i, p) = a[i * rsa + p * csa],
+/// B in panels of 32 columns (packed.c) of dtype `btype`.
+typedef struct {
+    float *c; long ldc;
+    const float *a; long rsa, csa;
+    const void *b; int btype;
+    const float *bias; float alpha, beta;
+    long m, n, k;
+} tk_pk_args;
+
+/// The epilogue every ISA applies to a finished sum `s` of row i, column j.
+TK_INLINE void tk_pk_store(const tk_pk_args *a, long i, long j, float s) {
+    float v = a->alpha == 1.0f ? s : a->alpha * s;
+    if (a->bias) v += a->bias[j];
+    float *c = a->c + i * a->ldc + j;
+    if (a->beta != 0.0f) { float t = a->beta * *c; v += t; }
+    *c = v;
+}
+
+/// Rows [i0, i1) x panels [q0, q1) of a packed product.
+void tk_pk_block_avx512(const tk_pk_args *a, long i0, long i1, long q0, long q1);
+void tk_pk_block_avx2(const tk_pk_args *a, long i0, long i1, long q0, long q1);
+void tk_pk_block_portable(const tk_pk_args *a, long i0, long i1, long q0, long q1);
+#endif

@@ -1,0 +1,176 @@
+// packed.c: the one product kernel. B (the weights, or the right operand packed per call) lives in
+// panels of 32 columns: panel q holds B[p, 32q + c] at q * 32k + 32p + c, zero-padded past n.
+// A tile of rows x 32 columns keeps its sums in registers; each sum is one FMA chain over p in
+// order, from 0, then the shared epilogue (internal.h). AVX-512: 12 rows x 32 columns; AVX2: 4 rows
+// x 16 columns (a half panel); portable C: one element at a time. Same operations, same bits.
+#include "internal.h"
+#include <math.h>
+#include <string.h>
+
+// MARK: - packing
+
+long tk_packed_count(long n, long k) { return ((n + 31) / 32) * 32 * k; }
+
+TK_INLINE void put(void *dst, int dtype, long i, float v) {
+    if (dtype == TK_BF16) tk_f32_to_bf16((uint16_t *)dst + i, &v, 1);
+    else ((float *)dst)[i] = v;
+}
+
+void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k) {
+    long panels = (n + 31) / 32;
+    for (long q = 0; q < panels; q++) {
+        for (long p = 0; p < k; p++) {
+            long base = q * 32 * k + p * 32;
+            for (long c = 0; c < 32; c++) {
+                long j = q * 32 + c;
+                put(dst, dtype, base + c, j < n ? w[j * ldw + p] : 0.0f);
+            }
+        }
+    }
+}
+
+void tk_pack_rows_bf16(uint16_t *dst, const uint16_t *w, long ldw, long n, long k) {
+    long panels = (n + 31) / 32;
+    for (long q = 0; q < panels; q++)
+        for (long p = 0; p < k; p++)
+            for (long c = 0; c < 32; c++) {
+                long j = q * 32 + c;
+                dst[q * 32 * k + p * 32 + c] = j < n ? w[j * ldw + p] : 0;
+            }
+}
+
+void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n) {
+    long panels = (n + 31) / 32;
+    for (long q = 0; q < panels; q++)
+        for (long p = 0; p < k; p++) {
+            float *d = dst + q * 32 * k + p * 32;
+            long c0 = q * 32, cn = n - c0 < 32 ? n - c0 : 32;
+            memcpy(d, b + p * ldb + c0, (size_t)cn * 4);
+            for (long c = cn; c < 32; c++) d[c] = 0.0f;
+        }
+}
+
+void tk_packed_row(float *dst, const void *panels, int dtype, long n, long k, long j) {
+    (void)n;
+    long base = (j / 32) * 32 * k + (j % 32);
+    for (long p = 0; p < k; p++) {
+        long i = base + p * 32;
+        if (dtype == TK_BF16) { uint32_t u = (uint32_t)((const uint16_t *)panels)[i] << 16; memcpy(&dst[p], &u, 4); }
+        else dst[p] = ((const float *)panels)[i];
+    }
+}
+
+// MARK: - AVX-512
+
+TK_AVX512 TK_INLINE __m512 ldp512(const void *b, long off, int bf16) {
+    if (bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)b + off))), 16));
+    return _mm512_loadu_ps((const float *)b + off);
+}
+
+TK_AVX512 TK_INLINE void store512(const tk_pk_args *a, long i, long j, __m512 v, __mmask16 mask) {
+    if (a->alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(a->alpha));
+    if (a->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, a->bias + j));
+    float *c = a->c + i * a->ldc + j;
+    if (a->beta != 0.0f) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(a->beta), _mm512_maskz_loadu_ps(mask, c)));
+    _mm512_mask_storeu_ps(c, mask, v);
+}
+
+TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int MR, const int BF) {
+    const long k = a->k, rsa = a->rsa, csa = a->csa;
+    const long boff = q * 32 * k;
+    __m512 acc[12][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
+    const float *ap = a->a + i * rsa;
+    for (long p = 0; p < k; p++) {
+        __m512 b0 = ldp512(a->b, boff + p * 32, BF), b1 = ldp512(a->b, boff + p * 32 + 16, BF);
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ap[r * rsa + p * csa]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    long j = q * 32, nc = a->n - j < 32 ? a->n - j : 32;
+    __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
+    __mmask16 m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+    for (int r = 0; r < MR; r++) {
+        store512(a, i + r, j, acc[r][0], m0);
+        if (m1) store512(a, i + r, j + 16, acc[r][1], m1);
+    }
+}
+
+typedef void (*tile_fn)(const tk_pk_args *, long, long);
+#define T(MR) \
+    static TK_AVX512 void f512_##MR(const tk_pk_args *a, long i, long q) { tile512(a, i, q, MR, 0); } \
+    static TK_AVX512 void h512_##MR(const tk_pk_args *a, long i, long q) { tile512(a, i, q, MR, 1); }
+T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11) T(12)
+#undef T
+static const tile_fn f512[12] = { f512_1, f512_2, f512_3, f512_4, f512_5, f512_6, f512_7, f512_8, f512_9, f512_10, f512_11, f512_12 };
+static const tile_fn h512[12] = { h512_1, h512_2, h512_3, h512_4, h512_5, h512_6, h512_7, h512_8, h512_9, h512_10, h512_11, h512_12 };
+
+void tk_pk_block_avx512(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
+    const tile_fn *t = a->btype == TK_BF16 ? h512 : f512;
+    for (long q = q0; q < q1; q++)
+        for (long i = i0; i < i1; i += 12) { long mr = i1 - i < 12 ? i1 - i : 12; t[mr - 1](a, i, q); }
+}
+
+// MARK: - AVX2
+
+TK_AVX2 TK_INLINE __m256 ldp256(const void *b, long off, int bf16) {
+    if (bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)b + off))), 16));
+    return _mm256_loadu_ps((const float *)b + off);
+}
+
+TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, const int MR, const int BF) {
+    const long k = a->k, rsa = a->rsa, csa = a->csa;
+    const long boff = q * 32 * k + half * 16;
+    __m256 acc[4][2];
+    for (int r = 0; r < MR; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
+    const float *ap = a->a + i * rsa;
+    for (long p = 0; p < k; p++) {
+        __m256 b0 = ldp256(a->b, boff + p * 32, BF), b1 = ldp256(a->b, boff + p * 32 + 8, BF);
+        for (int r = 0; r < MR; r++) {
+            __m256 av = _mm256_set1_ps(ap[r * rsa + p * csa]);
+            acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    long j = q * 32 + half * 16;
+    for (int r = 0; r < MR; r++) {
+        float out[16];
+        _mm256_storeu_ps(out, acc[r][0]); _mm256_storeu_ps(out + 8, acc[r][1]);
+        for (long c = 0; c < 16 && j + c < a->n; c++) tk_pk_store(a, i + r, j + c, out[c]);
+    }
+}
+#define T(MR) \
+    static TK_AVX2 void f256_##MR(const tk_pk_args *a, long i, long q, long h) { tile256(a, i, q, h, MR, 0); } \
+    static TK_AVX2 void h256_##MR(const tk_pk_args *a, long i, long q, long h) { tile256(a, i, q, h, MR, 1); }
+T(1) T(2) T(3) T(4)
+#undef T
+typedef void (*tile2_fn)(const tk_pk_args *, long, long, long);
+static const tile2_fn f256[4] = { f256_1, f256_2, f256_3, f256_4 };
+static const tile2_fn h256[4] = { h256_1, h256_2, h256_3, h256_4 };
+
+void tk_pk_block_avx2(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
+    const tile2_fn *t = a->btype == TK_BF16 ? h256 : f256;
+    for (long q = q0; q < q1; q++)
+        for (long h = 0; h < 2 && q * 32 + h * 16 < a->n; h++)
+            for (long i = i0; i < i1; i += 4) { long mr = i1 - i < 4 ? i1 - i : 4; t[mr - 1](a, i, q, h); }
+}
+
+// MARK: - portable
+
+void tk_pk_block_portable(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
+    for (long q = q0; q < q1; q++)
+        for (long i = i0; i < i1; i++)
+            for (long c = 0; c < 32 && q * 32 + c < a->n; c++) {
+                float s = 0.0f;
+                for (long p = 0; p < a->k; p++) {
+                    long off = q * 32 * a->k + p * 32 + c;
+                    float bv;
+                    if (a->btype == TK_BF16) { uint32_t u = (uint32_t)((const uint16_t *)a->b)[off] << 16; memcpy(&bv, &u, 4); }
+                    else bv = ((const float *)a->b)[off];
+                    s = fmaf(a->a[i * a->rsa + p * a->csa], bv, s);
+                }
+                tk_pk_store(a, i, q * 32 + c, s);
+            }
+}

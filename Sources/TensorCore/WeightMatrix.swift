@@ -1,0 +1,71 @@
+// WeightMatrix: an immutable [rows, cols] weight matrix (PyTorch Linear layout: out x in) as the
+// compute path holds it: packed once into the kernels' panels of 32 rows (ckernels.h), in f32 or
+// bf16 (`ComputeDType`). bf16 weights stay bf16 in memory and are widened in registers by the
+// kernels (f32 accumulation); an f32 source is narrowed once, round to nearest even.
+//
+// Owns: the packed storage and its dtype, row lookup (embeddings), raw access for the kernels.
+
+import CKernels
+
+/// The dtype weights are held in for inference.
+public enum ComputeDType: String, Sendable, CaseIterable, Codable {
+    case float32, bfloat16
+    public var bytes: Int { self == .float32 ? 4 : 2 }
+}
+
+public struct WeightMatrix: Sendable {
+    /// Packed panels (tk_pack_rows), tk_packed_count(rows, cols) values.
+    public enum Storage: Sendable { case f32([Float]), bf16([UInt16]) }
+    public let rows: Int, cols: Int
+    public let storage: Storage
+
+    /// `data` holds rows * cols values, row-major; narrowed to bf16 when `dtype` is `.bfloat16`.
+    public init(_ data: [Float], rows: Int, cols: Int, dtype: ComputeDType = .float32) {
+        precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
+        self.rows = rows; self.cols = cols
+        let n = tk_packed_count(rows, cols)
+        switch dtype {
+        case .float32:
+            storage = .f32([Float](unsafeUninitializedCapacity: n) { b, c in
+                data.withUnsafeBufferPointer { tk_pack_rows(b.baseAddress, Int32(TK_F32), $0.baseAddress, cols, rows, cols) }; c = n })
+        case .bfloat16:
+            storage = .bf16([UInt16](unsafeUninitializedCapacity: n) { b, c in
+                data.withUnsafeBufferPointer { tk_pack_rows(b.baseAddress, Int32(TK_BF16), $0.baseAddress, cols, rows, cols) }; c = n })
+        }
+    }
+
+    /// From bf16 values [rows, cols] row-major (no conversion).
+    public init(bf16 data: [UInt16], rows: Int, cols: Int) {
+        precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
+        self.rows = rows; self.cols = cols
+        let n = tk_packed_count(rows, cols)
+        storage = .bf16([UInt16](unsafeUninitializedCapacity: n) { b, c in
+            data.withUnsafeBufferPointer { tk_pack_rows_bf16(b.baseAddress, $0.baseAddress, cols, rows, cols) }; c = n })
+    }
+
+    public var dtype: ComputeDType { if case .f32 = storage { return .float32 }; return .bfloat16 }
+    public var count: Int { rows * cols }
+    /// Bytes held (the packed panels, rows padded to a multiple of 32).
+    public var bytes: Int { tk_packed_count(rows, cols) * dtype.bytes }
+
+    /// Row `r` widened to f32 into `dst` (cols values).
+    public func copyRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
+        withRaw { p, t in tk_packed_row(dst, p, t, rows, cols, r) }
+    }
+
+    /// The values as f32, [rows, cols] row-major (a copy).
+    public var floats: [Float] {
+        var out = [Float](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { o in for r in 0..<rows { copyRow(r, into: o.baseAddress! + r * cols) } }
+        return out
+    }
+
+    /// The raw pointer and the kernels' dtype code (TK_F32 / TK_BF16).
+    @inline(__always)
+    public func withRaw<R>(_ body: (UnsafeRawPointer, Int32) -> R) -> R {
+        switch storage {
+        case .f32(let a): return a.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress!), Int32(TK_F32)) }
+        case .bf16(let h): return h.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress!), Int32(TK_BF16)) }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import XCTest
+@testable import TensorCore
+import CKernels
+
+/// The kernels against a plain double-precision loop, and the invariances ckernels.h promises:
+/// a row's result is bit-identical alone or in any batch, at any thread count, on every ISA.
+final class ComputeTests: XCTestCase {
+    struct LCG { var s: UInt64; mutating func next() -> Float { s = s &* 6364136223846793005 &+ 1442695040888963407; return Float(Int64(bitPattern: s >> 11) % 2001 - 1000) / 1000 } }
+    func random(_ n: Int, seed: UInt64) -> [Float] { var g = LCG(s: seed); return (0..<n).map { _ in g.next() } }
+
+    func reference(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n { var s = 0.0; for p in 0..<k { s += Double(x[i * k + p]) * Double(w[j * k + p]) }; out[i * n + j] = s } }
+        return out
+    }
+
+    func linearOut(_ x: [Float], _ w: WeightMatrix, bias: [Float]? = nil, rows m: Int) -> [Float] {
+        var y = [Float](repeating: .nan, count: m * w.rows)
+        y.withUnsafeMutableBufferPointer { yb in x.withUnsafeBufferPointer { xb in
+            if let bias { bias.withUnsafeBufferPointer { linear(yb.baseAddress!, xb.baseAddress!, w, $0.baseAddress!, rows: m) } }
+            else { linear(yb.baseAddress!, xb.baseAddress!, w, nil, rows: m) }
+        } }
+        return y
+    }
+
+    /// Odd shapes (tails in rows, columns and k) against doubles; bias added.
+    func testLinearMatchesReference() {
+        for (m, n, k) in [(1, 1, 1), (3, 33, 17), (13, 70, 100), (29, 65, 257), (1, 300, 64)] {
+            let x = random(m * k, seed: 1), wv = random(n * k, seed: 2), b = random(n, seed: 3)
+            let y = linearOut(x, WeightMatrix(wv, rows: n, cols: k), bias: b, rows: m)
+            let r = reference(x, wv, m: m, n: n, k: k)
+            for i in 0..<(m * n) { XCTAssertEqual(Double(y[i]), r[i] + Double(b[i % n]), accuracy: 1e-4 * Double(k).squareRoot(), "\(m)x\(n)x\(k) at \(i)") }
+        }
+    }
+
+    /// bf16 weights: the product equals the f32 product of the bf16-rounded weights, bit for bit.
+    func testBF16WeightsEqualRoundedF32() {
+        let m = 7, n = 45, k = 77
+        let x = random(m * k, seed: 4), wv = random(n * k, seed: 5)
+        let w16 = WeightMatrix(wv, rows: n, cols: k, dtype: .bfloat16)
+        XCTAssertEqual(w16.dtype, .bfloat16)
+        let rounded = w16.floats
+        XCTAssertNotEqual(rounded, wv)
+        for (a, b) in zip(rounded, wv) { XCTAssertEqual(a, b, accuracy: abs(b) / 128) }
+        XCTAssertEqual(linearOut(x, w16, rows: m), linearOut(x, WeightMatrix(rounded, rows: n, cols: k), rows: m))
+        var row = [Float](repeating: 0, count: k)
+        row.withUnsafeMutableBufferPointer { w16.copyRow(3, into: $0.baseAddress!) }
+        XCTAssertEqual(row, Array(rounded[(3 * k)..<(4 * k)]))
+    }
+
+    /// Each row alone, every batch size, two thread counts: identical bits.
+    func testRowsAreBatchAndThreadInvariant() {
+        let m = 50, n = 200, k = 300
+        let x = random(m * k, seed: 6), w = WeightMatrix(random(n * k, seed: 7), rows: n, cols: k)
+        let whole = linearOut(x, w, rows: m)
+        let saved = Compute.threads
+        defer { Compute.setThreads(saved) }
+        for threads in [1, 2, 3] {
+            Compute.setThreads(threads)
+            for start in [0, 11, 49] {
+                for count in [1, 2, 13] where start + count <= m {
+                    let part = linearOut(Array(x[(start * k)..<((start + count) * k)]), w, rows: count)
+                    XCTAssertEqual(part, Array(whole[(start * n)..<((start + count) * n)]), "rows \(start)..<\(start + count), \(threads) threads")
+                }
+            }
+        }
+    }
+
+    /// AVX2 and portable C give the same bits as the best ISA (the order of the sums is the same).
+    func testEveryISAGivesTheSameBits() {
+        let m = 17, n = 70, k = 130
+        let x = random(m * k, seed: 8), wv = random(n * k, seed: 9)
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        for dtype in ComputeDType.allCases {
+            let w = WeightMatrix(wv, rows: n, cols: k, dtype: dtype)
+            Compute.limitISA(best); let a = linearOut(x, w, rows: m)
+            for isa in [Compute.ISA.avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+                XCTAssertEqual(Compute.limitISA(isa), isa)
+                XCTAssertEqual(linearOut(x, w, rows: m), a, "\(isa) \(dtype)")
+            }
+        }
+    }
+
+    /// The general products: C = A B, C = A B^T, C = A^T B, with alpha and beta, against doubles.
+    func testGeneralProducts() {
+        let m = 19, n = 37, k = 23
+        let a = random(m * k, seed: 10), b = random(k * n, seed: 11), bt = random(n * k, seed: 12), at = random(k * m, seed: 13)
+        let c0 = random(m * n, seed: 14)
+        func check(_ c: [Float], _ f: (Int, Int) -> Double, _ what: String) {
+            for i in 0..<m { for j in 0..<n { XCTAssertEqual(Double(c[i * n + j]), f(i, j), accuracy: 1e-4, "\(what) \(i),\(j)") } }
+        }
+        var c = c0
+        c.withUnsafeMutableBufferPointer { Compute.gemm($0.baseAddress!, ldc: n, a, lda: k, b, ldb: n, transB: false, m: m, n: n, k: k, alpha: 0.5, beta: 2) }
+        check(c, { i, j in 0.5 * (0..<k).reduce(0.0) { $0 + Double(a[i * k + $1]) * Double(b[$1 * n + j]) } + 2 * Double(c0[i * n + j]) }, "NN")
+        c = c0
+        c.withUnsafeMutableBufferPointer { Compute.gemm($0.baseAddress!, ldc: n, a, lda: k, bt, ldb: k, transB: true, m: m, n: n, k: k) }
+        check(c, { i, j in (0..<k).reduce(0.0) { $0 + Double(a[i * k + $1]) * Double(bt[j * k + $1]) } }, "NT")
+        c = c0
+        c.withUnsafeMutableBufferPointer { Compute.gemmTA($0.baseAddress!, ldc: n, at, lda: m, b, ldb: n, m: m, n: n, k: k) }
+        check(c, { i, j in (0..<k).reduce(0.0) { $0 + Double(at[$1 * m + i]) * Double(b[$1 * n + j]) } + Double(c0[i * n + j]) }, "TN")
+    }
+
+    /// f32 -> bf16 rounds to nearest even, keeps NaN a NaN and infinities infinite.
+    func testBF16Rounding() {
+        let src: [Float] = [1.0, Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001), .infinity, -.infinity, .nan]
+        var dst = [UInt16](repeating: 0, count: src.count)
+        dst.withUnsafeMutableBufferPointer { d in src.withUnsafeBufferPointer { tk_f32_to_bf16(d.baseAddress, $0.baseAddress, src.count) } }
+        XCTAssertEqual(Array(dst[0..<6]), [0x3F80, 0x3F80, 0x3F82, 0x3F81, 0x7F80, 0xFF80])
+        XCTAssertEqual(dst[6] & 0x7F80, 0x7F80); XCTAssertNotEqual(dst[6] & 0x7F, 0)
+    }
+}
