@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <malloc.h>
 
 // MARK: - ISA
 
@@ -136,3 +137,5 @@ void tk_parallel(long ntasks, int threads, tk_task_fn fn, void *ctx) {
     while (atomic_load_explicit(&pool.running, memory_order_acquire) > 0) __builtin_ia32_pause();
     pthread_mutex_unlock(&pool.busy);
 }
+
+void tk_release_freed_memory(void) { malloc_trim(0); }

@@ -12,7 +12,11 @@ public struct BenchmarkResult: Codable, Sendable {
     public var scoreTokensPerSecond: [String: Double]? = nil
     public var timeToFirstTokenMs: Double = 0
     public var peakRSSMB: Double = 0
-    public var blasThreads: Int = 0
+    public var threads: Int = 0
+    public var dtype: String = "float32"
+    /// The instruction set the kernels used, and the CPU's model name.
+    public var isa: String = ""
+    public var cpu: String = ""
     public var layout: String = "tp1-pp1"
     /// Rank 0's time inside communication calls per layer, ms (ShardedEngine, DistributedEngine),
     /// for the best run of each measurement: "prefill_b1" per forward, "decode_b1" per decode step.

@@ -52,14 +52,14 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
         if worldSize != layout.tp * layout.pp { throw DistributedError.processCount(processes: worldSize, tp: layout.tp, pp: layout.pp) }
     }
 
-    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, world: MPICollective) throws {
-        try self.init(config: ckpt.config, layout: layout, world: world) { try DecoderWeights(ckpt, shard: $0) }
+    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, dtype: ComputeDType = .float32, world: MPICollective) throws {
+        try self.init(config: ckpt.config, layout: layout, world: world) { try DecoderWeights(ckpt, shard: $0, dtype: dtype) }
     }
 
     /// From this process's own tensors as a loader cut them (`CheckpointLoader.loadSplit(url, tp:,
     /// divisibleBy: 1)` with `LoadOptions.rank` = `Self.rank(of:layout:)`): no process holds more than its shard.
-    public convenience init(config: ModelConfig, rankTensors: [String: Tensor], layout: EngineLayout, world: MPICollective) throws {
-        try self.init(config: config, layout: layout, world: world) { try DecoderWeights(config: config, rankTensors: rankTensors, shard: $0) }
+    public convenience init(config: ModelConfig, rankTensors: [String: Tensor], layout: EngineLayout, dtype: ComputeDType = .float32, world: MPICollective) throws {
+        try self.init(config: config, layout: layout, world: world) { try DecoderWeights(config: config, rankTensors: rankTensors, shard: $0, dtype: dtype) }
     }
 
     /// (TP rank, stage) of world rank `rank`: stage g / TP, TP rank g % TP.

@@ -41,18 +41,18 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     let p2pMembers: [ThreadRank]
     let workers: RankWorkers
 
-    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, timeout: Double = 120) throws {
-        try self.init(config: ckpt.config, layout: layout, timeout: timeout) { try DecoderWeights(ckpt, shard: $0) }
+    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, dtype: ComputeDType = .float32, timeout: Double = 120) throws {
+        try self.init(config: ckpt.config, layout: layout, timeout: timeout) { try DecoderWeights(ckpt, shard: $0, dtype: dtype) }
     }
 
     /// From every TP rank's tensors as a loader cut them (`rankTensors[t]`, all layers, vocabulary padded
     /// to a multiple of TP only: `CheckpointLoader.loadSplit(url, tp:, divisibleBy: 1)`): no canonical
     /// copy of the model is ever held; the stages of one TP rank share its tensors.
-    public convenience init(config: ModelConfig, rankTensors: [[String: Tensor]], layout: EngineLayout, timeout: Double = 120) throws {
+    public convenience init(config: ModelConfig, rankTensors: [[String: Tensor]], layout: EngineLayout, dtype: ComputeDType = .float32, timeout: Double = 120) throws {
         guard rankTensors.count == layout.tp else {
             throw LayoutError("\(rankTensors.count) TP ranks of tensors for an engine at TP \(layout.tp)")
         }
-        try self.init(config: config, layout: layout, timeout: timeout) { try DecoderWeights(config: config, rankTensors: rankTensors[$0.tpRank], shard: $0) }
+        try self.init(config: config, layout: layout, timeout: timeout) { try DecoderWeights(config: config, rankTensors: rankTensors[$0.tpRank], shard: $0, dtype: dtype) }
     }
 
     private init(config c: ModelConfig, layout: EngineLayout, timeout: Double, weights: (ShardSpec) throws -> DecoderWeights) throws {

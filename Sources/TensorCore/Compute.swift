@@ -86,6 +86,9 @@ public func linearBackward(dx: UnsafeMutablePointer<Float>?, accumulate: Bool, d
     if let db { for r in 0..<n { addInPlace(db, dy + r * outFeatures, count: outFeatures) } }
 }
 
+/// Give memory that malloc holds but no longer uses back to the system (after dropping a load's copies).
+public func releaseFreedMemory() { tk_release_freed_memory() }
+
 /// The CPU's model name (/proc/cpuinfo), or "unknown".
 public func cpuModelName() -> String {
     guard let s = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8) else { return "unknown" }

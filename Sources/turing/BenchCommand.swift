@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Hidden size of the random model.") var hidden: Int = 768
     @Option(help: "Heads of the random model.") var heads: Int = 12
     @Option(help: "Vocabulary of the random model.") var vocab: Int = 50257
-    @Option(help: "BLAS threads (TP 1 x PP 1 in one process; sharded runs share the cores out).") var threads: Int = 2
+    @Option(help: "Kernel threads (TP 1 x PP 1 in one process; sharded runs share the cores out).") var threads: Int = 2
     @Option(name: .customLong("prompt-length")) var promptLength: Int = 128
     @Option(name: .customLong("decode-tokens")) var decodeTokens: Int = 64
     @Option(help: "Timed repetitions (best is reported).") var reps: Int = 3
@@ -31,22 +31,28 @@ struct BenchCommand: ParsableCommand {
         Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads,
                                  maxPositions: max(1024, promptLength + decodeTokens + 1), activation: .geluTanh)
-        let layout = parallel.layout
+        let layout = parallel.layout, dtype = parallel.dtype
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
-        let ckpt = CanonicalCheckpoint.random(config: config)   // seeded: every process builds the same weights
-        let model: CausalLM
-        if MPIRuntime.isActive {
-            model = try DistributedEngine(ckpt, layout: layout, world: try MPICollective.world())
-        } else if layout.tp == 1 && layout.pp == 1 {
-            model = DecoderModel(weights: try DecoderWeights(ckpt))
-        } else {
-            model = try ShardedEngine(ckpt, layout: layout)
-        }
+        // the seeded random source is dropped once the engine holds its weights: the peak RSS reported
+        // is the run's (weights, caches, activations), as a user's process holds it after the load
+        let model: CausalLM = try {
+            let ckpt = CanonicalCheckpoint.random(config: config)   // seeded: every process builds the same weights
+            if MPIRuntime.isActive { return try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
+            if layout.tp == 1 && layout.pp == 1 { return DecoderModel(weights: try DecoderWeights(ckpt, dtype: dtype)) }
+            return try ShardedEngine(ckpt, layout: layout, dtype: dtype)
+        }()
+        releaseFreedMemory()
+        let rssReset = resetPeakRSS()
         let mode = MPIRuntime.isActive ? "\(MPIRuntime.worldSize) MPI processes" : "in-process"
-        log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab); \(layout) \(mode), micro-batches \(layout.microBatches); \(Compute.threads) BLAS threads per rank")
+        log(Compute.systemSummary)
+        log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab), \(dtype.rawValue) weights; \(layout) \(mode), micro-batches \(layout.microBatches); \(Compute.threads) threads per rank")
         var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, batches: batch, reps: reps, score: score,
                                     log: json ? { _ in } : log)
-        res.blasThreads = Compute.threads
+        if rssReset, let hwm = highWaterRSSMegabytes() { res.peakRSSMB = hwm }
+        res.threads = Compute.threads
+        res.dtype = dtype.rawValue
+        res.isa = Compute.isa.description
+        res.cpu = cpuModelName()
         res.layout = "tp\(layout.tp)-pp\(layout.pp)-\(MPIRuntime.isActive ? "mpi" : "inproc")"
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         print(String(decoding: try enc.encode(res), as: UTF8.self))

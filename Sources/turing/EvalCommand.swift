@@ -56,13 +56,15 @@ struct EvalCommand: ParsableCommand {
             }
         }
         let loaded = try specs.map { try LoadedTask(spec: $0, data: locator) }
-        let weights = try model.load(layout: parallel.layout)
+        let weights = try model.load(layout: parallel.layout, dtype: parallel.dtype)
         let (engine, tokOpt, ckpt) = (weights.engine, weights.tokenizer, weights.checkpoint)
         var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
         let hash = try weights.weightsHash()
         if !noCache {
-            // keyed by the weights' hash and the layout (layouts agree to ~1e-6, not bit for bit)
-            let cache = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(parallel.tp)pp\(parallel.pp)")
+            // keyed by the weights' hash, the layout (layouts agree to ~1e-6, not bit for bit), the weights'
+            // dtype and the kernels' generation ("tk1": Turing's own; every ISA gives the same bits)
+            let dt = parallel.dtype == .float32 ? "" : "-\(parallel.dtype.rawValue)"
+            let cache = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(parallel.tp)pp\(parallel.pp)\(dt)-tk1")
             if cache.count > 0 { log("request cache \(cache.url.path): \(cache.count) scored requests reused") }
             evaluator.cache = cache
         }
@@ -81,7 +83,7 @@ struct EvalCommand: ParsableCommand {
         let out = URL(fileURLWithPath: output ?? defaultOutput())
         let multi = Set(results.map(\.numFewshot)).count > 1
         let specMap = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let run = RunInfo(checkpoint: model.checkpoint, format: ckpt.format, layout: "tp\(parallel.tp)xpp\(parallel.pp)",
+        let run = RunInfo(checkpoint: model.checkpoint, format: ckpt.format, layout: "tp\(parallel.tp)xpp\(parallel.pp)" + (parallel.dtype == .float32 ? "" : " \(parallel.dtype.rawValue)"),
                           weightsHash: hash, limit: limit, dataDir: ddir)
         for r in results {
             let name = multi ? "samples_\(r.task)_\(r.numFewshot)shot.jsonl" : "samples_\(r.task).jsonl"

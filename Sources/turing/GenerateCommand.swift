@@ -16,7 +16,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Prompt (repeatable: several prompts are generated as one batch).") var prompt: [String] = []
 
     func run() throws {
-        let loaded = try model.load(layout: parallel.layout)
+        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let prompts = prompt.isEmpty ? [""] : prompt

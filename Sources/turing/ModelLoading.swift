@@ -15,8 +15,13 @@ struct ParallelOptions: ParsableArguments {
     @Option(help: "Pipeline-parallel stages (in-process threads; under mpirun, processes).") var pp: Int = 1
     @Option(name: .customLong("micro-batches"), help: "Micro-batches per pipelined forward (default: PP).") var microBatches: Int?
 
+    @Option(help: "Weights in memory: float32, or bfloat16 (narrowed once at load; f32 activations and accumulation).")
+    var dtype: ComputeDType = .float32
+
     var layout: EngineLayout { EngineLayout(tp: tp, pp: pp, microBatches: microBatches) }
 }
+
+extension ComputeDType: ExpressibleByArgument {}
 
 struct CLIError: Error, CustomStringConvertible {
     let description: String
@@ -51,7 +56,7 @@ extension CheckpointOptions {
     /// DeepSpeed or torch_dist save is loaded straight into the ranks' pieces (`CheckpointLoader.loadSplit`)
     /// in-process at TP x PP > 1, and under mpirun each process reads only its own shard; the returned
     /// checkpoint then holds the config only, and no canonical copy of the weights is made.
-    func load(layout: EngineLayout, needTokenizer: Bool = true) throws -> LoadedModel {
+    func load(layout: EngineLayout, dtype: ComputeDType = .float32, needTokenizer: Bool = true) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { Compute.setThreads(threads) }
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
@@ -69,19 +74,19 @@ extension CheckpointOptions {
             let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
             let shards = r.shards!
             if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
-                let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, world: try MPICollective.world())
+                let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, dtype: dtype, world: try MPICollective.world())
                 let (url, o) = (checkpointURL, options)
                 return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CheckpointLoader.weightsHash(url, options: o) }
             }
-            let engine = try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout)
+            let engine = try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout, dtype: dtype)
             let config = r.checkpoint.config
             return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) }
         }
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let engine: CausalLM
-        if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, world: try MPICollective.world()) }
-        else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt)) }
-        else { engine = try ShardedEngine(ckpt, layout: layout) }
+        if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
+        else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt, dtype: dtype)) }
+        else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
         return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt) { ckpt.weightsHash }
     }
 }

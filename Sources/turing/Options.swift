@@ -19,7 +19,7 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .customLong("merge-file"), help: "GPT-2 merges.txt (Megatron's --merge-file).")
     var mergeFile: String?
 
-    @Option(help: "BLAS threads (default: all cores).")
+    @Option(help: "Kernel threads (default: all cores).")
     var threads: Int?
 
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable), e.g. ffn_hidden_size=3072 for checkpoints that do not record it.")

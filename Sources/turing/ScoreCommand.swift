@@ -28,7 +28,7 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let lines = try readJSONL(requests)
-        let loaded = try model.load(layout: parallel.layout)
+        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let scorer = Scorer(model: engine)

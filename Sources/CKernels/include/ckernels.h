@@ -66,6 +66,8 @@ void tk_set_threads(int n);
 int tk_threads(void);
 /// Cores this process may run on.
 int tk_available_cores(void);
+/// Give memory malloc holds but no longer uses back to the system (glibc's malloc_trim).
+void tk_release_freed_memory(void);
 
 #ifdef __cplusplus
 }
