@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),   // run-time ISA dispatch inside; no -march
@@ -45,7 +46,8 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TensorCore", "Checkpoints"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers", "TensorCore",
+                                                        .product(name: "PropertyBased", package: "swift-property-based")]),
     ],
     swiftLanguageModes: [.v5]
 )
