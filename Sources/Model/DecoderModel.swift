@@ -272,10 +272,8 @@ public struct DecoderModel: Sendable {
         local.withUnsafeBufferPointer { lb in
             for r in 0..<rows {
                 let row = lb.baseAddress! + r * Vl
-                var m = -Float.infinity, am = -1
-                for j in 0..<valid where row[j] > m { m = row[j]; am = lo + j }
-                var sum = 0.0
-                if valid > 0 { for j in 0..<valid { sum += Double(expf(row[j] - m)) } }
+                var m = -Float.infinity, am = -1, sum = 0.0
+                if valid > 0 { let st = maxArgmaxSumExp(row, count: valid); m = st.max; am = lo + st.argmax; sum = st.sumExp }
                 let t = targets[r] - lo
                 let hi = Float(sum)
                 stats[r * 5 + 0] = m; stats[r * 5 + 1] = Float(am); stats[r * 5 + 2] = hi; stats[r * 5 + 3] = Float(sum - Double(hi))

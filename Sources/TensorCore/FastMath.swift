@@ -100,3 +100,28 @@ public func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int, sh
     while i < n { let e = expf(x[i] - shift); x[i] = e; total += Double(e); i += 1 }
     return total
 }
+
+/// One row of logits reduced for a log-softmax: its max, the first index holding it, and the sum of
+/// exp(x - max) (vectorised exp, blocks of 1024 in Float, then a Double total; the same order for a
+/// row whatever else is computed). n > 0.
+public func maxArgmaxSumExp(_ x: UnsafePointer<Float>, count n: Int) -> (max: Float, argmax: Int, sumExp: Double) {
+    var vmax = SIMD8<Float>(repeating: -.infinity)
+    var i = 0
+    while i + 8 <= n { vmax = pointwiseMax(vmax, load8(x + i)); i += 8 }
+    var m = vmax.max()
+    while i < n { m = Swift.max(m, x[i]); i += 1 }
+    var arg = 0
+    while arg < n && !(x[arg] == m) { arg += 1 }
+    if arg == n { arg = 0 }   // all NaN: the caller checks finiteness
+    let vm = SIMD8<Float>(repeating: m)
+    var total: Double = 0
+    i = 0
+    while i + 8 <= n {
+        var acc = SIMD8<Float>(repeating: 0)
+        let end = Swift.min(n - (n - i) % 8, i + 1024)
+        while i < end { acc += vexp(load8(x + i) - vm); i += 8 }
+        total += Double(acc.sum())
+    }
+    while i < n { total += Double(expf(x[i] - m)); i += 1 }
+    return (m, arg, total)
+}
