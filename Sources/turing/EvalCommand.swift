@@ -56,7 +56,7 @@ struct EvalCommand: ParsableCommand {
             }
         }
         let loaded = try specs.map { try LoadedTask(spec: $0, data: locator) }
-        let weights = try model.load(layout: parallel.layout, dtype: parallel.dtype)
+        let weights = try model.load(layout: parallel.layout, dtype: parallel.dtype, weightsHash: true)
         let (engine, tokOpt, ckpt) = (weights.engine, weights.tokenizer, weights.checkpoint)
         var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
         let hash = try weights.weightsHash()

@@ -56,9 +56,13 @@ extension CheckpointOptions {
     /// DeepSpeed or torch_dist save is loaded straight into the ranks' pieces (`CheckpointLoader.loadSplit`)
     /// in-process at TP x PP > 1, and under mpirun each process reads only its own shard; the returned
     /// checkpoint then holds the config only, and no canonical copy of the weights is made.
-    func load(layout: EngineLayout, dtype: ComputeDType = .float32, needTokenizer: Bool = true) throws -> LoadedModel {
+    /// The engine packs its own copy of the weights (f32 or bf16); the loaded tensors are dropped once it
+    /// is built, so `checkpoint` holds the config and format only. `weightsHash` is computed from the
+    /// loaded tensors before they go (in-process), or re-read a layer at a time (mpirun).
+    func load(layout: EngineLayout, dtype: ComputeDType = .float32, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { Compute.setThreads(threads) }
+        defer { releaseFreedMemory() }   // the loaded tensors, once the engine holds its packed copy
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
         let tok = try loadTokenizer()
         if needTokenizer && tok == nil {
@@ -78,17 +82,26 @@ extension CheckpointOptions {
                 let (url, o) = (checkpointURL, options)
                 return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CheckpointLoader.weightsHash(url, options: o) }
             }
-            let engine = try ShardedEngine(config: r.checkpoint.config, rankTensors: shards, layout: layout, dtype: dtype)
             let config = r.checkpoint.config
-            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) }
+            let hash = wantHash ? try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) : nil
+            let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, dtype: dtype)
+            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
         }
         let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
+        let hash = wantHash ? ckpt.weightsHash : nil
         let engine: CausalLM
         if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
         else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt, dtype: dtype)) }
         else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
-        return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt) { ckpt.weightsHash }
+        return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt.withoutTensors) { try hash ?? notComputed() }
     }
+}
+
+private func notComputed() throws -> String { throw CLIError("the weights hash was not asked for at load (load(weightsHash: true))") }
+
+extension CanonicalCheckpoint {
+    /// The config, format and source dtype, without the tensors (they may then be freed).
+    var withoutTensors: CanonicalCheckpoint { CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: sourceDType) }
 }
 
 /// What `CheckpointOptions.load` returns. `checkpoint` holds the config (and format); its tensors are
