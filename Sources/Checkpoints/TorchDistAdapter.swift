@@ -96,6 +96,15 @@ public enum TorchDistAdapter {
         let shard = try MegatronNames.normalize(flat, file: meta.path)
         guard shard["word"] != nil else { throw CheckpointError.missingTensor(file: meta.path, tensor: "embedding.word_embeddings.weight") }
         var problems: [String] = []
+        var notes: [String] = []
+        // `_extra_state/shard_i_n` byte objects (Transformer Engine FP8 state), one per key and shard.
+        let extra = meta.keys.filter { $0.contains("_extra_state") }.count
+        if extra > 0 { notes.append("\(extra) _extra_state entries skipped (Transformer Engine state, not weights)") }
+        let optimizer = meta.keys.filter { $0.hasPrefix("optimizer.") }
+        if !optimizer.isEmpty {
+            let distributed = optimizer.contains { $0.hasPrefix("optimizer.distributed.") } || (args.bool("use_distributed_optimizer") ?? false)
+            notes.append("optimizer state skipped (\(optimizer.count) entries\(distributed ? ", distributed optimizer" : ""))")
+        }
         // Global tensors read as one TP rank; the saved TP x PP is reported from the args.
         let (ck, shards) = try assembleMegatron(ranks: [shard], args: args, version: version, tp: 1, layers: MegatronNames.layerCount(shard),
                                                 options: options, format: "megatron-core-torch-dist", problems: &problems)
@@ -104,7 +113,7 @@ public enum TorchDistAdapter {
         return LoadReport(checkpoint: ckpt, format: "megatron-core-torch-dist", iteration: iteration ?? root["iteration"]?.intValue,
                           tensorParallel: args.tensorParallel ?? 1, pipelineParallel: args.pipelineParallel ?? 1, checkpointVersion: version,
                           files: [common, URL(fileURLWithPath: meta.path)] + files.sorted().map { itDir.appendingPathComponent($0) },
-                          dtypes: dtypes, problems: problems, shards: shards)
+                          dtypes: dtypes, problems: problems, shards: shards, args: root["args"], notes: notes)
     }
 
     /// The model-state key of a DCP key, nil for what is not model weights (optimizer, RNG, extra state).
@@ -226,6 +235,8 @@ struct DCPMetadata {
     let path: String
     var tensors: [String: Tensor] = [:]
     var storage: [ChunkKey: StorageInfo] = [:]
+    /// Every key of `state_dict_metadata`, tensors and byte objects alike (for the skipped-entry notes).
+    var keys: [String] = []
 
     init(url: URL) throws {
         path = url.path
@@ -239,6 +250,7 @@ struct DCPMetadata {
         guard case .dict(let sdm)? = md.attribute("state_dict_metadata") else { throw bad("no state_dict_metadata") }
         for (k, v) in sdm.items {
             guard case .string(let fqn) = k, case .object(let o) = v else { throw bad("a state_dict_metadata entry is not (key, object)") }
+            keys.append(fqn)
             if o.className.hasSuffix(".BytesStorageMetadata") { continue }
             guard o.className.hasSuffix(".TensorStorageMetadata") else { throw bad("'\(fqn)' has unknown storage metadata \(o.className)") }
             guard let size = Self.ints(o.attribute("size")) else { throw bad("'\(fqn)' has no size") }
