@@ -150,7 +150,7 @@ public enum MegatronLegacyAdapter {
         let (ck, shards) = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: offset,
                                       options: options, format: "megatron-legacy", problems: &problems)
         var notes: [String] = []
-        if extraState > 0 { notes.append("\(extraState) _extra_state entries skipped (Transformer Engine state, not weights)") }
+        if extraState > 0 { notes.append("\(extraState) _extra_state entries skipped (module extra state, e.g. Transformer Engine FP8 metadata; not weights)") }
         if distribOptim > 0 {
             notes.append("optimizer state skipped: distributed optimizer (distrib_optim.pt in \(distribOptim) rank directories)")
         }
