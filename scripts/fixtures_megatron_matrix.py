@@ -11,8 +11,8 @@ same version), on four CPU processes (gloo):
      spec) and the HF weights are copied into each rank's shard.
   3. Megatron-LM's own `save_checkpoint()` writes the checkpoint (`--ckpt-format torch` legacy
      `mp_rank_TT_PPP/model_optim_rng.pt`, or `torch_dist` through dist_checkpointing), optimizer not
-     saved (`--no-save-optim`; with --distributed-optimizer a real DistributedOptimizer is built and its
-     state saved as Megatron does: `distrib_optim.pt` beside each legacy rank file).
+     saved (`--no-save-optim`). megatron-core's DistributedOptimizer cannot be built on CPU (it refuses
+     parameters that are not torch.cuda tensors), so no distributed-optimizer save is written here.
 CPU-only shims (no CUDA in this environment): `Tensor.cuda` is the identity, `torch.cuda.synchronize`
 a no-op, `torch.cuda.get_rng_state` returns the CPU generator state (what Megatron stores as
 `cuda_rng_state`), a device of compute capability 9.0 is reported where validate_args asks, and
@@ -21,7 +21,7 @@ core_v0.9's torch_dist writer calls a private torch function by its torch 2.4 si
 bridged to torch 2.15's (adapt_torch_dcp_writer). Nothing of the saved model or args is altered.
 
     python scripts/fixtures_megatron_matrix.py --megatron <Megatron-LM tree at a tag> --out <dir>
-        --format torch|torch_dist [--tp 2 --pp 2] [--src gpt2-tiny]
+        --format torch|torch_dist [--tp 2 --pp 2] [--src gpt2-micro]
     python scripts/fixtures_megatron_matrix.py --te-names <legacy save> --out <dir>
 
 Transformer Engine layer-spec names: TE does not install without CUDA, so no TE model runs here. A
@@ -89,7 +89,7 @@ def argv(a, cfg):
          "--num-attention-heads", str(cfg["n_head"]), "--ffn-hidden-size", str(4 * cfg["n_embd"]),
          "--seq-length", str(cfg["n_positions"]), "--max-position-embeddings", str(cfg["n_positions"]),
          "--position-embedding-type", "learned_absolute", "--openai-gelu",
-         "--norm-epsilon" if "'--norm-epsilon'" in a.args_src else "--layernorm-epsilon", str(cfg["layer_norm_epsilon"]),
+         "--norm-epsilon" if a.new_args or "'--norm-epsilon'" in a.args_src else "--layernorm-epsilon", str(cfg["layer_norm_epsilon"]),
          "--tokenizer-type", "NullTokenizer", "--vocab-size", str(cfg["vocab_size"] - (0 if a.null_vocab_is_total else 1)),
          "--tensor-model-parallel-size", str(a.tp), "--pipeline-model-parallel-size", str(a.pp),
          "--micro-batch-size", "1", "--global-batch-size", "1", "--train-iters", "10", "--lr", "1e-4",
@@ -103,10 +103,9 @@ def argv(a, cfg):
         v += ["--ckpt-format", "torch_dist"] if a.new_args else ["--use-dist-ckpt", "--dist-ckpt-format", "torch_dist"]
     elif a.new_args:
         v += ["--ckpt-format", "torch"]
-    if a.distributed_optimizer:
-        v += ["--use-distributed-optimizer"]
-        v.remove("--no-save-optim")
-    # Flags this release does not know (older trees) are left out with their value.
+    # Flags a 2023 release (megatron/arguments.py) does not know are left out with their value.
+    if a.new_args:
+        return v
     out, i = [v[0]], 1
     while i < len(v):
         takes_value = i + 1 < len(v) and not v[i + 1].startswith("--")
@@ -191,10 +190,7 @@ def rank_main(rank, world, a, port):
             v = shard(g, full[g])
             assert p.shape == v.shape, (name, p.shape, v.shape)
             p.copy_(v)
-    optimizer = None
-    if a.distributed_optimizer:
-        optimizer = build_distributed_optimizer(args, model)
-    save_checkpoint(ITERATION, [model], optimizer, None, 0) if a.new_args else save_checkpoint(ITERATION, [model], optimizer, None)
+    save_checkpoint(ITERATION, [model], None, None, 0) if a.new_args else save_checkpoint(ITERATION, [model], None, None)
     torch.distributed.barrier()
     parallel_state.destroy_model_parallel()
     torch.distributed.destroy_process_group()
@@ -265,40 +261,6 @@ def adapt_torch_dcp_writer():
         fs._StorageWriterTransforms(), stream, data, write_item, storage_key, fs.SerializationFormat.TORCH_SAVE)
 
 
-def build_distributed_optimizer(args, model):
-    """megatron-core's DDP wrapper + DistributedOptimizer, as Megatron-LM's setup_model_and_optimizer builds them."""
-    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
-    from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
-    raise NotImplementedError("distributed optimizer on CPU")
-
-
-def te_names(src, out):
-    """A legacy local-spec save rewritten to the TE layer spec's names (see the module docstring)."""
-    import io
-    import pickle
-    import torch
-    shutil.copytree(src, out)
-    for d, _, fs in os.walk(out):
-        for f in fs:
-            if f != "model_optim_rng.pt":
-                continue
-            path = os.path.join(d, f)
-            stage = int(os.path.basename(d).split("_")[-1])
-            sd = torch.load(path, weights_only=False)
-            model = {}
-            for k, v in sd["model"].items():
-                k = k.replace(".input_layernorm.", ".self_attention.linear_qkv.layer_norm_")
-                k = k.replace(".pre_mlp_layernorm.", ".mlp.linear_fc1.layer_norm_")
-                if k.endswith("._extra_state"):
-                    blob = pickle.dumps({"recipe": None, "scale_fwd": torch.ones(3), "amax_history_fwd": torch.zeros(1, 3)})
-                    v = io.BytesIO(blob) if stage == 0 else torch.frombuffer(bytearray(blob), dtype=torch.uint8)
-                model[k] = v
-                if k.endswith("self_attention.linear_proj._extra_state"):
-                    model[k.replace("linear_proj", "core_attention")] = v
-            sd["model"] = model
-            torch.save(sd, path)
-
-
 def main():
     if "--te-names" in sys.argv:
         p = argparse.ArgumentParser()
@@ -315,7 +277,6 @@ def main():
     p.add_argument("--format", choices=["torch", "torch_dist"], default="torch")
     p.add_argument("--tp", type=int, default=2)
     p.add_argument("--pp", type=int, default=2)
-    p.add_argument("--distributed-optimizer", action="store_true")
     a = p.parse_args()
     a.megatron = os.path.abspath(a.megatron)
     a.out = os.path.abspath(a.out)
