@@ -56,4 +56,19 @@ final class MegatronMatrixTests: XCTestCase {
         guard case .bytes(let b)? = root["model"]?["decoder.layers.0.self_attention.linear_qkv._extra_state"] else { return XCTFail("BytesIO extra state") }
         XCTAssertGreaterThan(b.count, 0)
     }
+
+    /// megatron-core 0.19 keeps the common state (args) in the DCP files: a file cut short before it is a
+    /// typed error naming the file, not a crash.
+    func testCommonStateInsideTheDCPFilesCutShort() throws {
+        let tmp = try tempDir(); defer { try? FileManager.default.removeItem(at: tmp) }
+        let dst = tmp.appendingPathComponent("ckpt")
+        try FileManager.default.copyItem(at: Self.dir.appendingPathComponent("core_v0.19.0-torch_dist-tp2-pp2"), to: dst)
+        let f = dst.appendingPathComponent("iter_0000007/__0_0.distcp")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dst.appendingPathComponent("iter_0000007/common.pt").path))
+        try Data(try Data(contentsOf: f).prefix(12000)).write(to: f)
+        XCTAssertThrowsError(try CheckpointLoader.loadReport(dst)) { e in
+            guard case .truncated(let file, let m)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertEqual(file, f.path); XCTAssertTrue(m.contains("common_state"), m)
+        }
+    }
 }
