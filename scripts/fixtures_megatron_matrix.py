@@ -11,8 +11,9 @@ same version), on four CPU processes (gloo):
      spec) and the HF weights are copied into each rank's shard.
   3. Megatron-LM's own `save_checkpoint()` writes the checkpoint (`--ckpt-format torch` legacy
      `mp_rank_TT_PPP/model_optim_rng.pt`, or `torch_dist` through dist_checkpointing), optimizer not
-     saved (`--no-save-optim`). megatron-core's DistributedOptimizer cannot be built on CPU (it refuses
-     parameters that are not torch.cuda tensors), so no distributed-optimizer save is written here.
+     saved (`--no-save-optim`), or with `--with-optimizer` megatron-core's standard optimizer after one
+     step on zero gradients (build_optimizer). megatron-core's DistributedOptimizer cannot be built on CPU
+     (it refuses parameters that are not torch.cuda tensors), so no distributed-optimizer save is written.
 CPU-only shims (no CUDA in this environment): `Tensor.cuda` is the identity, `torch.cuda.synchronize`
 a no-op, `torch.cuda.get_rng_state` returns the CPU generator state (what Megatron stores as
 `cuda_rng_state`), a device of compute capability 9.0 is reported where validate_args asks, and
@@ -21,7 +22,7 @@ core_v0.9's torch_dist writer calls a private torch function by its torch 2.4 si
 bridged to torch 2.15's (adapt_torch_dcp_writer). Nothing of the saved model or args is altered.
 
     python scripts/fixtures_megatron_matrix.py --megatron <Megatron-LM tree at a tag> --out <dir>
-        --format torch|torch_dist [--tp 2 --pp 2] [--src gpt2-micro]
+        --format torch|torch_dist [--tp 2 --pp 2] [--with-optimizer] [--src gpt2-micro]
     python scripts/fixtures_megatron_matrix.py --te-names <legacy save> --out <dir>
 
 Transformer Engine layer-spec names: TE does not install without CUDA, so no TE model runs here. A
@@ -99,6 +100,9 @@ def argv(a, cfg):
          "--save", a.out, "--save-interval", "1", "--no-save-optim", "--no-save-rng"]
     if a.mcore_flag:
         v += ["--use-mcore-models"]
+    if a.with_optimizer:
+        v.remove("--no-save-optim")
+        v += ["--weight-decay", "0", "--clip-grad", "0"]
     if a.format == "torch_dist":
         v += ["--ckpt-format", "torch_dist"] if a.new_args else ["--use-dist-ckpt", "--dist-ckpt-format", "torch_dist"]
     elif a.new_args:
@@ -190,7 +194,10 @@ def rank_main(rank, world, a, port):
             v = shard(g, full[g])
             assert p.shape == v.shape, (name, p.shape, v.shape)
             p.copy_(v)
-    save_checkpoint(ITERATION, [model], None, None, 0) if a.new_args else save_checkpoint(ITERATION, [model], None, None)
+    optimizer = None
+    if a.with_optimizer:
+        model, optimizer = build_optimizer(args, model, tc)
+    save_checkpoint(ITERATION, [model], optimizer, None, 0) if a.new_args else save_checkpoint(ITERATION, [model], optimizer, None)
     torch.distributed.barrier()
     parallel_state.destroy_model_parallel()
     torch.distributed.destroy_process_group()
@@ -261,6 +268,35 @@ def adapt_torch_dcp_writer():
         fs._StorageWriterTransforms(), stream, data, write_item, storage_key, fs.SerializationFormat.TORCH_SAVE)
 
 
+def build_optimizer(args, model, tc):
+    """megatron-core's DDP wrapper and (standard, not distributed) optimizer as Megatron-LM's get_model() and
+    setup_model_and_optimizer() build them (config by Megatron-LM's get_megatron_optimizer_config), then one
+    step on zero gradients so that the Adam moments exist; --weight-decay 0 and zero gradients leave the
+    weights as they were. The optimizer's few bookkeeping tensors made with device='cuda' are made on the
+    CPU; --clip-grad 0 because gradient clipping asserts CUDA tensors."""
+    import torch
+
+    def on_cpu(f):
+        def g(*args, **kwargs):
+            d = kwargs.get("device")
+            if d is not None and str(d).startswith("cuda"):
+                kwargs["device"] = "cpu"
+            return f(*args, **kwargs)
+        return g
+    for n in ("tensor", "zeros", "empty", "ones", "full", "arange"):
+        setattr(torch, n, on_cpu(getattr(torch, n)))
+    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+    from megatron.core.optimizer import get_megatron_optimizer
+    from megatron.training.training import get_megatron_optimizer_config
+    ddp = DistributedDataParallel(config=tc, ddp_config=DistributedDataParallelConfig(use_distributed_optimizer=False), module=model)
+    got = get_megatron_optimizer_config(args)
+    config, overrides = got if isinstance(got, tuple) else (got, None)
+    opt = get_megatron_optimizer(config, [ddp], **({"config_overrides": overrides} if overrides is not None else {}))
+    ddp.zero_grad_buffer()
+    opt.step()
+    return ddp, opt
+
+
 def main():
     if "--te-names" in sys.argv:
         p = argparse.ArgumentParser()
@@ -277,6 +313,7 @@ def main():
     p.add_argument("--format", choices=["torch", "torch_dist"], default="torch")
     p.add_argument("--tp", type=int, default=2)
     p.add_argument("--pp", type=int, default=2)
+    p.add_argument("--with-optimizer", action="store_true", help="save the (standard) optimizer state too")
     a = p.parse_args()
     a.megatron = os.path.abspath(a.megatron)
     a.out = os.path.abspath(a.out)

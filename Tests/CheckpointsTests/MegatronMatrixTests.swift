@@ -2,7 +2,8 @@
 // gpt2-micro saved at TP 2 x PP 2 by Megatron-LM's own save_checkpoint with the args its own
 // parse_args/validate_args produced, for core_v0.4.0 (Dec 2023, legacy only: torch_dist did not exist),
 // core_v0.9.0 (Oct 2024), core_v0.16.1 and core_v0.19.0 (current; common state inside the DCP files),
-// legacy and torch_dist, plus the legacy save rewritten to the Transformer Engine spec's names.
+// legacy and torch_dist, plus the legacy save rewritten to the Transformer Engine spec's names and a
+// torch_dist save holding megatron-core's optimizer state.
 // Every one reads to the HF original's tensors bit for bit, inspect lists no problem, and the args
 // show readably (exit_signal: SIGTERM from core_v0.16 on).
 
@@ -19,7 +20,7 @@ final class MegatronMatrixTests: XCTestCase {
         var config = ref.config; config.bosToken = nil; config.eosToken = nil   // Megatron args do not record them
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.dir.path).filter { $0.hasPrefix("core_") }.sorted()
         XCTAssertEqual(names, ["core_v0.16.1-torch-tp2-pp2", "core_v0.16.1-torch_dist-tp2-pp2", "core_v0.19.0-torch-te-names-tp2-pp2",
-                               "core_v0.19.0-torch-tp2-pp2", "core_v0.19.0-torch_dist-tp2-pp2", "core_v0.4.0-torch-tp2-pp2",
+                               "core_v0.19.0-torch-tp2-pp2", "core_v0.19.0-torch_dist-optim-tp2-pp2", "core_v0.19.0-torch_dist-tp2-pp2", "core_v0.4.0-torch-tp2-pp2",
                                "core_v0.9.0-torch-tp2-pp2", "core_v0.9.0-torch_dist-tp2-pp2"])
         for n in names {
             let url = Self.dir.appendingPathComponent(n)
@@ -40,6 +41,8 @@ final class MegatronMatrixTests: XCTestCase {
                 XCTAssertEqual([e.className, e.name], ["signal.Signals", "SIGTERM"])
             }
             if !n.contains("v0.4.0") { XCTAssertTrue(ins.notes.contains { $0.contains("_extra_state entries skipped") }, "\(n): \(ins.notes)") }
+            // Saved with megatron-core's optimizer (Adam moments of every parameter, in the DCP files): skipped with a note.
+            XCTAssertEqual(ins.notes.contains("optimizer state skipped (32 entries)"), n.contains("-optim-"), "\(n): \(ins.notes)")
         }
     }
 
