@@ -22,6 +22,12 @@ public struct CheckpointInspection: CustomStringConvertible {
     public var dtypes: [StorageDType]
     public var shardFiles: [(path: String, bytes: Int)]
     public var problems: [String]
+    /// The saved training args as (field, readable value), in saved order (Megatron saves).
+    public var args: [(String, String)] = []
+    /// List every arg in `description` (else only their count).
+    public var showArgs = false
+    /// What was read past on purpose (LoadReport.notes).
+    public var notes: [String] = []
 
     public var architecture: String {
         guard let c = config else { return "unknown" }
@@ -40,6 +46,11 @@ public struct CheckpointInspection: CustomStringConvertible {
         s += "\n  dtypes: \(dtypes.map(\.rawValue).joined(separator: ", "))"
         s += "\n  files: \(shardFiles.count), \(shardFiles.reduce(0) { $0 + $1.bytes }) bytes"
         for f in shardFiles { s += "\n    \(f.bytes)\t\(f.path)" }
+        if !args.isEmpty {
+            s += "\n  args: \(args.count) fields" + (showArgs ? "" : " (--args lists them)")
+            if showArgs { for (k, v) in args { s += "\n    \(k): \(v)" } }
+        }
+        for n in notes { s += "\n  note: \(n)" }
         s += problems.isEmpty ? "\n  problems: none" : "\n  problems:\n" + problems.map { "    - " + $0 }.joined(separator: "\n")
         return s
     }
@@ -61,15 +72,14 @@ public enum CheckpointLoader {
             return .megatronLegacy
         }
         throw CheckpointError.unknownFormat(path: url.path,
-            "no config.json + model.safetensors, no 'latest' + layer_*-model_*-model_states.pt, no latest_checkpointed_iteration.txt + mp_rank_* directories or torch_dist files")
+            "no config.json + model.safetensors or pytorch_model.bin, no 'latest' + layer_*-model_*-model_states.pt, no latest_checkpointed_iteration.txt + mp_rank_* directories or torch_dist files")
     }
 
     public static func loadReport(_ url: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
         switch try detect(url) {
         case .hf:
             let ck = try HFAdapter.load(url)
-            let files = ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? [])
-                .filter { $0.hasSuffix(".safetensors") }.sorted().map { url.appendingPathComponent($0) }
+            let files = HFAdapter.weightFileURLs(url)
             return LoadReport(checkpoint: ck, format: "hf", iteration: nil, tensorParallel: 1, pipelineParallel: 1,
                               checkpointVersion: nil, files: files, dtypes: [ck.sourceDType], problems: [])
         case .megatronLegacy: return try MegatronLegacyAdapter.load(url, options: options)
@@ -125,6 +135,8 @@ public enum CheckpointLoader {
             ins.parameterCount = r.checkpoint.tensors.values.reduce(0) { $0 + $1.count }
             ins.dtypes = r.dtypes.sorted { $0.rawValue < $1.rawValue }
             ins.problems += r.problems
+            ins.notes = r.notes
+            ins.args = r.args?.fields ?? []
             do { try r.checkpoint.validate() } catch { ins.problems.append("\(error)") }
             for t in r.checkpoint.tensors.sorted(by: { $0.key < $1.key }) where t.value.data.contains(where: { !$0.isFinite }) {
                 ins.problems.append("tensor '\(t.key)' holds NaN or infinite values")

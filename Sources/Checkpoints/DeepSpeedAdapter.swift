@@ -86,7 +86,7 @@ public enum DeepSpeedAdapter {
                                       options: options, format: "deepspeed", problems: &problems)
         return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue,
                           tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
-                          files: [mp0] + files, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
+                          files: [mp0] + files, dtypes: dtypes(of: ranks), problems: problems, shards: shards, args: meta["args"])
     }
 
     /// Non-pipeline engine checkpoints: `mp_rank_TT_model_states.pt` with the model under `module`.
@@ -112,6 +112,7 @@ public enum DeepSpeedAdapter {
         let (ck, shards) = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: MegatronNames.layerCount(ranks[0]),
                                       options: options, format: "deepspeed", problems: &problems)
         return LoadReport(checkpoint: ck, format: "deepspeed", iteration: meta["iteration"]?.intValue, tensorParallel: tp,
-                          pipelineParallel: 1, checkpointVersion: version, files: files, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
+                          pipelineParallel: 1, checkpointVersion: version, files: files, dtypes: dtypes(of: ranks), problems: problems, shards: shards,
+                          args: meta["args"])
     }
 }

@@ -1,5 +1,8 @@
 // HFAdapter: a Hugging Face model folder (config.json + model.safetensors, or sharded with
-// model.safetensors.index.json) to a `CanonicalCheckpoint`.
+// model.safetensors.index.json; or the older pytorch_model.bin / pytorch_model.bin.index.json
+// shards that `save_pretrained(safe_serialization=False)` and transformers' Megatron converter write,
+// read through TorchFile with the same pickle policy as every `.pt`) to a `CanonicalCheckpoint`.
+// Safetensors win when a folder holds both.
 //
 // Owns: GPT-2 (`transformer.*` or unprefixed; Conv1D weights are [in, out] and are transposed;
 // fused c_attn is split into q, k, v) and Llama/Mistral names (`model.*`, `lm_head`), config field
@@ -10,11 +13,19 @@ import TensorCore
 import Model
 
 public enum HFAdapter {
+    static let weightFiles = ["model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"]
+
     public static func isHFFolder(_ dir: URL) -> Bool {
         let fm = FileManager.default
         return fm.fileExists(atPath: dir.appendingPathComponent("config.json").path) &&
-            (fm.fileExists(atPath: dir.appendingPathComponent("model.safetensors").path) ||
-             fm.fileExists(atPath: dir.appendingPathComponent("model.safetensors.index.json").path))
+            weightFiles.contains { fm.fileExists(atPath: dir.appendingPathComponent($0).path) }
+    }
+
+    /// The weight files a folder's model is read from (for reports).
+    public static func weightFileURLs(_ dir: URL) -> [URL] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        let st = names.filter { $0.hasSuffix(".safetensors") }
+        return (st.isEmpty ? names.filter { $0.hasPrefix("pytorch_model") && $0.hasSuffix(".bin") } : st).sorted().map { dir.appendingPathComponent($0) }
     }
 
     public static func load(_ dir: URL) throws -> CanonicalCheckpoint {
@@ -40,20 +51,37 @@ public enum HFAdapter {
         return o
     }
 
-    /// Tensor name -> file holding it.
+    /// Tensor name -> where it is (a safetensors file, or a tensor reference inside a torch.save file).
     final class Weights {
-        let byName: [String: SafetensorsFile]
+        enum Entry {
+            case safetensors(SafetensorsFile)
+            case torch(TensorRef, file: String)
+            var path: String { switch self { case .safetensors(let f): return f.path; case .torch(_, let f): return f } }
+        }
+        let byName: [String: Entry]
         private(set) var used: Set<String> = []
-        init(byName: [String: SafetensorsFile]) { self.byName = byName }
+        init(byName: [String: Entry]) { self.byName = byName }
         func has(_ n: String) -> Bool { byName[n] != nil }
         func get(_ n: String, _ shape: [Int]) throws -> Tensor {
-            guard let f = byName[n] else { throw CheckpointError.missingTensor(file: "model.safetensors", tensor: n) }
+            guard let e = byName[n] else { throw CheckpointError.missingTensor(file: "model weights", tensor: n) }
             used.insert(n)
-            let info = f.tensors[n]!
-            guard info.shape == shape else { throw CheckpointError.shapeMismatch(file: f.path, tensor: n, expected: shape, found: info.shape) }
-            return try f.tensor(n)
+            switch e {
+            case .safetensors(let f):
+                let info = f.tensors[n]!
+                guard info.shape == shape else { throw CheckpointError.shapeMismatch(file: f.path, tensor: n, expected: shape, found: info.shape) }
+                return try f.tensor(n)
+            case .torch(let t, let file):
+                guard t.shape == shape else { throw CheckpointError.shapeMismatch(file: file, tensor: n, expected: shape, found: t.shape) }
+                return try t.materialize(name: n)
+            }
         }
-        var dtype: StorageDType { byName.values.first.flatMap { f in f.tensors.values.first?.dtype } ?? .float32 }
+        var dtype: StorageDType {
+            switch byName.values.first {
+            case .safetensors(let f)?: return f.tensors.values.first?.dtype ?? .float32
+            case .torch(let t, _)?: return t.dtype
+            case nil: return .float32
+            }
+        }
 
         /// Tensors the config did not account for (e.g. more layers than n_layer); buffers are ignored.
         func checkAllUsed(ignoring suffixes: [String]) throws {
@@ -63,27 +91,52 @@ public enum HFAdapter {
     }
 
     static func openWeights(_ dir: URL) throws -> Weights {
+        let fm = FileManager.default
+        var byName: [String: Weights.Entry] = [:]
         let single = dir.appendingPathComponent("model.safetensors")
-        var byName: [String: SafetensorsFile] = [:]
-        if FileManager.default.fileExists(atPath: single.path) {
+        if fm.fileExists(atPath: single.path) {
             let f = try SafetensorsFile(url: single)
-            for n in f.tensors.keys { byName[n] = f }
+            for n in f.tensors.keys { byName[n] = .safetensors(f) }
             return Weights(byName: byName)
         }
-        let idxURL = dir.appendingPathComponent("model.safetensors.index.json")
+        if fm.fileExists(atPath: dir.appendingPathComponent("model.safetensors.index.json").path) {
+            return Weights(byName: try indexed(dir, "model.safetensors.index.json") { u in
+                let f = try SafetensorsFile(url: u)
+                return Dictionary(uniqueKeysWithValues: f.tensors.keys.map { ($0, Weights.Entry.safetensors(f)) })
+            })
+        }
+        let bin = dir.appendingPathComponent("pytorch_model.bin")
+        if fm.fileExists(atPath: bin.path) { return Weights(byName: try torchTensors(bin)) }
+        return Weights(byName: try indexed(dir, "pytorch_model.bin.index.json", open: torchTensors))
+    }
+
+    /// Every tensor of a `torch.save`d state dict (a flat dict of name -> tensor).
+    static func torchTensors(_ url: URL) throws -> [String: Weights.Entry] {
+        var out: [String: Weights.Entry] = [:]
+        for (n, t) in try TorchFile.load(url).flattenTensors() { out[n] = .torch(t, file: url.path) }
+        return out
+    }
+
+    /// A sharded folder: the index's `weight_map` (tensor -> shard file), each shard opened once and
+    /// checked to hold the tensors the index puts in it.
+    static func indexed(_ dir: URL, _ index: String, open: (URL) throws -> [String: Weights.Entry]) throws -> [String: Weights.Entry] {
+        let idxURL = dir.appendingPathComponent(index)
         let idx = try readJSON(idxURL)
         guard let map = idx["weight_map"] as? [String: String] else { throw CheckpointError.badConfig(file: idxURL.path, "no weight_map") }
-        var opened: [String: SafetensorsFile] = [:]
-        for (name, file) in map {
+        var opened: [String: [String: Weights.Entry]] = [:]
+        var byName: [String: Weights.Entry] = [:]
+        for (name, file) in map.sorted(by: { $0.key < $1.key }) {
             if opened[file] == nil {
                 let u = dir.appendingPathComponent(file)
-                guard FileManager.default.fileExists(atPath: u.path) else { throw CheckpointError.missingShard(file: idxURL.path, "'\(file)' listed in weight_map does not exist") }
-                opened[file] = try SafetensorsFile(url: u)
+                guard FileManager.default.fileExists(atPath: u.path) else {
+                    throw CheckpointError.missingShard(file: idxURL.path, "'\(file)' listed in weight_map does not exist")
+                }
+                opened[file] = try open(u)
             }
-            guard opened[file]!.tensors[name] != nil else { throw CheckpointError.missingTensor(file: opened[file]!.path, tensor: name) }
-            byName[name] = opened[file]!
+            guard let e = opened[file]![name] else { throw CheckpointError.missingTensor(file: dir.appendingPathComponent(file).path, tensor: name) }
+            byName[name] = e
         }
-        return Weights(byName: byName)
+        return byName
     }
 
     static func int(_ c: [String: Any], _ k: String, _ file: String) throws -> Int {

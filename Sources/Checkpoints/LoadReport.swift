@@ -23,6 +23,22 @@ public struct LoadReport {
     /// and `checkpoint.tensors` is empty; with `LoadOptions.rank` as well, one element: that engine
     /// rank's tensors only. Nil for `.canonical`.
     public var shards: [[String: Tensor]]? = nil
+    /// The saved training args (Megatron saves), as decoded; `inspect --args` lists them.
+    public var args: PickleValue? = nil
+    /// What was read past on purpose, not a problem (Transformer Engine `_extra_state` entries,
+    /// optimizer state, ...).
+    public var notes: [String] = []
+}
+
+/// Number of entries under `v` (nested dicts) whose key ends in `_extra_state`, whatever they hold
+/// (Transformer Engine writes a BytesIO in older releases, a uint8 tensor in newer ones).
+func extraStateCount(_ v: PickleValue) -> Int {
+    guard case .dict(let d) = v else { return 0 }
+    var n = 0
+    for (k, x) in d.items {
+        if case .string(let s) = k, s.hasSuffix("_extra_state") { n += 1 } else { n += extraStateCount(x) }
+    }
+    return n
 }
 
 /// Options every adapter understands.

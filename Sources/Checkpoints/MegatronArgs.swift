@@ -50,8 +50,16 @@ public struct MegatronArgs {
     public var pipelineParallel: Int? { int("pipeline_model_parallel_size") ?? (int("model_parallel_size") != nil ? 1 : nil) }
     public var virtualPipeline: Int? { int("virtual_pipeline_model_parallel_size") }
 
-    /// The real vocabulary size when the args record it (HF's tool writes `orig_vocab_size`).
-    public var trueVocabSize: Int? { int("orig_vocab_size") ?? int("vocab_size") }
+    /// The real vocabulary size when the args record it (HF's tool writes `orig_vocab_size`). Megatron-LM's
+    /// NullTokenizer up to core_v0.17 adds an end-of-document token after `--vocab-size` ids (its
+    /// vocab_size is that + 1); from core_v0.18, whose args carry `null_tokenizer_eod_id`, the end of
+    /// document is the last of `--vocab-size` tokens.
+    public var trueVocabSize: Int? {
+        if let v = int("orig_vocab_size") { return v }
+        guard let v = int("vocab_size") else { return nil }
+        guard string("tokenizer_type") == "NullTokenizer", overrides["vocab_size"] == nil else { return v }
+        return value?["null_tokenizer_eod_id"] == nil ? v + 1 : v
+    }
 
     /// Model description; fields not in args come from the tensors (`shapes`) or Megatron defaults.
     struct Shapes { var paddedVocab: Int; var hidden: Int?; var ffnRows: Int?; var positions: Int?; var layers: Int; var tp: Int; var hasPosition: Bool; var hasOutput: Bool }

@@ -6,6 +6,9 @@
 // `model_parallel_size`) cross-checked against the directories present; virtual-pipeline chunks
 // (`model0`, `model1`, ...); layer offsets from the layer counts found per chunk (uneven stages allowed),
 // in global order chunk-major then stage (FORMATS B.7). Naming and TP merging live in MegatronMerge.
+// Read past with a note: Transformer Engine `_extra_state` entries (BytesIO or uint8 tensors) and the
+// distributed optimizer's `distrib_optim.pt` beside each rank file (`--use-distributed-optimizer`:
+// optimizer state sharded over data-parallel ranks, not by the model's TP x PP).
 
 import Foundation
 import TensorCore
@@ -98,6 +101,11 @@ public enum MegatronLegacyAdapter {
         }
         // Read every rank: chunks[v][p][t] normalised with local layer numbers.
         var chunks: [[[ShardDict]]] = []
+        var extraState = 0
+        let distribOptim = rankDirs.flatMap { $0 }.filter { fm.fileExists(atPath: $0.deletingLastPathComponent().appendingPathComponent("distrib_optim.pt").path) }.count
+        if distribOptim > 0 && options.optimizerMoment != nil {
+            throw CheckpointError.badConfig(file: itDir.path, "saved with the distributed optimizer (distrib_optim.pt): its sharded optimizer state is not read")
+        }
         for p in 0..<pp {
             for t in 0..<tp {
                 let url = rankDirs[p][t]
@@ -115,6 +123,7 @@ public enum MegatronLegacyAdapter {
                     throw CheckpointError.badConfig(file: url.path, "holds \(models.count) model chunks, rank 0 holds \(chunks.count)")
                 }
                 for (v, m) in models.enumerated() {
+                    extraState += extraStateCount(m)
                     var leaves = m.flattenTensors()
                     if let moment = options.optimizerMoment {
                         guard models.count == 1 else { throw CheckpointError.badConfig(file: url.path, "optimizer state of virtual-pipeline chunks is not read") }
@@ -140,9 +149,15 @@ public enum MegatronLegacyAdapter {
         }
         let (ck, shards) = try assembleMegatron(ranks: ranks, args: args, version: version, tp: tp, layers: offset,
                                       options: options, format: "megatron-legacy", problems: &problems)
+        var notes: [String] = []
+        if extraState > 0 { notes.append("\(extraState) _extra_state entries skipped (module extra state, e.g. Transformer Engine FP8 metadata; not weights)") }
+        if distribOptim > 0 {
+            notes.append("optimizer state skipped: distributed optimizer (distrib_optim.pt in \(distribOptim) rank directories)")
+        }
         return LoadReport(checkpoint: ck, format: "megatron-legacy", iteration: iteration ?? first["iteration"]?.intValue,
                           tensorParallel: tp, pipelineParallel: pp, checkpointVersion: version,
-                          files: rankDirs.flatMap { $0 }, dtypes: dtypes(of: ranks), problems: problems, shards: shards)
+                          files: rankDirs.flatMap { $0 }, dtypes: dtypes(of: ranks), problems: problems, shards: shards,
+                          args: first["args"], notes: notes)
     }
 
     /// The rank's parameters (`leaves`, named_parameters() order) paired with their `moment` tensor

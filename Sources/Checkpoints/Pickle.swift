@@ -11,7 +11,11 @@
 //     `.metadata` classes (`dcpDataClasses`: Metadata, TensorStorageMetadata, ChunkStorageMetadata,
 //     MetadataIndex, _StorageInfo, ...), torch.Size, and torch.serialization._get_layout (how
 //     torch.strided pickles; the rest of torch.serialization stays forbidden);
-//   * anything else (numpy, megatron/deepspeed enums, loss scalers, ...) becomes an opaque placeholder.
+//   * what megatron-core lists as safe (`MegatronSafeGlobals`: signal.Signals, pathlib.PosixPath,
+//     io.BytesIO, its enums and OptimizerConfig, numpy arrays, torch Generator), admitted by exact
+//     name even inside forbidden modules (signal, pathlib, io, torch._C: any other name there is
+//     refused) and decoded as inert data by the Converter;
+//   * anything else (other megatron/deepspeed enums, loss scalers, ...) becomes an opaque placeholder.
 // Does not own: zip access or storage bytes (TorchFile supplies a `StorageSource`).
 
 import Foundation
@@ -51,7 +55,7 @@ enum GlobalPolicy {
         "setuptools", "distutils", "urllib", "http", "ftplib", "smtplib", "telnetlib", "requests",
         "_posixsubprocess", "resource", "fcntl", "mmap", "gc", "inspect", "ctypes.util", "dill", "joblib",
         "torch.hub", "torch.jit", "torch.ops", "torch._ops", "torch.serialization", "torch.package",
-        "torch.utils.cpp_extension", "numpy.testing", "numpy.f2py", "numpy.distutils",
+        "torch.utils.cpp_extension", "numpy.testing", "numpy.f2py", "numpy.distutils", "torch._C",
     ]
     static let safeBuiltins: Set<String> = [
         "set", "frozenset", "bytearray", "bytes", "slice", "complex", "list", "dict", "tuple", "int",
@@ -78,7 +82,7 @@ enum GlobalPolicy {
     /// Throws for dangerous globals; returns normally for anything the VM may represent.
     static func check(_ module: String, _ name: String, file: String) throws {
         let full = module + "." + name
-        if dcpDataClasses.contains(full) { return }
+        if dcpDataClasses.contains(full) || MegatronSafeGlobals.admits(full) { return }
         let top = String(module.split(separator: ".").first ?? "")
         var prefixes: [String] = []
         var acc = ""
@@ -88,8 +92,11 @@ enum GlobalPolicy {
             if !safeBuiltins.contains(name) { throw CheckpointError.forbiddenGlobal(file: file, full) }
         }
         if top == "types" && name != "SimpleNamespace" { throw CheckpointError.forbiddenGlobal(file: file, full) }
-        if forbiddenNames.contains(name) { throw CheckpointError.forbiddenGlobal(file: file, full) }
-        if name.hasPrefix("__") && name != "__builtin__" { throw CheckpointError.forbiddenGlobal(file: file, full) }
+        // Dotted names (protocol 4 qualnames such as `Path.unlink`) are judged part by part.
+        for part in name.split(separator: ".") {
+            if forbiddenNames.contains(String(part)) { throw CheckpointError.forbiddenGlobal(file: file, full) }
+            if part.hasPrefix("__") && part != "__builtin__" { throw CheckpointError.forbiddenGlobal(file: file, full) }
+        }
     }
 
     static func storageDType(_ name: String) -> StorageDType? {
@@ -502,7 +509,8 @@ struct Converter {
                 v = .dict(PickleDict(items: items.map { (value($0.0), value($0.1)) },
                                      attributes: attrs.map { ($0.0, value($0.1)) }, className: cls))
             case .object(let cls, let args, let state):
-                v = .object(PickleObject(className: cls, args: args.map { value($0) }, state: state.map { value($0) }))
+                let a = args.map { value($0) }, s = state.map { value($0) }
+                v = MegatronSafeGlobals.decode(cls, args: a, state: s) ?? .object(PickleObject(className: cls, args: a, state: s))
             }
             done[id] = v
             return v

@@ -200,6 +200,8 @@ public indirect enum PickleValue: Sendable {
     case global(String)
     case storage(StorageRef)
     case tensor(TensorRef)
+    /// A member of an enum megatron-core lists as safe (MegatronSafeGlobals), e.g. signal.SIGTERM.
+    case enumMember(PickleEnumMember)
     /// Something kept for display only (huge ints, cycles, unsupported values).
     case opaque(String)
 

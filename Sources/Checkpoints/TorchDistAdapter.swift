@@ -3,7 +3,7 @@
 //
 // Owns the layout (FORMATS B.11): `latest_checkpointed_iteration.txt` -> `iter_%07d/` (or `release/`)
 // holding `metadata.json` ({"sharded_backend": "torch_dist", ...}), `common.pt` (args,
-// checkpoint_version, iteration), `.metadata` (a pickle of DCP's `Metadata`: for every key its dtype,
+// checkpoint_version, iteration; from megatron-core 0.19 a DCP byte object `common_state` instead), `.metadata` (a pickle of DCP's `Metadata`: for every key its dtype,
 // GLOBAL shape and chunks (offsets, sizes); for every chunk a `_StorageInfo` (relative_path, offset,
 // length)) and `__R_I.distcp` files in which each tensor chunk is a whole `torch.save` zip at
 // (offset, length) (PyTorch `filesystem.py` `_write_item`; raw bytes for the safetensors serialization).
@@ -44,12 +44,10 @@ public enum TorchDistAdapter {
                 throw CheckpointError.unknownFormat(path: metaJSON.path, "sharded_backend '\(backend)' (only torch_dist is read; convert with Megatron tools/checkpoint)")
             }
         }
-        let common = itDir.appendingPathComponent("common.pt")
-        guard FileManager.default.fileExists(atPath: common.path) else { throw CheckpointError.missingShard(file: common.path, "torch_dist common state is missing") }
-        let root = try TorchFile.load(common)
+        let meta = try DCPMetadata(url: itDir.appendingPathComponent(".metadata"))
+        let (root, common) = try commonState(itDir, meta)
         let args = MegatronArgs(root["args"], file: common.path, overrides: options.argOverrides)
         let version = try checkpointVersion(root, file: common.path)
-        let meta = try DCPMetadata(url: itDir.appendingPathComponent(".metadata"))
 
         // Global tensors, chunk by chunk, in one memory source.
         let store = GlobalTensorStore(path: itDir.path)
@@ -96,6 +94,15 @@ public enum TorchDistAdapter {
         let shard = try MegatronNames.normalize(flat, file: meta.path)
         guard shard["word"] != nil else { throw CheckpointError.missingTensor(file: meta.path, tensor: "embedding.word_embeddings.weight") }
         var problems: [String] = []
+        var notes: [String] = []
+        // `_extra_state/shard_i_n` byte objects (Transformer Engine FP8 state), one per key and shard.
+        let extra = meta.keys.filter { $0.contains("_extra_state") }.count
+        if extra > 0 { notes.append("\(extra) _extra_state entries skipped (module extra state, e.g. Transformer Engine FP8 metadata; not weights)") }
+        let optimizer = meta.keys.filter { $0.hasPrefix("optimizer.") }
+        if !optimizer.isEmpty {
+            let distributed = optimizer.contains { $0.hasPrefix("optimizer.distributed.") } || (args.bool("use_distributed_optimizer") ?? false)
+            notes.append("optimizer state skipped (\(optimizer.count) entries\(distributed ? ", distributed optimizer" : ""))")
+        }
         // Global tensors read as one TP rank; the saved TP x PP is reported from the args.
         let (ck, shards) = try assembleMegatron(ranks: [shard], args: args, version: version, tp: 1, layers: MegatronNames.layerCount(shard),
                                                 options: options, format: "megatron-core-torch-dist", problems: &problems)
@@ -103,8 +110,28 @@ public enum TorchDistAdapter {
         if let d = dtypes.first, dtypes.count == 1 { ckpt.sourceDType = d }
         return LoadReport(checkpoint: ckpt, format: "megatron-core-torch-dist", iteration: iteration ?? root["iteration"]?.intValue,
                           tensorParallel: args.tensorParallel ?? 1, pipelineParallel: args.pipelineParallel ?? 1, checkpointVersion: version,
-                          files: [common, URL(fileURLWithPath: meta.path)] + files.sorted().map { itDir.appendingPathComponent($0) },
-                          dtypes: dtypes, problems: problems, shards: shards)
+                          files: (FileManager.default.fileExists(atPath: common.path) ? [common] : []) + [URL(fileURLWithPath: meta.path)] + files.sorted().map { itDir.appendingPathComponent($0) },
+                          dtypes: dtypes, problems: problems, shards: shards, args: root["args"], notes: notes)
+    }
+
+    /// The common state (args, checkpoint_version, iteration) and the file it came from: `common.pt`, or
+    /// (megatron-core >= 0.19, which dropped common.pt) the DCP byte object `common_state/shard_0_1`, a
+    /// `torch.save` of `[state]` at (offset, length) in one of the `.distcp` files.
+    static func commonState(_ itDir: URL, _ meta: DCPMetadata) throws -> (PickleValue, URL) {
+        let common = itDir.appendingPathComponent("common.pt")
+        if FileManager.default.fileExists(atPath: common.path) { return (try TorchFile.load(common), common) }
+        guard let si = meta.storage[DCPMetadata.ChunkKey(fqn: "common_state/shard_0_1", offsets: [])] else {
+            throw CheckpointError.missingShard(file: common.path, "torch_dist common state is missing (no common.pt, no common_state object in .metadata)")
+        }
+        let url = itDir.appendingPathComponent(si.path)
+        let m = try MappedFile(url: url)
+        guard si.offset >= 0, si.length >= 0, si.offset <= m.data.count - si.length else {
+            throw CheckpointError.truncated(file: url.path, "common_state at \(si.offset)+\(si.length) lies outside the file's \(m.data.count) bytes")
+        }
+        let name = "\(url.path)[common_state]"
+        let root = try TorchFile(data: Data(m.data[si.offset..<(si.offset + si.length)]), path: name).root()
+        if case .list(let xs) = root, let first = xs.first { return (first, URL(fileURLWithPath: name)) }
+        return (root, URL(fileURLWithPath: name))
     }
 
     /// The model-state key of a DCP key, nil for what is not model weights (optimizer, RNG, extra state).
@@ -226,6 +253,8 @@ struct DCPMetadata {
     let path: String
     var tensors: [String: Tensor] = [:]
     var storage: [ChunkKey: StorageInfo] = [:]
+    /// Every key of `state_dict_metadata`, tensors and byte objects alike (for the skipped-entry notes).
+    var keys: [String] = []
 
     init(url: URL) throws {
         path = url.path
@@ -239,6 +268,7 @@ struct DCPMetadata {
         guard case .dict(let sdm)? = md.attribute("state_dict_metadata") else { throw bad("no state_dict_metadata") }
         for (k, v) in sdm.items {
             guard case .string(let fqn) = k, case .object(let o) = v else { throw bad("a state_dict_metadata entry is not (key, object)") }
+            keys.append(fqn)
             if o.className.hasSuffix(".BytesStorageMetadata") { continue }
             guard o.className.hasSuffix(".TensorStorageMetadata") else { throw bad("'\(fqn)' has unknown storage metadata \(o.className)") }
             guard let size = Self.ints(o.attribute("size")) else { throw bad("'\(fqn)' has no size") }

@@ -9,9 +9,11 @@ struct InspectCommand: ParsableCommand {
     @Argument(help: "Checkpoint directory.") var path: String
     @Option(name: .customLong("vocab-size"), help: "Real vocabulary size when the checkpoint does not record it.") var vocabSize: Int?
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable).") var megatronArg: [String] = []
+    @Flag(name: .customLong("args"), help: "List every saved training arg (Megatron saves), e.g. 'exit_signal: SIGTERM'.") var listArgs = false
 
     func run() throws {
-        let r = CheckpointLoader.inspect(URL(fileURLWithPath: path), options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+        var r = CheckpointLoader.inspect(URL(fileURLWithPath: path), options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+        r.showArgs = listArgs
         print(r)
         if r.format == nil || r.config == nil { throw ExitCode(2) }
     }
