@@ -3,15 +3,26 @@
 import ArgumentParser
 import Foundation
 import Checkpoints
+import TensorCore
 
 struct InspectCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Describe a checkpoint: format, layout, architecture, files, problems.")
-    @Argument(help: "Checkpoint directory.") var path: String
+    static let configuration = CommandConfiguration(commandName: "inspect", abstract: "Describe a checkpoint: format, layout, architecture, files, problems (or, with --system, this machine).")
+    @Argument(help: "Checkpoint directory.") var path: String?
+    @Flag(help: "Describe this machine instead: CPU, instruction set found and used, kernels, threads.") var system = false
     @Option(name: .customLong("vocab-size"), help: "Real vocabulary size when the checkpoint does not record it.") var vocabSize: Int?
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable).") var megatronArg: [String] = []
     @Flag(name: .customLong("args"), help: "List every saved training arg (Megatron saves), e.g. 'exit_signal: SIGTERM'.") var listArgs = false
 
+    func validate() throws {
+        if !system && path == nil { throw ValidationError("give a checkpoint directory, or --system") }
+    }
+
     func run() throws {
+        if system {
+            print(Compute.systemSummary)
+            if path == nil { return }
+        }
+        guard let path else { return }
         var r = CheckpointLoader.inspect(URL(fileURLWithPath: path), options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
         r.showArgs = listArgs
         print(r)
