@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The kernel choice, measured on this machine: Turing's kernels against oneDNN (Debian libdnnl-dev) and
+# OpenBLAS (libopenblas-dev) where installed, on the shapes of a GPT-2-124M layer at a 128-token prompt
+# and at decode. Environment as found. Usage: scripts/bench_kernels.sh [threads]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(mktemp -d)
+flags=(); libs=()
+[ -f /usr/include/oneapi/dnnl/dnnl.h ] && { flags+=(-DWITH_DNNL); libs+=(-ldnnl); }
+pkg-config --exists openblas 2>/dev/null && { flags+=(-DWITH_OPENBLAS $(pkg-config --cflags openblas)); libs+=($(pkg-config --libs openblas)); }
+cc -O3 "${flags[@]}" -ISources/CKernels/include -o "$out/bench_kernels" scripts/bench_kernels/bench_kernels.c Sources/CKernels/*.c "${libs[@]}" -lpthread -lm
+grep -m1 "model name" /proc/cpuinfo
+for shape in "128 2304 768" "128 768 3072" "1024 3072 768" "1 2304 768" "1 50257 768"; do
+    "$out/bench_kernels" $shape 10 "${1:-2}"; echo
+done

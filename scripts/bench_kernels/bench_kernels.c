@@ -1,0 +1,49 @@
+// The kernel choice, measured: Turing's packed product against oneDNN's dnnl_sgemm and OpenBLAS's
+// cblas_sgemm (each only when built with -DWITH_DNNL / -DWITH_OPENBLAS) on one shape, best of N, and
+// whether Turing's rows are the same alone, and on AVX2, as in the batch (they must be).
+// Usage: bench_kernels M N K [reps] [threads]   (scripts/bench_kernels.sh builds and runs it)
+#include "ckernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#ifdef WITH_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+#ifdef WITH_OPENBLAS
+#include <cblas.h>
+#endif
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+static float *rnd(long n) { float *p = malloc(n * 4); for (long i = 0; i < n; i++) p[i] = (float)(rand() % 1000) / 1000 - 0.5f; return p; }
+int main(int argc, char **argv) {
+    if (argc < 4) { fprintf(stderr, "usage: %s M N K [reps] [threads]\n", argv[0]); return 2; }
+    long M = atol(argv[1]), N = atol(argv[2]), K = atol(argv[3]);
+    int reps = argc > 4 ? atoi(argv[4]) : 10;
+    if (argc > 5) tk_set_threads(atoi(argv[5]));
+    float *x = rnd(M * K), *w = rnd(N * K), *y = rnd(M * N), *y2 = rnd(M * N);
+    float *pk = malloc(tk_packed_count(N, K) * 4); tk_pack_rows(pk, TK_F32, w, K, N, K);
+    uint16_t *pb = malloc(tk_packed_count(N, K) * 2); tk_pack_rows(pb, TK_BF16, w, K, N, K);
+    double fl = 2.0 * M * N * K, best;
+#define BENCH(name, stmt) best = 1e9; stmt; for (int r = 0; r < reps; r++) { double t = now(); stmt; t = now() - t; if (t < best) best = t; } \
+    printf("%-28s %8.1f GFLOP/s %9.3f ms\n", name, fl / best / 1e9, best * 1e3);
+    const char *isa[] = { "portable", "AVX2", "AVX-512" };
+    printf("%ld x %ld x %ld, %d threads, ISA %s\n", M, N, K, tk_threads(), isa[tk_isa()]);
+    BENCH("turing f32 (packed)", tk_gemm_packed(y, N, x, K, 1, pk, TK_F32, NULL, 1, 0, M, N, K));
+    BENCH("turing bf16 weights", tk_gemm_packed(y2, N, x, K, 1, pb, TK_BF16, NULL, 1, 0, M, N, K));
+#ifdef WITH_DNNL
+    BENCH("oneDNN dnnl_sgemm", dnnl_sgemm('N', 'T', M, N, K, 1, x, K, w, K, 0, y2, N));
+#endif
+#ifdef WITH_OPENBLAS
+    BENCH("OpenBLAS cblas_sgemm", cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, x, K, w, K, 0, y2, N));
+#endif
+    tk_gemm_packed(y2, N, x, K, 1, pk, TK_F32, NULL, 1, 0, 1, N, K);
+    int same = 1; for (long j = 0; j < N; j++) same &= y2[j] == y[j];
+    printf("row 0 alone = row 0 in the batch: %s\n", same ? "yes" : "NO");
+    if (tk_cpu_isa() >= TK_ISA_AVX2) {
+        int was = tk_isa(); tk_limit_isa(TK_ISA_AVX2);
+        BENCH("turing f32, AVX2 only", tk_gemm_packed(y2, N, x, K, 1, pk, TK_F32, NULL, 1, 0, M, N, K));
+        same = 1; for (long j = 0; j < M * N; j++) same &= y2[j] == y[j];
+        printf("AVX2 = %s bit for bit: %s\n", isa[was], same ? "yes" : "NO");
+    }
+    return 0;
+}
