@@ -14,8 +14,8 @@
 #                       the first time, seconds after)
 #
 # Env: PYTHON (torch + transformers venv, default /work/venv/bin/python), PEERS=0 (Turing only),
-#      PEER_REPS (default 5), PEER_ROUNDS (default 1; each peer's subprocess that many times, interleaved,
-#      best round per metric), MODEL_DIR (default /tmp/gpt2-124m-hf), OUT (keep the JSON there),
+#      PEER_REPS (default 5), ROUNDS (default 1: Turing and every peer are run that many times,
+#      interleaved, and the table keeps each one's best round per metric), MODEL_DIR (default /tmp/gpt2-124m-hf), OUT (keep the JSON there),
 #      TURING (a turing binary to use instead of `swift build -c release --product turing`).
 # Prints one markdown table: ratio = Turing / best peer for throughput, best peer / Turing for time and
 # memory (above 1: Turing is better), per dtype and best-of-each.
@@ -35,27 +35,58 @@ else
 fi
 help=$("$TURING" bench --help 2>&1 || true)
 score=(); grep -q -- '--score' <<<"$help" && score=(--score)
-"$TURING" bench --threads 2 --json "${score[@]}" "$@" > "$out/turing-f32.json"
-if grep -q -- '--dtype' <<<"$help"; then
-    "$TURING" bench --threads 2 --json "${score[@]}" --dtype bfloat16 "$@" > "$out/turing-bf16.json" \
-        || echo '{}' > "$out/turing-bf16.json"
-else
-    echo "bench: this turing has no bench --dtype: no Turing bf16 column" >&2
-    echo '{}' > "$out/turing-bf16.json"
-fi
-
+has_dtype=0; grep -q -- '--dtype' <<<"$help" && has_dtype=1 \
+    || echo "bench: this turing has no bench --dtype: no Turing bf16 column" >&2
 if [[ "${PEERS:-1}" != 0 ]]; then
     scripts/bench_peers_setup.sh "$MODEL_DIR" > "$out/peers-setup.txt"
-    "$PY" scripts/bench_peers.py --model-dir "$MODEL_DIR" --threads 2 --reps "${PEER_REPS:-5}" --rounds "${PEER_ROUNDS:-1}" \
-        --llama-python "$(sed -n 's/^LLAMA_PYTHON=//p' "$out/peers-setup.txt")" > "$out/peers.json"
-else
-    echo '{"engines": {}}' > "$out/peers.json"
 fi
+# ROUNDS rounds, each: Turing f32, Turing bf16, every peer; so all see the same noise on a shared
+# machine. The table keeps, per engine and metric, the best round.
+for r in $(seq 1 "${ROUNDS:-1}"); do
+    echo "bench: round $r of ${ROUNDS:-1}" >&2
+    "$TURING" bench --threads 2 --json "${score[@]}" "$@" > "$out/turing-f32.$r.json" || echo '{}' > "$out/turing-f32.$r.json"
+    if [[ $has_dtype == 1 ]]; then
+        "$TURING" bench --threads 2 --json "${score[@]}" --dtype bfloat16 "$@" > "$out/turing-bf16.$r.json" \
+            || echo '{}' > "$out/turing-bf16.$r.json"
+    else
+        echo '{}' > "$out/turing-bf16.$r.json"
+    fi
+    if [[ "${PEERS:-1}" != 0 ]]; then
+        engines=torch-f32,torch-bf16,llama-f32,llama-bf16
+        [[ $r == 1 ]] && engines+=,bandwidth
+        "$PY" scripts/bench_peers.py --model-dir "$MODEL_DIR" --threads 2 --reps "${PEER_REPS:-5}" --engines "$engines" \
+            --llama-python "$(sed -n 's/^LLAMA_PYTHON=//p' "$out/peers-setup.txt")" > "$out/peers.$r.json" \
+            || echo '{"engines": {}}' > "$out/peers.$r.json"
+    else
+        echo '{"engines": {}}' > "$out/peers.$r.json"
+    fi
+done
 
-"$PY" - "$out/turing-f32.json" "$out/turing-bf16.json" "$out/peers.json" <<'PYEOF'
+"$PY" - "$out" "${ROUNDS:-1}" <<'PYEOF'
 import json, sys
-tf, tb, peers = (json.load(open(p)) for p in sys.argv[1:4])
-eng = peers.get("engines", {})
+out, rounds = sys.argv[1], int(sys.argv[2])
+load = lambda name: [json.load(open(f"{out}/{name}.{r}.json")) for r in range(1, rounds + 1)]
+
+def best(ds):
+    """Per metric the best over rounds: max throughput, min time and RSS (keys as in both JSONs)."""
+    ds = [d for d in ds if isinstance(d, dict) and d and "error" not in d]
+    if not ds:
+        return {}
+    m = dict(ds[0])
+    for k, v in ds[0].items():
+        low = any(w in k.lower() for w in ("ttft", "timetofirst", "rss"))
+        if isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
+            m[k] = {b: (min if low else max)(d[k][b] for d in ds if b in d.get(k, {})) for b in v}
+        elif isinstance(v, (int, float)) and not isinstance(v, bool) and (low or "PerSecond" in k or "per_s" in k):
+            m[k] = (min if low else max)(d[k] for d in ds if k in d)
+    return m
+
+tf, tb = best(load("turing-f32")), best(load("turing-bf16"))
+prs = load("peers")
+peers = dict(prs[0])
+names = {k for p in prs for k in p.get("engines", {})}
+eng = {k: best([p.get("engines", {}).get(k, {}) for p in prs]) for k in names}
+errs = {k: [p["engines"][k]["error"] for p in prs if "error" in p.get("engines", {}).get(k, {})] for k in names}
 
 def dig(d, *ks):
     for k in ks:
@@ -121,7 +152,8 @@ if bw and fl:
               f"{f['floor_ms']:.1f} ms, at most {f['ceiling_tokens_per_s']:.0f} tok/s at the 1 GiB bandwidth; "
               f"{f['floor_ms_at_weight_size']:.1f} ms, at most {f['ceiling_tokens_per_s_at_weight_size']:.0f} tok/s "
               f"at the {f['gbps_at_weight_size']:.1f} GB/s measured over a buffer of the weights' size.")
-errs = {k: e["error"] for k, e in eng.items() if "error" in e}
+errs = {k: v for k, v in errs.items() if v}
 if errs:
     print(f"Peer errors: {errs}")
+print(f"Best of {rounds} round(s) per engine and metric; JSON in {out}.")
 PYEOF
