@@ -23,7 +23,7 @@ void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, cons
     int isa = tk_isa();
     J.block = isa == TK_ISA_AVX512 ? tk_pk_block_avx512 : isa == TK_ISA_AVX2 ? tk_pk_block_avx2 : tk_pk_block_portable;
     J.panels = (n + 31) / 32;
-    J.qb = 2;
+    J.qb = m == 1 ? 4 : 2;   // one row (decode) takes four panels at a time
     J.tasksQ = (J.panels + J.qb - 1) / J.qb;
     int threads = (double)m * n * (k > 0 ? k : 1) < 65536.0 ? 1 : tk_threads();
     J.mb = m;

@@ -19,12 +19,14 @@ TK_INLINE void put(void *dst, int dtype, long i, float v) {
 void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k) {
     long panels = (n + 31) / 32;
     for (long q = 0; q < panels; q++) {
-        for (long p = 0; p < k; p++) {
-            long base = q * 32 * k + p * 32;
-            for (long c = 0; c < 32; c++) {
-                long j = q * 32 + c;
-                put(dst, dtype, base + c, j < n ? w[j * ldw + p] : 0.0f);
-            }
+        long rows = n - q * 32 < 32 ? n - q * 32 : 32;
+        if (dtype == TK_F32) {
+            float *d = (float *)dst + q * 32 * k;
+            for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = src[p]; }
+            for (long c = rows; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0.0f;
+        } else {
+            for (long p = 0; p < k; p++)
+                for (long c = 0; c < 32; c++) put(dst, dtype, q * 32 * k + p * 32 + c, c < rows ? w[(q * 32 + c) * ldw + p] : 0.0f);
         }
     }
 }
@@ -62,6 +64,8 @@ void tk_packed_row(float *dst, const void *panels, int dtype, long n, long k, lo
 
 // MARK: - AVX-512
 
+enum { PF_AHEAD = 24 };   // k steps between a panel prefetch and its use
+
 TK_AVX512 TK_INLINE __m512 ldp512(const void *b, long off, int bf16) {
     if (bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)b + off))), 16));
     return _mm512_loadu_ps((const float *)b + off);
@@ -81,7 +85,9 @@ TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int 
     __m512 acc[12][2];
     for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     const float *ap = a->a + i * rsa;
+    const char *pf = (const char *)a->b + (boff + 32 * PF_AHEAD) * (BF ? 2 : 4);
     for (long p = 0; p < k; p++) {
+        _mm_prefetch(pf + p * (BF ? 64 : 128), _MM_HINT_T0);   // the panel PF_AHEAD steps ahead (past its end: harmless)
         __m512 b0 = ldp512(a->b, boff + p * 32, BF), b1 = ldp512(a->b, boff + p * 32 + 16, BF);
         for (int r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(ap[r * rsa + p * csa]);
@@ -98,7 +104,40 @@ TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int 
     }
 }
 
+/// One row (decode): up to four panels at once, so eight FMA chains run side by side (each still one
+/// chain over p in order: the same bits as a row of a larger tile).
+TK_AVX512 TK_INLINE void row512(const tk_pk_args *a, long i, long q, const int NQ, const int BF) {
+    const long k = a->k, csa = a->csa;
+    const float *ap = a->a + i * a->rsa;
+    const long es = BF ? 2 : 4;
+    __m512 acc[4][2];
+    for (int t = 0; t < NQ; t++) { acc[t][0] = _mm512_setzero_ps(); acc[t][1] = _mm512_setzero_ps(); }
+    for (long p = 0; p < k; p++) {
+        __m512 av = _mm512_set1_ps(ap[p * csa]);
+        for (int t = 0; t < NQ; t++) {
+            long off = (q + t) * 32 * k + p * 32;
+            _mm_prefetch((const char *)a->b + (off + 32 * PF_AHEAD) * es, _MM_HINT_T0);
+            acc[t][0] = _mm512_fmadd_ps(av, ldp512(a->b, off, BF), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(av, ldp512(a->b, off + 16, BF), acc[t][1]);
+        }
+    }
+    for (int t = 0; t < NQ; t++) {
+        long j = (q + t) * 32, nc = a->n - j < 32 ? a->n - j : 32;
+        __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
+        __mmask16 m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+        store512(a, i, j, acc[t][0], m0);
+        if (m1) store512(a, i, j + 16, acc[t][1], m1);
+    }
+}
+#define R(NQ) \
+    static TK_AVX512 void rf512_##NQ(const tk_pk_args *a, long i, long q) { row512(a, i, q, NQ, 0); } \
+    static TK_AVX512 void rh512_##NQ(const tk_pk_args *a, long i, long q) { row512(a, i, q, NQ, 1); }
+R(1) R(2) R(3) R(4)
+#undef R
+
 typedef void (*tile_fn)(const tk_pk_args *, long, long);
+static const tile_fn rf512[4] = { rf512_1, rf512_2, rf512_3, rf512_4 };
+static const tile_fn rh512[4] = { rh512_1, rh512_2, rh512_3, rh512_4 };
 #define T(MR) \
     static TK_AVX512 void f512_##MR(const tk_pk_args *a, long i, long q) { tile512(a, i, q, MR, 0); } \
     static TK_AVX512 void h512_##MR(const tk_pk_args *a, long i, long q) { tile512(a, i, q, MR, 1); }
@@ -108,6 +147,11 @@ static const tile_fn f512[12] = { f512_1, f512_2, f512_3, f512_4, f512_5, f512_6
 static const tile_fn h512[12] = { h512_1, h512_2, h512_3, h512_4, h512_5, h512_6, h512_7, h512_8, h512_9, h512_10, h512_11, h512_12 };
 
 void tk_pk_block_avx512(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
+    if (i1 - i0 == 1) {
+        const tile_fn *r = a->btype == TK_BF16 ? rh512 : rf512;
+        for (long q = q0; q < q1; q += 4) { long nq = q1 - q < 4 ? q1 - q : 4; r[nq - 1](a, i0, q); }
+        return;
+    }
     const tile_fn *t = a->btype == TK_BF16 ? h512 : f512;
     for (long q = q0; q < q1; q++)
         for (long i = i0; i < i1; i += 12) { long mr = i1 - i < 12 ? i1 - i : 12; t[mr - 1](a, i, q); }
