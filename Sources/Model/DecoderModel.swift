@@ -246,13 +246,24 @@ public struct DecoderModel: Sendable {
         } }
         // vocab-parallel head: local logits [rows, Vp/tp], gather-from -> [rows, Vp], drop padding
         let Vl = W.localVocab, Vp = W.paddedVocab, V = c.vocabSize
-        var local = [Float](repeating: 0, count: sel.count * Vl)
         let head = W.lmHead ?? W.wordEmbedding!
+        if case .scores(let targets) = logits {
+            // 256 rows of local logits at a time: the products are batch-invariant, so chunking changes
+            // no bit, and a scoring batch never holds [rows, V/tp] floats at once
+            let flat = targets.flatMap { $0 }, chunk = 256
+            var out: [Float] = []; out.reserveCapacity(flat.count * 3)
+            var local = [Float](repeating: 0, count: min(chunk, sel.count) * Vl)
+            for r0 in stride(from: 0, to: sel.count, by: chunk) {
+                let rows = min(chunk, sel.count - r0)
+                local.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in
+                    linear(ob.baseAddress!, hb.baseAddress! + r0 * C, head, nil, rows: rows) } }
+                out += try vocabParallelScores(Array(local[0..<(rows * Vl)]), targets: Array(flat[r0..<(r0 + rows)]), tp: tp).data
+            }
+            return .logits(Tensor(shape: [sel.count, 3], data: out))
+        }
+        var local = [Float](repeating: 0, count: sel.count * Vl)
         local.withUnsafeMutableBufferPointer { ob in hs.withUnsafeBufferPointer { hb in
             linear(ob.baseAddress!, hb.baseAddress!, head, nil, rows: sel.count) } }
-        if case .scores(let targets) = logits {
-            return .logits(try vocabParallelScores(local, targets: targets.flatMap { $0 }, tp: tp))
-        }
         var full = try Region.gatherFromForward(local, rows: sel.count, localCols: Vl, tp)
         if Vp != V {
             var trimmed = [Float](repeating: 0, count: sel.count * V)
