@@ -3,12 +3,12 @@
 # (scripts/bench_train.py, GPT2LMHeadModel, 2 threads) against `turing train-bench` at TP 1 and TP 2
 # (in-process ranks, one core each) and TP 2 with activation recomputation, GPT-2 124M shape,
 # batch 4 x 128, forward + backward + AdamW, best of 3 after a warm-up.
-# UNSET_OPENBLAS=1 unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for Turing's commands only (say so when reporting).
+# The environment as found: nothing is set or unset here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product turing >/dev/null
 PY=${PYTHON:-/work/venv/bin/python}
-run() { if [ "${UNSET_OPENBLAS:-0}" = 1 ]; then env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$@"; else "$@"; fi; }
+run() { "$@"; }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "pytorch      $("$PY" scripts/bench_train.py "$@")"
 echo "turing tp1   $(run .build/release/turing train-bench "$@")"
