@@ -31,11 +31,31 @@ void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, cons
     tk_parallel(((m + J.mb - 1) / J.mb) * J.tasksQ, threads, pk_task, &J);
 }
 
+/// Without memory for the packed operand: the same chains, element by element (same bits, slowly).
+static void direct(const tk_pk_args *a, const void *w, int wtype, long ldw, int transposed) {
+    for (long i = 0; i < a->m; i++) for (long j = 0; j < a->n; j++) {
+        float s = 0.0f;
+        for (long p = 0; p < a->k; p++) {
+            long off = transposed ? j * ldw + p : p * ldw + j;
+            float bv;
+            if (wtype == TK_BF16) { uint32_t u = (uint32_t)((const uint16_t *)w)[off] << 16; __builtin_memcpy(&bv, &u, 4); }
+            else bv = ((const float *)w)[off];
+            s = __builtin_fmaf(a->a[i * a->rsa + p * a->csa], bv, s);
+        }
+        tk_pk_store(a, i, j, s);
+    }
+}
+
 void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int wtype, long ldw,
                 const float *bias, float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
     long count = tk_packed_count(n, k);
     void *p = malloc((size_t)count * (wtype == TK_BF16 ? 2 : 4) + 64);
+    if (!p) {
+        tk_pk_args a = { y, ldy, x, ldx, 1, NULL, 0, bias, alpha, beta, m, n, k };
+        direct(&a, w, wtype, ldw, 1);
+        return;
+    }
     if (wtype == TK_BF16) tk_pack_rows_bf16(p, w, ldw, n, k); else tk_pack_rows(p, TK_F32, w, ldw, n, k);
     tk_gemm_packed(y, ldy, x, ldx, 1, p, wtype, bias, alpha, beta, m, n, k);
     free(p);
@@ -45,6 +65,11 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
                 float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
     float *p = malloc((size_t)tk_packed_count(n, k) * 4 + 64);
+    if (!p) {
+        tk_pk_args args = { c, ldc, a, rsa, csa, NULL, 0, NULL, alpha, beta, m, n, k };
+        direct(&args, b, TK_F32, ldb, 0);
+        return;
+    }
     tk_pack_cols(p, b, ldb, k, n);
     tk_gemm_packed(c, ldc, a, rsa, csa, p, TK_F32, NULL, alpha, beta, m, n, k);
     free(p);
