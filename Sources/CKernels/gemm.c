@@ -1,7 +1,8 @@
 // gemm.c: the products' entry points. Weights are packed once (WeightMatrix); a general product
 // packs its right operand per call (O(k n) against O(m k n) work) and runs the same kernel, so
 // every product of Turing computes each element the same way. Tasks are column blocks of two
-// panels (64 columns), cut by rows too when there are few; a task walks its rows in tiles.
+// panels (64 columns; four for a single row), cut by rows too when there are few; a task walks its
+// rows in tiles.
 #include "internal.h"
 #include <stdlib.h>
 

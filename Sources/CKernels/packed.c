@@ -1,8 +1,9 @@
 // packed.c: the one product kernel. B (the weights, or the right operand packed per call) lives in
 // panels of 32 columns: panel q holds B[p, 32q + c] at q * 32k + 32p + c, zero-padded past n.
 // A tile of rows x 32 columns keeps its sums in registers; each sum is one FMA chain over p in
-// order, from 0, then the shared epilogue (internal.h). AVX-512: 12 rows x 32 columns; AVX2: 4 rows
-// x 16 columns (a half panel); portable C: one element at a time. Same operations, same bits.
+// order, from 0, then the shared epilogue (internal.h). AVX-512: 12 rows x 32 columns, and a single
+// row four panels at a time (decode); AVX2: 4 rows x 16 columns (a half panel); portable C: one
+// element at a time. Panels are prefetched ahead on AVX-512. Same operations, same bits.
 #include "internal.h"
 #include <math.h>
 #include <string.h>
