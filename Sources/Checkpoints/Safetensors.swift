@@ -6,6 +6,9 @@
 // Does not own: tensor naming conventions (HFAdapter).
 
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import TensorCore
 
 public struct SafetensorsInfo: Sendable {
@@ -19,6 +22,8 @@ public struct SafetensorsInfo: Sendable {
 public final class SafetensorsFile: @unchecked Sendable {
     public let path: String
     public let data: Data
+    /// Whether `data` is a mapping of the file itself (then decoded pages may be dropped from the RSS).
+    let fileMapped: Bool
     public let tensors: [String: SafetensorsInfo]
     public let metadata: [String: String]
     public var names: [String] { tensors.keys.sorted() }
@@ -43,6 +48,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         path = url.path
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw CheckpointError.io(file: url.path, error.localizedDescription) }
+        fileMapped = data.withUnsafeBytes { Self.isFileMapping($0.baseAddress, path: url.resolvingSymlinksInPath().path) }
         guard data.count >= 8 else { throw CheckpointError.truncated(file: path, "only \(data.count) bytes, no header length") }
         let n64 = data.le64(0)
         guard n64 <= 100_000_000 else { throw CheckpointError.badSafetensors(file: path, "header length \(n64) exceeds 100 MB") }
@@ -96,8 +102,38 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard let i = tensors[name] else { throw CheckpointError.missingTensor(file: path, tensor: name) }
         let n = i.shape.reduce(1, *)
         if n == 0 { return Tensor(shape: i.shape, data: []) }
-        let vals: [Float] = data.withUnsafeBytes { decodeToFloat($0.baseAddress! + i.range.lowerBound, dtype: i.dtype, count: n) }
+        let vals: [Float] = data.withUnsafeBytes { raw in
+            let v = decodeToFloat(raw.baseAddress! + i.range.lowerBound, dtype: i.dtype, count: n)
+            if fileMapped { Self.dropMappedPages(raw, i.range) }
+            return v
+        }
         return Tensor(shape: i.shape, data: vals)
+    }
+
+    /// Whether `p` lies in a mapping of the file at `path` (/proc/self/maps); false when unsure.
+    static func isFileMapping(_ p: UnsafeRawPointer?, path: String) -> Bool {
+        guard let p, let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return false }
+        let a = UInt(bitPattern: Int(bitPattern: p))
+        for line in maps.split(separator: "\n") {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count >= 6, let dash = f[0].firstIndex(of: "-"),
+                  let lo = UInt(f[0][..<dash], radix: 16), let hi = UInt(f[0][f[0].index(after: dash)...], radix: 16) else { continue }
+            if a >= lo && a < hi { return f[5...].joined(separator: " ") == path }
+        }
+        return false
+    }
+
+    /// The file's pages under `range` leave this process's resident set once decoded (a read-only
+    /// file mapping: touching them again reads them back), so a load peaks near the decoded
+    /// tensors' size, not twice it.
+    static func dropMappedPages(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>) {
+        #if canImport(Glibc)
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let base = Int(bitPattern: raw.baseAddress!)
+        let lo = (base + range.lowerBound) / page * page, hi = (base + range.upperBound + page - 1) / page * page
+        guard lo >= base / page * page, hi > lo else { return }
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: lo), hi - lo, MADV_DONTNEED)
+        #endif
     }
 }
 

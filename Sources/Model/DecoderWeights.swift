@@ -47,8 +47,11 @@ public struct DecoderWeights: Sendable {
     /// with no canonical copy): every tensor the shard uses (its layers; the embeddings on the first
     /// stage; the final norm, and the head or the tied embedding, on the last) must be there with its
     /// local shape; others may be present and are not used.
-    /// `dtype` .bfloat16 narrows the matrices once (round to nearest even); f32 shares the tensors' arrays.
-    public init(config c: ModelConfig, rankTensors t: [String: Tensor], shard: ShardSpec, dtype: ComputeDType = .float32) throws {
+    /// The matrices are packed (and with `dtype` .bfloat16 narrowed, round to nearest even) one at a time;
+    /// a tensor is let go once packed, so a caller that hands over the only reference (`consume`) never
+    /// holds the whole model twice.
+    public init(config c: ModelConfig, rankTensors source: consuming [String: Tensor], shard: ShardSpec, dtype: ComputeDType = .float32) throws {
+        var t = consume source
         try c.validate()
         let tp = shard.tp
         try ShardSpec.checkTensorParallel(c, tp: tp)
@@ -67,11 +70,11 @@ public struct DecoderWeights: Sendable {
         localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
         paddedVocab = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
         localVocab = paddedVocab / tp
-        func w(_ n: String) -> [Float] { t[n]!.data }
-        func opt(_ n: String) -> [Float]? { t[n]?.data }
-        /// The matrix made of the named tensors stacked by rows ([rows, cols] each).
+        func w(_ n: String) -> [Float] { t.removeValue(forKey: n)!.data }
+        func opt(_ n: String) -> [Float]? { t.removeValue(forKey: n)?.data }
+        /// The matrix made of the named tensors stacked by rows ([rows, cols] each), taken out of `t`.
         func m(_ names: String...) -> WeightMatrix {
-            let parts = names.map { t[$0]! }
+            let parts = names.map { t.removeValue(forKey: $0)! }
             let rows = parts.reduce(0) { $0 + $1.shape[0] }, cols = parts[0].count / max(1, parts[0].shape[0])
             return WeightMatrix(parts.count == 1 ? parts[0].data : parts.flatMap(\.data), rows: rows, cols: cols, dtype: dtype)
         }

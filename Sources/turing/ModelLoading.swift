@@ -87,11 +87,18 @@ extension CheckpointOptions {
             let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, dtype: dtype)
             return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
         }
-        let ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
+        var ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let hash = wantHash ? ckpt.weightsHash : nil
         let engine: CausalLM
         if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
-        else if layout.tp == 1 && layout.pp == 1 { engine = DecoderModel(weights: try DecoderWeights(ckpt, dtype: dtype)) }
+        else if layout.tp == 1 && layout.pp == 1 {
+            // the engine takes the tensors over and lets each go once packed: no second whole copy
+            try ckpt.validate()
+            let tensors = ckpt.tensors
+            ckpt = ckpt.withoutTensors
+            engine = DecoderModel(weights: try DecoderWeights(config: ckpt.config, rankTensors: consume tensors,
+                                                              shard: .single(layers: ckpt.config.numLayers), dtype: dtype))
+        }
         else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
         return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt.withoutTensors) { try hash ?? notComputed() }
     }
