@@ -139,3 +139,5 @@ void tk_parallel(long ntasks, int threads, tk_task_fn fn, void *ctx) {
 }
 
 void tk_release_freed_memory(void) { malloc_trim(0); }
+
+void tk_parallel_for(long ntasks, void (*fn)(void *ctx, long task), void *ctx) { tk_parallel(ntasks, tk_threads(), fn, ctx); }

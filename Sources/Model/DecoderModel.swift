@@ -138,7 +138,9 @@ public struct DecoderModel: Sendable {
         var ff = [Float](repeating: 0, count: n * ffnOut)
         var act = c.activation == .swiglu ? [Float](repeating: 0, count: n * F) : []
         let maxLen = caches.map { $0.length }.max()! + counts.max()!
-        var scores = [Float](repeating: 0, count: counts.max()! * maxLen)
+        // attention scores: one [rows, len] slice per head when that stays under 16 MB (heads then run in parallel)
+        let oneHead = counts.max()! * maxLen
+        var scores = [Float](repeating: 0, count: H * oneHead <= 4 << 20 ? H * oneHead : oneHead)
         let scale = 1 / Float(D).squareRoot()
         // Without logits (a prefill that only fills caches), the last stage's last layer is needed only for
         // its K and V: its attention output, projection and MLP feed nothing, so they are skipped.
@@ -171,14 +173,18 @@ public struct DecoderModel: Sendable {
                             }
                         }
                         if kvOnly { return }
+                        // heads in parallel when their score rows fit in the scratch (one [nNew, len] slice each)
+                        let perHead = nNew * len
+                        let parallel = H * perHead <= scores.count
                         att.withUnsafeMutableBufferPointer { ab in scores.withUnsafeMutableBufferPointer { sb in
-                            let S = sb.baseAddress!
-                            for hh in 0..<H {
+                            let sBase = sb.baseAddress!, kBase = kb.baseAddress!, vBase = vb.baseAddress!, aBase = ab.baseAddress!
+                            let attend = { (hh: Int) in
+                                let S = sBase + (parallel ? hh * perHead : 0)
                                 let g = hh / groupSize
-                                let kp = kb.baseAddress! + cache.offset(layer: li, group: g)
-                                let vp = vb.baseAddress! + cache.offset(layer: li, group: g)
+                                let kp = kBase + cache.offset(layer: li, group: g)
+                                let vp = vBase + cache.offset(layer: li, group: g)
                                 let qp = q0 + rowStart[s] * qkvDim + hh * D
-                                let op = ab.baseAddress! + rowStart[s] * H * D + hh * D
+                                let op = aBase + rowStart[s] * H * D + hh * D
                                 if nNew <= 4 {
                                     // decode: a few rows; plain SIMD loops beat BLAS call overhead
                                     for i in 0..<nNew {
@@ -189,7 +195,7 @@ public struct DecoderModel: Sendable {
                                         oi.update(repeating: 0, count: D)
                                         for j in 0..<allowed { axpy(oi, srow[j], vp + j * D, count: D) }
                                     }
-                                    continue
+                                    return
                                 }
                                 // S[nNew, len] = scale * Q_h K_g^T
                                 Compute.gemm(S, ldc: len, qp, lda: qkvDim, kp, ldb: D, transB: true, m: nNew, n: len, k: D, alpha: scale)
@@ -202,6 +208,7 @@ public struct DecoderModel: Sendable {
                                 // O[nNew, D] = S V_g
                                 Compute.gemm(op, ldc: H * D, S, lda: len, vp, ldb: D, transB: false, m: nNew, n: D, k: len)
                             }
+                            if parallel { Compute.parallelFor(H, attend) } else { for hh in 0..<H { attend(hh) } }
                         } }
                     } }
                 }
@@ -216,11 +223,13 @@ public struct DecoderModel: Sendable {
             try normThenColumnLinear(&ff, scratch: &h, x, L.norm2W, L.norm2B, L.fc1W, L.fc1B, rows: n, outFeatures: ffnOut, tp: tp)
             let mid: [Float]
             switch c.activation {
-            case .geluTanh: ff.withUnsafeMutableBufferPointer { geluTanhFast($0.baseAddress!, count: n * F) }; mid = ff
-            case .gelu: ff.withUnsafeMutableBufferPointer { geluErf($0.baseAddress!, count: n * F) }; mid = ff
+            // row by row (a row's bits never depend on the rows around it), blocks of rows on the kernels' threads
+            case .geluTanh: ff.withUnsafeMutableBufferPointer { fb in let p = fb.baseAddress!; forRowBlocks(n) { r in geluTanhFast(p + r * F, count: F) } }; mid = ff
+            case .gelu: ff.withUnsafeMutableBufferPointer { fb in let p = fb.baseAddress!; forRowBlocks(n) { r in geluErf(p + r * F, count: F) } }; mid = ff
             case .swiglu:
                 act.withUnsafeMutableBufferPointer { ab in ff.withUnsafeBufferPointer { fb in
-                    for r in 0..<n { siluGateFast(ab.baseAddress! + r * F, fb.baseAddress! + r * 2 * F, fb.baseAddress! + r * 2 * F + F, count: F) } } }
+                    let a = ab.baseAddress!, f = fb.baseAddress!
+                    forRowBlocks(n) { r in siluGateFast(a + r * F, f + r * 2 * F, f + r * 2 * F + F, count: F) } } }
                 mid = act
             }
             proj.withUnsafeMutableBufferPointer { pb in mid.withUnsafeBufferPointer { mb in
@@ -336,15 +345,22 @@ public struct DecoderModel: Sendable {
 
     @inline(__always)
     private func norm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: [Float], _ b: [Float]?, rows: Int) {
-        let c = config
+        let c = config, C = c.hiddenSize
         g.withUnsafeBufferPointer { gb in
+            let gp = gb.baseAddress!
             if c.norm == .rmsnorm {
-                rmsNorm(out, x, gb.baseAddress!, rows: rows, dim: c.hiddenSize, eps: c.normEpsilon)
+                forRowBlocks(rows) { r in rmsNorm(out + r * C, x + r * C, gp, rows: 1, dim: C, eps: c.normEpsilon) }
             } else {
-                withOptional(b) { bp in layerNorm(out, x, gb.baseAddress!, bp, rows: rows, dim: c.hiddenSize, eps: c.normEpsilon) }
+                withOptional(b) { bp in forRowBlocks(rows) { r in layerNorm(out + r * C, x + r * C, gp, bp, rows: 1, dim: C, eps: c.normEpsilon) } }
             }
         }
     }
+}
+
+/// body(r) for every row r < n, in blocks of 16 rows on the kernels' threads.
+func forRowBlocks(_ n: Int, _ body: (Int) -> Void) {
+    let block = 16
+    Compute.parallelFor((n + block - 1) / block) { b in for r in (b * block)..<min(n, (b + 1) * block) { body(r) } }
 }
 
 @inline(__always)

@@ -39,6 +39,18 @@ public enum Compute {
         return "CPU \(cpuModelName()); ISA found \(found)\(cpuHasAVX512BF16 ? " (+AVX512-BF16)" : ""), used \(used)\(used != found ? " (limited)" : ""); \(kernels); \(threads) threads"
     }
 
+    /// body(0 ..< n) on the kernels' threads (the caller's among them); returns when all are done. The
+    /// calls must be independent (disjoint outputs); a product inside one runs on that thread.
+    public static func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        if n <= 0 { return }
+        if n == 1 || threads == 1 { for i in 0..<n { body(i) }; return }
+        withoutActuallyEscaping(body) { escaping in
+            let box = Unmanaged.passRetained(TaskBox(escaping))
+            defer { box.release() }
+            tk_parallel_for(n, { ctx, t in Unmanaged<TaskBox>.fromOpaque(ctx!).takeUnretainedValue().body(Int(t)) }, box.toOpaque())
+        }
+    }
+
     /// C[m, n] = alpha * A[m, k] * op(B) + beta * C, row-major; B is [k, n] or, when `transB`, [n, k].
     @inline(__always)
     public static func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,
@@ -59,6 +71,8 @@ public enum Compute {
         tk_gemm_nn(c, ldc, a, 1, lda, b, ldb, alpha, beta, m, n, k)
     }
 }
+
+private final class TaskBox { let body: (Int) -> Void; init(_ b: @escaping (Int) -> Void) { body = b } }
 
 /// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]).
 public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,

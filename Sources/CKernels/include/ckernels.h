@@ -66,6 +66,9 @@ void tk_set_threads(int n);
 int tk_threads(void);
 /// Cores this process may run on.
 int tk_available_cores(void);
+/// Run fn(ctx, 0 ..< ntasks) on up to tk_threads() threads (the caller included) from the kernels' pool;
+/// returns when all are done. Tasks must be independent; which thread runs one changes nothing.
+void tk_parallel_for(long ntasks, void (*fn)(void *ctx, long task), void *ctx);
 /// Give memory malloc holds but no longer uses back to the system (glibc's malloc_trim).
 void tk_release_freed_memory(void);
 
