@@ -1,6 +1,7 @@
-// The kernel choice, measured: Turing's packed product against oneDNN's dnnl_sgemm and OpenBLAS's
-// cblas_sgemm (each only when built with -DWITH_DNNL / -DWITH_OPENBLAS) on one shape, best of N, and
-// whether Turing's rows are the same alone, and on AVX2, as in the batch (they must be).
+// The kernel choice, measured: Turing's packed product, or (built with -DPEERS and -DWITH_DNNL /
+// -DWITH_OPENBLAS) oneDNN's dnnl_sgemm and OpenBLAS's cblas_sgemm, on one shape, best of N; and whether
+// Turing's rows are the same alone, and on AVX2, as in the batch (they must be). Turing is timed in a
+// binary that links no BLAS: OpenBLAS's threads spin after process start and would take its cores.
 // Usage: bench_kernels M N K [reps] [threads]   (scripts/bench_kernels.sh builds and runs it)
 #include "ckernels.h"
 #include <math.h>
@@ -28,13 +29,20 @@ int main(int argc, char **argv) {
     printf("%-28s %8.1f GFLOP/s %9.3f ms\n", name, fl / best / 1e9, best * 1e3);
     const char *isa[] = { "portable", "AVX2", "AVX-512" };
     printf("%ld x %ld x %ld, %d threads, ISA %s\n", M, N, K, tk_threads(), isa[tk_isa()]);
+#ifndef PEERS
     BENCH("turing f32 (packed)", tk_gemm_packed(y, N, x, K, 1, pk, TK_F32, NULL, 1, 0, M, N, K));
     BENCH("turing bf16 weights", tk_gemm_packed(y2, N, x, K, 1, pb, TK_BF16, NULL, 1, 0, M, N, K));
+#else
+    tk_gemm_packed(y, N, x, K, 1, pk, TK_F32, NULL, 1, 0, M, N, K);
+#endif
 #ifdef WITH_DNNL
     BENCH("oneDNN dnnl_sgemm", dnnl_sgemm('N', 'T', M, N, K, 1, x, K, w, K, 0, y2, N));
 #endif
 #ifdef WITH_OPENBLAS
     BENCH("OpenBLAS cblas_sgemm", cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, x, K, w, K, 0, y2, N));
+#endif
+#ifdef PEERS
+    return 0;
 #endif
     tk_gemm_packed(y2, N, x, K, 1, pk, TK_F32, NULL, 1, 0, 1, N, K);
     int same = 1; for (long j = 0; j < N; j++) same &= y2[j] == y[j];
