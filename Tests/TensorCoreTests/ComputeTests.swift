@@ -48,6 +48,17 @@ final class ComputeTests: XCTestCase {
         XCTAssertEqual(row, Array(rounded[(3 * k)..<(4 * k)]))
     }
 
+    /// A matrix built from bf16 values as stored equals one narrowed from f32: same packed values, same products.
+    func testBF16SourceEqualsNarrowedF32() {
+        let m = 5, n = 40, k = 33
+        let x = random(m * k, seed: 15), wv = random(n * k, seed: 16)
+        var raw = [UInt16](repeating: 0, count: wv.count)
+        raw.withUnsafeMutableBufferPointer { r in wv.withUnsafeBufferPointer { tk_f32_to_bf16(r.baseAddress, $0.baseAddress, wv.count) } }
+        let a = WeightMatrix(bf16: raw, rows: n, cols: k), b = WeightMatrix(wv, rows: n, cols: k, dtype: .bfloat16)
+        XCTAssertEqual(a.floats, b.floats)
+        XCTAssertEqual(linearOut(x, a, rows: m), linearOut(x, b, rows: m))
+    }
+
     /// Each row alone, every batch size, two thread counts: identical bits.
     func testRowsAreBatchAndThreadInvariant() {
         let m = 50, n = 200, k = 300
