@@ -37,7 +37,6 @@ the args and tensors stay those Megatron-LM saved.
 Requirements: torch (2.x, CPU), numpy, safetensors, and what the tree imports (einops, packaging).
 """
 import argparse
-import json
 import os
 import shutil
 import sys
@@ -46,42 +45,8 @@ import warnings
 warnings.filterwarnings("ignore")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ITERATION = 7
-
-
-def hf_weights(src):
-    from safetensors.torch import load_file
-    cfg = json.load(open(os.path.join(src, "config.json")))
-    sd = load_file(os.path.join(src, "model.safetensors"))
-    return cfg, {k.removeprefix("transformer."): v for k, v in sd.items()}
-
-
-def full_mcore_tensors(cfg, w, padded_vocab):
-    """Global (TP 1) megatron-core tensors under local-spec names with an explicit layer index."""
-    import torch
-    C, H = cfg["n_embd"], cfg["n_head"]
-    hn = C // H
-    out = {}
-    wte = w["wte.weight"]
-    out["embedding.word_embeddings.weight"] = torch.cat([wte, torch.zeros(padded_vocab - wte.shape[0], C)])
-    out["embedding.position_embeddings.weight"] = w["wpe.weight"]
-    for i in range(cfg["n_layer"]):
-        p, q = f"h.{i}.", f"decoder.layers.{i}."
-        out[q + "input_layernorm.weight"] = w[p + "ln_1.weight"]
-        out[q + "input_layernorm.bias"] = w[p + "ln_1.bias"]
-        qkv = w[p + "attn.c_attn.weight"].t().reshape(3, H, hn, C).permute(1, 0, 2, 3).reshape(3 * C, C)
-        out[q + "self_attention.linear_qkv.weight"] = qkv.contiguous()
-        out[q + "self_attention.linear_qkv.bias"] = w[p + "attn.c_attn.bias"].reshape(3, H, hn).permute(1, 0, 2).reshape(3 * C).contiguous()
-        out[q + "self_attention.linear_proj.weight"] = w[p + "attn.c_proj.weight"].t().contiguous()
-        out[q + "self_attention.linear_proj.bias"] = w[p + "attn.c_proj.bias"]
-        out[q + "pre_mlp_layernorm.weight"] = w[p + "ln_2.weight"]
-        out[q + "pre_mlp_layernorm.bias"] = w[p + "ln_2.bias"]
-        out[q + "mlp.linear_fc1.weight"] = w[p + "mlp.c_fc.weight"].t().contiguous()
-        out[q + "mlp.linear_fc1.bias"] = w[p + "mlp.c_fc.bias"]
-        out[q + "mlp.linear_fc2.weight"] = w[p + "mlp.c_proj.weight"].t().contiguous()
-        out[q + "mlp.linear_fc2.bias"] = w[p + "mlp.c_proj.bias"]
-    out["decoder.final_layernorm.weight"] = w["ln_f.weight"]
-    out["decoder.final_layernorm.bias"] = w["ln_f.bias"]
-    return out
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures_torch_dist import copy_into, full_mcore_tensors, hf_weights, spawn_and_list  # noqa: E402
 
 
 def argv(a, cfg):
@@ -173,27 +138,7 @@ def rank_main(rank, world, a, port):
                      max_sequence_length=args.max_position_embeddings, pre_process=pp_rank == 0, post_process=pp_rank == a.pp - 1,
                      share_embeddings_and_output_weights=not args.untie_embeddings_and_output_weights,
                      position_embedding_type=args.position_embedding_type)
-    full = full_mcore_tensors(cfg, w, padded)
-    offset = pp_rank * (L // a.pp)
-
-    def shard(name, t):
-        if name.endswith("word_embeddings.weight") or any(s in name for s in ("linear_qkv.weight", "linear_qkv.bias", "linear_fc1.weight", "linear_fc1.bias")):
-            return t.chunk(tp, 0)[tp_rank]
-        if any(s in name for s in ("linear_proj.weight", "linear_fc2.weight")):
-            return t.chunk(tp, 1)[tp_rank]
-        return t
-
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            g = name
-            if name.startswith("decoder.layers."):
-                i = int(name.split(".")[2])
-                g = name.replace(f"decoder.layers.{i}.", f"decoder.layers.{i + offset}.", 1)
-            if name == "output_layer.weight":
-                g = "embedding.word_embeddings.weight"
-            v = shard(g, full[g])
-            assert p.shape == v.shape, (name, p.shape, v.shape)
-            p.copy_(v)
+    copy_into(model, full_mcore_tensors(cfg, w, padded), tp, tp_rank, pp_rank * (L // a.pp))
     optimizer = None
     if a.with_optimizer:
         model, optimizer = build_optimizer(args, model, tc)
@@ -329,11 +274,7 @@ def main():
     if os.path.exists(a.out):
         shutil.rmtree(a.out)
     os.makedirs(a.out)
-    import torch.multiprocessing as mp
-    mp.spawn(rank_main, args=(a.tp * a.pp, a, 29500 + os.getpid() % 1000), nprocs=a.tp * a.pp, join=True)
-    for d, _, fs in sorted(os.walk(a.out)):
-        for f in sorted(fs):
-            print(os.path.getsize(os.path.join(d, f)), os.path.relpath(os.path.join(d, f), a.out))
+    spawn_and_list(rank_main, a)
 
 
 if __name__ == "__main__":

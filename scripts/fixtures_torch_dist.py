@@ -64,6 +64,40 @@ def full_mcore_tensors(cfg, w, padded_vocab):
     return out
 
 
+def copy_into(model, full, tp, tp_rank, offset):
+    """Fill a megatron-core GPTModel stage (local spec) with its TP piece of the global tensors `full`;
+    `offset` is the stage's first layer. The untied output layer takes the word embedding's piece."""
+    import torch
+
+    def shard(name, t):
+        if name.endswith("word_embeddings.weight") or any(s in name for s in ("linear_qkv.weight", "linear_qkv.bias", "linear_fc1.weight", "linear_fc1.bias")):
+            return t.chunk(tp, 0)[tp_rank]
+        if any(s in name for s in ("linear_proj.weight", "linear_fc2.weight")):
+            return t.chunk(tp, 1)[tp_rank]
+        return t
+
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            g = name
+            if name.startswith("decoder.layers."):
+                i = int(name.split(".")[2])
+                g = name.replace(f"decoder.layers.{i}.", f"decoder.layers.{i + offset}.", 1)
+            if name == "output_layer.weight":
+                g = "embedding.word_embeddings.weight"
+            v = shard(g, full[g])
+            assert p.shape == v.shape, (name, p.shape, v.shape)
+            p.copy_(v)
+
+
+def spawn_and_list(rank_main, a):
+    """Run rank_main on TP x PP processes (gloo), then print every file written under a.out with its size."""
+    import torch.multiprocessing as mp
+    mp.spawn(rank_main, args=(a.tp * a.pp, a, 29500 + os.getpid() % 1000), nprocs=a.tp * a.pp, join=True)
+    for d, _, fs in sorted(os.walk(a.out)):
+        for f in sorted(fs):
+            print(os.path.getsize(os.path.join(d, f)), os.path.relpath(os.path.join(d, f), a.out))
+
+
 def rank_main(rank, world, a, port):
     import argparse as ap
     import torch
@@ -96,27 +130,7 @@ def rank_main(rank, world, a, port):
     model = GPTModel(config=tc, transformer_layer_spec=get_gpt_layer_local_spec(), vocab_size=padded,
                      max_sequence_length=cfg["n_positions"], pre_process=pp_rank == 0, post_process=pp_rank == a.pp - 1,
                      share_embeddings_and_output_weights=True, position_embedding_type="learned_absolute")
-    offset = pp_rank * (L // a.pp)
-
-    def shard(name, t):
-        if name.endswith("word_embeddings.weight") or name.endswith("output_layer.weight") or \
-           any(s in name for s in ("linear_qkv.weight", "linear_qkv.bias", "linear_fc1.weight", "linear_fc1.bias")):
-            return t.chunk(tp, 0)[tp_rank]
-        if any(s in name for s in ("linear_proj.weight", "linear_fc2.weight")):
-            return t.chunk(tp, 1)[tp_rank]
-        return t
-
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            g = name
-            if name.startswith("decoder.layers."):
-                i = int(name.split(".")[2])
-                g = name.replace(f"decoder.layers.{i}.", f"decoder.layers.{i + offset}.", 1)
-            if name == "output_layer.weight":
-                g = "embedding.word_embeddings.weight"
-            v = shard(g, full[g])
-            assert p.shape == v.shape, (name, p.shape, v.shape)
-            p.copy_(v)
+    copy_into(model, full, tp, tp_rank, pp_rank * (L // a.pp))
     args = ap.Namespace(num_layers=L, hidden_size=C, ffn_hidden_size=4 * C, num_attention_heads=cfg["n_head"],
                         kv_channels=C // cfg["n_head"], max_position_embeddings=cfg["n_positions"],
                         seq_length=cfg["n_positions"], padded_vocab_size=padded, make_vocab_size_divisible_by=128,
@@ -151,11 +165,7 @@ def main():
     if os.path.exists(a.out):
         shutil.rmtree(a.out)
     os.makedirs(a.out)
-    import torch.multiprocessing as mp
-    mp.spawn(rank_main, args=(a.tp * a.pp, a, 29500 + os.getpid() % 1000), nprocs=a.tp * a.pp, join=True)
-    for d, _, fs in sorted(os.walk(a.out)):
-        for f in sorted(fs):
-            print(os.path.getsize(os.path.join(d, f)), os.path.relpath(os.path.join(d, f), a.out))
+    spawn_and_list(rank_main, a)
 
 
 if __name__ == "__main__":
