@@ -1,5 +1,5 @@
 // Benchmark: prefill and decode throughput, time to first token and peak RSS for a model, measured
-// the same way `scripts/bench_pytorch.py` measures PyTorch (128-token prompts, 64 decoded tokens,
+// the same way `scripts/bench_peers.py` measures PyTorch and llama.cpp (128-token prompts, 64 decoded tokens,
 // batch 1 and 8, one warm-up). Wall-clock; the ratio against PyTorch is what the README reports.
 
 import Foundation
@@ -60,7 +60,7 @@ public func highWaterRSSMegabytes() -> Double? {
 }
 
 public enum Benchmark {
-    /// Best of `reps` timed runs per measurement after one warm-up (as scripts/bench_pytorch.py).
+    /// Best of `reps` timed runs per measurement after one warm-up (as scripts/bench_peers.py).
     public static func run(model: CausalLM, promptLength: Int = 128, decodeTokens: Int = 64, batches: [Int] = [1, 8],
                            reps: Int = 3, score: Bool = false, log: (String) -> Void = { _ in }) throws -> BenchmarkResult {
         var res = BenchmarkResult()

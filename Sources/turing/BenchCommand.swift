@@ -1,5 +1,5 @@
 // turing bench: prefill/decode throughput, TTFT and peak RSS on a GPT-2-124M-shaped random model
-// (or a given checkpoint). Compare with scripts/bench_pytorch.py run in the same session.
+// (or a given checkpoint). scripts/bench.sh runs it beside llama.cpp and PyTorch.
 // --tp/--pp run the random model sharded: in-process ranks (ShardedEngine, cores shared out), or
 // one rank per process under mpirun (DistributedEngine; rank 0 prints, and reports the time spent
 // inside MPI calls per layer per forward).

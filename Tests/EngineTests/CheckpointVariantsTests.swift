@@ -38,13 +38,7 @@ final class CheckpointVariantsTests: XCTestCase {
             XCTAssertEqual(ckpt.config.vocabSize, vocab, name)
             for (tp, pp) in [(1, 1), (2, 2)] {
                 let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
-                var worst: Float = 0
-                for s in exp.sequences {
-                    let want = try ref.tensor(s.logits_key)
-                    let got = try engine.forward(tokens: [s.ids], caches: [engine.makeSequenceCache(capacity: nil)], logits: .all)
-                    XCTAssertEqual(got.shape, want.shape, name)
-                    worst = max(worst, zip(got.data, want.data).map { abs($0 - $1) }.max()!)
-                }
+                let worst = try worstLogitError(engine, exp.sequences.map { ($0.ids, $0.logits_key) }, ref, name)
                 XCTAssertLessThan(worst, 1e-4, "\(name) at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
                 print("\(name) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
             }

@@ -63,15 +63,23 @@ final class MegatronFixtureTests: XCTestCase {
         let ckpt = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
         for (tp, pp) in [(1, 1), (2, 2)] {
             let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
-            var worst: Float = 0
-            for s in exp.sequences {
-                let want = try ref.tensor(s.logits_key)
-                let got = try engine.forward(tokens: [s.ids], caches: [engine.makeSequenceCache(capacity: nil)], logits: .all)
-                XCTAssertEqual(got.shape, want.shape)
-                worst = max(worst, zip(got.data, want.data).map { abs($0 - $1) }.max()!)
-            }
+            let worst = try worstLogitError(engine, exp.sequences.map { ($0.ids, $0.logits_key) }, ref, "torch_dist")
             XCTAssertLessThan(worst, 1e-4, "torch_dist at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
             print("torch_dist (saved TP 2 x PP 2) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
         }
     }
+}
+
+/// The largest |logit - reference| of `engine` over sequences (token ids, name of their reference logits
+/// in `ref`), each forwarded alone with logits at every position; shapes are asserted to agree.
+func worstLogitError(_ engine: CausalLM, _ seqs: [(ids: [Int], key: String)], _ ref: SafetensorsFile, _ what: String,
+                     file: StaticString = #filePath, line: UInt = #line) throws -> Float {
+    var worst: Float = 0
+    for s in seqs {
+        let want = try ref.tensor(s.key)
+        let got = try engine.forward(tokens: [s.ids], caches: [engine.makeSequenceCache(capacity: nil)], logits: .all)
+        XCTAssertEqual(got.shape, want.shape, what, file: file, line: line)
+        worst = max(worst, zip(got.data, want.data).map { abs($0 - $1) }.max()!)
+    }
+    return worst
 }
