@@ -53,8 +53,7 @@ void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n) {
         }
 }
 
-void tk_packed_row(float *dst, const void *panels, int dtype, long n, long k, long j) {
-    (void)n;
+void tk_packed_row(float *dst, const void *panels, int dtype, long k, long j) {
     long base = (j / 32) * 32 * k + (j % 32);
     for (long p = 0; p < k; p++) {
         long i = base + p * 32;

@@ -10,7 +10,6 @@ import CKernels
 /// The dtype weights are held in for inference.
 public enum ComputeDType: String, Sendable, CaseIterable, Codable {
     case float32, bfloat16
-    public var bytes: Int { self == .float32 ? 4 : 2 }
 }
 
 public struct WeightMatrix: Sendable {
@@ -45,12 +44,9 @@ public struct WeightMatrix: Sendable {
 
     public var dtype: ComputeDType { if case .f32 = storage { return .float32 }; return .bfloat16 }
     public var count: Int { rows * cols }
-    /// Bytes held (the packed panels, rows padded to a multiple of 32).
-    public var bytes: Int { tk_packed_count(rows, cols) * dtype.bytes }
-
     /// Row `r` widened to f32 into `dst` (cols values).
     public func copyRow(_ r: Int, into dst: UnsafeMutablePointer<Float>) {
-        withRaw { p, t in tk_packed_row(dst, p, t, rows, cols, r) }
+        withRaw { p, t in tk_packed_row(dst, p, t, cols, r) }
     }
 
     /// The values as f32, [rows, cols] row-major (a copy).

@@ -31,7 +31,7 @@ void tk_pack_rows_bf16(uint16_t *dst, const uint16_t *w, long ldw, long n, long 
 /// Pack b[k, n] (row stride ldb) as the right operand of a b.
 void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n);
 /// Row j of the packed weight (the k values of w[j, :]) widened to f32.
-void tk_packed_row(float *dst, const void *panels, int dtype, long n, long k, long j);
+void tk_packed_row(float *dst, const void *panels, int dtype, long k, long j);
 
 /// c[m, n] = alpha * (A[m, k] . B[k, n]) (+ bias[n] if bias) + beta * c, where A(i, p) = a[i * rsa + p * csa]
 /// and B is packed (tk_pack_rows: B = w^T; tk_pack_cols: B = b). beta == 0 never reads c.
