@@ -14,13 +14,13 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),   // run-time ISA dispatch inside; no -march
+        .target(name: "CKernels", path: "Sources/C/CKernels", cSettings: [.unsafeFlags(["-O3"])]),   // run-time ISA dispatch inside; no -march
         .target(name: "TensorCore", dependencies: ["CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "Tokenizers"),
-        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+        .systemLibrary(name: "CMPI", path: "Sources/C/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
-        .target(name: "CMPIShim", dependencies: ["CMPI"]),
+        .target(name: "CMPIShim", dependencies: ["CMPI"], path: "Sources/C/CMPIShim"),
         .target(name: "Collectives", dependencies: ["TensorCore", "CMPIShim"]),
         .target(name: "Model", dependencies: ["TensorCore", "Collectives"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
@@ -30,11 +30,12 @@ let package = Package(
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "Training", dependencies: ["TensorCore", "Collectives", "Model"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .systemLibrary(name: "CBZip2", path: "Sources/CBZip2", providers: [.apt(["libbz2-dev"])]),
+        .systemLibrary(name: "CBZip2", path: "Sources/C/CBZip2", providers: [.apt(["libbz2-dev"])]),
         .target(name: "Tasks", dependencies: ["CBZip2", .product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),
+        .target(name: "TuringKit", dependencies: ["TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine"]),
         .executableTarget(name: "turing", dependencies: [
-            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation",
+            "TuringKit", "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels"]),
