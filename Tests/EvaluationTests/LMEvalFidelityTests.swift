@@ -8,6 +8,7 @@
 // within 1e-5 relative). Skips when ../shared is absent.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Evaluation
 import Tasks
@@ -17,13 +18,8 @@ import Model
 import Tokenizers
 
 final class LMEvalFidelityTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
-    static var shared: URL {
-        if let s = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: s) }
-        return fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("shared/data")
-    }
+    static let fixtures = Paths.fixture()
+    static var shared: URL { Paths.sharedData }
 
     struct Expected: Decodable {
         struct Req: Decodable { let context: String; let continuation: String }
