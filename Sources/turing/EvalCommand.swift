@@ -60,16 +60,17 @@ struct EvalCommand: ParsableCommand {
         let loaded = try specs.map { try LoadedTask(spec: $0, data: locator) }
         let weights = try model.open(layout, compute, weightsHash: true)
         let (engine, tokOpt, ckpt) = (weights.engine, weights.tokenizer, weights.checkpoint)
-        var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
         let hash = try weights.weightsHash()
+        var cache: RequestCache? = nil
         if !noCache {
             // keyed by the weights' hash, the layout (layouts agree to ~1e-6, not bit for bit), the weights'
             // dtype and the kernels' generation ("tk1": Turing's own; every ISA gives the same bits)
             let dt = compute.dtype == .float32 ? "" : "-\(compute.dtype.rawValue)"
-            let cache = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(layout.tp)pp\(layout.pp)\(dt)-tk1")
-            if cache.count > 0 { log("request cache \(cache.url.path): \(cache.count) scored requests reused") }
-            evaluator.cache = cache
+            let c = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(layout.tp)pp\(layout.pp)\(dt)-tk1")
+            if c.count > 0 { log("request cache \(c.url.path): \(c.count) scored requests reused") }
+            cache = c
         }
+        let evaluator = try Evaluator(model: engine, tokenizer: tokOpt!, cache: cache)
         var results: [TaskResult] = []
         for task in loaded {
             for k in shots.flatMap(parseShots) ?? [numFewshot ?? task.spec.numFewshot] {
