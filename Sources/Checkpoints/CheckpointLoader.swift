@@ -90,7 +90,9 @@ public enum CheckpointLoader {
 
     public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> CanonicalCheckpoint {
         var o = options; o.target = .canonical
-        return try loadReport(url, options: o).checkpoint
+        let ck = try loadReport(url, options: o).checkpoint
+        if o.visit == nil { try WeightChecks.refuseNonFinite(ck.tensors, file: url.path) }
+        return ck
     }
 
     /// Load straight into TP `tp`'s rank tensors (`report.shards`), as `load(url).split(tp:divisibleBy:)`
@@ -105,6 +107,10 @@ public enum CheckpointLoader {
             let all = try r.checkpoint.split(tp: tp, divisibleBy: divisibleBy)
             r.shards = options.rank.map { [all[$0.tpRank]] } ?? all
             r.checkpoint.tensors = [:]
+        }
+        for (i, s) in (r.shards ?? []).enumerated() {
+            let rank = options.rank.map { "TP rank \($0.tpRank)" } ?? "TP rank \(i)"
+            try WeightChecks.refuseNonFinite(s, file: url.path, piece: (r.shards!.count > 1 || options.rank != nil) ? " (\(rank) piece)" : "")
         }
         return r
     }

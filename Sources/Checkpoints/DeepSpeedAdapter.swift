@@ -46,6 +46,7 @@ public enum DeepSpeedAdapter {
         guard fm.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "holds the args; it is missing") }
         let meta = try TorchFile.load(mp0)
         let args = MegatronArgs(meta["args"], file: mp0.path, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(meta, file: mp0.path)
         var problems: [String] = []
         let foundTP = Set(layerFiles.values.flatMap(\.keys)).count
@@ -95,6 +96,7 @@ public enum DeepSpeedAdapter {
         guard FileManager.default.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "no layer files and no rank-0 model states") }
         let meta = try TorchFile.load(mp0)
         let args = MegatronArgs(meta["args"], file: mp0.path, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(meta, file: mp0.path)
         guard let module = meta["module"], !module.isNone else {
             throw CheckpointError.missingShard(file: mp0.path, "'module' is None and there are no layer_*-model_*-model_states.pt files")

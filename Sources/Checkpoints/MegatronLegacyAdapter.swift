@@ -70,6 +70,7 @@ public enum MegatronLegacyAdapter {
         let first = try TorchFile.load(rankFile(itDir.appendingPathComponent(firstName)))
         let file0 = rankFile(itDir.appendingPathComponent(firstName)).path
         let args = MegatronArgs(first["args"], file: file0, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(first, file: file0)
         var problems: [String] = []
         let foundTP = Set(found.values.map(\.0)).count

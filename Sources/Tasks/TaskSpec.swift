@@ -129,6 +129,7 @@ public struct TaskSpec: Sendable {
 
     public static func parse(yaml: String, file: String) throws -> TaskSpec {
         let root: Node?
+        if let p = YAMLBounds.problem(yaml) { throw TaskError("\(file): \(p)") }
         do { root = try Yams.compose(yaml: yaml) } catch { throw TaskError("\(file): not valid YAML: \(error)") }
         guard let map = root?.mapping else { throw TaskError("\(file): expected a mapping of task fields") }
         var f: [String: Node] = [:]

@@ -151,7 +151,11 @@ func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] =
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("checkpoint not found: \(path)") }
     let url = URL(fileURLWithPath: path)
     if !isDir.boolValue { return try Llama2cAdapter.load(url) }
-    if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
+    if TuringFormat.resolve(url) != nil {
+        let ck = try TuringFormat.load(url).checkpoint
+        try WeightChecks.refuseNonFinite(ck.tensors, file: path)
+        return ck
+    }
     return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)))
 }
 

@@ -9,6 +9,7 @@ import ArgumentParser
 import Collectives
 import Engine
 import Foundation
+import TensorCore
 
 struct Turing: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,6 +29,7 @@ if !isPrimaryRank {
 do {
     var command = try Turing.parseAsRoot()
     try command.run()
+    try flushStandardOutput()   // a full disk or closed pipe under stdout is an error, not exit 0
     MPIRuntime.finalize()
 } catch {
     let code = Turing.exitCode(for: error)
