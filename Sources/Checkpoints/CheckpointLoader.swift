@@ -88,9 +88,12 @@ public enum CheckpointLoader {
         }
     }
 
-    public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> CanonicalCheckpoint {
+    /// The canonical checkpoint; the load's non-fatal problems go to `warn` (a command prints them).
+    public static func load(_ url: URL, options: LoadOptions = LoadOptions(), warn: ((String) -> Void)? = nil) throws -> CanonicalCheckpoint {
         var o = options; o.target = .canonical
-        let ck = try loadReport(url, options: o).checkpoint
+        let r = try loadReport(url, options: o)
+        r.problems.forEach { warn?($0) }
+        let ck = r.checkpoint
         if o.visit == nil { try WeightChecks.refuseNonFinite(ck.tensors, file: url.path) }
         return ck
     }

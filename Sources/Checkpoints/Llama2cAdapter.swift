@@ -41,12 +41,12 @@ public enum Llama2cAdapter {
             }
             let shared = vSigned > 0, V = abs(vSigned), D = dim / H, kv = G * D
             // every size from the header is checked before it is multiplied: a header of 2^30 dims must
-            // be refused, not overflow (the total must also equal the file size, which bounds them all)
+            // be refused, not overflow; the total must then equal the file size
             func mul(_ xs: Int...) throws -> Int {
                 var acc = 1
                 for x in xs {
                     let (r, o) = acc.multipliedReportingOverflow(by: x)
-                    guard !o, r <= data.count else { throw Llama2cError.sizeMismatch(path: url.path, expectedBytes: -1, foundBytes: data.count) }
+                    guard !o, r <= Int.max / 8 else { throw Llama2cError.sizeMismatch(path: url.path, expectedBytes: -1, foundBytes: data.count) }
                     acc = r
                 }
                 return acc
@@ -57,13 +57,13 @@ public enum Llama2cAdapter {
                           try mul(L, dim), try mul(L, hidden, dim), try mul(L, dim, hidden), try mul(L, hidden, dim), dim,
                           try mul(P, D) / 2, try mul(P, D) / 2] + (shared ? [] : [try mul(V, dim)])
             } catch {
-                throw Llama2cError.badHeader(path: url.path, reason: "header \(h) describes more weights than the file's \(data.count) bytes hold")
+                throw Llama2cError.badHeader(path: url.path, reason: "header \(h) describes a model too large to address (its sizes overflow)")
             }
             var total = 0
             for c in counts {
                 let (r, o) = total.addingReportingOverflow(c)
-                guard !o, r <= data.count else {
-                    throw Llama2cError.badHeader(path: url.path, reason: "header \(h) describes more weights than the file's \(data.count) bytes hold")
+                guard !o, r <= Int.max / 8 else {
+                    throw Llama2cError.badHeader(path: url.path, reason: "header \(h) describes a model too large to address (its sizes overflow)")
                 }
                 total = r
             }

@@ -42,6 +42,20 @@ public struct MegatronArgs {
     }
     public func int(_ k: String) -> Int? { raw(k)?.intValue }
 
+    /// Args that every rank of one save records alike (they describe the model and the layout).
+    static let sharedKeys = layoutKeys + sizeKeys + ["normalization", "swiglu", "position_embedding_type", "layernorm_epsilon",
+                                                     "norm_epsilon", "untie_embeddings_and_output_weights", "add_bias_linear",
+                                                     "group_query_attention", "apply_layernorm_1p", "rotary_base"]
+
+    /// The first shared arg on which two ranks' saved args differ, as "key: a vs b"; nil when they agree.
+    static func disagreement(_ a: PickleValue?, _ b: PickleValue?) -> String? {
+        for k in sharedKeys {
+            let x = a?[k].map { "\($0)" } ?? "absent", y = b?[k].map { "\($0)" } ?? "absent"
+            if x != y { return "'\(k)' is \(x) in one and \(y) in the other" }
+        }
+        return nil
+    }
+
     /// Layout sizes that become ranges and loop bounds.
     static let layoutKeys = ["tensor_model_parallel_size", "model_parallel_size", "pipeline_model_parallel_size",
                              "virtual_pipeline_model_parallel_size"]

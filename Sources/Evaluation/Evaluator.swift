@@ -66,7 +66,12 @@ public struct Evaluator {
     public static func prompts(_ task: LoadedTask, numFewshot k: Int, limit: Int?, seed: Int) throws -> [DocRequests] {
         let docs = limit.map { Array(task.evalDocs.prefix($0)) } ?? task.evalDocs
         var builder = PromptBuilder(spec: task.spec, pool: k > 0 ? try task.fewshotPool() : [], seed: seed)
-        return try docs.enumerated().map { try builder.build($1, docID: $0, k: k) }
+        let out = try docs.enumerated().map { try builder.build($1, docID: $0, k: k) }
+        if builder.selfInContext > 0 {
+            EngineWarnings.handler("\(task.spec.name) at \(k) shots: \(builder.selfInContext) of \(docs.count) documents drew themselves among their own shots "
+                + "(the few-shot pool holds the evaluated documents and the task does not exclude them); scores follow lm-eval, which does the same")
+        }
+        return out
     }
 
     public func evaluate(_ task: LoadedTask, numFewshot k: Int, limit: Int?, seed: Int = 1234,
@@ -105,7 +110,7 @@ public struct Evaluator {
                 }
                 let reqs = perDoc.flatMap { $0 }
                 let scorer = Scorer(model: model)
-                let res: [(Double, Bool)] = reqs.isEmpty ? [] : try cache.map { try $0.resolve(reqs) { try scorer.loglikelihood($0) } }
+                let res: [(Double, Bool)] = reqs.isEmpty ? [] : try cache.map { try $0.resolve(reqs, groups: perDoc.map(\.count)) { try scorer.loglikelihood($0) } }
                     ?? scorer.loglikelihood(reqs).map { ($0.logprob, $0.isGreedy) }
                 var j = 0
                 for rs in perDoc {

@@ -76,6 +76,7 @@ extension CheckpointOptions {
                 options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
             }
             let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
+            r.problems.forEach { log("warning: \(checkpoint): \($0)") }
             let shards = r.shards!
             if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
                 let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, dtype: dtype, world: try MPICollective.world())
@@ -156,7 +157,8 @@ func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] =
         try WeightChecks.refuseNonFinite(ck.tensors, file: path)
         return ck
     }
-    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)))
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)),
+                                     warn: { log("warning: \(path): \($0)") })
 }
 
 /// Tokens that end a generated text: end-of-text, and for llama2.c models BOS too (run.c stops on it).
