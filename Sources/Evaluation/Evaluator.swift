@@ -99,9 +99,9 @@ public struct Evaluator {
                                 .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
                             continue
                         }
-                        let (c, x) = lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix)
-                        guard !x.isEmpty else {
-                            throw EvaluationError("\(spec.name) document \(d.docID) request \(i): the continuation \"\(r.continuation)\" encodes to no tokens")
+                        let (c, x): ([Int], [Int])
+                        do { (c, x) = try lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix) } catch {
+                            throw EvaluationError("\(spec.name) document \(d.docID) request \(i): \(error)")
                         }
                         rs.append(LoglikelihoodRequest(context: c, continuation: x))
                     }
