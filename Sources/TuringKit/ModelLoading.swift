@@ -82,6 +82,7 @@ public struct ModelSource: Sendable {
                 options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
             }
             let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
+            r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
             let shards = r.shards!
             if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
                 let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, dtype: dtype, world: try MPICollective.world())
@@ -163,8 +164,13 @@ public func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [St
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw OpenError("checkpoint not found: \(path)") }
     let url = URL(fileURLWithPath: path)
     if !isDir.boolValue { return try Llama2cAdapter.load(url) }
-    if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
-    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)))
+    if TuringFormat.resolve(url) != nil {
+        let ck = try TuringFormat.load(url).checkpoint
+        try WeightChecks.refuseNonFinite(ck.tensors, file: path)
+        return ck
+    }
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)),
+                                     warn: { EngineWarnings.handler("\(path): \($0)") })
 }
 
 /// Tokens that end a generated text: end-of-text, and for llama2.c models BOS too (run.c stops on it).

@@ -51,8 +51,10 @@ struct ScoreCommand: ParsableCommand {
             let pairs = try lines.map { (n, d) in try decodeLine(Pair.self, d, file: requests, line: n) }
             let prefix = try prefixToken(tok, engine.config)
             let reqs = try pairs.enumerated().map { (i, p) -> LoglikelihoodRequest in
-                let (ctx, cont) = lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix)
-                guard !cont.isEmpty else { throw CLIError("\(requests):\(lines[i].0): the continuation encodes to no tokens") }
+                let (ctx, cont): ([Int], [Int])
+                do { (ctx, cont) = try lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix) } catch {
+                    throw CLIError("\(requests):\(lines[i].0): \(error)")
+                }
                 return LoglikelihoodRequest(context: ctx, continuation: cont)
             }
             let res = try scorer.loglikelihood(reqs) { done in progress(done, reqs.count, t0) }

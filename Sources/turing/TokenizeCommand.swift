@@ -5,6 +5,7 @@ import Evaluation
 import Foundation
 import TuringKit
 import Tokenizers
+import TensorCore
 
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Encode stdin to token ids (or --decode ids to text).")
@@ -19,7 +20,10 @@ struct TokenizeCommand: ParsableCommand {
         let input = FileHandle.standardInput.readDataToEndOfFile()
         if decode {
             guard let ids = try? JSONDecoder().decode([Int].self, from: input) else { throw CLIError("stdin: expected a JSON array of integers") }
-            FileHandle.standardOutput.write(Data(tok.decodeBytes(ids)))
+            if let i = ids.firstIndex(where: { $0 < 0 || $0 >= tok.vocabSize }) {
+                throw CLIError("stdin: id \(ids[i]) at position \(i) is outside the tokenizer's vocabulary (0..<\(tok.vocabSize))")
+            }
+            try writeStandardOutput(Data(tok.decodeBytes(ids)))
         } else {
             guard let text = String(data: input, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
             print(String(decoding: try JSONEncoder().encode(encodePlain(tok, text)), as: UTF8.self))

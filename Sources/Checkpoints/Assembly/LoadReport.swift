@@ -88,13 +88,19 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
                                             expected: [pv / tp, shapes.hidden ?? 0], found: ranks[0]["word"]!.ref.shape)
     }
     var V = shapes.paddedVocab
-    if let v = options.vocabSize ?? args.trueVocabSize {
+    // The size the save records wins over the tokenizer's (HF saves of the same weights keep every
+    // recorded row too, so both score alike); the tokenizer's fills in when nothing is recorded.
+    let recorded = args.trueVocabSize
+    if let v = recorded ?? options.vocabSize {
         guard v <= shapes.paddedVocab else {
             throw CheckpointError.badConfig(file: args.file, "vocabulary size \(v) exceeds the \(shapes.paddedVocab) embedding rows")
         }
         V = v
+        if let r = recorded, let t = options.vocabSize, t != r {
+            problems.append("the tokenizer has \(t) tokens, the checkpoint records a vocabulary of \(r): all \(r) rows are kept (as for an HF save of the same weights)")
+        }
     } else {
-        problems.append("vocabulary kept padded to \(V) rows: args record no real vocabulary size (pass LoadOptions.vocabSize)")
+        problems.append("vocabulary kept padded to \(V) rows: args record no real vocabulary size (pass --vocab-size, or a tokenizer)")
     }
     let config = try args.config(shapes, vocabSize: V)
     let dtype = ranks[0]["word"]!.ref.dtype

@@ -139,11 +139,27 @@ public enum HFAdapter {
         return byName
     }
 
+    /// A size field: present, an integer, in 1...2^26 (checked before any arithmetic).
     static func int(_ c: [String: Any], _ k: String, _ file: String) throws -> Int {
-        guard let v = (c[k] as? NSNumber)?.intValue else { throw CheckpointError.badConfig(file: file, "missing integer field '\(k)'") }
+        guard let v = try optInt(c, k, file) else { throw CheckpointError.badConfig(file: file, "missing integer field '\(k)'") }
         return v
     }
-    static func optInt(_ c: [String: Any], _ k: String) -> Int? { (c[k] as? NSNumber)?.intValue }
+    /// An optional size field (null or absent: nil); a value outside 1...2^26 is refused.
+    static func optInt(_ c: [String: Any], _ k: String, _ file: String) throws -> Int? {
+        guard let raw = c[k], !(raw is NSNull) else { return nil }
+        guard let n = raw as? NSNumber, !(raw is Bool), Double(n.int64Value) == n.doubleValue else {
+            throw CheckpointError.badConfig(file: file, "'\(k)' must be an integer, found \(raw)")
+        }
+        let v = n.int64Value
+        guard (1...(1 << 26)).contains(v) else { throw CheckpointError.badConfig(file: file, "'\(k)' must be in 1...\(1 << 26), found \(v)") }
+        return Int(v)
+    }
+    /// C / H, refused when the heads do not divide the hidden size (and head_dim is not given).
+    static func headDim(_ c: [String: Any], hidden C: Int, heads H: Int, _ file: String) throws -> Int {
+        if let d = try optInt(c, "head_dim", file) { return d }
+        guard C % H == 0 else { throw CheckpointError.badConfig(file: file, "hidden size \(C) is not divisible by the \(H) attention heads") }
+        return C / H
+    }
     static func optDouble(_ c: [String: Any], _ k: String) -> Double? { (c[k] as? NSNumber)?.doubleValue }
     static func firstInt(_ v: Any?) -> Int? { (v as? NSNumber)?.intValue ?? ((v as? [Any])?.first as? NSNumber)?.intValue }
 
@@ -160,8 +176,9 @@ public enum HFAdapter {
             throw CheckpointError.badConfig(file: file, "scale_attn_by_inverse_layer_idx / add_cross_attention are not supported")
         }
         let C = try int(c, "n_embd", file), H = try int(c, "n_head", file)
+        guard C % H == 0 else { throw CheckpointError.badConfig(file: file, "n_embd \(C) is not divisible by n_head \(H)") }
         let config = ModelConfig(vocabSize: try int(c, "vocab_size", file), hiddenSize: C, numLayers: try int(c, "n_layer", file),
-                                 numHeads: H, ffnSize: optInt(c, "n_inner") ?? 4 * C, maxPositions: try int(c, "n_positions", file),
+                                 numHeads: H, ffnSize: try optInt(c, "n_inner", file) ?? 4 * C, maxPositions: try int(c, "n_positions", file),
                                  norm: .layernorm, normEpsilon: Float(optDouble(c, "layer_norm_epsilon") ?? 1e-5), activation: act,
                                  positions: .learned, tiedEmbeddings: c["tie_word_embeddings"] as? Bool ?? true, linearBias: true,
                                  bosToken: firstInt(c["bos_token_id"]), eosToken: firstInt(c["eos_token_id"]))
@@ -207,7 +224,7 @@ public enum HFAdapter {
         if let a = c["hidden_act"] as? String, a != "silu" { throw CheckpointError.badConfig(file: file, "hidden_act '\(a)' (expected silu)") }
         let C = try int(c, "hidden_size", file), H = try int(c, "num_attention_heads", file)
         let config = ModelConfig(vocabSize: try int(c, "vocab_size", file), hiddenSize: C, numLayers: try int(c, "num_hidden_layers", file),
-                                 numHeads: H, numKVHeads: optInt(c, "num_key_value_heads") ?? H, headDim: optInt(c, "head_dim") ?? C / H,
+                                 numHeads: H, numKVHeads: try optInt(c, "num_key_value_heads", file) ?? H, headDim: try headDim(c, hidden: C, heads: H, file),
                                  ffnSize: try int(c, "intermediate_size", file), maxPositions: try int(c, "max_position_embeddings", file),
                                  norm: .rmsnorm, normEpsilon: Float(optDouble(c, "rms_norm_eps") ?? 1e-6), activation: .swiglu,
                                  positions: .rope, ropeTheta: Float(optDouble(c, "rope_theta") ?? 10000),
