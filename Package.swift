@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["Checkpoints", "Model", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["turing"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TensorCore", "Checkpoints", "Engine"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers", "TensorCore",

@@ -33,6 +33,23 @@ public struct WeightMatrix: Sendable {
         }
     }
 
+    /// `data` points at rows * cols f32 values, row-major (a view into a training rank's flat
+    /// parameters, repacked once per optimizer step).
+    public init(rowsOf data: UnsafePointer<Float>, rows: Int, cols: Int) {
+        self.rows = rows; self.cols = cols
+        let n = tk_packed_count(rows, cols)
+        storage = .f32([Float](unsafeUninitializedCapacity: n) { b, c in tk_pack_rows(b.baseAddress, Int32(TK_F32), data, cols, rows, cols); c = n })
+    }
+
+    /// The transpose of w[outRows, inCols] (row-major at `w`): a [inCols, outRows] matrix, so that
+    /// `linear(dx, dy, WeightMatrix(transposing: w, ...))` is dx[N, in] = dy[N, out] w, the input
+    /// gradient of `linear` with the same per-element FMA chains as a general product.
+    public init(transposing w: UnsafePointer<Float>, rows outRows: Int, cols inCols: Int) {
+        self.rows = inCols; self.cols = outRows
+        let n = tk_packed_count(inCols, outRows)
+        storage = .f32([Float](unsafeUninitializedCapacity: n) { b, c in tk_pack_cols(b.baseAddress, w, inCols, outRows, inCols); c = n })
+    }
+
     /// From bf16 values [rows, cols] row-major (no conversion).
     public init(bf16 data: [UInt16], rows: Int, cols: Int) {
         precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
