@@ -96,7 +96,7 @@ public struct DecoderWeights: Sendable {
     /// A training rank's weights viewed in its flat parameters (`parameter(name)` points at a tensor's
     /// local values, laid out as `localShapes`): packed f32, with each matrix also packed transposed
     /// for the backward pass. Built once per optimizer step.
-    public init(config c: ModelConfig, shard: ShardSpec, parameter: @escaping (String) -> UnsafePointer<Float>) throws {
+    public init(config c: ModelConfig, shard: ShardSpec, pool: PackedStoragePool? = nil, parameter: @escaping (String) -> UnsafePointer<Float>) throws {
         try c.validate()
         try ShardSpec.checkTensorParallel(c, tp: shard.tp)
         let shapes = Dictionary(uniqueKeysWithValues: Self.localShapes(c, shard: shard))
@@ -111,12 +111,12 @@ public struct DecoderWeights: Sendable {
             shapes[name].map { Array(UnsafeBufferPointer(start: parameter(name), count: $0.reduce(1, *))) }
         }, matrix: { names in
             let (r, k, d) = rowsOf(names)
-            guard let d else { return WeightMatrix(rowsOf: parameter(names[0]), rows: r, cols: k) }
-            return WeightMatrix(d, rows: r, cols: k)
+            guard let d else { return WeightMatrix(rowsOf: parameter(names[0]), rows: r, cols: k, pool: pool) }
+            return d.withUnsafeBufferPointer { WeightMatrix(rowsOf: $0.baseAddress!, rows: r, cols: k, pool: pool) }
         }, transposed: { names in
             let (r, k, d) = rowsOf(names)
-            guard let d else { return WeightMatrix(transposing: parameter(names[0]), rows: r, cols: k) }
-            return d.withUnsafeBufferPointer { WeightMatrix(transposing: $0.baseAddress!, rows: r, cols: k) }
+            guard let d else { return WeightMatrix(transposing: parameter(names[0]), rows: r, cols: k, pool: pool) }
+            return d.withUnsafeBufferPointer { WeightMatrix(transposing: $0.baseAddress!, rows: r, cols: k, pool: pool) }
         })
     }
 
@@ -155,6 +155,16 @@ public struct DecoderWeights: Sendable {
         finalNormB = shard.isLastStage ? take("final_norm.bias") : nil
         lmHead = shard.isLastStage && !c.tiedEmbeddings ? m(["lm_head.weight"]) : nil
         rotary = c.positions == .rope ? RotaryTable(headDim: c.headDim, maxPositions: c.maxPositions, theta: c.ropeTheta) : nil
+    }
+
+    /// Every matrix this shard holds (for handing their storage to a `PackedStoragePool`).
+    public var matrices: [WeightMatrix] {
+        var out = [wordEmbedding, lmHead, headBackward].compactMap { $0 }
+        for l in layers {
+            out += [l.qkvW, l.outW, l.fc1W, l.fc2W]
+            if let b = l.backward { out += [b.qkv, b.out, b.fc1, b.fc2] }
+        }
+        return out
     }
 
     /// Parameters held by this shard (padding rows included).

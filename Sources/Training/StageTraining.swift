@@ -60,6 +60,7 @@ public final class StageTraining {
     public let layers: Range<Int>
     /// This step's weights, packed from the flat parameters by `prepare` (once per optimizer step).
     var model: DecoderModel?
+    let pool = PackedStoragePool()
 
     public var isFirst: Bool { stage == 0 }
     public var isLast: Bool { stage == pp - 1 }
@@ -75,8 +76,9 @@ public final class StageTraining {
 
     /// Packs this step's weights (and their transposes for the backward) from the flat parameters P0.
     public func prepare(_ P0: UnsafePointer<Float>) throws {
-        model = nil
-        model = DecoderModel(weights: try DecoderWeights(config: config, shard: shard, parameter: { P0 + self.layout.offset($0) }))
+        for m in model?.weights.matrices ?? [] { pool.give(m) }
+        model = nil                               // the pool now holds the last step's storage alone
+        model = DecoderModel(weights: try DecoderWeights(config: config, shard: shard, pool: pool, parameter: { P0 + self.layout.offset($0) }))
     }
 
     /// Checks a batch before any communication, so every rank throws the same error.
