@@ -30,7 +30,7 @@ public struct DecoderWeights: Sendable {
     public let config: ModelConfig
     public let shard: ShardSpec
     public let localHeads: Int, localGroups: Int, localFFN: Int
-    public let paddedVocab: Int, localVocab: Int           // Vp (multiple of tp), Vp/tp
+    public let paddedVocab: Int, localVocab: Int           // Vp (`VocabPadding.tensorParallel`: a multiple of tp), Vp/tp
     public let dtype: ComputeDType                         // of the matrices; norms, biases, positions stay f32
     public let wordEmbedding: WeightMatrix?                // [Vp/tp, C]  first stage (and last, when tied)
     public let positionEmbedding: [Float]?                 // [P, C]      first stage
@@ -49,14 +49,14 @@ public struct DecoderWeights: Sendable {
 
     public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec, dtype: ComputeDType = .float32) throws {
         try ckpt.validate()
-        // the engine pads the vocabulary only to a multiple of TP (divisibleBy 1); padded logits are dropped
-        let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: 1, layers: shard.layers)
+        // the engine pads the vocabulary only to a multiple of TP; padded logits are dropped
+        let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: VocabPadding.tensorParallel.divisibleBy, layers: shard.layers)
         try self.init(config: ckpt.config, rankTensors: t, shard: shard, dtype: dtype)
     }
 
     /// The tensors this shard uses, with their local shapes (vocabulary padded to a multiple of TP).
     static func localShapes(_ c: ModelConfig, shard: ShardSpec) -> [(String, [Int])] {
-        let vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: shard.tp, divisibleBy: 1)
+        let vp = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: shard.tp)
         var out: [(String, [Int])] = []
         for (name, shape) in CanonicalSchema.shapes(for: c) {
             if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) {
@@ -126,7 +126,7 @@ public struct DecoderWeights: Sendable {
         let tp = shard.tp
         config = c; self.shard = shard
         localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
-        paddedVocab = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
+        paddedVocab = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: tp)
         localVocab = paddedVocab / tp
         func req(_ n: String) -> [Float] { take(n)! }
         self.dtype = dtype

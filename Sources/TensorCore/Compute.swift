@@ -74,12 +74,11 @@ public enum Compute {
 
 private final class TaskBox { let body: (Int) -> Void; init(_ b: @escaping (Int) -> Void) { body = b } }
 
-/// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]) (+ y when `accumulate`) for weights of either dtype;
-/// rows of x are `ldx` apart (default: in).
+/// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]) for weights of either dtype.
 public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix,
-                   _ bias: UnsafePointer<Float>?, rows n: Int, ldx: Int? = nil, accumulate: Bool = false) {
+                   _ bias: UnsafePointer<Float>?, rows n: Int) {
     w.withRaw { p, wtype in
-        tk_gemm_packed(y, w.rows, x, ldx ?? w.cols, 1, p, wtype, bias, 1, accumulate ? 1 : 0, n, w.rows, w.cols)
+        tk_gemm_packed(y, w.rows, x, w.cols, 1, p, wtype, bias, 1, 0, n, w.rows, w.cols)
     }
 }
 
