@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import Foundation
+import TuringKit
 import TensorCore
 import Engine
 import Evaluation
@@ -18,7 +19,8 @@ struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "score", abstract: "Log-likelihoods of continuations, as lm-evaluation-harness computes them.")
 
     @OptionGroup var model: CheckpointOptions
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layout: LayoutOptions
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Input JSONL.") var requests: String
     @Option(help: "Output JSONL (written atomically).") var output: String
     @Flag(help: "Score whole texts ({\"text\": ...}) with rolling windows (perplexity).") var rolling = false
@@ -28,7 +30,7 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let lines = try readJSONL(requests)
-        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
+        let loaded = try model.open(layout, compute)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let scorer = Scorer(model: engine)

@@ -3,6 +3,7 @@
 // the same tokens (ShardedEngine at TP 2 x PP 2), for the GPT-2 and Llama families.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Training
 @testable import Checkpoints
@@ -12,7 +13,7 @@ import TensorCore
 
 final class LossEqualsScorerTests: XCTestCase {
     func check(_ model: String) throws {
-        let ckpt = try HFAdapter.load(DecoderTrainingTests.fixtures.appendingPathComponent("models/\(model)"))
+        let ckpt = try HFAdapter.load(Paths.fixture("models/\(model)"))
         let c = ckpt.config
         var rng = SplitMix64(seed: 11)
         let T = min(24, c.maxPositions)

@@ -12,7 +12,7 @@ import TensorCore
 import Training
 
 struct TrainBenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train-bench", abstract: "Measure training step throughput.")
+    static let configuration = CommandConfiguration(commandName: "train-bench", abstract: "Developer: measure training step throughput.", shouldDisplay: false)
     @Option var layers = 12
     @Option var hidden = 768
     @Option var heads = 12

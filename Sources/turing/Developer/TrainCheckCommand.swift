@@ -5,13 +5,14 @@
 
 import ArgumentParser
 import Foundation
+import TuringKit
 import Checkpoints
 import Collectives
 import Model
 import Training
 
 struct TrainCheckCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train-check", abstract: "Compare training with a run PyTorch recorded.")
+    static let configuration = CommandConfiguration(commandName: "train-check", abstract: "Developer: compare training with a run PyTorch recorded.", shouldDisplay: false)
     @Option(help: "The model PyTorch trained (any format Turing reads).") var model: String
     @Option(help: "The recorded run (expected.json from scripts/fixtures_training.py).") var reference: String
     @Option(help: "The recorded first-step gradients (.safetensors, canonical names).") var gradients: String

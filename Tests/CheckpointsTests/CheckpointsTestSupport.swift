@@ -4,18 +4,13 @@
 
 import Foundation
 import XCTest
+import TestSupport
 import TensorCore
 import Model
 @testable import Checkpoints
 
 enum Fixtures {
-    static var root: URL {
-        let env = ProcessInfo.processInfo.environment
-        if let p = env["TURING_SHARED_FIXTURES"] { return URL(fileURLWithPath: p) }
-        if let p = env["TURING_SHARED_DATA"] { return URL(fileURLWithPath: p).deletingLastPathComponent().appendingPathComponent("fixtures/checkpoints") }
-        let pkg = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return pkg.deletingLastPathComponent().appendingPathComponent("shared/fixtures/checkpoints")
-    }
+    static var root: URL { Paths.sharedCheckpoints }
 
     static func dir(_ name: String) throws -> URL {
         let u = root.appendingPathComponent(name)
@@ -35,21 +30,7 @@ enum Fixtures {
     }
 }
 
-func tempDir() throws -> URL {
-    let u = FileManager.default.temporaryDirectory.appendingPathComponent("turing-ckpt-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-    return u
-}
-
-/// Max |a - b| over all elements and the number of bitwise differences.
-func compare(_ a: Tensor, _ b: Tensor) -> (maxAbs: Float, bitDiffs: Int) {
-    precondition(a.shape == b.shape)
-    var m: Float = 0, n = 0
-    for i in 0..<a.count {
-        if a.data[i].bitPattern != b.data[i].bitPattern { n += 1; m = max(m, abs(a.data[i] - b.data[i])) }
-    }
-    return (m, n)
-}
+func tempDir() throws -> URL { try makeTempDirectory("ckpt") }
 
 func bf16Rounded(_ t: Tensor) -> Tensor { Tensor(shape: t.shape, data: t.data.map { bf16ToFloat(floatToBF16($0)) }) }
 

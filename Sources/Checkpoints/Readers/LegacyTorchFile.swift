@@ -1,4 +1,4 @@
-// LegacyTorchFile: the pre-1.6 `torch.save` stream (not a zip), FORMATS A.6.
+// LegacyTorchFile: the pre-1.6 `torch.save` stream (not a zip), docs/formats.md#legacy-stream.
 //
 // Layout: five pickles back to back — magic number 0x1950a86a20f9469cfc6c, protocol version 1001,
 // sys_info (byte order, type sizes), the object (storages as persistent ids

@@ -1,7 +1,7 @@
-// Finding and loading what a command needs: the checkpoint (any format), its tokenizer, the engine
-// at the requested layout. Errors name the path and what was looked for.
+// Opening a model: "this checkpoint (any format), its tokenizer, at this layout and dtype" as one
+// library call (`ModelSource.open`), which every command that runs a model is a thin layer over.
+// Errors name the path and what was looked for.
 
-import ArgumentParser
 import Foundation
 import Checkpoints
 import Collectives
@@ -10,38 +10,44 @@ import Model
 import TensorCore
 import Tokenizers
 
-struct ParallelOptions: ParsableArguments {
-    @Option(help: "Tensor-parallel ranks (in-process threads; under mpirun, processes).") var tp: Int = 1
-    @Option(help: "Pipeline-parallel stages (in-process threads; under mpirun, processes).") var pp: Int = 1
-    @Option(name: .customLong("micro-batches"), help: "Micro-batches per pipelined forward (default: PP).") var microBatches: Int?
+/// Where a model comes from: the checkpoint path, and the tokenizer when it is not beside it.
+public struct ModelSource: Sendable {
+    /// An HF folder, a Megatron / DeepSpeed / torch_dist save, a Turing save, or a llama2.c `.bin` file.
+    public var checkpoint: String
+    /// A tokenizer folder or file (default: found beside the checkpoint).
+    public var tokenizer: String?
+    /// GPT-2 vocab.json and merges.txt (Megatron's --vocab-file / --merge-file), given together.
+    public var vocabFile: String?
+    public var mergeFile: String?
+    /// Megatron args as key=value, over the saved args.
+    public var megatronArgs: [String]
+    public init(checkpoint: String, tokenizer: String? = nil, vocabFile: String? = nil, mergeFile: String? = nil,
+                megatronArgs: [String] = []) {
+        self.checkpoint = checkpoint; self.tokenizer = tokenizer; self.vocabFile = vocabFile; self.mergeFile = mergeFile
+        self.megatronArgs = megatronArgs
+    }
 
-    @Option(help: "Weights in memory: float32, or bfloat16 (narrowed once at load; f32 activations and accumulation).")
-    var dtype: ComputeDType = .float32
-
-    var layout: EngineLayout { EngineLayout(tp: tp, pp: pp, microBatches: microBatches) }
-}
-
-extension ComputeDType: ExpressibleByArgument {}
-
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
-}
-
-extension CheckpointOptions {
     var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
 
-    func loadTokenizer() throws -> Tokenizer? {
+    public func loadTokenizer() throws -> Tokenizer? {
+        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint)
+    }
+
+    /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one found beside
+    /// `checkpoint` (in its folder; for a llama2.c file, tokenizer.bin or tok*.bin next to it); nil: none.
+    public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?) throws -> Tokenizer? {
         if let v = vocabFile, let m = mergeFile {
             return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
         }
-        if (vocabFile == nil) != (mergeFile == nil) { throw CLIError("--vocab-file and --merge-file go together") }
+        if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
         if let t = tokenizer { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
+        guard let checkpoint else { return nil }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else { return nil }
-        if isDir.boolValue { return try tokenizerAt(checkpointURL, required: false) }
+        let url = URL(fileURLWithPath: checkpoint)
+        if isDir.boolValue { return try tokenizerAt(url, required: false) }
         // llama2.c: tokenizer.bin or tok*.bin beside the checkpoint
-        let dir = checkpointURL.deletingLastPathComponent()
+        let dir = url.deletingLastPathComponent()
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         if let n = (["tokenizer.bin"] + names.filter { $0.hasPrefix("tok") && $0.hasSuffix(".bin") }.sorted()).first(where: names.contains) {
             return try Llama2cTokenizer(path: dir.appendingPathComponent(n).path)
@@ -49,7 +55,7 @@ extension CheckpointOptions {
         return nil
     }
 
-    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
+    public func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArgs) }
 
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
     /// process's rank of a `DistributedEngine` (the process count must be TP x PP). A Megatron,
@@ -59,18 +65,18 @@ extension CheckpointOptions {
     /// The engine packs its own copy of the weights (f32 or bf16); the loaded tensors are dropped once it
     /// is built, so `checkpoint` holds the config and format only. `weightsHash` is computed from the
     /// loaded tensors before they go (in-process), or re-read a layer at a time (mpirun).
-    func load(layout: EngineLayout, dtype: ComputeDType = .float32, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
+    public func open(layout: EngineLayout = EngineLayout(), dtype: ComputeDType = .float32, threads: Int? = nil, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { Compute.setThreads(threads) }
         defer { releaseFreedMemory() }   // the loaded tensors, once the engine holds its packed copy
-        guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
+        guard FileManager.default.fileExists(atPath: checkpoint) else { throw OpenError("checkpoint not found: \(checkpoint)") }
         let tok = try loadTokenizer()
         if needTokenizer && tok == nil {
-            throw CLIError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
+            throw OpenError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
         }
         // (detect recognises only the checkpoint formats: a Turing save or a llama2.c file is loaded whole below)
         if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf {
-            var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArg))
+            var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArgs))
             if MPIRuntime.isActive {   // this process reads its own shard only
                 let (t, p) = DistributedEngine.rank(of: MPIRuntime.worldRank, layout: layout)
                 options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
@@ -104,34 +110,40 @@ extension CheckpointOptions {
     }
 }
 
-private func notComputed() throws -> String { throw CLIError("the weights hash was not asked for at load (load(weightsHash: true))") }
+/// A model could not be opened: the message names the path and what was looked for.
+public struct OpenError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+private func notComputed() throws -> String { throw OpenError("the weights hash was not asked for at load (open(weightsHash: true))") }
 
 extension CanonicalCheckpoint {
     /// The config, format and source dtype, without the tensors (they may then be freed).
-    var withoutTensors: CanonicalCheckpoint { CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: sourceDType) }
+    public var withoutTensors: CanonicalCheckpoint { CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: sourceDType) }
 }
 
-/// What `CheckpointOptions.load` returns. `checkpoint` holds the config (and format); its tensors are
+/// What `ModelSource.open` returns. `checkpoint` holds the config (and format); its tensors are
 /// empty when the weights were loaded straight into the ranks' pieces.
-struct LoadedModel {
-    let engine: CausalLM
-    let tokenizer: Tokenizer?
-    let checkpoint: CanonicalCheckpoint
+public struct LoadedModel {
+    public let engine: CausalLM
+    public let tokenizer: Tokenizer?
+    public let checkpoint: CanonicalCheckpoint
     /// The weights' fingerprint, the same whichever way they were loaded (`CanonicalCheckpoint.weightsHash`).
-    let weightsHash: () throws -> String
+    public let weightsHash: () throws -> String
 }
 
-func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
+public func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
     let fm = FileManager.default
     var isDir: ObjCBool = false
     guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
-        if required { throw CLIError("tokenizer not found: \(url.path)") }
+        if required { throw OpenError("tokenizer not found: \(url.path)") }
         return nil
     }
     if !isDir.boolValue {
         if url.pathExtension == "json" { return try GPT2Tokenizer(tokenizerJSON: url.path) }
         if url.pathExtension == "bin" { return try Llama2cTokenizer(path: url.path) }
-        throw CLIError("unknown tokenizer file format: \(url.path) (expected tokenizer.json, or a llama2.c tokenizer .bin, or a folder with vocab.json + merges.txt)")
+        throw OpenError("unknown tokenizer file format: \(url.path) (expected tokenizer.json, or a llama2.c tokenizer .bin, or a folder with vocab.json + merges.txt)")
     }
     let json = url.appendingPathComponent("tokenizer.json")
     if fm.fileExists(atPath: json.path) { return try GPT2Tokenizer(tokenizerJSON: json.path) }
@@ -141,14 +153,14 @@ func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
     }
     let bin = url.appendingPathComponent("tokenizer.bin")
     if fm.fileExists(atPath: bin.path) { return try Llama2cTokenizer(path: bin.path) }
-    if required { throw CLIError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
+    if required { throw OpenError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
     return nil
 }
 
 /// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.
-func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] = []) throws -> CanonicalCheckpoint {
+public func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] = []) throws -> CanonicalCheckpoint {
     var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw CLIError("checkpoint not found: \(path)") }
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw OpenError("checkpoint not found: \(path)") }
     let url = URL(fileURLWithPath: path)
     if !isDir.boolValue { return try Llama2cAdapter.load(url) }
     if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
@@ -156,6 +168,6 @@ func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] =
 }
 
 /// Tokens that end a generated text: end-of-text, and for llama2.c models BOS too (run.c stops on it).
-func generationStopTokens(_ tok: Tokenizer) -> Set<Int> {
+public func generationStopTokens(_ tok: Tokenizer) -> Set<Int> {
     Set([tok.eosToken, tok is Llama2cTokenizer ? tok.bosToken : nil].compactMap { $0 })
 }

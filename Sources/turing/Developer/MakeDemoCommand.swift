@@ -12,7 +12,7 @@ import Tokenizers
 import Training
 
 struct MakeDemoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "make-demo", abstract: "Regenerate the demo corpus, tokenizer, tasks and model (checkpoints/demo).")
+    static let configuration = CommandConfiguration(commandName: "make-demo", abstract: "Developer: regenerate the demo corpus, tokenizer, tasks and model (checkpoints/demo).", shouldDisplay: false)
     @Option(help: "Model output directory.") var output = "checkpoints/demo"
     @Option(name: .customLong("task-data"), help: "Where the demo tasks' JSONL files go.") var taskData = "tasks/data"
     @Option var steps = 300

@@ -2,19 +2,17 @@
 // every part) and a fresh directory holding given files.
 
 import XCTest
+import TestSupport
 import Foundation
 
 extension XCTestCase {
     func expectError(_ body: () throws -> Void, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
-        do { try body(); XCTFail("expected an error", file: file, line: line) } catch {
-            for p in parts { XCTAssertTrue("\(error)".contains(p), "\"\(error)\" lacks \"\(p)\"", file: file, line: line) }
-        }
+        assertThrows(body, contains: parts, file: file, line: line)
     }
 
     /// A new temporary directory holding `files` (name -> text); its path.
     func tmpDir(_ files: [String: String]) throws -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("turing-tasks-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        let d = try makeTempDirectory("tasks")
         for (n, t) in files { try t.write(to: d.appendingPathComponent(n), atomically: true, encoding: .utf8) }
         return d.path
     }

@@ -1,7 +1,7 @@
 // TorchDistAdapter: megatron-core `torch_dist` saves (PyTorch Distributed Checkpoint, DCP) to a
 // `CanonicalCheckpoint`.
 //
-// Owns the layout (FORMATS B.11): `latest_checkpointed_iteration.txt` -> `iter_%07d/` (or `release/`)
+// Owns the layout (docs/formats.md#torch-dist): `latest_checkpointed_iteration.txt` -> `iter_%07d/` (or `release/`)
 // holding `metadata.json` ({"sharded_backend": "torch_dist", ...}), `common.pt` (args,
 // checkpoint_version, iteration; from megatron-core 0.19 a DCP byte object `common_state` instead), `.metadata` (a pickle of DCP's `Metadata`: for every key its dtype,
 // GLOBAL shape and chunks (offsets, sizes); for every chunk a `_StorageInfo` (relative_path, offset,

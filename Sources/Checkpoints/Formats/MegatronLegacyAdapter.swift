@@ -5,7 +5,7 @@
 // TP/PP from the saved args (`tensor_model_parallel_size`/`pipeline_model_parallel_size`, or the old
 // `model_parallel_size`) cross-checked against the directories present; virtual-pipeline chunks
 // (`model0`, `model1`, ...); layer offsets from the layer counts found per chunk (uneven stages allowed),
-// in global order chunk-major then stage (FORMATS B.7). Naming and TP merging live in MegatronMerge.
+// in global order chunk-major then stage (docs/formats.md#pipeline-layers). Naming and TP merging live in MegatronMerge.
 // Read past with a note: Transformer Engine `_extra_state` entries (BytesIO or uint8 tensors) and the
 // distributed optimizer's `distrib_optim.pt` beside each rank file (`--use-distributed-optimizer`:
 // optimizer state sharded over data-parallel ranks, not by the model's TP x PP).
