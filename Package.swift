@@ -46,7 +46,7 @@ let package = Package(
         .testTarget(name: "ModelTests", dependencies: ["TestSupport", "Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Model", "TensorCore"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "turing"]),
-        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Model", "TensorCore", "Checkpoints"]),
+        .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Model", "TensorCore", "Checkpoints", "Engine"]),
         .testTarget(name: "TasksTests", dependencies: ["TestSupport", "Tasks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine", "Checkpoints", "Model", "Tokenizers", "TensorCore",
