@@ -9,8 +9,8 @@ Writes Tests/Fixtures/tokenizers/kinds/:
   <kind>.expected.bz2           bz2 of: per line  varint(n) ids..., then the whole file's ids the same way, then per line
                                 and for the whole file varint(len) + the library's own decode (UTF-8 bytes).
                                 Per-line ids use the tokenizer's default special-token rule (HF: add_special_tokens=True;
-                                sentencepiece: none; tiktoken: allowed_special="all"); whole-file ids use none (HF
-                                add_special_tokens=False).
+                                sentencepiece: none; tiktoken: allowed_special="all"); whole-file ids add none (HF
+                                add_special_tokens=False; tiktoken still matches special-token strings).
 Kinds: sp_bpe (sentencepiece BPE, identity, byte_fallback, split_digits, no whitespace removal: Llama-2-like),
   sp_unigram (sentencepiece unigram, nmt_nfkc, default whitespace removal, user-defined and control symbols, no byte
   fallback), hf_llama2 (tokenizer.json as transformers 5 writes it from sp_bpe: Metaspace + byte_fallback),
@@ -22,6 +22,9 @@ Usage: /work/venv-tok/bin/python scripts/fixtures_tokenizers_kinds.py   (venv: t
   sentencepiece 0.2.3, tiktoken 0.14.0, protobuf)  [TURING_SHARED_DATA=/work/shared/data]
 """
 import base64, bz2, json, os, random, shutil, sys
+
+os.environ["RAYON_NUM_THREADS"] = "1"          # the HF trainers are deterministic single-threaded only
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("TURING_SHARED_DATA") or os.path.join(ROOT, "..", "shared", "data")
@@ -213,7 +216,8 @@ def main():
     ranks = tiktoken.load.load_tiktoken_bpe(os.path.join(d, "tokenizer.tiktoken"))
     enc = tiktoken.Encoding("turing_fixture", pat_str=LLAMA3_PATTERN, mergeable_ranks=ranks,
                             special_tokens={s: len(ranks) + i for i, s in enumerate(specials)})
-    write_expected("tiktoken", lines, whole, lambda s: enc.encode(s, allowed_special="all"), enc.encode_ordinary,
+    write_expected("tiktoken", lines, whole, lambda s: enc.encode(s, allowed_special="all"),
+                   lambda s: enc.encode(s, allowed_special="all"),
                    lambda ids: enc.decode(ids))
 
     # ---- HF Unigram with a normalizer Sequence and Metaspace ----

@@ -4,7 +4,7 @@
 // (seeded shots, document order) and are run in chunks of documents: loglikelihood and multiple_choice
 // requests are encoded with lmEvalEncodePair and scored by Engine.Scorer (every request of a chunk in one
 // Scorer call, so the choices of a document share one prefill of its context); loglikelihood_rolling
-// documents become lm-eval's disjoint rolling windows (rollingWindows over encodePlain(text), first
+// documents become lm-eval's disjoint rolling windows (rollingWindows over lmEvalEncode(text), first
 // window conditioned on the prefix token), scored the same way and summed per document; generate_until
 // contexts go to GenerateUntil (greedy, one batch per chunk). Per-document metrics and aggregates follow
 // Metrics. `progress` sees (documents done, total, tokens run) after each chunk.
@@ -90,7 +90,7 @@ public struct Evaluator {
                     var rs: [LoglikelihoodRequest] = []
                     for (i, r) in d.requests.enumerated() {
                         if spec.outputType == .loglikelihoodRolling {
-                            rs += rollingWindows(encodePlain(tokenizer, r.continuation), prefixToken: prefix, maxLength: model.config.maxPositions)
+                            rs += rollingWindows(lmEvalEncode(tokenizer, r.continuation), prefixToken: prefix, maxLength: model.config.maxPositions)
                                 .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
                             continue
                         }

@@ -31,22 +31,14 @@ struct CLIError: Error, CustomStringConvertible {
 extension CheckpointOptions {
     var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
 
-    func loadTokenizer() throws -> Tokenizer? {
+    /// --vocab-file/--merge-file, else TokenizerLoader (--tokenizer, else the checkpoint's folder or neighbours).
+    func loadTokenizer(megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
         if let v = vocabFile, let m = mergeFile {
             return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
         }
         if (vocabFile == nil) != (mergeFile == nil) { throw CLIError("--vocab-file and --merge-file go together") }
-        if let t = tokenizer { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else { return nil }
-        if isDir.boolValue { return try tokenizerAt(checkpointURL, required: false) }
-        // llama2.c: tokenizer.bin or tok*.bin beside the checkpoint
-        let dir = checkpointURL.deletingLastPathComponent()
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        if let n = (["tokenizer.bin"] + names.filter { $0.hasPrefix("tok") && $0.hasSuffix(".bin") }.sorted()).first(where: names.contains) {
-            return try Llama2cTokenizer(path: dir.appendingPathComponent(n).path)
-        }
-        return nil
+        guard tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
+        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer)?.tokenizer
     }
 
     func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
@@ -122,27 +114,10 @@ struct LoadedModel {
 }
 
 func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
-    let fm = FileManager.default
-    var isDir: ObjCBool = false
-    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
-        if required { throw CLIError("tokenizer not found: \(url.path)") }
-        return nil
+    guard required || FileManager.default.fileExists(atPath: url.path) else { return nil }
+    do { return try TokenizerLoader.load(path: url.path).tokenizer } catch TokenizerError.fileNotFound(let m) where !required {
+        _ = m; return nil
     }
-    if !isDir.boolValue {
-        if url.pathExtension == "json" { return try GPT2Tokenizer(tokenizerJSON: url.path) }
-        if url.pathExtension == "bin" { return try Llama2cTokenizer(path: url.path) }
-        throw CLIError("unknown tokenizer file format: \(url.path) (expected tokenizer.json, or a llama2.c tokenizer .bin, or a folder with vocab.json + merges.txt)")
-    }
-    let json = url.appendingPathComponent("tokenizer.json")
-    if fm.fileExists(atPath: json.path) { return try GPT2Tokenizer(tokenizerJSON: json.path) }
-    for (v, m) in [("vocab.json", "merges.txt"), ("gpt2-vocab.json", "gpt2-merges.txt")] {
-        let vu = url.appendingPathComponent(v), mu = url.appendingPathComponent(m)
-        if fm.fileExists(atPath: vu.path) && fm.fileExists(atPath: mu.path) { return try GPT2Tokenizer(vocabFile: vu.path, mergesFile: mu.path) }
-    }
-    let bin = url.appendingPathComponent("tokenizer.bin")
-    if fm.fileExists(atPath: bin.path) { return try Llama2cTokenizer(path: bin.path) }
-    if required { throw CLIError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
-    return nil
 }
 
 /// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.

@@ -10,7 +10,7 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .long, help: "Checkpoint: an HF folder, a Megatron or DeepSpeed save directory, or a llama2.c .bin file.")
     var checkpoint: String
 
-    @Option(help: "Tokenizer: a folder with tokenizer.json or vocab.json + merges.txt, a tokenizer.json, or a llama2.c tokenizer.bin.")
+    @Option(help: "Tokenizer: a folder (tokenizer.json, tokenizer.model, *.tiktoken, vocab.json + merges.txt, tokenizer.bin) or one such file.")
     var tokenizer: String?
 
     @Option(name: .customLong("vocab-file"), help: "GPT-2 vocab.json (Megatron's --vocab-file).")
