@@ -41,7 +41,7 @@ let package = Package(
         ]),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TestSupport", "TensorCore", "CKernels"]),
-        .testTarget(name: "TokenizersTests", dependencies: ["TestSupport", "Tokenizers"]),
+        .testTarget(name: "TokenizersTests", dependencies: ["TestSupport", "Tokenizers", "Tasks"]),   // Tasks: BZip2 for the compressed fixtures
         .testTarget(name: "CollectivesTests", dependencies: ["TestSupport", "Collectives"]),
         .testTarget(name: "ModelTests", dependencies: ["TestSupport", "Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Model", "TensorCore"]),

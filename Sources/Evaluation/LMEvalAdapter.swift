@@ -46,7 +46,7 @@ public final class LMEvalAdapter: LanguageModel {
 
     public func loglikelihoodRolling(_ texts: [String]) throws -> [Double] {
         let windows = texts.map { text in
-            rollingWindows(encodePlain(tokenizer, text), prefixToken: prefix, maxLength: model.config.maxPositions)
+            rollingWindows(lmEvalEncode(tokenizer, text), prefixToken: prefix, maxLength: model.config.maxPositions)
                 .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
         }
         let scores = try score(windows.flatMap { $0 }, groups: windows.map(\.count))   // a text's windows are summed together

@@ -29,30 +29,22 @@ public struct ModelSource: Sendable {
 
     var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
 
-    public func loadTokenizer() throws -> Tokenizer? {
-        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint)
+    public func loadTokenizer(megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
+        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint, megatronArgs: megatronArgs)
     }
 
-    /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one found beside
-    /// `checkpoint` (in its folder; for a llama2.c file, tokenizer.bin or tok*.bin next to it); nil: none.
-    public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?) throws -> Tokenizer? {
+    /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one `TokenizerLoader`
+    /// finds beside `checkpoint` (from the saved Megatron args when given, else the files in its folder or
+    /// next to a llama2.c file); nil: none.
+    public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?,
+                                     megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
         if let v = vocabFile, let m = mergeFile {
             return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
         }
         if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
-        if let t = tokenizer { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
-        guard let checkpoint else { return nil }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else { return nil }
-        let url = URL(fileURLWithPath: checkpoint)
-        if isDir.boolValue { return try tokenizerAt(url, required: false) }
-        // llama2.c: tokenizer.bin or tok*.bin beside the checkpoint
-        let dir = url.deletingLastPathComponent()
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        if let n = (["tokenizer.bin"] + names.filter { $0.hasPrefix("tok") && $0.hasSuffix(".bin") }.sorted()).first(where: names.contains) {
-            return try Llama2cTokenizer(path: dir.appendingPathComponent(n).path)
-        }
-        return nil
+        if let t = tokenizer, checkpoint == nil { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
+        guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
+        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer)?.tokenizer
     }
 
     public func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArgs) }
@@ -135,27 +127,10 @@ public struct LoadedModel {
 }
 
 public func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
-    let fm = FileManager.default
-    var isDir: ObjCBool = false
-    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
-        if required { throw OpenError("tokenizer not found: \(url.path)") }
+    guard required || FileManager.default.fileExists(atPath: url.path) else { return nil }
+    do { return try TokenizerLoader.load(path: url.path).tokenizer } catch TokenizerError.fileNotFound where !required {
         return nil
     }
-    if !isDir.boolValue {
-        if url.pathExtension == "json" { return try GPT2Tokenizer(tokenizerJSON: url.path) }
-        if url.pathExtension == "bin" { return try Llama2cTokenizer(path: url.path) }
-        throw OpenError("unknown tokenizer file format: \(url.path) (expected tokenizer.json, or a llama2.c tokenizer .bin, or a folder with vocab.json + merges.txt)")
-    }
-    let json = url.appendingPathComponent("tokenizer.json")
-    if fm.fileExists(atPath: json.path) { return try GPT2Tokenizer(tokenizerJSON: json.path) }
-    for (v, m) in [("vocab.json", "merges.txt"), ("gpt2-vocab.json", "gpt2-merges.txt")] {
-        let vu = url.appendingPathComponent(v), mu = url.appendingPathComponent(m)
-        if fm.fileExists(atPath: vu.path) && fm.fileExists(atPath: mu.path) { return try GPT2Tokenizer(vocabFile: vu.path, mergesFile: mu.path) }
-    }
-    let bin = url.appendingPathComponent("tokenizer.bin")
-    if fm.fileExists(atPath: bin.path) { return try Llama2cTokenizer(path: bin.path) }
-    if required { throw OpenError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
-    return nil
 }
 
 /// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.

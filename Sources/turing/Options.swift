@@ -11,7 +11,7 @@ import Tokenizers
 
 /// Which tokenizer: a folder or file, or Megatron's GPT-2 vocab + merges pair (default: found beside the checkpoint).
 struct TokenizerOptions: ParsableArguments {
-    @Option(help: "Tokenizer: a folder with tokenizer.json or vocab.json + merges.txt, a tokenizer.json, or a llama2.c tokenizer.bin.")
+    @Option(help: "Tokenizer: a folder (tokenizer.json, tokenizer.model, *.tiktoken, vocab.json + merges.txt, tokenizer.bin) or one such file.")
     var tokenizer: String?
 
     @Option(name: .customLong("vocab-file"), help: "GPT-2 vocab.json (Megatron's --vocab-file).")

@@ -41,7 +41,7 @@ struct ScoreCommand: ParsableCommand {
             let texts = try lines.map { (n, d) in try decodeLine(Text.self, d, file: requests, line: n) }
             let prefix = try prefixToken(tok, engine.config)
             for (i, t) in texts.enumerated() {
-                let ids = encodePlain(tok, t.text)
+                let ids = lmEvalEncode(tok, t.text)
                 let lp = ids.isEmpty ? 0 : try scorer.loglikelihoodRolling(ids, prefixToken: prefix)
                 out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(ids.count))]))
                 out.append(0x0A)

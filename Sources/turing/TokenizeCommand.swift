@@ -12,6 +12,9 @@ struct TokenizeCommand: ParsableCommand {
 
     @OptionGroup var tokenizerFiles: TokenizerOptions
     @Flag(help: "Read a JSON array of ids and print the text.") var decode = false
+    @Flag(help: "Benchmark: encode stdin whole (one warm-up, best of --repeats) and by line; print MB/s as JSON.") var bench = false
+    @Option(help: "Timed runs for --bench.") var repeats = 5
+    @Flag(name: .customLong("special-tokens"), help: "Add the tokenizer's own special tokens (BOS etc., as transformers' encode does by default).") var specialTokens = false
 
     func run() throws {
         guard let tok = try tokenizerFiles.load(besideCheckpoint: nil) else {
@@ -26,7 +29,7 @@ struct TokenizeCommand: ParsableCommand {
             try writeStandardOutput(Data(tok.decodeBytes(ids)))
         } else {
             guard let text = String(data: input, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
-            print(String(decoding: try JSONEncoder().encode(encodePlain(tok, text)), as: UTF8.self))
+            print(String(decoding: try JSONEncoder().encode(specialTokens ? tok.encode(text, addSpecialTokens: true) : encodePlain(tok, text)), as: UTF8.self))
         }
     }
 }
