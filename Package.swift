@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),   // run-time ISA dispatch inside; no -march
@@ -33,8 +34,10 @@ let package = Package(
         .systemLibrary(name: "CBZip2", path: "Sources/CBZip2", providers: [.apt(["libbz2-dev"])]),
         .target(name: "Tasks", dependencies: ["CBZip2", .product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),
+        .target(name: "Serving", dependencies: ["Engine", "Model", "Tokenizers", "Evaluation", "TensorCore", "Collectives",
+                                                .product(name: "Hummingbird", package: "hummingbird")]),
         .executableTarget(name: "turing", dependencies: [
-            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation",
+            "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels"]),
@@ -46,6 +49,9 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Model", "TensorCore", "Checkpoints"]),
         .testTarget(name: "TasksTests", dependencies: ["Tasks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
+        .testTarget(name: "ServingTests", dependencies: ["Serving", "Engine", "Checkpoints", "Model", "Tokenizers", "Evaluation",
+                                                         .product(name: "Hummingbird", package: "hummingbird"),
+                                                         .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Checkpoints", "Model", "Tokenizers", "TensorCore",
                                                         .product(name: "PropertyBased", package: "swift-property-based")]),
     ],

@@ -16,7 +16,7 @@ struct Turing: ParsableCommand {
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
         subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self,
                       InspectCommand.self, ConvertCommand.self, EvalCommand.self, CompareCommand.self, FinetuneCommand.self, MakeDemoCommand.self,
-                      BenchCommand.self, TrainBenchCommand.self, TrainCheckCommand.self],
+                      BenchCommand.self, TrainBenchCommand.self, TrainCheckCommand.self, ServeCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
 
