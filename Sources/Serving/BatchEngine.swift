@@ -7,7 +7,11 @@
 // were asked for), then sample one token for every active sequence and run one stacked forward for
 // all that go on. Each sequence has its own seeded `Sampler` and cache, and the products are batch-
 // invariant, so a sequence's tokens equal `Generator`'s for the same prompt and seed whatever else is
-// in the batch; log-probabilities are `RowLogSoftmax` (bit for bit `Scorer`'s at TP 1). A sequence
+// in the batch. Prompt log-probabilities come from one chunk of prompt[:-1] and `RowLogSoftmax`: at TP 1
+// the bits `Scorer` gives for context [prompt[0]] and continuation prompt[1...] (the attention kernel
+// depends on a chunk's row count, so another split of the same prompt can differ in the last bits);
+// the last prompt token then runs alone (so with echo + logprobs the first generated token's logits
+// come from a one-row chunk, where `Generator` prefills the whole prompt at once). A sequence
 // whose consumer goes away (client disconnect: the stream is terminated) is dropped at the next step
 // and its cache freed. `shutdown` lets queued and active sequences finish, then stops the thread.
 
@@ -57,6 +61,8 @@ public struct EngineStats: Sendable, Equatable {
     /// Sequences (and so KV caches) alive, active, queued or not yet released.
     public var live: Int
     public var steps: Int
+    /// Sequences dropped because their consumer went away (client disconnect).
+    public var cancelled: Int
 }
 
 final class CancelFlag: @unchecked Sendable {
@@ -79,6 +85,8 @@ public final class BatchEngine: @unchecked Sendable {
     private var activeCount = 0
     private var live = 0
     private var steps = 0
+    private var cancelled = 0
+    private var paused = false
     private var stopping = false
     private var started = false
     private let done = DispatchSemaphore(value: 0)
@@ -129,7 +137,7 @@ public final class BatchEngine: @unchecked Sendable {
 
     public var stats: EngineStats {
         cond.lock(); defer { cond.unlock() }
-        return EngineStats(active: activeCount, queued: queue.count, live: live, steps: steps)
+        return EngineStats(active: activeCount, queued: queue.count, live: live, steps: steps, cancelled: cancelled)
     }
 
     /// Queues the sequences of one request, all or none.
@@ -159,6 +167,16 @@ public final class BatchEngine: @unchecked Sendable {
         return streams
     }
 
+    /// Runs on the engine thread after every step (tests slow the engine down with it).
+    var afterStep: (@Sendable () -> Void)? {
+        get { cond.lock(); defer { cond.unlock() }; return _afterStep }
+        set { cond.lock(); _afterStep = newValue; cond.unlock() }
+    }
+    private var _afterStep: (@Sendable () -> Void)?
+
+    /// Holds the engine between steps (tests use it to make a busy or mid-stream moment certain).
+    func setPaused(_ p: Bool) { cond.lock(); paused = p; cond.broadcast(); cond.unlock() }
+
     private func released() { cond.lock(); live -= 1; cond.unlock() }
 
     // MARK: the engine thread
@@ -166,22 +184,25 @@ public final class BatchEngine: @unchecked Sendable {
     private func run() {
         while true {
             cond.lock()
-            while queue.isEmpty && active.isEmpty && !stopping { cond.wait() }
+            while (queue.isEmpty && active.isEmpty && !stopping) || (paused && !stopping) { cond.wait() }
             if stopping && queue.isEmpty && active.isEmpty { cond.unlock(); return }
             var admitted: [Seq] = []
             var tokens = 0
             while let s = queue.first, active.count + admitted.count < maxBatch,
                   admitted.isEmpty || tokens + s.spec.prompt.count <= prefillTokens {
                 queue.removeFirst()
-                if s.cancel.isSet { continue }
+                if s.cancel.isSet { cancelled += 1; s.cont.finish(); continue }
                 admitted.append(s); tokens += s.spec.prompt.count
             }
             cond.unlock()
+            let gone = active.filter { $0.cancel.isSet }.count
+            if gone > 0 { cond.lock(); cancelled += gone; cond.unlock() }
             for s in active where s.cancel.isSet { s.cont.finish() }
             active.removeAll { $0.cancel.isSet }
             if !admitted.isEmpty { prefill(admitted) }
             if !active.isEmpty { step() }
-            cond.lock(); activeCount = active.count; steps += 1; cond.unlock()
+            cond.lock(); activeCount = active.count; steps += 1; let hook = _afterStep; cond.unlock()
+            hook?()
         }
     }
 
@@ -211,23 +232,30 @@ public final class BatchEngine: @unchecked Sendable {
         }
         if !scored.isEmpty {
             do {
-                // [sum of prompt lengths, V]: row i of a sequence predicts its token i + 1
-                let logits = try model.forward(tokens: scored.map(\.spec.prompt), caches: scored.map { $0.cache! }, logits: .all)
-                var row0 = 0
-                logits.data.withUnsafeBufferPointer { b in
-                    for s in scored {
-                        let p = s.spec.prompt, n = s.spec.topLogprobs ?? 0
-                        var out = [ScoredToken(id: p[0], logprob: nil, top: [])]
-                        for i in 1..<max(1, p.count) {
-                            let ls = RowLogSoftmax(UnsafeBufferPointer(rebasing: b[((row0 + i - 1) * V)..<((row0 + i) * V)]))
-                            out.append(ScoredToken(id: p[i], logprob: ls.logprob(p[i]), top: ls.top(n)))
+                // prompt[:-1] in one chunk, every row: row i predicts token i + 1 — the chunk `Scorer` runs for
+                // context [prompt[0]] and continuation prompt[1...], so these are its bits
+                let heads = scored.filter { $0.spec.prompt.count > 1 }
+                if !heads.isEmpty {
+                    let logits = try model.forward(tokens: heads.map { Array($0.spec.prompt.dropLast()) }, caches: heads.map { $0.cache! }, logits: .all)
+                    var row0 = 0
+                    logits.data.withUnsafeBufferPointer { b in
+                        for s in heads {
+                            let p = s.spec.prompt, n = s.spec.topLogprobs ?? 0
+                            var out = [ScoredToken(id: p[0], logprob: nil, top: [])]
+                            for i in 1..<p.count {
+                                let ls = RowLogSoftmax(UnsafeBufferPointer(rebasing: b[((row0 + i - 1) * V)..<((row0 + i) * V)]))
+                                out.append(ScoredToken(id: p[i], logprob: ls.logprob(p[i]), top: ls.top(n)))
+                            }
+                            s.cont.yield(.prompt(out))
+                            row0 += p.count - 1
                         }
-                        s.cont.yield(.prompt(out))
-                        let last = row0 + p.count - 1
-                        s.pending = Array(b[(last * V)..<((last + 1) * V)])
-                        row0 += p.count
                     }
                 }
+                for s in scored where s.spec.prompt.count == 1 { s.cont.yield(.prompt([ScoredToken(id: s.spec.prompt[0], logprob: nil, top: [])])) }
+                // then the last prompt token: the logits the first generated token is drawn from
+                let logits = try model.forward(tokens: scored.map { s in s.spec.prompt.count > 1 ? [s.spec.prompt.last!] : s.spec.prompt },
+                                               caches: scored.map { $0.cache! }, logits: .last)
+                for (r, s) in scored.enumerated() { s.pending = Array(logits.data[(r * V)..<((r + 1) * V)]) }
             } catch { fail(scored, error); scored.forEach { failed.insert(ObjectIdentifier($0)) } }
         }
         for s in seqs where !failed.contains(ObjectIdentifier(s)) {
@@ -238,7 +266,7 @@ public final class BatchEngine: @unchecked Sendable {
     private func step() {
         var next: [Seq] = []
         for s in active {
-            if s.cancel.isSet { s.cont.finish(); continue }
+            if s.cancel.isSet { s.cont.finish(); cond.lock(); cancelled += 1; cond.unlock(); continue }
             let (tok, scoredTok): (Int, ScoredToken) = s.pending.withUnsafeBufferPointer { row in
                 let t = s.sampler.sample(row)
                 guard let n = s.spec.topLogprobs else { return (t, ScoredToken(id: t, logprob: nil, top: [])) }

@@ -21,6 +21,7 @@ struct ChoiceBuilder {
     var text = ""
     var tokens: [JSON] = [], tokenLogprobs: [JSON] = [], topLogprobs: [JSON] = [], offsets: [JSON] = []
     var chars = 0                    // characters of prompt + generated text so far (offset of the next token)
+    var emitted = 0                  // characters of `text` already handed out (stream chunks)
     var completionTokens = 0
     var finish: FinishReason?
 
@@ -32,7 +33,7 @@ struct ChoiceBuilder {
 
     /// Applies one event; returns the text and the logprobs entries it adds (for a stream chunk).
     mutating func apply(_ e: SequenceEvent) throws -> (String, JSON?) {
-        let (t0, l0) = (tokens.count, text)
+        let t0 = tokens.count
         switch e {
         case .prompt(let list):
             for st in list { add(st) }
@@ -45,7 +46,8 @@ struct ChoiceBuilder {
         case .failed(let m):
             throw APIError(.internalServerError, "generation failed: \(m)")
         }
-        let delta = String(text.dropFirst(l0.count))
+        let delta = String(text.dropFirst(emitted))
+        emitted = text.count
         guard wantLogprobs else { return (delta, nil) }
         return (delta, logprobs(from: t0))
     }
