@@ -1,8 +1,10 @@
-// Kernels: the elementwise and row-wise CPU kernels of the decoder (forward only; backward lives
-// beside each forward when training lands). Outputs first, then inputs, then sizes.
+// Kernels: the elementwise and row-wise CPU kernels of the decoder, forward and backward, scalar.
+// Outputs first, then inputs, then sizes. The vectorised variants the layers run live in
+// FastMath.swift (forward) and BackwardKernels.swift (backward); these stay the references the
+// tests compare them against (and run the tails of rows that are not a multiple of 8).
 //
 // Owns: layernorm, rmsnorm, GeLU (tanh and erf), SiLU-gate (SwiGLU), softmax, log-softmax, rotary
-// embedding, residual add. Vectorised with SIMD8 where the loop is hot.
+// embedding, residual add, and their backward.
 
 import Foundation
 

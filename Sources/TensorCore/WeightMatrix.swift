@@ -37,7 +37,9 @@ public struct WeightMatrix: Sendable {
     /// parameters, repacked once per optimizer step); the packed storage comes from `pool` when it has some.
     public init(rowsOf data: UnsafePointer<Float>, rows: Int, cols: Int, pool: PackedStoragePool? = nil) {
         self.rows = rows; self.cols = cols
-        storage = .f32(Self.filled(tk_packed_count(rows, cols), pool) { tk_pack_rows($0, Int32(TK_F32), data, cols, rows, cols) })
+        storage = .f32(Self.filled(tk_packed_count(rows, cols), pool) { dst in
+            Self.byPanels(rows) { q0, q1 in tk_pack_rows(dst + q0 * 32 * cols, Int32(TK_F32), data + q0 * 32 * cols, cols, min(rows, q1 * 32) - q0 * 32, cols) }
+        })
     }
 
     /// The transpose of w[outRows, inCols] (row-major at `w`): a [inCols, outRows] matrix, so that
@@ -45,7 +47,16 @@ public struct WeightMatrix: Sendable {
     /// gradient of `linear` with the same per-element FMA chains as a general product.
     public init(transposing w: UnsafePointer<Float>, rows outRows: Int, cols inCols: Int, pool: PackedStoragePool? = nil) {
         self.rows = inCols; self.cols = outRows
-        storage = .f32(Self.filled(tk_packed_count(inCols, outRows), pool) { tk_pack_cols($0, w, inCols, outRows, inCols) })
+        storage = .f32(Self.filled(tk_packed_count(inCols, outRows), pool) { dst in
+            Self.byPanels(inCols) { q0, q1 in tk_pack_cols(dst + q0 * 32 * outRows, w + q0 * 32, inCols, outRows, min(inCols, q1 * 32) - q0 * 32) }
+        })
+    }
+
+    /// pack(q0, q1) over runs of the ceil(n / 32) panels on the kernels' threads (each panel is
+    /// packed alone, so the result is the same however they are split).
+    private static func byPanels(_ n: Int, _ pack: (Int, Int) -> Void) {
+        let panels = (n + 31) / 32, per = max(1, (panels + 4 * Compute.threads - 1) / (4 * Compute.threads))
+        Compute.parallelFor((panels + per - 1) / per) { t in pack(t * per, min(panels, (t + 1) * per)) }
     }
 
     private static func filled(_ n: Int, _ pool: PackedStoragePool?, _ pack: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
