@@ -1,4 +1,4 @@
-// SentencePieceTokenizer: encode/decode exactly as sentencepiece's SentencePieceProcessor (0.2.x) does for a
+// SentencePieceTokenizer: encode/decode exactly as sentencepiece's SentencePieceProcessor (0.2.3) does for a
 // `tokenizer.model` of type BPE or UNIGRAM: normalizer (precompiled charsmap, longest match; user-defined symbols
 // left as they are; remove_extra_whitespaces; add_dummy_prefix; spaces escaped to U+2581), then the model on the
 // normalized bytes, then unknown handling (byte fallback to <0xXX> pieces, else consecutive unknowns fused into one
@@ -7,7 +7,7 @@
 // Contract: `encode(_:addSpecialTokens: false)` equals `spm.encode(text)`; with special tokens it adds BOS/EOS per
 // `addBOS`/`addEOS` (Megatron's Llama2Tokenizer and HF's LlamaTokenizer add BOS). Words (split before a U+2581 that
 // follows another character) are encoded independently and cached when no piece spans such a boundary, which leaves
-// the result unchanged (checked at load; BPE only: unigram's float sums depend on the text before). Thread-safe (one lock around the scratch state).
+// the result unchanged (checked at load; BPE only). Thread-safe (one lock around the scratch state).
 
 import Foundation
 
@@ -29,7 +29,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     private let charsmap: PrecompiledCharsmap?
     private let splitWords: Bool
     private let maxPieceBytes: Int
-    private let maxNormalScore: Float
     private let unkScore: Float
     private let spaceSymbol: [UInt8] = [0xE2, 0x96, 0x81]
 
@@ -49,7 +48,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var res: [[UInt8]: Int] = [:]
         var ud: [[UInt8]] = []
         var maxLen = 1
-        var maxScore = Float.leastNormalMagnitude, minScore = Float.greatestFiniteMagnitude
+        var minScore = Float.greatestFiniteMagnitude
         var bytes = [Int32](repeating: -1, count: 256)
         var unk = -1
         for i in 0..<m.pieces.count {
@@ -59,7 +58,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 map.insert(p, value: Int32(i))
                 maxLen = max(maxLen, p.count)
                 if m.types[i] == .userDefined { ud.append(p) }
-                if m.types[i] == .normal { maxScore = max(maxScore, m.scores[i]); minScore = min(minScore, m.scores[i]) }
+                if m.types[i] == .normal { minScore = min(minScore, m.scores[i]) }
             case .control, .unknown, .byte:
                 res[p] = i
                 if m.types[i] == .unknown { unk = i }
@@ -72,7 +71,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         for u in ud { first[Int(u[0])] = true }
         userFirstByte = first
         maxPieceBytes = maxLen
-        maxNormalScore = maxScore
         unkScore = minScore - 10
         if m.precompiledCharsmap.isEmpty { charsmap = nil } else {
             guard let c = PrecompiledCharsmap(m.precompiledCharsmap) else {
@@ -90,8 +88,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 j += 1
             }
         }
-        // Unigram sums scores along the whole text in float: a word's result depends on the rounding of what came
-        // before, so only BPE (decided by comparisons of single scores) is split into words.
+        // BPE only: unigram's float running sums make a word's result depend on the text before it.
         splitWords = ok && m.modelType == .bpe
         func control(_ piece: String) -> Int? {
             guard let id = res[Array(piece.utf8)], m.types[id] == .control else { return nil }
@@ -329,30 +326,38 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         while k >= 0 { resegment(start[k], len[k]); k = next[k] }
     }
 
-    /// unigram_model.cc EncodeOptimized (Viterbi), with its float/double arithmetic.
+    /// unigram_model.cc EncodeOptimized of sentencepiece 0.2.3 (Viterbi in float; when the running score leaves
+    /// +-1e5 the scores from here to the frontier are shifted by it; user-defined pieces score 0.1 * (bytes - 1)).
     private func unigram(_ p: UnsafePointer<UInt8>, _ n: Int, _ result: inout [(Int, Int)]) {
-        var bestScore = [Float](repeating: 0, count: n + 1)
+        var best = [Float](repeating: 0, count: n + 1)
         var startsAt = [Int](repeating: -1, count: n + 1)
+        var frontier = 0
         var s = 0
         while s < n {
-            let here = bestScore[s]
+            var here = best[s]
+            if here < -100_000 || here > 100_000 {
+                let offset = here
+                if frontier >= s { for i in s...frontier where i == s || startsAt[i] != -1 { best[i] -= offset } }
+                here = 0
+            }
             var single = false
             let mblen = min(UTF8Util.charLen(p[s]), n - s)
             var e = s + 1
             while e <= min(n, s + maxPieceBytes) {
                 if let id = pieceID(p + s, e - s), model.types[id] != .unused {
+                    frontier = max(frontier, e)
                     let length = e - s
-                    let score: Double = model.types[id] == .userDefined
-                        ? Double(Float(length) * maxNormalScore) - 0.1 : Double(model.scores[id])
-                    let cand = score + Double(here)
-                    if startsAt[e] == -1 || cand > Double(bestScore[e]) { bestScore[e] = Float(cand); startsAt[e] = s }
+                    let score: Float = model.types[id] == .userDefined ? Float(0.1 * Double(length - 1)) : model.scores[id]
+                    let cand = score + here
+                    if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s }
                     if length == mblen { single = true }
                 }
                 e += 1
             }
             if !single {
+                frontier = max(frontier, s + mblen)
                 let cand = unkScore + here
-                if startsAt[s + mblen] == -1 || cand > bestScore[s + mblen] { bestScore[s + mblen] = cand; startsAt[s + mblen] = s }
+                if startsAt[s + mblen] == -1 || cand > best[s + mblen] { best[s + mblen] = cand; startsAt[s + mblen] = s }
             }
             s += mblen
         }
