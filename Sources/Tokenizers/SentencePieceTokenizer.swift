@@ -316,14 +316,14 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             add(prev[l], l)
             add(l, next[l])
         }
-        func resegment(_ s: Int, _ l: Int) {
-            if let id = pieceID(p + s, l), model.types[id] == .unused,
+        func resegment(_ s: Int, _ l: Int, _ depth: Int) {   // depth-limited as sentencepiece 0.2.3 (hostile models)
+            if depth <= 100, let id = pieceID(p + s, l), model.types[id] == .unused,
                let left = revMerge[Array(UnsafeBufferPointer(start: p + s, count: l))] {
-                resegment(s, left); resegment(s + left, l - left)
+                resegment(s, left, depth + 1); resegment(s + left, l - left, depth + 1)
             } else { result.append((s, l)) }
         }
         var k = start.isEmpty ? -1 : 0
-        while k >= 0 { resegment(start[k], len[k]); k = next[k] }
+        while k >= 0 { resegment(start[k], len[k], 0); k = next[k] }
     }
 
     /// unigram_model.cc EncodeOptimized of sentencepiece 0.2.3 (Viterbi in float; when the running score leaves
