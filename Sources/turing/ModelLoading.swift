@@ -38,7 +38,13 @@ extension CheckpointOptions {
         }
         if (vocabFile == nil) != (mergeFile == nil) { throw CLIError("--vocab-file and --merge-file go together") }
         guard tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
-        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer)?.tokenizer
+        if let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer) { return t.tokenizer }
+        // A Megatron save without tokenizer files: the saved args name it. (The loader does not expose the args
+        // alone, so this reads the checkpoint once more, only in this case.)
+        guard megatronArgs == nil, tokenizer == nil, let f = try? CheckpointLoader.detect(checkpointURL), f != .hf else { return nil }
+        let ins = CheckpointLoader.inspect(checkpointURL, options: LoadOptions(argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+        guard !ins.args.isEmpty else { return nil }
+        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: MegatronTokenizerArgs(fields: ins.args))?.tokenizer
     }
 
     func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
