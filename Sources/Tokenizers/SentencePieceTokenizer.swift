@@ -22,6 +22,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public var addEOS: Bool
 
     private let pieceIds: ByteStringMap          // NORMAL, USER_DEFINED, UNUSED pieces -> id
+    private let trie: PrefixTrie                 // the same pieces, for unigram
     private let reserved: [[UInt8]: Int]         // CONTROL, UNKNOWN, BYTE pieces -> id
     private let byteIds: [Int32]                 // id of <0xXX>, -1 without byte fallback
     private let userDefined: [[UInt8]]           // longest first
@@ -65,6 +66,11 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 if m.types[i] == .byte, let b = SentencePieceModel.byteOfPiece(p) { bytes[b] = Int32(i) }
             }
         }
+        var tr = PrefixTrie(capacity: m.pieces.count * 4)
+        if m.modelType == .unigram {
+            for i in 0..<m.pieces.count where [.normal, .userDefined, .unused].contains(m.types[i]) { tr.insert(m.pieceBytes[i], id: Int32(i)) }
+        }
+        trie = tr
         pieceIds = map; reserved = res; byteIds = bytes; unkToken = unk
         userDefined = ud.sorted { $0.count > $1.count }
         var first = [Bool](repeating: false, count: 256)
@@ -342,17 +348,14 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             }
             var single = false
             let mblen = min(UTF8Util.charLen(p[s]), n - s)
-            var e = s + 1
-            while e <= min(n, s + maxPieceBytes) {
-                if let id = pieceID(p + s, e - s), model.types[id] != .unused {
-                    frontier = max(frontier, e)
-                    let length = e - s
-                    let score: Float = model.types[id] == .userDefined ? Float(0.1 * Double(length - 1)) : model.scores[id]
-                    let cand = score + here
-                    if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s }
-                    if length == mblen { single = true }
-                }
-                e += 1
+            trie.prefixes(p + s, n - s) { length, id in
+                guard model.types[id] != .unused else { return }
+                let e = s + length
+                frontier = max(frontier, e)
+                let score: Float = model.types[id] == .userDefined ? Float(0.1 * Double(length - 1)) : model.scores[id]
+                let cand = score + here
+                if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s }
+                if length == mblen { single = true }
             }
             if !single {
                 frontier = max(frontier, s + mblen)
