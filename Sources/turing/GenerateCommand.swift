@@ -3,20 +3,23 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import TuringKit
 import Engine
 import Model
 import Tokenizers
+import TensorCore
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate", abstract: "Generate text from prompts with a KV cache.")
 
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var sampling: SamplingOptions
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layout: LayoutOptions
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Prompt (repeatable: several prompts are generated as one batch).") var prompt: [String] = []
 
     func run() throws {
-        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
+        let loaded = try model.open(layout, compute)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let prompts = prompt.isEmpty ? [""] : prompt
@@ -29,16 +32,20 @@ struct GenerateCommand: ParsableCommand {
         }
         var streams = prompts.indices.map { i in TextStream(tokenizer: tok, prompt: requests[i].prompt, stops: sampling.stop) }
         let single = prompts.count == 1
-        if single { FileHandle.standardOutput.write(Data(prompts[0].utf8)) }
+        if single { try writeStandardOutput(Data(prompts[0].utf8)) }
         let t0 = now()
+        var writeError: Error? = nil
         let out = try Generator(model: engine).generate(requests) { s, token in
             let (text, stopped) = streams[s].push(token)
-            if single { FileHandle.standardOutput.write(Data(text.utf8)) }
+            if single {
+                do { try writeStandardOutput(Data(text.utf8)) } catch { writeError = error; return false }   // stdout gone: stop
+            }
             return !stopped
         }
+        if let writeError { throw writeError }
         let dt = now() - t0
         if single {
-            FileHandle.standardOutput.write(Data(streams[0].finish().utf8))
+            try writeStandardOutput(Data(streams[0].finish().utf8))
             print("")
         } else {
             for i in prompts.indices { print("--- [\(i)] \(prompts[i])\(streams[i].text)") }

@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import Foundation
+import TuringKit
 import TensorCore
 import Engine
 import Evaluation
@@ -18,7 +19,8 @@ struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "score", abstract: "Log-likelihoods of continuations, as lm-evaluation-harness computes them.")
 
     @OptionGroup var model: CheckpointOptions
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layout: LayoutOptions
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Input JSONL.") var requests: String
     @Option(help: "Output JSONL (written atomically).") var output: String
     @Flag(help: "Score whole texts ({\"text\": ...}) with rolling windows (perplexity).") var rolling = false
@@ -28,7 +30,7 @@ struct ScoreCommand: ParsableCommand {
 
     func run() throws {
         let lines = try readJSONL(requests)
-        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
+        let loaded = try model.open(layout, compute)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let scorer = Scorer(model: engine)
@@ -49,8 +51,10 @@ struct ScoreCommand: ParsableCommand {
             let pairs = try lines.map { (n, d) in try decodeLine(Pair.self, d, file: requests, line: n) }
             let prefix = try prefixToken(tok, engine.config)
             let reqs = try pairs.enumerated().map { (i, p) -> LoglikelihoodRequest in
-                let (ctx, cont) = lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix)
-                guard !cont.isEmpty else { throw CLIError("\(requests):\(lines[i].0): the continuation encodes to no tokens") }
+                let (ctx, cont): ([Int], [Int])
+                do { (ctx, cont) = try lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix) } catch {
+                    throw CLIError("\(requests):\(lines[i].0): \(error)")
+                }
                 return LoglikelihoodRequest(context: ctx, continuation: cont)
             }
             let res = try scorer.loglikelihood(reqs) { done in progress(done, reqs.count, t0) }

@@ -9,6 +9,7 @@
 // Skips when ../shared is absent.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Evaluation
 import Tasks
@@ -18,13 +19,8 @@ import Model
 import Tokenizers
 
 final class LMEvalFidelityTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
-    static var shared: URL {
-        if let s = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: s) }
-        return fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("shared/data")
-    }
+    static let fixtures = Paths.fixture()
+    static var shared: URL { Paths.sharedData }
 
     struct Expected: Decodable {
         struct Req: Decodable { let context: String; let continuation: String }
@@ -125,7 +121,7 @@ final class LMEvalFidelityTests: XCTestCase {
             XCTAssertEqual(got.bytes, want.bytes, "\(task) doc \(want.doc_id): bytes", file: file, line: line)
             XCTAssertEqual(got.loglikelihoods.count, want.loglikelihoods.count, "\(task) doc \(want.doc_id): log-likelihood count", file: file, line: line)
             for (k, v) in want.metrics where k != "perplexity" {
-                XCTAssertEqual(got.metrics[k], v, "\(task) \(shots)-shot doc \(want.doc_id): \(k)", file: file, line: line)
+                XCTAssertEqual(Metric(rawValue: k).flatMap { got.metrics[$0] }, v, "\(task) \(shots)-shot doc \(want.doc_id): \(k)", file: file, line: line)
             }
             for (a, b) in zip(got.loglikelihoods, want.loglikelihoods) {
                 let err = abs(a - b) / max(1, abs(b))
@@ -166,12 +162,13 @@ final class LMEvalFidelityTests: XCTestCase {
         try check("tinyshakespeare", shots: 0)
         // the subset must exercise more than one rolling window (a speech longer than the model's positions)
         let (ev, data) = try evaluator()
+        let adapter = try XCTUnwrap(ev.model as? LMEvalAdapter)
         let task = try LoadedTask(spec: TaskSpec.load(named: "tinyshakespeare", in: Self.fixtures.appendingPathComponent("lmeval/tasks").path), dataDir: data.path)
         let longest = task.evalDocs.map { doc -> Int in
             guard case .string(let t)? = doc["text"] else { return 0 }
-            return encodePlain(ev.tokenizer, t).count
+            return encodePlain(adapter.tokenizer, t).count
         }.max() ?? 0
-        XCTAssertGreaterThan(longest, ev.model.config.maxPositions)
+        XCTAssertGreaterThan(longest, adapter.model.config.maxPositions)
     }
     func testLlamaSentencePieceBOS() throws {
         for k in [0, 1] { try check("lambada_openai", shots: k, llama: true) }
@@ -179,7 +176,7 @@ final class LMEvalFidelityTests: XCTestCase {
         try check("lambada_openai_gen", shots: 0, llama: true)
         try check("tinyshakespeare", shots: 0, llama: true)
         let (ev, _) = try llamaEvaluator()
-        XCTAssertEqual(lmEvalEncode(ev.tokenizer, "Hello").first, 1, "lm-eval encodes with BOS for this tokenizer")
+        XCTAssertEqual(lmEvalEncode(try XCTUnwrap(ev.model as? LMEvalAdapter).tokenizer, "Hello").first, 1, "lm-eval encodes with BOS for this tokenizer")
     }
     /// Needs no ../shared: the demo model, its tokenizer and the task data ship with Turing.
     func testDemoFactsGenerateUntil() throws { for k in [0, 1, 3] { try check("demo_facts_gen", shots: k, demo: true) } }
