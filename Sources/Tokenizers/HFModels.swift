@@ -84,6 +84,21 @@ final class HFBPEModel: HFModel {
         byteIds = bi
     }
 
+    /// Whether a word may be cut before each U+2581 that follows another character without changing the result:
+    /// no token holds U+2581 after another character (so no merge crosses the cut), no word-position affixes, and
+    /// no whole-word lookup (ignore_merges).
+    lazy var splitsAtMetaspace: Bool = {
+        if byteLevel || ignoreMerges || !prefix.isEmpty || !suffix.isEmpty { return false }
+        for (_, t) in spellings {
+            var j = 3
+            while j + 3 <= t.count {
+                if t[j] == 0xE2 && t[j + 1] == 0x96 && t[j + 2] == 0x81 && !(t[j - 3] == 0xE2 && t[j - 2] == 0x96 && t[j - 1] == 0x81) { return false }
+                j += 1
+            }
+        }
+        return true
+    }()
+
     func token(_ id: Int) -> [UInt8]? { spellings[id] }
     func id(_ token: [UInt8]) -> Int? {
         let k = byteLevel ? (ByteLevel.bytes(fromTokenString: String(decoding: token, as: UTF8.self)) ?? token) : token

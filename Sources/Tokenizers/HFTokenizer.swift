@@ -161,7 +161,25 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
         return out
     }
 
+    private lazy var metaspaceSplit: Bool = (model as? HFBPEModel)?.splitsAtMetaspace ?? false
+
     private func tokenizeWord(_ w: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
+        if n == 0 { return }
+        if n > 256 && metaspaceSplit {   // a long word (Metaspace split=false, Prepend+Replace) cut where no merge crosses
+            var start = 0, i = 0, prevSpace = true
+            while i < n {
+                let isSpace = i + 3 <= n && w[i] == 0xE2 && w[i + 1] == 0x96 && w[i + 2] == 0x81
+                if isSpace && !prevSpace && i > start { tokenizePart(w + start, i - start, into: &out); start = i }
+                prevSpace = isSpace
+                i += isSpace ? 3 : 1
+            }
+            tokenizePart(w + start, n - start, into: &out)
+            return
+        }
+        tokenizePart(w, n, into: &out)
+    }
+
+    private func tokenizePart(_ w: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
         if n == 0 { return }
         if let r = cache.find(w, n) {
             cache.values.withUnsafeBufferPointer { v in for i in r { out.append(Int(v[i])) } }

@@ -202,16 +202,23 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             if i >= n { return }
             if model.addDummyPrefix { appendSpace(&out) }
             var isPrevSpace = model.removeExtraWhitespaces
+            let escape = model.escapeWhitespaces, remove = model.removeExtraWhitespaces
+            func emit(_ q: UnsafePointer<UInt8>, _ count: Int) {   // no allocation per character
+                var k = 0
+                if isPrevSpace { while k < count && q[k] == 0x20 { k += 1 } }
+                if k == count { return }
+                while k < count {
+                    let c = q[k]
+                    if escape && c == 0x20 { out.append(0xE2); out.append(0x96); out.append(0x81) } else { out.append(c) }
+                    k += 1
+                }
+                isPrevSpace = q[count - 1] == 0x20
+            }
             while i < n {
                 let (r, l) = normalizePrefix(p, i, n)
-                var s: ArraySlice<UInt8> = r ?? ArraySlice(UnsafeBufferPointer(start: p + i, count: l))
-                if isPrevSpace { while s.first == 0x20 { s = s.dropFirst() } }
-                if !s.isEmpty {
-                    for c in s { if model.escapeWhitespaces && c == 0x20 { appendSpace(&out) } else { out.append(c) } }
-                    isPrevSpace = s.last == 0x20
-                }
+                if let r { r.withUnsafeBufferPointer { if let a = $0.baseAddress, $0.count > 0 { emit(a, $0.count) } } } else { emit(p + i, l) }
                 i += l
-                if !model.removeExtraWhitespaces { isPrevSpace = false }
+                if !remove { isPrevSpace = false }
             }
             if model.removeExtraWhitespaces {
                 let sp: [UInt8] = model.escapeWhitespaces ? spaceSymbol : [0x20]
