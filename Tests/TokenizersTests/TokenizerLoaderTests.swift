@@ -95,7 +95,7 @@ final class TokenizerLoaderTests: XCTestCase {
 
     func testHandWrittenSplittersAgreeWithICU() throws {
         let (lines, _) = try KindsFixtureTests.corpus()
-        for regex in [SplitPatterns.llama3, SplitPatterns.qwen2, SplitPatterns.gpt2] {
+        for regex in [SplitPatterns.llama3, SplitPatterns.qwen2, SplitPatterns.gpt2, #"\s+"#, " {2,}"] {
             let fast = try SplitPatterns.make(regex: regex), icu = try SplitPatterns.make(regex: regex, generic: true)
             XCTAssertTrue(icu is ICUPattern)
             XCTAssertFalse(fast is ICUPattern)
