@@ -17,7 +17,10 @@ Kinds: sp_bpe (sentencepiece BPE, identity, byte_fallback, split_digits, no whit
   hf_llama2_legacy (same model, the older Prepend + Replace normalizer spelling), hf_llama3 (Split regex + ByteLevel,
   256 reserved special tokens, TemplateProcessing BOS), hf_unigram_seq (normalizer Sequence NFKC/Replace/Lowercase,
   Metaspace, Unigram), hf_wordpiece (NFD/Lowercase/StripAccents, Whitespace/Punctuation/Digits, WordPiece, [CLS]/[SEP]),
+  hf_precompiled (sp_unigram's vocabulary and Precompiled charsmap in a tokenizer.json, as T5/XLM-R converters write it),
   tiktoken (a bare .tiktoken rank file: Llama 3's pattern and reserved tokens at len(ranks)+i).
+The HF Unigram and WordPiece trainers are not bit-for-bit repeatable (hash-map order); the committed files are the
+ones the tests read, and regenerating them rewrites their expected ids consistently.
 Usage: /work/venv-tok/bin/python scripts/fixtures_tokenizers_kinds.py   (venv: transformers 5.25.0, tokenizers 0.23.3,
   sentencepiece 0.2.3, tiktoken 0.14.0, protobuf)  [TURING_SHARED_DATA=/work/shared/data]
 """
@@ -235,6 +238,20 @@ def main():
                                                        special_tokens=[("<s>", 1), ("</s>", 2)])
     d = os.path.join(OUT, "hf_unigram_seq"); os.makedirs(d); tok.save(os.path.join(d, "tokenizer.json"))
     hf_expected("hf_unigram_seq", tok, lines, whole)
+
+    # ---- HF Unigram from sp_unigram with its Precompiled charsmap (as transformers' T5/XLM-R converters write it) ----
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    proto = pb.ModelProto(); proto.ParseFromString(open(os.path.join(OUT, "sp_unigram", "tokenizer.model"), "rb").read())
+    vocab = [(p.piece, p.score if p.type in (1, 4) else 0.0) for p in proto.pieces]
+    tok = Tokenizer(models.Unigram(vocab, unk_id=0, byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap),
+                                           normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
+    tok.add_special_tokens(["<s>", "</s>", "<unk>"])
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B:1 </s>:1", special_tokens=[("</s>", 2)])
+    d = os.path.join(OUT, "hf_precompiled"); os.makedirs(d); tok.save(os.path.join(d, "tokenizer.json"))
+    hf_expected("hf_precompiled", tok, lines, whole)
 
     # ---- HF WordPiece (BERT-like, spelled with generic components) ----
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=100))

@@ -84,6 +84,21 @@ final class HFBPEModel: HFModel {
         byteIds = bi
     }
 
+    /// Whether a word may be cut before each U+2581 that follows another character without changing the result:
+    /// no token holds U+2581 after another character (so no merge crosses the cut), no word-position affixes, and
+    /// no whole-word lookup (ignore_merges).
+    lazy var splitsAtMetaspace: Bool = {
+        if byteLevel || ignoreMerges || !prefix.isEmpty || !suffix.isEmpty { return false }
+        for (_, t) in spellings {
+            var j = 3
+            while j + 3 <= t.count {
+                if t[j] == 0xE2 && t[j + 1] == 0x96 && t[j + 2] == 0x81 && !(t[j - 3] == 0xE2 && t[j - 2] == 0x96 && t[j - 1] == 0x81) { return false }
+                j += 1
+            }
+        }
+        return true
+    }()
+
     func token(_ id: Int) -> [UInt8]? { spellings[id] }
     func id(_ token: [UInt8]) -> Int? {
         let k = byteLevel ? (ByteLevel.bytes(fromTokenString: String(decoding: token, as: UTF8.self)) ?? token) : token
@@ -131,6 +146,7 @@ final class HFUnigramModel: HFModel {
     let pieces: [[UInt8]]
     let scores: [Double]
     let map: ByteStringMap
+    let trie: PrefixTrie
     let unk: Int?
     let byteFallback: Bool
     let minScore: Double
@@ -150,7 +166,9 @@ final class HFUnigramModel: HFModel {
             let b = Array(piece.utf8)
             p.append(b); s.append(sc); m.insert(b, value: Int32(i)); ml = max(ml, b.count); mn = min(mn, sc)
         }
-        pieces = p; scores = s; map = m; maxLen = ml; minScore = mn
+        var tr = PrefixTrie(capacity: p.count * 4)
+        for (i, b) in p.enumerated() { tr.insert(b, id: Int32(i)) }
+        pieces = p; scores = s; map = m; trie = tr; maxLen = ml; minScore = mn
         if let u = o["unk_id"] as? Int {
             guard u >= 0 && u < p.count else { throw TokenizerError.invalidJSON("model.unk_id \(u) outside the vocab (\(p.count))") }
             unk = u
@@ -175,15 +193,11 @@ final class HFUnigramModel: HFModel {
             let here = best[s]
             var single = false
             let mblen = min(UTF8Util.charLen(w[s]), n - s)
-            var e = s + 1
-            while e <= min(n, s + maxLen) {
-                if let r = map.find(w + s, e - s) {
-                    let id = Int(map.values[r.lowerBound])
-                    let cand = scores[id] + here
-                    if from[e] == -1 || cand > best[e] { best[e] = cand; from[e] = s; ids[e] = id }
-                    if e - s == mblen { single = true }
-                }
-                e += 1
+            trie.prefixes(w + s, n - s) { length, id in
+                let e = s + length
+                let cand = scores[id] + here
+                if from[e] == -1 || cand > best[e] { best[e] = cand; from[e] = s; ids[e] = id }
+                if length == mblen { single = true }
             }
             if !single {
                 let cand = unkScore + here

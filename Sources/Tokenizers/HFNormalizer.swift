@@ -51,20 +51,21 @@ indirect enum HFNormalizer: Sendable {
 
     func normalize(_ b: [UInt8]) -> [UInt8] {
         switch self {
+        case .nfc where !b.contains(where: { $0 >= 0x80 }): return b   // ASCII is invariant under every form
+        case .nfd where !b.contains(where: { $0 >= 0x80 }): return b
+        case .nfkc where !b.contains(where: { $0 >= 0x80 }): return b
+        case .nfkd where !b.contains(where: { $0 >= 0x80 }): return b
         case .nfc: return Array(String(decoding: b, as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
         case .nfd: return Array(String(decoding: b, as: UTF8.self).decomposedStringWithCanonicalMapping.utf8)
         case .nfkc: return Array(String(decoding: b, as: UTF8.self).precomposedStringWithCompatibilityMapping.utf8)
         case .nfkd: return Array(String(decoding: b, as: UTF8.self).decomposedStringWithCompatibilityMapping.utf8)
-        case .lowercase: return HFNormalizer.mapScalars(b) { u, out in
-            if u.value < 0x80 { out.unicodeScalars.append((0x41...0x5A).contains(u.value) ? Unicode.Scalar(u.value + 32)! : u) }
-            else { out.append(u.properties.lowercaseMapping) }
-        }
+        case .lowercase: return HFNormalizer.lowercaseBytes(b)
         case .strip(let l, let r):
             var s = String(decoding: b, as: UTF8.self).unicodeScalars[...]
             if l { while let f = s.first, CharClass.isWhitespace(f) { s = s.dropFirst() } }
             if r { while let f = s.last, CharClass.isWhitespace(f) { s = s.dropLast() } }
             return Array(String(String.UnicodeScalarView(s)).utf8)
-        case .stripAccents: return HFNormalizer.mapScalars(b) { u, out in if !CharClass.isMark(u) { out.unicodeScalars.append(u) } }
+        case .stripAccents: return HFNormalizer.filterBytes(b) { !CharClass.isMark($0) }
         case .replace(let pattern, let content):
             return b.withUnsafeBufferPointer { buf in
                 var out: [UInt8] = [], last = 0
@@ -95,6 +96,59 @@ indirect enum HFNormalizer: Sendable {
             for n in list { x = n.normalize(x) }
             return x
         }
+    }
+
+    /// Per-scalar lowercase (Rust char::to_lowercase) without building a String per character: single-scalar
+    /// mappings of the BMP come from a table built once; others from the Unicode properties.
+    static let lowerBMP: [UInt32] = (0..<0x10000).map { v -> UInt32 in
+        guard let u = Unicode.Scalar(UInt32(v)) else { return UInt32(v) }
+        let m = u.properties.lowercaseMapping.unicodeScalars
+        return m.count == 1 ? m.first!.value : 0xFFFF_FFFF   // 0xFFFFFFFF: several scalars
+    }
+
+    static func lowercaseBytes(_ b: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        b.withUnsafeBufferPointer { q in
+            guard let p = q.baseAddress else { return }
+            var i = 0
+            while i < q.count {
+                let c = p[i]
+                if c < 0x80 { out.append(c >= 0x41 && c <= 0x5A ? c + 32 : c); i += 1; continue }
+                let (v, l) = UTF8Util.decode(p, i, q.count)
+                if let v, v < 0x10000, lowerBMP[Int(v)] != 0xFFFF_FFFF {
+                    appendUTF8(lowerBMP[Int(v)], &out)
+                } else if let v, let u = Unicode.Scalar(v) {
+                    out.append(contentsOf: u.properties.lowercaseMapping.utf8)
+                } else { out.append(contentsOf: UnsafeBufferPointer(start: p + i, count: l)) }
+                i += l
+            }
+        }
+        return out
+    }
+
+    static func filterBytes(_ b: [UInt8], _ keep: (Unicode.Scalar) -> Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        b.withUnsafeBufferPointer { q in
+            guard let p = q.baseAddress else { return }
+            var i = 0
+            while i < q.count {
+                if p[i] < 0x80 { out.append(p[i]); i += 1; continue }
+                let (v, l) = UTF8Util.decode(p, i, q.count)
+                if let v, let u = Unicode.Scalar(v), !keep(u) { i += l; continue }
+                out.append(contentsOf: UnsafeBufferPointer(start: p + i, count: l))
+                i += l
+            }
+        }
+        return out
+    }
+
+    @inline(__always) static func appendUTF8(_ v: UInt32, _ out: inout [UInt8]) {
+        if v < 0x80 { out.append(UInt8(v)) }
+        else if v < 0x800 { out.append(UInt8(0xC0 | (v >> 6))); out.append(UInt8(0x80 | (v & 0x3F))) }
+        else if v < 0x10000 { out.append(UInt8(0xE0 | (v >> 12))); out.append(UInt8(0x80 | ((v >> 6) & 0x3F))); out.append(UInt8(0x80 | (v & 0x3F))) }
+        else { out.append(UInt8(0xF0 | (v >> 18))); out.append(UInt8(0x80 | ((v >> 12) & 0x3F))); out.append(UInt8(0x80 | ((v >> 6) & 0x3F))); out.append(UInt8(0x80 | (v & 0x3F))) }
     }
 
     static func isChinese(_ v: UInt32) -> Bool {

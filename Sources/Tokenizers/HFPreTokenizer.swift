@@ -116,18 +116,20 @@ indirect enum HFPreTokenizer: Sendable {
 
     /// Runs of scalars by class; class 0 is dropped, runs of other classes kept (each run one piece).
     private static func splitByClass(_ p: PreToken, into out: inout [PreToken], _ cls: (Unicode.Scalar) -> Int) {
-        var cur: [UInt8] = [], curCls = 0, first = true, off = 0, curStart = 0
-        for u in String(decoding: p.bytes, as: UTF8.self).unicodeScalars {
-            let c = cls(u)
-            if c != curCls {
-                if curCls != 0 && !cur.isEmpty { out.append(PreToken(bytes: cur, atStart: p.atStart && curStart == 0)); first = false }
-                cur.removeAll(keepingCapacity: true); curCls = c; curStart = off
+        p.bytes.withUnsafeBufferPointer { q in
+            guard let b = q.baseAddress else { return }
+            var curCls = 0, curStart = 0, i = 0
+            while i < q.count {
+                let (v, l) = UTF8Util.decode(b, i, q.count)
+                let c = v.flatMap { Unicode.Scalar($0) }.map(cls) ?? 2
+                if c != curCls {
+                    if curCls != 0 && i > curStart { out.append(PreToken(bytes: Array(q[curStart..<i]), atStart: p.atStart && curStart == 0)) }
+                    curCls = c; curStart = i
+                }
+                i += l
             }
-            if c != 0 { cur.append(contentsOf: String(u).utf8) }
-            off += UTF8.width(u)
+            if curCls != 0 && q.count > curStart { out.append(PreToken(bytes: Array(q[curStart...]), atStart: p.atStart && curStart == 0)) }
         }
-        if curCls != 0 && !cur.isEmpty { out.append(PreToken(bytes: cur, atStart: p.atStart && curStart == 0)) }
-        _ = first
     }
 
     /// NormalizedString::split with a pattern and a behaviour.

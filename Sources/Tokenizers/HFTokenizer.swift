@@ -28,8 +28,8 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
     let model: HFModel
     let template: [Template]?
     let added: [Added]
-    private let rawSet: [Added]        // normalized == false, longest first
-    private let normSet: [Added]       // normalized == true, content normalized, longest first
+    private let rawSet: AddedSet       // normalized == false
+    private let normSet: AddedSet      // normalized == true, content normalized
     private let addedById: [Int: [UInt8]]
     /// Description of the pipeline for `turing inspect`.
     public let summary: String
@@ -81,10 +81,10 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
             }
         }
         let byLen: (Added, Added) -> Bool = { $0.content.count != $1.content.count ? $0.content.count > $1.content.count : $0.id < $1.id }
-        rawSet = added.filter { !$0.normalized && !$0.content.isEmpty }.sorted(by: byLen)
+        rawSet = AddedSet(added.filter { !$0.normalized && !$0.content.isEmpty }.sorted(by: byLen))
         let n = normalizer
-        normSet = added.filter { $0.normalized }.map { a in var b = a; if let n { b.content = n.normalize(a.content) }; return b }
-            .filter { !$0.content.isEmpty }.sorted(by: byLen)
+        normSet = AddedSet(added.filter { $0.normalized }.map { a in var b = a; if let n { b.content = n.normalize(a.content) }; return b }
+            .filter { !$0.content.isEmpty }.sorted(by: byLen))
         var byId: [Int: [UInt8]] = [:]
         for a in added { byId[a.id] = a.content }
         addedById = byId
@@ -161,7 +161,25 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
         return out
     }
 
+    private lazy var metaspaceSplit: Bool = (model as? HFBPEModel)?.splitsAtMetaspace ?? false
+
     private func tokenizeWord(_ w: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
+        if n == 0 { return }
+        if n > 256 && metaspaceSplit {   // a long word (Metaspace split=false, Prepend+Replace) cut where no merge crosses
+            var start = 0, i = 0, prevSpace = true
+            while i < n {
+                let isSpace = i + 3 <= n && w[i] == 0xE2 && w[i + 1] == 0x96 && w[i + 2] == 0x81
+                if isSpace && !prevSpace && i > start { tokenizePart(w + start, i - start, into: &out); start = i }
+                prevSpace = isSpace
+                i += isSpace ? 3 : 1
+            }
+            tokenizePart(w + start, n - start, into: &out)
+            return
+        }
+        tokenizePart(w, n, into: &out)
+    }
+
+    private func tokenizePart(_ w: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
         if n == 0 { return }
         if let r = cache.find(w, n) {
             cache.values.withUnsafeBufferPointer { v in for i in r { out.append(Int(v[i])) } }
@@ -179,8 +197,21 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
 
     struct Segment { var bytes: [UInt8]; var id: Int?; var atStart: Bool }
 
+    /// Added tokens longest first, indexed by first byte.
+    struct AddedSet {
+        let tokens: [Added]
+        let byFirst: [[Int]]
+        init(_ t: [Added]) {
+            tokens = t
+            var f = [[Int]](repeating: [], count: 256)
+            for (i, a) in t.enumerated() { f[Int(a.content[0])].append(i) }
+            byFirst = f
+        }
+        var isEmpty: Bool { tokens.isEmpty }
+    }
+
     /// AddedVocabulary::find_matches over `b` with one matching set.
-    static func findAdded(_ b: [UInt8], _ set: [Added], atStart: Bool) -> [Segment] {
+    static func findAdded(_ b: [UInt8], _ set: AddedSet, atStart: Bool) -> [Segment] {
         if set.isEmpty || b.isEmpty { return [Segment(bytes: b, id: nil, atStart: atStart)] }
         var out: [Segment] = []
         var startOffset = 0
@@ -188,7 +219,8 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
         let n = b.count
         while i < n {
             var hit: Added?
-            for a in set where a.content.count <= n - i && a.content[0] == b[i] {
+            for k in set.byFirst[Int(b[i])] where set.tokens[k].content.count <= n - i {
+                let a = set.tokens[k]
                 var ok = true
                 for j in 1..<a.content.count where b[i + j] != a.content[j] { ok = false; break }
                 if ok { hit = a; break }

@@ -1,4 +1,4 @@
-// SentencePieceTokenizer: encode/decode exactly as sentencepiece's SentencePieceProcessor (0.2.x) does for a
+// SentencePieceTokenizer: encode/decode exactly as sentencepiece's SentencePieceProcessor (0.2.3) does for a
 // `tokenizer.model` of type BPE or UNIGRAM: normalizer (precompiled charsmap, longest match; user-defined symbols
 // left as they are; remove_extra_whitespaces; add_dummy_prefix; spaces escaped to U+2581), then the model on the
 // normalized bytes, then unknown handling (byte fallback to <0xXX> pieces, else consecutive unknowns fused into one
@@ -7,7 +7,7 @@
 // Contract: `encode(_:addSpecialTokens: false)` equals `spm.encode(text)`; with special tokens it adds BOS/EOS per
 // `addBOS`/`addEOS` (Megatron's Llama2Tokenizer and HF's LlamaTokenizer add BOS). Words (split before a U+2581 that
 // follows another character) are encoded independently and cached when no piece spans such a boundary, which leaves
-// the result unchanged (checked at load; BPE only: unigram's float sums depend on the text before). Thread-safe (one lock around the scratch state).
+// the result unchanged (checked at load; BPE only). Thread-safe (one lock around the scratch state).
 
 import Foundation
 
@@ -22,6 +22,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     public var addEOS: Bool
 
     private let pieceIds: ByteStringMap          // NORMAL, USER_DEFINED, UNUSED pieces -> id
+    private let trie: PrefixTrie                 // the same pieces, for unigram
     private let reserved: [[UInt8]: Int]         // CONTROL, UNKNOWN, BYTE pieces -> id
     private let byteIds: [Int32]                 // id of <0xXX>, -1 without byte fallback
     private let userDefined: [[UInt8]]           // longest first
@@ -29,7 +30,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     private let charsmap: PrecompiledCharsmap?
     private let splitWords: Bool
     private let maxPieceBytes: Int
-    private let maxNormalScore: Float
     private let unkScore: Float
     private let spaceSymbol: [UInt8] = [0xE2, 0x96, 0x81]
 
@@ -49,7 +49,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var res: [[UInt8]: Int] = [:]
         var ud: [[UInt8]] = []
         var maxLen = 1
-        var maxScore = Float.leastNormalMagnitude, minScore = Float.greatestFiniteMagnitude
+        var minScore = Float.greatestFiniteMagnitude
         var bytes = [Int32](repeating: -1, count: 256)
         var unk = -1
         for i in 0..<m.pieces.count {
@@ -59,20 +59,24 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 map.insert(p, value: Int32(i))
                 maxLen = max(maxLen, p.count)
                 if m.types[i] == .userDefined { ud.append(p) }
-                if m.types[i] == .normal { maxScore = max(maxScore, m.scores[i]); minScore = min(minScore, m.scores[i]) }
+                if m.types[i] == .normal { minScore = min(minScore, m.scores[i]) }
             case .control, .unknown, .byte:
                 res[p] = i
                 if m.types[i] == .unknown { unk = i }
                 if m.types[i] == .byte, let b = SentencePieceModel.byteOfPiece(p) { bytes[b] = Int32(i) }
             }
         }
+        var tr = PrefixTrie(capacity: m.pieces.count * 4)
+        if m.modelType == .unigram {
+            for i in 0..<m.pieces.count where [.normal, .userDefined, .unused].contains(m.types[i]) { tr.insert(m.pieceBytes[i], id: Int32(i)) }
+        }
+        trie = tr
         pieceIds = map; reserved = res; byteIds = bytes; unkToken = unk
         userDefined = ud.sorted { $0.count > $1.count }
         var first = [Bool](repeating: false, count: 256)
         for u in ud { first[Int(u[0])] = true }
         userFirstByte = first
         maxPieceBytes = maxLen
-        maxNormalScore = maxScore
         unkScore = minScore - 10
         if m.precompiledCharsmap.isEmpty { charsmap = nil } else {
             guard let c = PrecompiledCharsmap(m.precompiledCharsmap) else {
@@ -90,8 +94,7 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 j += 1
             }
         }
-        // Unigram sums scores along the whole text in float: a word's result depends on the rounding of what came
-        // before, so only BPE (decided by comparisons of single scores) is split into words.
+        // BPE only: unigram's float running sums make a word's result depend on the text before it.
         splitWords = ok && m.modelType == .bpe
         func control(_ piece: String) -> Int? {
             guard let id = res[Array(piece.utf8)], m.types[id] == .control else { return nil }
@@ -199,16 +202,23 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             if i >= n { return }
             if model.addDummyPrefix { appendSpace(&out) }
             var isPrevSpace = model.removeExtraWhitespaces
+            let escape = model.escapeWhitespaces, remove = model.removeExtraWhitespaces
+            func emit(_ q: UnsafePointer<UInt8>, _ count: Int) {   // no allocation per character
+                var k = 0
+                if isPrevSpace { while k < count && q[k] == 0x20 { k += 1 } }
+                if k == count { return }
+                while k < count {
+                    let c = q[k]
+                    if escape && c == 0x20 { out.append(0xE2); out.append(0x96); out.append(0x81) } else { out.append(c) }
+                    k += 1
+                }
+                isPrevSpace = q[count - 1] == 0x20
+            }
             while i < n {
                 let (r, l) = normalizePrefix(p, i, n)
-                var s: ArraySlice<UInt8> = r ?? ArraySlice(UnsafeBufferPointer(start: p + i, count: l))
-                if isPrevSpace { while s.first == 0x20 { s = s.dropFirst() } }
-                if !s.isEmpty {
-                    for c in s { if model.escapeWhitespaces && c == 0x20 { appendSpace(&out) } else { out.append(c) } }
-                    isPrevSpace = s.last == 0x20
-                }
+                if let r { r.withUnsafeBufferPointer { if let a = $0.baseAddress, $0.count > 0 { emit(a, $0.count) } } } else { emit(p + i, l) }
                 i += l
-                if !model.removeExtraWhitespaces { isPrevSpace = false }
+                if !remove { isPrevSpace = false }
             }
             if model.removeExtraWhitespaces {
                 let sp: [UInt8] = model.escapeWhitespaces ? spaceSymbol : [0x20]
@@ -319,40 +329,45 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             add(prev[l], l)
             add(l, next[l])
         }
-        func resegment(_ s: Int, _ l: Int) {
-            if let id = pieceID(p + s, l), model.types[id] == .unused,
+        func resegment(_ s: Int, _ l: Int, _ depth: Int) {   // depth-limited as sentencepiece 0.2.3 (hostile models)
+            if depth <= 100, let id = pieceID(p + s, l), model.types[id] == .unused,
                let left = revMerge[Array(UnsafeBufferPointer(start: p + s, count: l))] {
-                resegment(s, left); resegment(s + left, l - left)
+                resegment(s, left, depth + 1); resegment(s + left, l - left, depth + 1)
             } else { result.append((s, l)) }
         }
         var k = start.isEmpty ? -1 : 0
-        while k >= 0 { resegment(start[k], len[k]); k = next[k] }
+        while k >= 0 { resegment(start[k], len[k], 0); k = next[k] }
     }
 
-    /// unigram_model.cc EncodeOptimized (Viterbi), with its float/double arithmetic.
+    /// unigram_model.cc EncodeOptimized of sentencepiece 0.2.3 (Viterbi in float; when the running score leaves
+    /// +-1e5 the scores from here to the frontier are shifted by it; user-defined pieces score 0.1 * (bytes - 1)).
     private func unigram(_ p: UnsafePointer<UInt8>, _ n: Int, _ result: inout [(Int, Int)]) {
-        var bestScore = [Float](repeating: 0, count: n + 1)
+        var best = [Float](repeating: 0, count: n + 1)
         var startsAt = [Int](repeating: -1, count: n + 1)
+        var frontier = 0
         var s = 0
         while s < n {
-            let here = bestScore[s]
+            var here = best[s]
+            if here < -100_000 || here > 100_000 {
+                let offset = here
+                if frontier >= s { for i in s...frontier where i == s || startsAt[i] != -1 { best[i] -= offset } }
+                here = 0
+            }
             var single = false
             let mblen = min(UTF8Util.charLen(p[s]), n - s)
-            var e = s + 1
-            while e <= min(n, s + maxPieceBytes) {
-                if let id = pieceID(p + s, e - s), model.types[id] != .unused {
-                    let length = e - s
-                    let score: Double = model.types[id] == .userDefined
-                        ? Double(Float(length) * maxNormalScore) - 0.1 : Double(model.scores[id])
-                    let cand = score + Double(here)
-                    if startsAt[e] == -1 || cand > Double(bestScore[e]) { bestScore[e] = Float(cand); startsAt[e] = s }
-                    if length == mblen { single = true }
-                }
-                e += 1
+            trie.prefixes(p + s, n - s) { length, id in
+                guard model.types[id] != .unused else { return }
+                let e = s + length
+                frontier = max(frontier, e)
+                let score: Float = model.types[id] == .userDefined ? Float(0.1 * Double(length - 1)) : model.scores[id]
+                let cand = score + here
+                if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s }
+                if length == mblen { single = true }
             }
             if !single {
+                frontier = max(frontier, s + mblen)
                 let cand = unkScore + here
-                if startsAt[s + mblen] == -1 || cand > bestScore[s + mblen] { bestScore[s + mblen] = cand; startsAt[s + mblen] = s }
+                if startsAt[s + mblen] == -1 || cand > best[s + mblen] { best[s + mblen] = cand; startsAt[s + mblen] = s }
             }
             s += mblen
         }

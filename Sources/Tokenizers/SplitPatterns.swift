@@ -1,8 +1,8 @@
 // SplitPatterns: the regexes of HF `Split` pre-tokenizers and tiktoken, as match finders over UTF-8 bytes.
 // Contract: `matches` returns the non-overlapping leftmost-first match ranges (byte offsets) that Oniguruma / the
-// Rust regex crates find. The GPT-2 and Llama-3 (cl100k) patterns, and the Qwen-2 variant (\p{N} instead of
-// \p{N}{1,3}), run hand-written matchers; any other regex runs on Foundation's NSRegularExpression (ICU), and
-// Tests/TokenizersTests checks both against the libraries. Empty matches are dropped. Literal strings match bytewise.
+// Rust regex crates find. The GPT-2 and Llama-3 (cl100k) patterns, the Qwen-2 variant (\p{N} instead of
+// \p{N}{1,3}), `\s+` and ` {2,}` run hand-written matchers; any other regex runs on Foundation's
+// NSRegularExpression (ICU); Tests/TokenizersTests checks both against ICU and the libraries. Empty matches are dropped. Literal strings match bytewise.
 
 import Foundation
 
@@ -22,6 +22,8 @@ public enum SplitPatterns {
             if regex == gpt2 { return GPT2Pattern() }
             if regex == llama3 { return Llama3Pattern(maxDigits: 3) }
             if regex == qwen2 { return Llama3Pattern(maxDigits: 1) }
+            if regex == #"\s+"# { return RunPattern(minimum: 1) { CharClass.isWhitespace($0) } }
+            if regex == " {2,}" { return RunPattern(minimum: 2) { $0 == " " } }
         }
         return try ICUPattern(regex)
     }
@@ -38,6 +40,30 @@ struct LiteralPattern: SplitPattern {
             var ok = true
             for j in 0..<m where b[i + j] != bytes[j] { ok = false; break }
             if ok { out.append((i, i + m)); i += m } else { i += 1 }
+        }
+        return out
+    }
+}
+
+/// Maximal runs of at least `minimum` scalars satisfying `pred` (`\s+`, ` {2,}`).
+struct RunPattern: SplitPattern {
+    let minimum: Int
+    let pred: @Sendable (Unicode.Scalar) -> Bool
+    init(minimum: Int, _ pred: @escaping @Sendable (Unicode.Scalar) -> Bool) { self.minimum = minimum; self.pred = pred }
+    func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
+        guard let p = b.baseAddress else { return [] }
+        var out: [(Int, Int)] = []
+        var i = 0, runStart = -1, runLen = 0
+        while i <= b.count {
+            var ok = false, l = 1
+            if i < b.count {
+                let (v, len) = UTF8Util.decode(p, i, b.count)
+                l = len
+                if let v, let u = Unicode.Scalar(v) { ok = pred(u) }
+            }
+            if ok { if runStart < 0 { runStart = i; runLen = 0 }; runLen += 1 }
+            else if runStart >= 0 { if runLen >= minimum { out.append((runStart, i)) }; runStart = -1 }
+            i += l
         }
         return out
     }

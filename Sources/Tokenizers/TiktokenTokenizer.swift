@@ -23,7 +23,7 @@ public final class TiktokenTokenizer: Tokenizer, @unchecked Sendable {
     private let byteIds: [Int32]
     private let tokenBytes: [Int: [UInt8]]
     private let specials: [(bytes: [UInt8], id: Int)]   // longest first
-    private let specialFirst: [Bool]
+    private let specialFirst: [[Int]]                     // indices into specials by first byte
     private let lock = NSLock()
     private var merger = BPEMerger()
     private var cache = ByteStringMap(capacity: 4096)
@@ -118,8 +118,8 @@ public final class TiktokenTokenizer: Tokenizer, @unchecked Sendable {
         tokenBytes = tb
         self.specials = specials.filter { !$0.0.isEmpty }.sorted { $0.0.count > $1.0.count }.map { (bytes: $0.0, id: $0.1) }
         vocabSize = (tb.keys.max() ?? -1) + 1
-        var sf = [Bool](repeating: false, count: 256)
-        for (b, _) in specials where !b.isEmpty { sf[Int(b[0])] = true }
+        var sf = [[Int]](repeating: [], count: 256)
+        for (k, s) in self.specials.enumerated() { sf[Int(s.bytes[0])].append(k) }
         specialFirst = sf
         self.pattern = try SplitPatterns.make(regex: pattern)
         patternSource = pattern
@@ -136,8 +136,9 @@ public final class TiktokenTokenizer: Tokenizer, @unchecked Sendable {
         var start = 0, i = 0
         while i < b.count {
             var hit: (bytes: [UInt8], id: Int)?
-            if specialFirst[Int(b[i])] {
-                for s in specials where s.bytes.count <= b.count - i && b[i..<(i + s.bytes.count)].elementsEqual(s.bytes) { hit = s; break }
+            for k in specialFirst[Int(b[i])] {
+                let s = specials[k]
+                if s.bytes.count <= b.count - i && b[i..<(i + s.bytes.count)].elementsEqual(s.bytes) { hit = s; break }
             }
             if let h = hit {
                 encodeOrdinary(b, start, i, into: &out)

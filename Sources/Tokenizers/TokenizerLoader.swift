@@ -6,7 +6,8 @@
 // sentencepiece and tiktoken models (HF LlamaTokenizer adds BOS unless add_bos_token is false).
 // `find(besideCheckpoint:megatronArgs:)` follows the checkpoint's saved Megatron args (tokenizer_type,
 // tokenizer_model, vocab_file, merge_file, tiktoken_*) when present, looking each file up as saved, then by name
-// beside the checkpoint (its folder and up to two parents); else the checkpoint folder's own files; nil when none.
+// beside the checkpoint (its folder and up to two parents); else (also when the args leave a file empty) the
+// checkpoint folder's own files; nil when none.
 // Errors name the file or the arg and what was looked for.
 
 import Foundation
@@ -161,36 +162,40 @@ public enum TokenizerLoader {
     /// `tokenizerPath` (from --tokenizer) is where files named in the args are looked up first.
     public static func find(besideCheckpoint checkpoint: String, megatronArgs a: MegatronTokenizerArgs?, tokenizerPath: String? = nil) throws -> LoadedTokenizer? {
         if let a, let type = a.tokenizerType {
+            /// A field the args left empty ends the args' part (the folder is searched next, as for no args).
+            struct Absent: Error {}
             func need(_ v: String?, _ field: String) throws -> String {
-                guard let v else { throw TokenizerError.invalidFormat("Megatron args: tokenizer_type \(type) without \(field)") }
+                guard let v else { throw Absent() }
                 guard let p = locate(v, near: checkpoint, extra: tokenizerPath) else {
                     throw TokenizerError.fileNotFound("\(field) \(v) (saved in the checkpoint's args; not found as saved, beside the checkpoint, or in --tokenizer): pass --tokenizer PATH")
                 }
                 return p
             }
-            switch type {
-            case "GPT2BPETokenizer":
-                let v = try need(a.vocabFile, "vocab_file"), m = try need(a.mergeFile, "merge_file")
-                return LoadedTokenizer(tokenizer: try GPT2Tokenizer(vocabFile: v, mergesFile: m), description: "GPT2BPETokenizer (Megatron args) \(v) + \(m)")
-            case "SentencePieceTokenizer", "GPTSentencePieceTokenizer", "Llama2Tokenizer":
-                let p = try need(a.tokenizerModel, "tokenizer_model")
-                let t = try SentencePieceTokenizer(path: p, addBOS: type == "Llama2Tokenizer")
-                return LoadedTokenizer(tokenizer: t, description: "\(type) (Megatron args): SentencePiece \(t.model.modelType == .bpe ? "BPE" : "unigram") \(p)" + (t.addBOS ? ", adds BOS" : ""))
-            case "Llama3Tokenizer":
-                let p = try need(a.tokenizerModel, "tokenizer_model")
-                return LoadedTokenizer(tokenizer: try TiktokenTokenizer(rankFile: p, addBOS: true), description: "Llama3Tokenizer (Megatron args): tiktoken \(p), adds BOS")
-            case "TikTokenizer":
-                let p = try need(a.tokenizerModel, "tokenizer_model")
-                let t = try TiktokenTokenizer(megatronJSON: p, pattern: a.tiktokenPattern ?? "v2", numSpecialTokens: a.tiktokenNumSpecialTokens ?? 1000,
-                                              specialTokens: a.tiktokenSpecialTokens, vocabSize: a.vocabSize)
-                return LoadedTokenizer(tokenizer: t, description: "TikTokenizer (Megatron args) \(p), pattern \(a.tiktokenPattern ?? "v2")")
-            case "HuggingFaceTokenizer":
-                let p = try need(a.tokenizerModel, "tokenizer_model")
-                let t = try load(path: p)
-                return LoadedTokenizer(tokenizer: t.tokenizer, description: "HuggingFaceTokenizer (Megatron args): \(t.description)")
-            case "NullTokenizer": break
-            default: throw TokenizerError.unsupported("Megatron tokenizer_type \(type)")
-            }
+            do {
+                switch type {
+                case "GPT2BPETokenizer":
+                    let v = try need(a.vocabFile, "vocab_file"), m = try need(a.mergeFile, "merge_file")
+                    return LoadedTokenizer(tokenizer: try GPT2Tokenizer(vocabFile: v, mergesFile: m), description: "GPT2BPETokenizer (Megatron args) \(v) + \(m)")
+                case "SentencePieceTokenizer", "GPTSentencePieceTokenizer", "Llama2Tokenizer":
+                    let p = try need(a.tokenizerModel, "tokenizer_model")
+                    let t = try SentencePieceTokenizer(path: p, addBOS: type == "Llama2Tokenizer")
+                    return LoadedTokenizer(tokenizer: t, description: "\(type) (Megatron args): SentencePiece \(t.model.modelType == .bpe ? "BPE" : "unigram") \(p)" + (t.addBOS ? ", adds BOS" : ""))
+                case "Llama3Tokenizer":
+                    let p = try need(a.tokenizerModel, "tokenizer_model")
+                    return LoadedTokenizer(tokenizer: try TiktokenTokenizer(rankFile: p, addBOS: true), description: "Llama3Tokenizer (Megatron args): tiktoken \(p), adds BOS")
+                case "TikTokenizer":
+                    let p = try need(a.tokenizerModel, "tokenizer_model")
+                    let t = try TiktokenTokenizer(megatronJSON: p, pattern: a.tiktokenPattern ?? "v2", numSpecialTokens: a.tiktokenNumSpecialTokens ?? 1000,
+                                                  specialTokens: a.tiktokenSpecialTokens, vocabSize: a.vocabSize)
+                    return LoadedTokenizer(tokenizer: t, description: "TikTokenizer (Megatron args) \(p), pattern \(a.tiktokenPattern ?? "v2")")
+                case "HuggingFaceTokenizer":
+                    let p = try need(a.tokenizerModel, "tokenizer_model")
+                    let t = try load(path: p)
+                    return LoadedTokenizer(tokenizer: t.tokenizer, description: "HuggingFaceTokenizer (Megatron args): \(t.description)")
+                case "NullTokenizer": break
+                default: throw TokenizerError.unsupported("Megatron tokenizer_type \(type)")
+                }
+            } catch is Absent {}
         }
         if let t = tokenizerPath { return try load(path: t) }
         if isDir(checkpoint) { return try loadFolder(checkpoint) }

@@ -30,21 +30,29 @@ public struct ModelSource: Sendable {
     var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
 
     public func loadTokenizer(megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
-        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint, megatronArgs: megatronArgs)
+        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint,
+                                      megatronArgs: megatronArgs, argOverrides: self.megatronArgs)
     }
 
     /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one `TokenizerLoader`
     /// finds beside `checkpoint` (from the saved Megatron args when given, else the files in its folder or
-    /// next to a llama2.c file); nil: none.
+    /// next to a llama2.c file, else the args saved in a Megatron checkpoint); nil: none.
     public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?,
-                                     megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
+                                     megatronArgs: MegatronTokenizerArgs? = nil, argOverrides: [String] = []) throws -> Tokenizer? {
         if let v = vocabFile, let m = mergeFile {
             return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
         }
         if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
         if let t = tokenizer, checkpoint == nil { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
         guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
-        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer)?.tokenizer
+        if let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer) { return t.tokenizer }
+        // A Megatron save without tokenizer files: its saved args name the tokenizer. (The checkpoint loader does
+        // not expose the args alone, so this reads the checkpoint once more, only in this case.)
+        let url = URL(fileURLWithPath: checkpoint)
+        guard megatronArgs == nil, tokenizer == nil, let f = try? CheckpointLoader.detect(url), f != .hf else { return nil }
+        let ins = CheckpointLoader.inspect(url, options: LoadOptions(argOverrides: try MegatronArgs.parseOverrides(argOverrides)))
+        guard !ins.args.isEmpty else { return nil }
+        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: MegatronTokenizerArgs(fields: ins.args))?.tokenizer
     }
 
     public func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArgs) }

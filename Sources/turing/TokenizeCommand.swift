@@ -27,6 +27,18 @@ struct TokenizeCommand: ParsableCommand {
                 throw CLIError("stdin: id \(ids[i]) at position \(i) is outside the tokenizer's vocabulary (0..<\(tok.vocabSize))")
             }
             try writeStandardOutput(Data(tok.decodeBytes(ids)))
+        } else if bench {
+            guard let text = String(data: input, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
+            let whole = TokenizerBenchmark.run(tokenizer: tok, text: text, repeats: repeats)
+            let lines = input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+            var best = Double.infinity
+            for _ in 0...repeats {   // the first pass warms the caches, as in TokenizerBenchmark
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for l in lines { _ = tok.encode(l, addSpecialTokens: false) }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let mb = Double(text.utf8.count) / 1e6
+            print("{\"bytes\": \(text.utf8.count), \"tokens\": \(whole.tokens), \"whole_mb_s\": \(whole.mbPerSecond), \"lines_mb_s\": \(mb / best)}")
         } else {
             guard let text = String(data: input, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
             print(String(decoding: try JSONEncoder().encode(specialTokens ? tok.encode(text, addSpecialTokens: true) : encodePlain(tok, text)), as: UTF8.self))

@@ -106,5 +106,6 @@ final class KindsFixtureTests: XCTestCase {
     func testHFLlama3SplitByteLevel() throws { try check("hf_llama3") }
     func testHFUnigramNormalizerSequence() throws { try check("hf_unigram_seq") }
     func testHFWordPiece() throws { try check("hf_wordpiece") }
+    func testHFPrecompiledUnigram() throws { try check("hf_precompiled") }
     func testTiktoken() throws { try check("tiktoken") }
 }

@@ -48,6 +48,10 @@ final class TokenizerLoaderTests: XCTestCase {
         XCTAssertThrowsError(try TokenizerLoader.find(besideCheckpoint: ckpt.path, megatronArgs: missing)) { e in
             XCTAssertTrue("\(e)".contains("tokenizer_model /nowhere/other.model"), "\(e)")
         }
+        // args that name the type but leave the file empty: the folder is searched as without args
+        try FileManager.default.copyItem(atPath: (kind("hf_llama2") as NSString).appendingPathComponent("tokenizer.json"), toPath: ckpt.appendingPathComponent("tokenizer.json").path)
+        let empty = MegatronTokenizerArgs(tokenizerType: "GPT2BPETokenizer")
+        XCTAssertTrue(try TokenizerLoader.find(besideCheckpoint: ckpt.path, megatronArgs: empty)?.tokenizer is HFTokenizer)
         XCTAssertThrowsError(try TokenizerLoader.find(besideCheckpoint: ckpt.path, megatronArgs: MegatronTokenizerArgs(tokenizerType: "BertWordPieceCase"))) { e in
             XCTAssertTrue("\(e)".contains("BertWordPieceCase"), "\(e)")
         }
@@ -95,7 +99,7 @@ final class TokenizerLoaderTests: XCTestCase {
 
     func testHandWrittenSplittersAgreeWithICU() throws {
         let (lines, _) = try KindsFixtureTests.corpus()
-        for regex in [SplitPatterns.llama3, SplitPatterns.qwen2, SplitPatterns.gpt2] {
+        for regex in [SplitPatterns.llama3, SplitPatterns.qwen2, SplitPatterns.gpt2, #"\s+"#, " {2,}"] {
             let fast = try SplitPatterns.make(regex: regex), icu = try SplitPatterns.make(regex: regex, generic: true)
             XCTAssertTrue(icu is ICUPattern)
             XCTAssertFalse(fast is ICUPattern)
