@@ -25,6 +25,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Iteration to record (default: a 'release' checkpoint).") var iteration: Int?
     @Option(help: "Instead of PATH, write a seeded random model; the only shape is gpt2-124m.") var random: String?
     @Flag(help: "Replace a non-empty output directory.") var force = false
+    @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record.") var noVerifyChecksums = false
     @Flag(name: .customLong("load-only"), help: "Load the source, report time and peak RSS, write nothing (benchmarks).") var loadOnly = false
 
     func validate() throws {
@@ -37,6 +38,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        applyChecksumFlag(noVerifyChecksums)
         let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false

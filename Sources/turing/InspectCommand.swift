@@ -11,6 +11,7 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Describe this machine instead: CPU, instruction set found and used, kernels, threads.") var system = false
     @Option(name: .customLong("vocab-size"), help: "Real vocabulary size when the checkpoint does not record it.") var vocabSize: Int?
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable).") var megatronArg: [String] = []
+    @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record.") var noVerifyChecksums = false
     @Flag(name: .customLong("args"), help: "List every saved training arg (Megatron saves), e.g. 'exit_signal: SIGTERM'.") var listArgs = false
 
     func validate() throws {
@@ -18,6 +19,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
+        applyChecksumFlag(noVerifyChecksums)
         if system {
             print(Compute.systemSummary)
             if path == nil { return }

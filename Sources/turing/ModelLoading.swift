@@ -49,7 +49,7 @@ extension CheckpointOptions {
         return nil
     }
 
-    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
+    func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { applyChecksumFlag(noVerifyChecksums); return try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArg) }
 
     /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
     /// process's rank of a `DistributedEngine` (the process count must be TP x PP). A Megatron,
@@ -62,6 +62,7 @@ extension CheckpointOptions {
     func load(layout: EngineLayout, dtype: ComputeDType = .float32, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { Compute.setThreads(threads) }
+        applyChecksumFlag(noVerifyChecksums)
         defer { releaseFreedMemory() }   // the loaded tensors, once the engine holds its packed copy
         guard FileManager.default.fileExists(atPath: checkpoint) else { throw CLIError("checkpoint not found: \(checkpoint)") }
         let tok = try loadTokenizer()

@@ -3,6 +3,7 @@
 import ArgumentParser
 import Foundation
 import Engine
+import Checkpoints
 import Collectives
 import Tasks
 
@@ -24,7 +25,13 @@ struct CheckpointOptions: ParsableArguments {
 
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable), e.g. ffn_hidden_size=3072 for checkpoints that do not record it.")
     var megatronArg: [String] = []
+
+    @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record (docs/safety.md gives its cost).")
+    var noVerifyChecksums = false
 }
+
+/// `--no-verify-checksums`: the zip CRC-32 check is process-wide.
+func applyChecksumFlag(_ skip: Bool) { if skip { ZipArchive.verifyChecksums = false } }
 
 struct SamplingOptions: ParsableArguments {
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate per prompt.")

@@ -40,6 +40,21 @@ final class HostileInputTests: XCTestCase {
 
     // MARK: class 4: a flipped byte in any record is a CRC error naming the file and the entry
 
+    /// The CRC the reader checks with (PCLMUL folding when the CPU has it, tables otherwise) equals a
+    /// bit-by-bit CRC-32 at every length and alignment.
+    func testCRC32MatchesBitwiseAtEveryLengthAndAlignment() {
+        var rng = SystemRandomNumberGenerator()
+        let buf = (0..<(1 << 20) + 77).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        for off in 0..<16 {
+            for len in Array(0...300) + [1023, 4096, 65_537] {
+                let part = Array(buf[off..<(off + len)])
+                XCTAssertEqual(CRC32.checksum(part), bitwiseCRC32(part), "offset \(off) length \(len)")
+            }
+        }
+        XCTAssertEqual(CRC32.checksum(buf), bitwiseCRC32(buf))
+        XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
+    }
+
     func testEveryFlippedRecordIsAChecksumErrorNamingTheEntry() throws {
         let ck = CanonicalCheckpoint.random(config: Self.cfg, seed: 3, std: 0.1)
         let dir = try write(ck, .megatron, tp: 2)
