@@ -19,6 +19,7 @@ if [[ ! -x $BIN || ${FUZZ_REBUILD:-0} == 1 ]]; then
 fi
 scripts/fuzz_seeds.sh >/dev/null
 export TURING_FUZZ_HF_WEIGHTS=$PWD/Tests/Fixtures/models/gpt2-tiny-rand/model.safetensors
+export SWIFT_BACKTRACE=enable=no   # libFuzzer handles crashes (Swift's backtracer would hold its pipe)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}
 run() {
     local t=$1 work=.build-fuzz/corpus/$1 crashes=.build-fuzz/crashes/$1
