@@ -1,8 +1,8 @@
 // Hostile inputs against every checkpoint reader: corrupted variants built here from checkpoints this
 // test writes itself (seeded random weights, no ../shared), each with its exact outcome: the typed error
 // naming the file, entry, field or tensor, or a correct load. Variants per test are counted and
-// asserted (this file: 334; with TasksTests/HostileTaskInputTests, TensorCoreTests/OutputWritingTests
-// and EvaluationTests/HostileScoringTests, 370+ in all). Classes: zip CRC and truncation (4), pickle
+// asserted (this file: 269; with TasksTests/HostileTaskInputTests, TensorCoreTests/OutputWritingTests,
+// EvaluationTests/HostileScoringTests and LMEvalBranchTests, CLITests/HostileCLITests, about 325). Classes: zip CRC and truncation (4), pickle
 // nesting and globals (2), integers from files and flags (3), non-finite weights (4), ranks and layer
 // files that disagree or are swapped (4), `latest` escaping its folder (5), messages (7).
 

@@ -1,6 +1,6 @@
 // Hostile task files: data names that try to leave their folder (class 5), YAML that nests or
 // aliases without bound (class 2), stop strings that change the meaning (class 6). Each variant has
-// its exact outcome (24 variants).
+// its exact outcome (21 variants).
 
 import XCTest
 import Foundation
