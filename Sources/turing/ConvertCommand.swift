@@ -31,6 +31,7 @@ struct ConvertCommand: ParsableCommand {
     func validate() throws {
         guard loadOnly || ConvertTarget(rawValue: to) != nil else { throw ValidationError("--to must be megatron, deepspeed or hf, found '\(to)'") }
         guard tp >= 1, pp >= 1 else { throw ValidationError("--tp and --pp must be >= 1, found \(tp) and \(pp)") }
+        if let v = vocabSize, v < 1 { throw ValidationError("--vocab-size must be >= 1, found \(v)") }
         if let d = dtype, !["float32", "bfloat16", "float16"].contains(d) { throw ValidationError("--dtype must be float32, bfloat16 or float16, found '\(d)'") }
         if (path == nil) == (random == nil) { throw ValidationError("give either a source PATH or --random gpt2-124m") }
         if output == nil && !loadOnly { throw ValidationError("--output is required (or --load-only)") }

@@ -16,6 +16,7 @@ struct InspectCommand: ParsableCommand {
 
     func validate() throws {
         if !system && path == nil { throw ValidationError("give a checkpoint directory, or --system") }
+        if let v = vocabSize, v < 1 { throw ValidationError("--vocab-size must be >= 1, found \(v)") }
     }
 
     func run() throws {

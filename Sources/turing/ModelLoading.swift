@@ -19,6 +19,10 @@ struct ParallelOptions: ParsableArguments {
     var dtype: ComputeDType = .float32
 
     var layout: EngineLayout { EngineLayout(tp: tp, pp: pp, microBatches: microBatches) }
+
+    func validate() throws {
+        if let m = microBatches, m < 1 { throw ValidationError("--micro-batches must be >= 1, found \(m)") }
+    }
 }
 
 extension ComputeDType: ExpressibleByArgument {}

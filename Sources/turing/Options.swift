@@ -28,6 +28,10 @@ struct CheckpointOptions: ParsableArguments {
 
     @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record (docs/safety.md gives its cost).")
     var noVerifyChecksums = false
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1, found \(t)") }
+    }
 }
 
 /// `--no-verify-checksums`: the zip CRC-32 check is process-wide.
