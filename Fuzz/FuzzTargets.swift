@@ -29,6 +29,11 @@ func file(_ name: String, _ data: Data) -> URL {
 /// A valid tiny safetensors file for the config target (the weights are not under test there).
 let hfWeights: Data? = ProcessInfo.processInfo.environment["TURING_FUZZ_HF_WEIGHTS"].flatMap { FileManager.default.contents(atPath: $0) }
 
+/// The demo tokenizer, for the request target (TURING_FUZZ_TOKENIZER: a folder with vocab.json + merges.txt).
+let demoTokenizer: GPT2Tokenizer? = ProcessInfo.processInfo.environment["TURING_FUZZ_TOKENIZER"].flatMap {
+    try? GPT2Tokenizer(vocabFile: $0 + "/vocab.json", mergesFile: $0 + "/merges.txt")
+}
+
 let targets: [String: (Data) throws -> Void] = [
     "zip": { d in
         let z = try ZipArchive(data: d, path: "fuzz.zip")
@@ -84,6 +89,12 @@ let targets: [String: (Data) throws -> Void] = [
         _ = file("data/docs.jsonl", d)
         let src = DataSource(file: "docs.jsonl", format: .jsonl, labels: nil, labelField: "label", intFields: ["label"])
         _ = try DataReader.read(src, from: DataLocator(dataDir: dir.path), task: dir.appendingPathComponent("t.yaml").path)
+    },
+    "requests": { d in   // `turing score` input: parsed, then encoded as lm-eval encodes it
+        for (_, p) in try RequestFile.pairs(d, file: "fuzz.jsonl") {
+            if let t = demoTokenizer { _ = try? lmEvalEncodePair(t, p.context, p.continuation, prefix: t.eosToken ?? 0) }
+        }
+        _ = try? RequestFile.texts(d, file: "fuzz.jsonl")
     },
     "tracker": { d in
         // the same bytes as a Megatron tracker and as a DeepSpeed `latest`

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 TARGET=${1:?usage: scripts/fuzz.sh TARGET SECONDS}
 SECONDS_EACH=${2:-20}
 shift 2 || true
-TARGETS="zip pickle torchfile torchdist safetensors hfconfig megatronargs llama2c llama2ctok gpt2tok tokjson taskyaml jsonl tracker idx"
+TARGETS="zip pickle torchfile torchdist safetensors hfconfig megatronargs llama2c llama2ctok gpt2tok tokjson taskyaml jsonl requests tracker idx"
 BIN=.build-fuzz/debug/turing-fuzz
 if [[ ! -x $BIN || ${FUZZ_REBUILD:-0} == 1 ]]; then
     TURING_FUZZ=1 nice swift build -c debug --scratch-path .build-fuzz --product turing-fuzz \
@@ -19,6 +19,7 @@ if [[ ! -x $BIN || ${FUZZ_REBUILD:-0} == 1 ]]; then
 fi
 scripts/fuzz_seeds.sh >/dev/null
 export TURING_FUZZ_HF_WEIGHTS=$PWD/Tests/Fixtures/models/gpt2-tiny-rand/model.safetensors
+export TURING_FUZZ_TOKENIZER=$PWD/checkpoints/demo
 export SWIFT_BACKTRACE=enable=no   # libFuzzer handles crashes (Swift's backtracer would hold its pipe)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}
 run() {

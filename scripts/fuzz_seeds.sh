@@ -7,7 +7,7 @@ S=.build-fuzz/seeds
 SHARED=${TURING_SHARED_DATA:-../shared/data}
 FIX=$(dirname "$SHARED")/fixtures/checkpoints
 [[ -f $S/.done ]] && exit 0
-mkdir -p $S/{zip,pickle,torchfile,torchdist,safetensors,hfconfig,megatronargs,llama2c,llama2ctok,gpt2tok,tokjson,taskyaml,jsonl,tracker,idx}
+mkdir -p $S/{zip,pickle,torchfile,torchdist,safetensors,hfconfig,megatronargs,llama2c,llama2ctok,gpt2tok,tokjson,taskyaml,jsonl,requests,tracker,idx}
 small() { find "$@" -type f -size -64k 2>/dev/null | head -12; }
 # torch.save zips and their pickles (shared fixtures), DCP metadata
 i=0; for f in $(small "$FIX" -name "*.pt"); do cp "$f" $S/zip/$i.pt; cp "$f" $S/torchfile/$i.pt
@@ -51,6 +51,8 @@ PY
 # tasks, their data, tracker contents, indexed datasets
 i=0; for f in tasks/*.yaml Tests/Fixtures/lmeval/tasks/*.yaml; do cp "$f" $S/taskyaml/$i.yaml; i=$((i+1)); done
 i=0; for f in tasks/data/*.jsonl; do head -c 8000 "$f" > $S/jsonl/$i.jsonl; i=$((i+1)); done
+printf '{"context": "the sky is", "continuation": " blue"}\n{"context": "", "continuation": "<|endoftext|>Hello"}\n{"text": "a b"}\n' > $S/requests/0.jsonl
+printf '{"context": "Caf", "continuation": "\\u00e9 au lait"}\n\n{"context": "  ", "continuation": "x"}\n' > $S/requests/1.jsonl
 printf 'release' > $S/tracker/0; printf '100\n' > $S/tracker/1; printf 'global_step3000' > $S/tracker/2
 python3 - $S/idx/0.idx <<'PY'
 import struct, sys
