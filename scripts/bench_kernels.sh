@@ -9,9 +9,9 @@ flags=(); libs=()
 [ -f /usr/include/oneapi/dnnl/dnnl.h ] && { flags+=(-DWITH_DNNL); libs+=(-ldnnl); }
 pkg-config --exists openblas 2>/dev/null && { flags+=(-DWITH_OPENBLAS $(pkg-config --cflags openblas)); libs+=($(pkg-config --libs openblas)); }
 # Turing timed in a binary that links no BLAS (OpenBLAS's threads spin after process start); the peers in another
-cc -O3 -ISources/CKernels/include -o "$out/bench_kernels" scripts/bench_kernels/bench_kernels.c Sources/CKernels/*.c -lpthread -lm
+cc -O3 -ISources/C/CKernels/include -o "$out/bench_kernels" scripts/bench_kernels/bench_kernels.c Sources/C/CKernels/*.c -lpthread -lm
 if [ ${#libs[@]} -gt 0 ]; then
-    cc -O3 -DPEERS "${flags[@]}" -ISources/CKernels/include -o "$out/bench_peers" scripts/bench_kernels/bench_kernels.c Sources/CKernels/*.c "${libs[@]}" -lpthread -lm
+    cc -O3 -DPEERS "${flags[@]}" -ISources/C/CKernels/include -o "$out/bench_peers" scripts/bench_kernels/bench_kernels.c Sources/C/CKernels/*.c "${libs[@]}" -lpthread -lm
 fi
 grep -m1 "model name" /proc/cpuinfo
 for shape in "128 2304 768" "128 768 3072" "1024 3072 768" "1 2304 768" "1 50257 768"; do

@@ -37,6 +37,7 @@ public final class DistributedCache: SequenceCache {
     public var length: Int { shard.length }
     public var capacity: Int { shard.capacity }
     public func forked() -> SequenceCache { DistributedCache(shard: shard.fork()) }
+    public var rankCaches: [KVCache] { [shard] }
 }
 
 public final class DistributedEngine: CausalLM, CommunicationProbe {
@@ -95,12 +96,12 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
     }
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
-        let sc = caches.map { $0 as! DistributedCache }
+        let sc = try caches.rankCaches(ranks: 1).map { $0[0] }
         let TP = layout.tp, PP = layout.pp, V = config.vocabSize
         // Validate on every rank, before any communication, so every rank throws the same error.
         try checkInputs(tokens, lengths: sc.map(\.length), capacities: sc.map(\.capacity), vocab: V)
         let parts = try runStage(model, rank: stage * TP + tpRank, layout: layout, tokens: tokens,
-                                 micro: layout.microBatchRanges(tokens.count), cache: { sc[$0].shard }, logits: logits, tp: tp, p2p: world)
+                                 micro: layout.microBatchRanges(tokens.count), cache: { sc[$0] }, logits: logits, tp: tp, p2p: world)
         // Rows every rank expects, from the inputs alone (scores: 3 numbers a row, not the vocabulary).
         let rows = logits.rows(counts: tokens.map(\.count)), width = logits.width(vocab: V)
         var data: [Float]

@@ -29,6 +29,7 @@ public final class ShardedCache: SequenceCache {
     public var length: Int { shards[0].length }
     public var capacity: Int { shards[0].capacity }
     public func forked() -> SequenceCache { ShardedCache(shards: shards.map { $0.fork() }) }
+    public var rankCaches: [KVCache] { shards }
 }
 
 public final class ShardedEngine: CausalLM, CommunicationProbe {
@@ -86,8 +87,8 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     }
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
-        let sc = caches.map { $0 as! ShardedCache }
-        try checkInputs(tokens, lengths: sc.map(\.length), capacities: sc.map(\.capacity), vocab: nil)
+        let sc = try caches.rankCaches(ranks: ranks.count)
+        try checkInputs(tokens, lengths: caches.map(\.length), capacities: caches.map(\.capacity), vocab: nil)
         let mbs = layout.microBatchRanges(tokens.count)
         var results: [Tensor] = []
         let resultLock = NSLock()
@@ -98,7 +99,7 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
         defer { for g in tpGroups + [p2p] { g.reset() } }
         try workers.run { i in
             let parts = try runStage(ranks[i], rank: i, layout: layout, tokens: tokens, micro: mbs,
-                                     cache: { sc[$0].shards[i] }, logits: logits, tp: tpm[i], p2p: p2pm[i])
+                                     cache: { sc[$0][i] }, logits: logits, tp: tpm[i], p2p: p2pm[i])
             if i == reporter { resultLock.lock(); results = parts; resultLock.unlock() }
         }
         let parts = results

@@ -1,13 +1,13 @@
-// Evaluator: one task at one shot count over a CausalLM, scored as lm-eval 0.4.13 scores it.
+// Evaluator: one task at one shot count over a LanguageModel (lm-eval's three verbs), scored as
+// lm-eval 0.4.13 scores it.
 //
 // Contract: the first `limit` evaluated documents (all when nil) get their prompts from PromptBuilder
-// (seeded shots, document order) and are run in chunks of documents: loglikelihood and multiple_choice
-// requests are encoded with lmEvalEncodePair and scored by Engine.Scorer (every request of a chunk in one
-// Scorer call, so the choices of a document share one prefill of its context); loglikelihood_rolling
-// documents become lm-eval's disjoint rolling windows (rollingWindows over encodePlain(text), first
-// window conditioned on the prefix token), scored the same way and summed per document; generate_until
-// contexts go to GenerateUntil (greedy, one batch per chunk). Per-document metrics and aggregates follow
-// Metrics. `progress` sees (documents done, total, tokens run) after each chunk.
+// (seeded shots, document order) and are run in chunks of documents: every loglikelihood or
+// multiple_choice request of a chunk goes to the model in one `loglikelihood` call (so an LMEvalAdapter
+// scores the choices of a document from one prefill of its context), loglikelihood_rolling documents in
+// one `loglikelihoodRolling` call, generate_until contexts in one `generateUntil` call. How text becomes
+// tokens, truncation, rolling windows and stop rules are the model's (LMEvalAdapter). Per-document
+// metrics and aggregates follow Metrics. `progress` sees (documents done, total, tokens run) after each chunk.
 
 import Foundation
 import Engine
@@ -23,7 +23,7 @@ public struct DocResult: Sendable {
     public var gold: Int?
     public var target: String
     public var prediction: Int?
-    public var metrics: [String: Double]
+    public var metrics: [Metric: Double]
     /// generate_until: the generated text (cut at the first stop string).
     public var generated: String? = nil
     /// loglikelihood_rolling: the document's words and UTF-8 bytes (the weights of its log-likelihood).
@@ -32,9 +32,11 @@ public struct DocResult: Sendable {
 }
 
 public struct MetricValue: Sendable {
-    public var name: String
+    public var metric: Metric
     public var value: Double
     public var stderr: Double?
+    /// lm-eval's name for it.
+    public var name: String { metric.rawValue }
 }
 
 public struct TaskResult: Sendable {
@@ -49,17 +51,15 @@ public struct TaskResult: Sendable {
 }
 
 public struct Evaluator {
-    public let model: CausalLM
-    public let tokenizer: Tokenizer
-    public let prefix: Int
+    public let model: LanguageModel
     public var docsPerChunk = 32
     public var bootstrapIters = 100_000
-    /// Scored requests kept on disk; an interrupted run resumes from them (nil: no cache).
-    public var cache: RequestCache?
 
-    public init(model: CausalLM, tokenizer: Tokenizer) throws {
-        self.model = model; self.tokenizer = tokenizer
-        self.prefix = try prefixToken(tokenizer, model.config)
+    public init(model: LanguageModel) { self.model = model }
+
+    /// lm-eval's rules over a causal model and its tokenizer (an `LMEvalAdapter`), with an optional request cache.
+    public init(model: CausalLM, tokenizer: Tokenizer, cache: RequestCache? = nil) throws {
+        self.model = try LMEvalAdapter(model: model, tokenizer: tokenizer, cache: cache)
     }
 
     /// Text-level requests for the first `limit` documents (no model needed).
@@ -76,77 +76,53 @@ public struct Evaluator {
 
     public func evaluate(_ task: LoadedTask, numFewshot k: Int, limit: Int?, seed: Int = 1234,
                          progress: ((Int, Int, Int) -> Void)? = nil) throws -> TaskResult {
-        let t0 = Date()
+        let t0 = Date(), tokens0 = model.tokensProcessed
         let spec = task.spec
         let prompts = try Self.prompts(task, numFewshot: k, limit: limit, seed: seed)
         var lls: [[Double]] = [], greedy: [[Bool]] = [], texts: [String] = []
-        var tokens = 0
         var start = 0
         while start < prompts.count {
             let chunk = prompts[start..<min(prompts.count, start + docsPerChunk)]
-            if spec.outputType == .generateUntil {
-                texts += try GenerateUntil(model: model, tokenizer: tokenizer)
-                    .generate(chunk.map { $0.requests[0].context }, until: spec.generation.until,
-                              maxGenToks: spec.generation.maxGenToks, tokens: &tokens)
-            } else {
-                // per document: its token-level requests (one per choice, or its rolling windows)
-                var perDoc: [[LoglikelihoodRequest]] = []
-                for d in chunk {
-                    var rs: [LoglikelihoodRequest] = []
-                    for (i, r) in d.requests.enumerated() {
-                        if spec.outputType == .loglikelihoodRolling {
-                            rs += rollingWindows(encodePlain(tokenizer, r.continuation), prefixToken: prefix, maxLength: model.config.maxPositions)
-                                .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
-                            continue
-                        }
-                        let (c, x): ([Int], [Int])
-                        do { (c, x) = try lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix) } catch {
-                            throw EvaluationError("\(spec.name) document \(d.docID) request \(i): \(error)")
-                        }
-                        rs.append(LoglikelihoodRequest(context: c, continuation: x))
-                    }
-                    tokens += rs.reduce(0) { $0 + $1.context.count + $1.continuation.count }
-                    perDoc.append(rs)
-                }
-                let reqs = perDoc.flatMap { $0 }
-                let scorer = Scorer(model: model)
-                let res: [(Double, Bool)] = reqs.isEmpty ? [] : try cache.map { try $0.resolve(reqs, groups: perDoc.map(\.count)) { try scorer.loglikelihood($0) } }
-                    ?? scorer.loglikelihood(reqs).map { ($0.logprob, $0.isGreedy) }
+            switch spec.outputType {
+            case .generateUntil:
+                texts += try model.generateUntil(chunk.map {
+                    GenerationTask(context: $0.requests[0].context, until: spec.generation.until, maxGenToks: spec.generation.maxGenToks) })
+            case .loglikelihoodRolling:
+                for ll in try model.loglikelihoodRolling(chunk.map { $0.requests[0].continuation }) { lls.append([ll]); greedy.append([]) }
+            case .loglikelihood, .multipleChoice:
+                let pairs = chunk.flatMap { d in d.requests.enumerated().map { i, r in
+                    TextPair(context: r.context, continuation: r.continuation, label: "\(spec.name) document \(d.docID) request \(i)", group: d.docID) } }
+                let scores = try model.loglikelihood(pairs)
                 var j = 0
-                for rs in perDoc {
-                    let part = res[j..<(j + rs.count)]
-                    if spec.outputType == .loglikelihoodRolling {
-                        // lm-eval: sum(nll[0] for the windows), from 0, left to right; is_greedy is discarded
-                        lls.append([part.reduce(0.0) { $0 + $1.0 }]); greedy.append([])
-                    } else {
-                        lls.append(part.map(\.0)); greedy.append(part.map(\.1))
-                    }
-                    j += rs.count
+                for d in chunk {
+                    let part = scores[j..<(j + d.requests.count)]
+                    lls.append(part.map(\.logprob)); greedy.append(part.map(\.isGreedy))
+                    j += d.requests.count
                 }
             }
             start += chunk.count
-            progress?(start, prompts.count, tokens)
+            progress?(start, prompts.count, model.tokensProcessed - tokens0)
         }
         var docs: [DocResult] = []
         for (i, p) in prompts.enumerated() {
-            var m: [String: Double] = [:]
+            var m: [Metric: Double] = [:]
             var pred: Int? = nil
             var doc = DocResult(docID: p.docID, requests: p.requests, loglikelihoods: [], isGreedy: [],
                                 choices: p.choices, gold: p.gold, target: p.target, prediction: nil, metrics: [:])
             switch spec.outputType {
             case .loglikelihood:
-                if spec.metrics.contains("perplexity") { m["perplexity"] = lls[i][0] }
-                if spec.metrics.contains("acc") { m["acc"] = greedy[i][0] ? 1 : 0 }
+                if spec.metrics.contains(.perplexity) { m[.perplexity] = lls[i][0] }
+                if spec.metrics.contains(.acc) { m[.acc] = greedy[i][0] ? 1 : 0 }
             case .multipleChoice:
                 pred = Metrics.argmax(lls[i])
-                if spec.metrics.contains("acc") { m["acc"] = pred == p.gold ? 1 : 0 }
-                if spec.metrics.contains("acc_norm") {
+                if spec.metrics.contains(.acc) { m[.acc] = pred == p.gold ? 1 : 0 }
+                if spec.metrics.contains(.accNorm) {
                     let norm = zip(lls[i], p.choices).map { $0 / Double($1.unicodeScalars.count) }
-                    m["acc_norm"] = Metrics.argmax(norm) == p.gold ? 1 : 0
+                    m[.accNorm] = Metrics.argmax(norm) == p.gold ? 1 : 0
                 }
             case .generateUntil:
                 doc.generated = texts[i]
-                if spec.metrics.contains("exact_match") { m["exact_match"] = Metrics.exactMatch(texts[i], p.target, spec.exactMatch) }
+                if spec.metrics.contains(.exactMatch) { m[.exactMatch] = Metrics.exactMatch(texts[i], p.target, spec.exactMatch) }
             case .loglikelihoodRolling:
                 doc.words = Metrics.wordCount(p.target)
                 doc.bytes = p.target.utf8.count
@@ -157,26 +133,26 @@ public struct Evaluator {
             docs.append(doc)
         }
         var metrics: [MetricValue] = []
-        for name in spec.metrics {
-            switch name {
-            case "word_perplexity", "byte_perplexity", "bits_per_byte":
+        for metric in spec.metrics {
+            switch metric {
+            case .wordPerplexity, .bytePerplexity, .bitsPerByte:
                 guard !docs.isEmpty else { continue }
                 let ll = docs.map { $0.loglikelihoods[0] }
-                let w = name == "word_perplexity" ? docs.map { $0.words! } : docs.map { $0.bytes! }
+                let w = metric == .wordPerplexity ? docs.map { $0.words! } : docs.map { $0.bytes! }
                 let mean = Metrics.weightedMean(ll, w)
-                metrics.append(MetricValue(name: name, value: name == "bits_per_byte" ? -mean / log(2.0) : exp(-mean), stderr: nil))
-            case "perplexity":
-                let xs = docs.compactMap { $0.metrics[name] }
+                metrics.append(MetricValue(metric: metric, value: metric == .bitsPerByte ? -mean / log(2.0) : exp(-mean), stderr: nil))
+            case .perplexity:
+                let xs = docs.compactMap { $0.metrics[metric] }
                 guard !xs.isEmpty else { continue }
-                metrics.append(MetricValue(name: name, value: Metrics.perplexity(xs),
+                metrics.append(MetricValue(metric: metric, value: Metrics.perplexity(xs),
                                            stderr: Metrics.bootstrapPerplexityStderr(xs, iters: bootstrapIters)))
-            default:
-                let xs = docs.compactMap { $0.metrics[name] }
+            case .acc, .accNorm, .exactMatch:
+                let xs = docs.compactMap { $0.metrics[metric] }
                 guard !xs.isEmpty else { continue }
-                metrics.append(MetricValue(name: name, value: Metrics.mean(xs), stderr: Metrics.meanStderr(xs)))
+                metrics.append(MetricValue(metric: metric, value: Metrics.mean(xs), stderr: Metrics.meanStderr(xs)))
             }
         }
         return TaskResult(task: spec.name, numFewshot: k, seed: seed, documentsAvailable: task.evalDocs.count,
-                          docs: docs, metrics: metrics, seconds: Date().timeIntervalSince(t0), tokens: tokens)
+                          docs: docs, metrics: metrics, seconds: Date().timeIntervalSince(t0), tokens: model.tokensProcessed - tokens0)
     }
 }

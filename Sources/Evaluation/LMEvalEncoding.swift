@@ -2,9 +2,11 @@
 // shared by `turing score` and `turing eval` (the one copy).
 //
 // Contract (lm-eval 0.4.13 TemplateLM.loglikelihood and _encode_pair, branch by branch, pinned by
-// Tests/Fixtures/lmeval/branches.json which lm-eval itself wrote): no BOS/EOS is added by encoding;
-//   * context == "": cont = encode(continuation); nothing -> error (lm-eval: IndexError); cont[0] is the
-//     prefix token -> (cont[:1], cont[1:]), else ([prefix], cont);
+// Tests/Fixtures/lmeval/branches.json which lm-eval itself wrote). encode is HFLM.tok_encode
+// (`lmEvalEncode`): the tokenizer's own special tokens (BOS for Llama-family tokenizers, nothing for GPT-2),
+// except when the text already starts with the prefix token's text;
+//   * context == "": cont = the continuation without special tokens; nothing -> error (lm-eval:
+//     IndexError); cont[0] is the prefix token -> (cont[:1], cont[1:]), else ([prefix], cont);
 //   * otherwise the context's trailing whitespace (Python's str.isspace, by code point) moves to the
 //     front of the continuation; ctx = encode(context), cont = encode(context + continuation)[len(ctx):];
 //     an empty ctx (a whitespace-only context) is an error (lm-eval: AssertionError);
@@ -21,7 +23,17 @@ public struct EvaluationError: Error, CustomStringConvertible {
 /// Token ids of `text` as lm-eval encodes it: no BOS/EOS added.
 public func encodePlain(_ tok: Tokenizer, _ text: String) -> [Int] {
     if let l = tok as? Llama2cTokenizer { return l.encode(text, bos: false, eos: false) }
-    return tok.encode(text)
+    return tok.encode(text, addSpecialTokens: false)
+}
+
+/// lm-eval HFLM.tok_encode(text): the tokenizer's special tokens unless `text` starts with the prefix token's text.
+public func lmEvalEncode(_ tok: Tokenizer, _ text: String) -> [Int] {
+    if tok is Llama2cTokenizer { return encodePlain(tok, text) }
+    if let p = tok.bosToken ?? tok.eosToken {
+        let s = tok.decode([p])
+        if !s.isEmpty && text.hasPrefix(s) { return tok.encode(text, addSpecialTokens: false) }
+    }
+    return tok.encode(text, addSpecialTokens: true)
 }
 
 /// The token an empty context conditions on: BOS when the tokenizer has one, else end-of-text.
@@ -53,11 +65,11 @@ public func lmEvalEncodePair(_ tok: Tokenizer, _ context: String, _ continuation
     var ctx = String.UnicodeScalarView(); ctx.append(contentsOf: scalars)
     var lead = String.UnicodeScalarView(); lead.append(contentsOf: moved)
     let ctxText = String(ctx), contText = String(lead) + continuation
-    let c = encodePlain(tok, ctxText)
+    let c = lmEvalEncode(tok, ctxText)
     guard !c.isEmpty else {
         throw EvaluationError("the context \"\(context)\" is only whitespace: after lm-eval moves it to the continuation nothing is left to condition on (lm-eval fails on it too)")
     }
-    let whole = encodePlain(tok, ctxText + contText)
+    let whole = lmEvalEncode(tok, ctxText + contText)
     let x = Array(whole[min(c.count, whole.count)...])
     guard !x.isEmpty else { throw EvaluationError("the continuation \"\(continuation)\" encodes to no tokens after the context: nothing to score") }
     return (c, x)

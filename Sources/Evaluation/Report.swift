@@ -46,17 +46,16 @@ public enum Report {
             nsamples[k] = ["original": r.documentsAvailable, "effective": r.docs.count]
             timings[k] = ["seconds": r.seconds, "docs_per_second": Double(r.docs.count) / max(r.seconds, 1e-9), "tokens": r.tokens]
             if let s = specs[r.task] {
-                configs[k] = ["task": s.name, "task_file": s.file, "output_type": s.outputType.rawValue,
+                var c: [String: Any] = ["task": s.name, "task_file": s.file, "output_type": s.outputType.rawValue,
                               "test_split": s.testSplit as Any? ?? NSNull(), "validation_split": s.validationSplit as Any? ?? NSNull(),
                               "training_split": s.trainingSplit as Any? ?? NSNull(), "fewshot_split": s.fewshotSplit as Any? ?? NSNull(),
                               "doc_to_text": s.docToText, "doc_to_target": s.docToTarget,
                               "target_delimiter": s.targetDelimiter, "fewshot_delimiter": s.fewshotDelimiter,
-                              "num_fewshot": r.numFewshot, "fewshot_seed": r.seed, "metrics": s.metrics]
+                              "num_fewshot": r.numFewshot, "fewshot_seed": r.seed, "metrics": s.metrics.map(\.rawValue)]
                 if s.outputType == .generateUntil {
-                    var c = configs[k] as! [String: Any]
                     c["generation_kwargs"] = ["until": s.generation.until, "max_gen_toks": s.generation.maxGenToks, "do_sample": false]
-                    configs[k] = c
                 }
+                configs[k] = c
                 versions[k] = s.version ?? "1.0"
             }
         }
@@ -77,7 +76,8 @@ public enum Report {
             var o: [String: Any] = [
                 "doc_id": d.docID,
                 "requests": d.requests.map { ["context": $0.context, "continuation": $0.continuation] },
-                "loglikelihoods": d.loglikelihoods, "is_greedy": d.isGreedy, "target": d.target, "metrics": d.metrics,
+                "loglikelihoods": d.loglikelihoods, "is_greedy": d.isGreedy, "target": d.target,
+                "metrics": Dictionary(uniqueKeysWithValues: d.metrics.map { ($0.key.rawValue, $0.value) }),
             ]
             if !d.choices.isEmpty { o["choices"] = d.choices }
             if let g = d.gold { o["gold"] = g }
@@ -95,7 +95,7 @@ public enum Report {
         var rows = [["Tasks", "Version", "Filter", "n-shot", "Metric", "", "Value", "", "Stderr"]]
         for r in results {
             for (i, m) in r.metrics.enumerated() {
-                let arrow = ["perplexity", "word_perplexity", "byte_perplexity", "bits_per_byte"].contains(m.name) ? "↓" : "↑"
+                let arrow = [.perplexity, .wordPerplexity, .bytePerplexity, .bitsPerByte].contains(m.metric) ? "↓" : "↑"
                 rows.append([i == 0 ? r.task : "", i == 0 ? (specs[r.task]?.version ?? "1") : "", "none", String(r.numFewshot),
                              m.name, arrow, String(format: "%.4f", m.value), "±",
                              m.stderr.map { String(format: "%.4f", $0) } ?? "N/A"])

@@ -1,6 +1,7 @@
 // DecoderWeights: the immutable, compute-ready weights of one rank's shard of a decoder (the whole
-// model at TP 1 x PP 1), cut once from a `CanonicalCheckpoint` for a `ShardSpec`, or built from the
-// rank's tensors a loader already cut.
+// model at TP 1 x PP 1), cut once from a `CanonicalCheckpoint` for a `ShardSpec`, built from the
+// rank's tensors a loader already cut, or (training) viewed in a rank's flat parameters once per
+// optimizer step, with the matrices also packed transposed for the backward pass.
 //
 // Owns: the split for the engine's own layout. Column-parallel (QKV by heads and groups, FC1 / gate /
 // up by rows) and row-parallel (out projection, FC2 by columns; their biases are added once, after
@@ -16,20 +17,31 @@ public struct LayerWeights: Sendable {
     public let norm2W: [Float], norm2B: [Float]?          // [C]
     public let fc1W: WeightMatrix, fc1B: [Float]?         // GeLU: [F/tp, C]; SwiGLU: [2F/tp, C] rows [gate | up]
     public let fc2W: WeightMatrix, fc2B: [Float]?         // [C, F/tp], [C] (added after the reduce)
+    /// Training only: the same matrices transposed ([in, out]), for the input gradients dx = dy W.
+    public let backward: TransposedLayer?
+}
+
+/// A layer's matrices transposed, packed once per optimizer step for the backward pass.
+public struct TransposedLayer: Sendable {
+    public let qkv: WeightMatrix, out: WeightMatrix, fc1: WeightMatrix, fc2: WeightMatrix
 }
 
 public struct DecoderWeights: Sendable {
     public let config: ModelConfig
     public let shard: ShardSpec
     public let localHeads: Int, localGroups: Int, localFFN: Int
-    public let paddedVocab: Int, localVocab: Int           // Vp (multiple of tp), Vp/tp
+    public let paddedVocab: Int, localVocab: Int           // Vp (`VocabPadding.tensorParallel`: a multiple of tp), Vp/tp
     public let dtype: ComputeDType                         // of the matrices; norms, biases, positions stay f32
     public let wordEmbedding: WeightMatrix?                // [Vp/tp, C]  first stage (and last, when tied)
     public let positionEmbedding: [Float]?                 // [P, C]      first stage
     public let layers: [LayerWeights]                      // this stage's layers
     public let finalNormW: [Float]?, finalNormB: [Float]?  // [C]         last stage
     public let lmHead: WeightMatrix?                       // [Vp/tp, C]  last stage
+    public let headBackward: WeightMatrix?                 // [C, Vp/tp]  last stage, training only: the head transposed
     public let rotary: RotaryTable?
+
+    /// The head: its own matrix, or the tied word embedding.
+    public var head: WeightMatrix? { lmHead ?? (shard.isLastStage ? wordEmbedding : nil) }
 
     public init(_ ckpt: CanonicalCheckpoint, dtype: ComputeDType = .float32) throws {
         try self.init(ckpt, shard: .single(layers: ckpt.config.numLayers), dtype: dtype)
@@ -37,9 +49,24 @@ public struct DecoderWeights: Sendable {
 
     public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec, dtype: ComputeDType = .float32) throws {
         try ckpt.validate()
-        // the engine pads the vocabulary only to a multiple of TP (divisibleBy 1); padded logits are dropped
-        let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: 1, layers: shard.layers)
+        // the engine pads the vocabulary only to a multiple of TP; padded logits are dropped
+        let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: VocabPadding.tensorParallel.divisibleBy, layers: shard.layers)
         try self.init(config: ckpt.config, rankTensors: t, shard: shard, dtype: dtype)
+    }
+
+    /// The tensors this shard uses, with their local shapes (vocabulary padded to a multiple of TP).
+    static func localShapes(_ c: ModelConfig, shard: ShardSpec) -> [(String, [Int])] {
+        let vp = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: shard.tp)
+        var out: [(String, [Int])] = []
+        for (name, shape) in CanonicalSchema.shapes(for: c) {
+            if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) {
+                if !shard.layers.contains(i) { continue }
+            } else if name.hasPrefix("embedding.") {
+                if !(shard.isFirstStage || (name == "embedding.word.weight" && shard.isLastStage && c.tiedEmbeddings)) { continue }
+            } else if !shard.isLastStage { continue }   // final norm, head
+            out.append((name, TPSplit.of(name).localShape(shape, tp: shard.tp, paddedVocab: vp)))
+        }
+        return out
     }
 
     /// This rank's weights from its tensors cut as `CanonicalCheckpoint.shard(tp:rank:divisibleBy: 1)`
@@ -53,51 +80,91 @@ public struct DecoderWeights: Sendable {
     public init(config c: ModelConfig, rankTensors source: consuming [String: Tensor], shard: ShardSpec, dtype: ComputeDType = .float32) throws {
         var t = consume source
         try c.validate()
-        let tp = shard.tp
-        try ShardSpec.checkTensorParallel(c, tp: tp)
-        let vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
-        for (name, shape) in CanonicalSchema.shapes(for: c) {
-            if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) {
-                if !shard.layers.contains(i) { continue }
-            } else if name.hasPrefix("embedding.") {
-                if !(shard.isFirstStage || (name == "embedding.word.weight" && shard.isLastStage && c.tiedEmbeddings)) { continue }
-            } else if !shard.isLastStage { continue }   // final norm, head
+        try ShardSpec.checkTensorParallel(c, tp: shard.tp)
+        for (name, want) in Self.localShapes(c, shard: shard) {
             guard let x = t[name] else { throw ModelError.missingTensor(name) }
-            let want = TPSplit.of(name).localShape(shape, tp: tp, paddedVocab: vp)
             guard x.shape == want else { throw ModelError.shapeMismatch(tensor: name, expected: want, found: x.shape) }
         }
-        config = c; self.shard = shard
-        localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
-        paddedVocab = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
-        localVocab = paddedVocab / tp
-        func w(_ n: String) -> [Float] { t.removeValue(forKey: n)!.data }
-        func opt(_ n: String) -> [Float]? { t.removeValue(forKey: n)?.data }
-        /// The matrix made of the named tensors stacked by rows ([rows, cols] each), taken out of `t`.
-        func m(_ names: String...) -> WeightMatrix {
+        self.init(c, shard: shard, dtype: dtype, array: { t.removeValue(forKey: $0)?.data }, matrix: { names in
+            /// The matrix made of the named tensors stacked by rows ([rows, cols] each), taken out of `t`.
             let parts = names.map { t.removeValue(forKey: $0)! }
             let rows = parts.reduce(0) { $0 + $1.shape[0] }, cols = parts[0].count / max(1, parts[0].shape[0])
             return WeightMatrix(parts.count == 1 ? parts[0].data : parts.flatMap(\.data), rows: rows, cols: cols, dtype: dtype)
+        }, transposed: nil)
+    }
+
+    /// A training rank's weights viewed in its flat parameters (`parameter(name)` points at a tensor's
+    /// local values, laid out as `localShapes`): packed f32, with each matrix also packed transposed
+    /// for the backward pass. Built once per optimizer step.
+    public init(config c: ModelConfig, shard: ShardSpec, pool: PackedStoragePool? = nil, parameter: @escaping (String) -> UnsafePointer<Float>) throws {
+        try c.validate()
+        try ShardSpec.checkTensorParallel(c, tp: shard.tp)
+        let shapes = Dictionary(uniqueKeysWithValues: Self.localShapes(c, shard: shard))
+        func rowsOf(_ names: [String]) -> (rows: Int, cols: Int, data: [Float]?) {
+            let rows = names.reduce(0) { $0 + shapes[$1]![0] }, cols = shapes[names[0]]![1]
+            if names.count == 1 { return (rows, cols, nil) }
+            var d: [Float] = []; d.reserveCapacity(rows * cols)
+            for n in names { d.append(contentsOf: UnsafeBufferPointer(start: parameter(n), count: shapes[n]![0] * cols)) }
+            return (rows, cols, d)
         }
+        self.init(c, shard: shard, dtype: .float32, array: { name in
+            shapes[name].map { Array(UnsafeBufferPointer(start: parameter(name), count: $0.reduce(1, *))) }
+        }, matrix: { names in
+            let (r, k, d) = rowsOf(names)
+            guard let d else { return WeightMatrix(rowsOf: parameter(names[0]), rows: r, cols: k, pool: pool) }
+            return d.withUnsafeBufferPointer { WeightMatrix(rowsOf: $0.baseAddress!, rows: r, cols: k, pool: pool) }
+        }, transposed: { names in
+            let (r, k, d) = rowsOf(names)
+            guard let d else { return WeightMatrix(transposing: parameter(names[0]), rows: r, cols: k, pool: pool) }
+            return d.withUnsafeBufferPointer { WeightMatrix(transposing: $0.baseAddress!, rows: r, cols: k, pool: pool) }
+        })
+    }
+
+    /// The one assembly both sources share: which tensors form which matrix (QKV and gate|up fused by rows).
+    private init(_ c: ModelConfig, shard: ShardSpec, dtype: ComputeDType,
+                 array take: (String) -> [Float]?, matrix m: ([String]) -> WeightMatrix, transposed: (([String]) -> WeightMatrix)?) {
+        let tp = shard.tp
+        config = c; self.shard = shard
+        localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
+        paddedVocab = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: tp)
+        localVocab = paddedVocab / tp
+        func req(_ n: String) -> [Float] { take(n)! }
         self.dtype = dtype
         let needsWordEmbedding = shard.isFirstStage || (shard.isLastStage && c.tiedEmbeddings)
-        wordEmbedding = needsWordEmbedding ? m("embedding.word.weight") : nil
-        positionEmbedding = shard.isFirstStage ? opt("embedding.position.weight") : nil
+        headBackward = shard.isLastStage ? transposed?([c.tiedEmbeddings ? "embedding.word.weight" : "lm_head.weight"]) : nil
+        wordEmbedding = needsWordEmbedding ? m(["embedding.word.weight"]) : nil
+        positionEmbedding = shard.isFirstStage ? take("embedding.position.weight") : nil
         layers = shard.layers.map { i in
             let p = "layers.\(i)."
             let swiglu = c.activation == .swiglu
-            return LayerWeights(norm1W: w(p + "norm1.weight"), norm1B: opt(p + "norm1.bias"),
-                                qkvW: m(p + "attn.q.weight", p + "attn.k.weight", p + "attn.v.weight"),
-                                qkvB: c.linearBias ? w(p + "attn.q.bias") + w(p + "attn.k.bias") + w(p + "attn.v.bias") : nil,
-                                outW: m(p + "attn.out.weight"), outB: opt(p + "attn.out.bias"),
-                                norm2W: w(p + "norm2.weight"), norm2B: opt(p + "norm2.bias"),
-                                fc1W: swiglu ? m(p + "mlp.gate.weight", p + "mlp.up.weight") : m(p + "mlp.fc1.weight"),
-                                fc1B: c.linearBias ? (swiglu ? w(p + "mlp.gate.bias") + w(p + "mlp.up.bias") : w(p + "mlp.fc1.bias")) : nil,
-                                fc2W: m(p + "mlp.fc2.weight"), fc2B: opt(p + "mlp.fc2.bias"))
+            let qkv = [p + "attn.q.weight", p + "attn.k.weight", p + "attn.v.weight"]
+            let fc1 = swiglu ? [p + "mlp.gate.weight", p + "mlp.up.weight"] : [p + "mlp.fc1.weight"]
+            let back = transposed.map { t in
+                TransposedLayer(qkv: t(qkv), out: t([p + "attn.out.weight"]), fc1: t(fc1), fc2: t([p + "mlp.fc2.weight"]))
+            }
+            return LayerWeights(norm1W: req(p + "norm1.weight"), norm1B: take(p + "norm1.bias"),
+                                qkvW: m(qkv),
+                                qkvB: c.linearBias ? req(p + "attn.q.bias") + req(p + "attn.k.bias") + req(p + "attn.v.bias") : nil,
+                                outW: m([p + "attn.out.weight"]), outB: take(p + "attn.out.bias"),
+                                norm2W: req(p + "norm2.weight"), norm2B: take(p + "norm2.bias"),
+                                fc1W: m(fc1),
+                                fc1B: c.linearBias ? (swiglu ? req(p + "mlp.gate.bias") + req(p + "mlp.up.bias") : req(p + "mlp.fc1.bias")) : nil,
+                                fc2W: m([p + "mlp.fc2.weight"]), fc2B: take(p + "mlp.fc2.bias"), backward: back)
         }
-        finalNormW = shard.isLastStage ? w("final_norm.weight") : nil
-        finalNormB = shard.isLastStage ? opt("final_norm.bias") : nil
-        lmHead = shard.isLastStage && !c.tiedEmbeddings ? m("lm_head.weight") : nil
+        finalNormW = shard.isLastStage ? req("final_norm.weight") : nil
+        finalNormB = shard.isLastStage ? take("final_norm.bias") : nil
+        lmHead = shard.isLastStage && !c.tiedEmbeddings ? m(["lm_head.weight"]) : nil
         rotary = c.positions == .rope ? RotaryTable(headDim: c.headDim, maxPositions: c.maxPositions, theta: c.ropeTheta) : nil
+    }
+
+    /// Every matrix this shard holds (for handing their storage to a `PackedStoragePool`).
+    public var matrices: [WeightMatrix] {
+        var out = [wordEmbedding, lmHead, headBackward].compactMap { $0 }
+        for l in layers {
+            out += [l.qkvW, l.outW, l.fc1W, l.fc2W]
+            if let b = l.backward { out += [b.qkv, b.out, b.fc1, b.fc2] }
+        }
+        return out
     }
 
     /// Parameters held by this shard (padding rows included).

@@ -37,6 +37,24 @@ public enum TPSplit: Sendable {
     }
 }
 
+/// How the vocabulary is padded with zero rows before the vocab-parallel split (a named policy
+/// instead of a bare `divisibleBy` literal).
+public enum VocabPadding: Sendable, Equatable {
+    /// To a multiple of TP only: what the engine and the trainer hold (padded logits are dropped).
+    case tensorParallel
+    /// To a multiple of `divisibleBy` x TP: Megatron's make_vocab_size_divisible_by (128 by default),
+    /// what Megatron saves hold.
+    case megatron(divisibleBy: Int)
+
+    public static let megatronDefault = VocabPadding.megatron(divisibleBy: 128)
+
+    /// The `divisibleBy` of the older entry points.
+    public var divisibleBy: Int { if case .megatron(let d) = self { return d }; return 1 }
+
+    /// Padded vocabulary rows of a vocabulary of `v` for `tp` ranks.
+    public func paddedVocab(_ v: Int, tp: Int) -> Int { CanonicalCheckpoint.paddedVocab(v, tp: tp, divisibleBy: divisibleBy) }
+}
+
 extension CanonicalCheckpoint {
     /// Padded vocabulary rows for `tp` ranks.
     public static func paddedVocab(_ v: Int, tp: Int, divisibleBy: Int = 128) -> Int {

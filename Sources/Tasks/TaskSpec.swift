@@ -38,6 +38,13 @@ public struct GenerationConfig: Sendable, Equatable {
     public var maxGenToks = 256
 }
 
+/// The metrics a task can report, named as lm-eval names them.
+public enum Metric: String, Sendable, CaseIterable, Codable, Comparable {
+    case acc, accNorm = "acc_norm", perplexity, exactMatch = "exact_match"
+    case wordPerplexity = "word_perplexity", bytePerplexity = "byte_perplexity", bitsPerByte = "bits_per_byte"
+    public static func < (a: Metric, b: Metric) -> Bool { a.rawValue < b.rawValue }
+}
+
 /// lm-eval's exact_match options (api/metrics.py exact_match_hf_evaluate).
 public struct ExactMatchOptions: Sendable, Equatable {
     /// Patterns deleted from both strings first (Python `re.sub(p, "", x)`; read with NSRegularExpression,
@@ -94,18 +101,18 @@ public struct TaskSpec: Sendable {
     public var targetDelimiter = " "
     public var fewshotDelimiter = "\n\n"
     public var description = ""
-    public var metrics: [String]
+    public var metrics: [Metric]
     public var exactMatch = ExactMatchOptions()
     public var generation = GenerationConfig()
     public var numFewshot = 0
     public var version: String?
 
     /// The metrics each output type can compute (lm-eval's process_results).
-    public static let metricsByType: [OutputType: [String]] = [
-        .loglikelihood: ["perplexity", "acc"], .multipleChoice: ["acc", "acc_norm"], .generateUntil: ["exact_match"],
-        .loglikelihoodRolling: ["word_perplexity", "byte_perplexity", "bits_per_byte"],
+    public static let metricsByType: [OutputType: [Metric]] = [
+        .loglikelihood: [.perplexity, .acc], .multipleChoice: [.acc, .accNorm], .generateUntil: [.exactMatch],
+        .loglikelihoodRolling: [.wordPerplexity, .bytePerplexity, .bitsPerByte],
     ]
-    public static let knownMetrics: Set<String> = Set(metricsByType.values.joined())
+    public static let knownMetrics: Set<String> = Set(Metric.allCases.map(\.rawValue))
     static let keys = ["task", "output_type", "data", "training_split", "validation_split", "test_split",
                        "fewshot_split", "doc_to_text", "doc_to_target", "doc_to_choice", "target_delimiter",
                        "fewshot_delimiter", "description", "metrics", "generation_kwargs", "num_fewshot", "version"]
@@ -239,11 +246,11 @@ public struct TaskSpec: Sendable {
         let allowed = metricsByType[ot]!
         for m in ms {
             let name = m.string ?? m.mapping?["metric"]?.string
-            guard let s = name, knownMetrics.contains(s) else {
+            guard let s = name, let metric = Metric(rawValue: s) else {
                 throw TaskError("\(file):\(line(m)): unknown metric \"\(name ?? "?")\" (known: \(knownMetrics.sorted().joined(separator: ", ")))")
             }
-            guard allowed.contains(s) else {
-                throw TaskError("\(file):\(line(m)): metric \"\(s)\" does not apply to output_type \(ot.rawValue) (allowed: \(allowed.joined(separator: ", ")))")
+            guard allowed.contains(metric) else {
+                throw TaskError("\(file):\(line(m)): metric \"\(s)\" does not apply to output_type \(ot.rawValue) (allowed: \(allowed.map(\.rawValue).joined(separator: ", ")))")
             }
             if let opts = m.mapping {
                 for (k, v) in opts {
@@ -266,7 +273,7 @@ public struct TaskSpec: Sendable {
                     }
                 }
             }
-            spec.metrics.append(s)
+            spec.metrics.append(metric)
         }
         var untilGiven = false
         if let g = f["generation_kwargs"], !isNull(g) {

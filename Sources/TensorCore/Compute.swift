@@ -1,7 +1,7 @@
 // Compute: the one interface every matrix product of inference and training goes through.
 //
-// Owns: `linear` (y = x W^T + b, PyTorch Linear layout, W f32 or bf16), the general products
-// (`Compute.gemm`, `Compute.gemmTA`), `linearBackward`, the thread count, and what the CPU was
+// Owns: `linear` (y = x W^T + b, PyTorch Linear layout, packed W f32 or bf16), the general products
+// (`Compute.gemm`, `Compute.gemmTA`), the thread count, and what the CPU was
 // found to have. The kernels are Turing's own (CKernels), chosen at run time from the CPU's
 // features (AVX-512, AVX2, portable C) and independent of any BLAS library or its environment
 // variables. Every product is batch-invariant: a row's result does not depend on the other rows,
@@ -74,30 +74,12 @@ public enum Compute {
 
 private final class TaskBox { let body: (Int) -> Void; init(_ b: @escaping (Int) -> Void) { body = b } }
 
-/// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]).
-public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
-                   _ bias: UnsafePointer<Float>?, rows n: Int, inFeatures: Int, outFeatures: Int) {
-    tk_gemm_nt(y, outFeatures, x, inFeatures, w, Int32(TK_F32), inFeatures, bias, 1, 0, n, outFeatures, inFeatures)
-}
-
 /// y[N, out] = x[N, in] · W[out, in]^T (+ bias[out]) for weights of either dtype.
 public func linear(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: WeightMatrix,
                    _ bias: UnsafePointer<Float>?, rows n: Int) {
     w.withRaw { p, wtype in
         tk_gemm_packed(y, w.rows, x, w.cols, 1, p, wtype, bias, 1, 0, n, w.rows, w.cols)
     }
-}
-
-/// Backward of `linear`: dx[N, in] (+)= dy[N, out] W[out, in]; dW[out, in] += dy^T x; db[out] += sum over rows of dy.
-public func linearBackward(dx: UnsafeMutablePointer<Float>?, accumulate: Bool, dW: UnsafeMutablePointer<Float>, db: UnsafeMutablePointer<Float>?,
-                           dy: UnsafePointer<Float>, x: UnsafePointer<Float>, w: UnsafePointer<Float>,
-                           rows n: Int, inFeatures: Int, outFeatures: Int) {
-    if let dx {
-        Compute.gemm(dx, ldc: inFeatures, dy, lda: outFeatures, w, ldb: inFeatures, transB: false,
-                     m: n, n: inFeatures, k: outFeatures, beta: accumulate ? 1 : 0)
-    }
-    Compute.gemmTA(dW, ldc: inFeatures, dy, lda: outFeatures, x, ldb: inFeatures, m: outFeatures, n: inFeatures, k: n)
-    if let db { for r in 0..<n { addInPlace(db, dy + r * outFeatures, count: outFeatures) } }
 }
 
 /// Give memory that malloc holds but no longer uses back to the system (after dropping a load's copies).

@@ -33,6 +33,29 @@ public struct WeightMatrix: Sendable {
         }
     }
 
+    /// `data` points at rows * cols f32 values, row-major (a view into a training rank's flat
+    /// parameters, repacked once per optimizer step); the packed storage comes from `pool` when it has some.
+    public init(rowsOf data: UnsafePointer<Float>, rows: Int, cols: Int, pool: PackedStoragePool? = nil) {
+        self.rows = rows; self.cols = cols
+        storage = .f32(Self.filled(tk_packed_count(rows, cols), pool) { tk_pack_rows($0, Int32(TK_F32), data, cols, rows, cols) })
+    }
+
+    /// The transpose of w[outRows, inCols] (row-major at `w`): a [inCols, outRows] matrix, so that
+    /// `linear(dx, dy, WeightMatrix(transposing: w, ...))` is dx[N, in] = dy[N, out] w, the input
+    /// gradient of `linear` with the same per-element FMA chains as a general product.
+    public init(transposing w: UnsafePointer<Float>, rows outRows: Int, cols inCols: Int, pool: PackedStoragePool? = nil) {
+        self.rows = inCols; self.cols = outRows
+        storage = .f32(Self.filled(tk_packed_count(inCols, outRows), pool) { tk_pack_cols($0, w, inCols, outRows, inCols) })
+    }
+
+    private static func filled(_ n: Int, _ pool: PackedStoragePool?, _ pack: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+        if var a = pool?.take(n) {
+            a.withUnsafeMutableBufferPointer { pack($0.baseAddress!) }
+            return a
+        }
+        return [Float](unsafeUninitializedCapacity: n) { b, c in pack(b.baseAddress!); c = n }
+    }
+
     /// From bf16 values [rows, cols] row-major (no conversion).
     public init(bf16 data: [UInt16], rows: Int, cols: Int) {
         precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
@@ -64,4 +87,14 @@ public struct WeightMatrix: Sendable {
         case .bf16(let h): return h.withUnsafeBufferPointer { body(UnsafeRawPointer($0.baseAddress!), Int32(TK_BF16)) }
         }
     }
+}
+
+/// Packed f32 storage let go by one step's matrices, handed to the next step's matrices of the same
+/// size (a training rank repacks the same shapes every optimizer step): no fresh pages per step.
+public final class PackedStoragePool: @unchecked Sendable {
+    private var free: [Int: [[Float]]] = [:]
+    public init() {}
+    /// Keeps `m`'s storage; it is reused once every other reference to it is gone.
+    public func give(_ m: WeightMatrix) { if case .f32(let a) = m.storage { free[a.count, default: []].append(a) } }
+    func take(_ n: Int) -> [Float]? { free[n]?.popLast() }
 }

@@ -48,7 +48,7 @@ public struct AdamW: Sendable {
         }
         params.withUnsafeMutableBufferPointer { pb in m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in grads.withUnsafeBufferPointer { gb in
             let P = pb.baseAddress!, M = mb.baseAddress!, V = vb.baseAddress!, G = gb.baseAddress!
-            parallelFor(spans.count) { k in
+            Compute.parallelFor(spans.count) { k in
                 let (lo, hi, decay) = spans[k]
                 for i in lo..<hi {
                     let g = G[i]

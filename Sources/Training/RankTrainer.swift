@@ -62,7 +62,8 @@ public final class RankTrainer {
         peakInFlight = 0; peakActivationFloats = 0
         try params.withUnsafeBufferPointer { pb in
             try grads.withUnsafeMutableBufferPointer { gb in
-                let P0 = pb.baseAddress!, G0 = gb.baseAddress!
+                let G0 = gb.baseAddress!
+                try model.prepare(pb.baseAddress!)       // this step's weights, packed once
                 let C = model.config.hiddenSize
                 for op in PipelineSchedule.oneFOneB(stage: position.p, stages: grid.pp, microBatches: mine.count) {
                     switch op {
@@ -74,7 +75,7 @@ public final class RankTrainer {
                             try x.withUnsafeMutableBufferPointer { try world.recv($0, from: peer(stage: position.p - 1), tag: 2 * m) }
                             input = x
                         }
-                        let (out, a) = try model.forward(P0, batch: b, input: input, lossScale: scale, keep: !recompute, tpc: tpc)
+                        let (out, a) = try model.forward(batch: b, input: input, lossScale: scale, keep: !recompute, tpc: tpc)
                         acts[m] = a
                         peakInFlight = max(peakInFlight, acts.count)
                         peakActivationFloats = max(peakActivationFloats, acts.values.reduce(0) { $0 + $1.floats })
@@ -87,7 +88,7 @@ public final class RankTrainer {
                             try d.withUnsafeMutableBufferPointer { try world.recv($0, from: peer(stage: position.p + 1), tag: 2 * m + 1) }
                             dOut = d
                         }
-                        let dIn = try model.backward(P0, G0, acts.removeValue(forKey: m)!, batch: b, dOutput: dOut, lossScale: scale, tpc: tpc)
+                        let dIn = try model.backward(G0, acts.removeValue(forKey: m)!, batch: b, dOutput: dOut, lossScale: scale, tpc: tpc)
                         if !model.isFirst { try world.sendAsync(dIn, to: peer(stage: position.p - 1), tag: 2 * m + 1) }
                     }
                 }
@@ -107,7 +108,7 @@ public final class RankTrainer {
         var partial = [Double](repeating: 0, count: spans.count)
         grads.withUnsafeBufferPointer { gb in partial.withUnsafeMutableBufferPointer { pb in
             let G = gb.baseAddress!, S = pb.baseAddress!
-            parallelFor(spans.count) { k in var a: Double = 0; for i in spans[k] { a += Double(G[i]) * Double(G[i]) }; S[k] = a }
+            Compute.parallelFor(spans.count) { k in var a: Double = 0; for i in spans[k] { a += Double(G[i]) * Double(G[i]) }; S[k] = a }
         } }
         let ss = partial.reduce(0, +)
         var red: [Float] = [Float(ss), model.isLast && position.t == 0 ? Float(lossSum / Double(M)) : 0]
@@ -118,7 +119,7 @@ public final class RankTrainer {
             let s = clip / (norm + 1e-6), n = grads.count
             grads.withUnsafeMutableBufferPointer { gb in
                 let G = gb.baseAddress!
-                parallelFor((n + 65535) / 65536) { k in for i in (k * 65536)..<min(n, (k + 1) * 65536) { G[i] *= s } }
+                Compute.parallelFor((n + 65535) / 65536) { k in for i in (k * 65536)..<min(n, (k + 1) * 65536) { G[i] *= s } }
             }
         }
         adam.update(params: &params, grads: grads, lr: lr)

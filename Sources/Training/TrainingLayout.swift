@@ -43,7 +43,7 @@ public struct RankPosition: Sendable, Equatable { public var t: Int, d: Int, p: 
 extension ParameterLayout {
     /// The flat layout of one training rank: its stage's tensors, at their TP-local shapes.
     public init(config c: ModelConfig, tp: Int, stage p: Int, pp: Int, layers: Range<Int>) {
-        let Vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: 1)
+        let Vp = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: tp)
         var shapes: [(String, [Int])] = []
         for (name, shape) in CanonicalSchema.shapes(for: c) where Self.holds(name, config: c, stage: p, pp: pp, layers: layers) {
             shapes.append((name, TPSplit.of(name).localShape(shape, tp: tp, paddedVocab: Vp)))

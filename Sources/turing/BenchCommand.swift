@@ -24,14 +24,16 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed repetitions (best is reported).") var reps: Int = 3
     @Option(help: "Batch sizes to measure (repeatable).") var batch: [Int] = [1, 8]
     @Flag(help: "Also measure scoring: the prompts forwarded with logits for every position.") var score = false
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layoutOptions: LayoutOptions
+    @Option(help: "Weights in memory: float32 or bfloat16.") var dtype: ComputeDType = .float32
+    @Option(name: .customLong("micro-batches"), help: "Micro-batches per pipelined forward (default: PP).") var microBatches: Int?
     @Flag(help: "Print JSON only.") var json = false
 
     func run() throws {
         Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads,
                                  maxPositions: max(1024, promptLength + decodeTokens + 1), activation: .geluTanh)
-        let layout = parallel.layout, dtype = parallel.dtype
+        let layout = EngineLayout(tp: layoutOptions.tp, pp: layoutOptions.pp, microBatches: microBatches)
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         // the seeded random source is dropped once the engine holds its weights: the peak RSS reported
         // is the run's (weights, caches, activations), as a user's process holds it after the load

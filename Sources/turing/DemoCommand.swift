@@ -8,6 +8,7 @@ import ArgumentParser
 import Evaluation
 import Tasks
 import Foundation
+import TuringKit
 import Checkpoints
 import Engine
 import Model
@@ -40,10 +41,9 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let path = try checkpoint ?? defaultCheckpoint()
-        var opts = try CheckpointOptions.parse(["--checkpoint", path])
-        opts.threads = nil
+        let source = ModelSource(checkpoint: path)
         let t0 = now()
-        let loaded = try opts.load(layout: EngineLayout())
+        let loaded = try source.open()
         let (model, tokOpt, ckpt) = (loaded.engine, loaded.tokenizer, loaded.checkpoint)
         guard let tok = tokOpt else { throw CLIError("no tokenizer beside \(path)") }
         let c = ckpt.config
@@ -60,7 +60,7 @@ struct DemoCommand: ParsableCommand {
         }
         let (greedy, dt, n) = try run(model, SamplingParams())
         print("greedy, TP 1 x PP 1 (\(n) tokens, \(String(format: "%.0f", Double(n) / dt)) tokens/s):\n  \(prompt)\(greedy)\n")
-        let sharded = try opts.load(layout: EngineLayout(tp: 2, pp: 2)).engine
+        let sharded = try source.open(layout: EngineLayout(tp: 2, pp: 2)).engine
         let (g2, _, _) = try run(sharded, SamplingParams())
         print("greedy, TP 2 x PP 2 in-process: \(g2 == greedy ? "identical text" : "DIFFERENT TEXT:\n  \(prompt)\(g2)")\n")
         let (sampled, _, _) = try run(model, SamplingParams(temperature: 0.8, topP: 0.9, seed: 42))

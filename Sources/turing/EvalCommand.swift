@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import Foundation
+import TuringKit
 import TensorCore
 import Engine
 import Evaluation
@@ -18,7 +19,8 @@ struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "eval", abstract: "Zero-/few-shot tasks scored exactly as lm-evaluation-harness 0.4 scores them.")
 
     @OptionGroup var model: CheckpointOptions
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layout: LayoutOptions
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Comma-separated task names (files in --tasks-dir).") var tasks: String
     @Option(name: .customLong("num-fewshot"), help: "Shots for every task (default: each task's num_fewshot).") var numFewshot: Int?
     @Option(help: "Several shot counts in one run, e.g. 0,1,5.") var shots: String?
@@ -59,18 +61,19 @@ struct EvalCommand: ParsableCommand {
             }
         }
         let loaded = try specs.map { try LoadedTask(spec: $0, data: locator) }
-        let weights = try model.load(layout: parallel.layout, dtype: parallel.dtype, weightsHash: true)
+        let weights = try model.open(layout, compute, weightsHash: true)
         let (engine, tokOpt, ckpt) = (weights.engine, weights.tokenizer, weights.checkpoint)
-        var evaluator = try Evaluator(model: engine, tokenizer: tokOpt!)
         let hash = try weights.weightsHash()
+        var cache: RequestCache? = nil
         if !noCache {
             // keyed by the weights' hash, the layout (layouts agree to ~1e-6, not bit for bit), the weights'
             // dtype and the kernels' generation ("tk1": Turing's own; every ISA gives the same bits)
-            let dt = parallel.dtype == .float32 ? "" : "-\(parallel.dtype.rawValue)"
-            let cache = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(parallel.tp)pp\(parallel.pp)\(dt)-tk1")
-            if cache.count > 0 { log("request cache \(cache.url.path): \(cache.count) scored requests reused") }
-            evaluator.cache = cache
+            let dt = compute.dtype == .float32 ? "" : "-\(compute.dtype.rawValue)"
+            let c = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(layout.tp)pp\(layout.pp)\(dt)-tk1")
+            if c.count > 0 { log("request cache \(c.url.path): \(c.count) scored requests reused") }
+            cache = c
         }
+        let evaluator = try Evaluator(model: engine, tokenizer: tokOpt!, cache: cache)
         var results: [TaskResult] = []
         for task in loaded {
             for k in shots.flatMap(parseShots) ?? [numFewshot ?? task.spec.numFewshot] {
@@ -86,7 +89,7 @@ struct EvalCommand: ParsableCommand {
         let out = URL(fileURLWithPath: output ?? defaultOutput())
         let multi = Set(results.map(\.numFewshot)).count > 1
         let specMap = Dictionary(specs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let run = RunInfo(checkpoint: model.checkpoint, format: ckpt.format, layout: "tp\(parallel.tp)xpp\(parallel.pp)" + (parallel.dtype == .float32 ? "" : " \(parallel.dtype.rawValue)"),
+        let run = RunInfo(checkpoint: model.checkpoint, format: ckpt.format, layout: "tp\(layout.tp)xpp\(layout.pp)" + (compute.dtype == .float32 ? "" : " \(compute.dtype.rawValue)"),
                           weightsHash: hash, limit: limit, dataDir: ddir)
         for r in results {
             let name = multi ? "samples_\(r.task)_\(r.numFewshot)shot.jsonl" : "samples_\(r.task).jsonl"

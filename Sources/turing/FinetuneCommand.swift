@@ -5,6 +5,7 @@
 
 import ArgumentParser
 import Foundation
+import TuringKit
 import Engine
 import Collectives
 import Tasks
@@ -20,9 +21,7 @@ struct FinetuneCommand: ParsableCommand {
 
     @Option(help: "Starting checkpoint (any format Turing reads).") var checkpoint: String?
     @Option(help: "Train from scratch: a ModelConfig JSON file (random init, --seed).") var config: String?
-    @Option(help: "Tokenizer (folder, tokenizer.json, or llama2.c .bin); default: found beside the checkpoint.") var tokenizer: String?
-    @Option(name: .customLong("vocab-file")) var vocabFile: String?
-    @Option(name: .customLong("merge-file")) var mergeFile: String?
+    @OptionGroup var tokenizerFiles: TokenizerOptions
     @Option(help: "Training data: a .jsonl file, or a Megatron indexed dataset (.bin/.idx path or prefix).") var data: String
     @Option(name: .customLong("seq-length"), help: "Tokens per training row (default: the model's positions).") var seqLength: Int?
     @Option(name: .customLong("micro-batch")) var microBatch: Int = 4
@@ -30,7 +29,7 @@ struct FinetuneCommand: ParsableCommand {
     @Option var lr: Float = 3e-4
     @Option(name: .customLong("min-lr")) var minLR: Float = 0
     @Option var warmup: Int = 0
-    @Option(help: "cosine, linear or constant.") var decay: String = "cosine"
+    @Option(help: "Learning-rate decay after warmup: \(DecayStyle.allCases.map(\.rawValue).joined(separator: ", ")).") var decay: DecayStyle = .cosine
     @Option(name: .customLong("weight-decay")) var weightDecay: Float = 0.1
     @Option(name: .customLong("clip-grad")) var clipGrad: Float = 1.0
     @Option var steps: Int
@@ -44,17 +43,15 @@ struct FinetuneCommand: ParsableCommand {
     @Option(name: .customLong("eval-limit"), help: "Documents per task in those evaluations.") var evalLimit: Int = 100
     @Option(name: .customLong("tasks-dir")) var tasksDir: String = "tasks"
     @OptionGroup var taskData: TaskDataOptions
-    @Option var tp: Int = 1
-    @Option var pp: Int = 1
+    @OptionGroup var layout: LayoutOptions
     @Option(help: "Data-parallel replicas (default: 1 in-process; under mpirun, processes / (tp x pp)).") var dp: Int?
     @Flag(name: .customLong("recompute-activations"), help: "Keep only each stage's input per micro-batch and recompute the rest in backward (less memory, one more forward).") var recompute = false
-    @Option var threads: Int?
+    @OptionGroup var threads: ThreadsOptions
 
     func validate() throws {
         guard (checkpoint == nil) != (config == nil) else { throw ValidationError("give exactly one of --checkpoint and --config") }
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
-        guard DecayStyle(rawValue: decay) != nil else { throw ValidationError("--decay must be cosine, linear or constant") }
-        guard tp >= 1, pp >= 1, (dp ?? 1) >= 1 else { throw ValidationError("--tp, --pp and --dp must be positive") }
+        if let d = dp, d < 1 { throw ValidationError("--dp must be at least 1, found \(d)") }
     }
 
     func run() throws {
@@ -100,11 +97,12 @@ struct FinetuneCommand: ParsableCommand {
         let tok = try findTokenizer()
         let canonical = ParameterLayout(config: ckpt.config)
         let mpi = MPIRuntime.isActive
+        let (tp, pp) = (layout.tp, layout.pp)
         let replicas = dp ?? (mpi ? max(1, MPIRuntime.worldSize / (tp * pp)) : 1)
         let grid = TrainingLayout(tp: tp, pp: pp, dp: replicas)
         let executor: TrainingExecutor = mpi ? try MPITraining(config: ckpt.config, grid: grid, recompute: recompute)
                                              : try InProcessTraining(config: ckpt.config, grid: grid, recompute: recompute)
-        if let threads { Compute.setThreads(threads) }
+        if let t = threads.threads { Compute.setThreads(t) }
         let T = seqLength ?? ckpt.config.maxPositions
         guard T <= ckpt.config.maxPositions else { throw CLIError("--seq-length \(T) exceeds the model's \(ckpt.config.maxPositions) positions") }
         let eos = tok.eosToken ?? ckpt.config.eosToken ?? 0
@@ -117,7 +115,7 @@ struct FinetuneCommand: ParsableCommand {
         }
         for r in rows { for t in r.tokens where t >= ckpt.config.vocabSize { throw CLIError("\(data): token id \(t) outside the model's vocabulary of \(ckpt.config.vocabSize)") } }
         let tc = TrainerConfig(microBatch: microBatch, globalBatch: globalBatch, steps: steps,
-                               schedule: LRSchedule(lr: lr, minLR: minLR, warmup: warmup, decaySteps: steps, style: DecayStyle(rawValue: decay)!),
+                               schedule: LRSchedule(lr: lr, minLR: minLR, warmup: warmup, decaySteps: steps, style: decay),
                                adam: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: weightDecay),
                                clipGrad: clipGrad, seed: seed, saveInterval: saveInterval)
         var tcx = tc
@@ -157,7 +155,7 @@ struct FinetuneCommand: ParsableCommand {
                     expAvg: canonical.tensors(s.adam.m), expAvgSq: canonical.tensors(s.adam.v), step: s.step,
                     lr: Double(lr), currentLR: Double(tc.schedule.at(s.step)), minLR: Double(minLR), beta1: Double(tc.adam.beta1), beta2: Double(tc.adam.beta2),
                     eps: Double(tc.adam.eps), weightDecay: Double(weightDecay), clipGrad: Double(clipGrad), warmupIters: warmup, decayIters: steps,
-                    trainIters: steps, decayStyle: decay, globalBatch: globalBatch, microBatch: microBatch)
+                    trainIters: steps, decayStyle: decay.rawValue, globalBatch: globalBatch, microBatch: microBatch)
                 try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron,
                                            options: WriteOptions(tp: tp, pp: pp, iteration: s.step, training: training), replace: true)
                 log("saved \(meg) (Megatron-LM legacy, iteration \(s.step), with the optimizer and scheduler state)")
@@ -177,9 +175,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func findTokenizer() throws -> Tokenizer {
-        if let v = vocabFile, let m = mergeFile { return try GPT2Tokenizer(vocabFile: v, mergesFile: m) }
-        if let t = tokenizer, let tok = try tokenizerAt(URL(fileURLWithPath: t), required: true) { return tok }
-        if let c = checkpoint, let tok = try CheckpointOptions.parse(["--checkpoint", c]).loadTokenizer() { return tok }
+        if let tok = try tokenizerFiles.load(besideCheckpoint: checkpoint) { return tok }
         throw CLIError("no tokenizer: pass --tokenizer PATH or --vocab-file F --merge-file F")
     }
 }
@@ -191,3 +187,4 @@ extension ModelConfig {
             (tiedEmbeddings ? ", tied" : ", untied") + (linearBias ? ", biases" : "")
     }
 }
+extension DecayStyle: ExpressibleByArgument {}

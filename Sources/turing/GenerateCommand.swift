@@ -3,6 +3,7 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import TuringKit
 import Engine
 import Model
 import Tokenizers
@@ -13,11 +14,12 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var model: CheckpointOptions
     @OptionGroup var sampling: SamplingOptions
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layout: LayoutOptions
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Prompt (repeatable: several prompts are generated as one batch).") var prompt: [String] = []
 
     func run() throws {
-        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
+        let loaded = try model.open(layout, compute)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let prompts = prompt.isEmpty ? [""] : prompt

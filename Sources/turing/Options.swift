@@ -2,16 +2,17 @@
 
 import ArgumentParser
 import Foundation
-import Engine
 import Checkpoints
+import Engine
 import Collectives
 import Tasks
+import TensorCore
+import TuringKit
+import Tokenizers
 
-struct CheckpointOptions: ParsableArguments {
-    @Option(name: .long, help: "Checkpoint: an HF folder, a Megatron or DeepSpeed save directory, or a llama2.c .bin file.")
-    var checkpoint: String
-
-    @Option(help: "Tokenizer: a folder with tokenizer.json or vocab.json + merges.txt, a tokenizer.json, or a llama2.c tokenizer.bin.")
+/// Which tokenizer: a folder or file, or Megatron's GPT-2 vocab + merges pair (default: found beside the checkpoint).
+struct TokenizerOptions: ParsableArguments {
+    @Option(help: "Tokenizer: a folder (tokenizer.json, tokenizer.model, *.tiktoken, vocab.json + merges.txt, tokenizer.bin) or one such file.")
     var tokenizer: String?
 
     @Option(name: .customLong("vocab-file"), help: "GPT-2 vocab.json (Megatron's --vocab-file).")
@@ -20,8 +21,22 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .customLong("merge-file"), help: "GPT-2 merges.txt (Megatron's --merge-file).")
     var mergeFile: String?
 
-    @Option(help: "Kernel threads (default: all cores).")
-    var threads: Int?
+    func validate() throws {
+        if (vocabFile == nil) != (mergeFile == nil) { throw ValidationError("--vocab-file and --merge-file go together") }
+    }
+
+    /// The tokenizer these options name, else the one found beside `checkpoint` (nil: none found).
+    func load(besideCheckpoint checkpoint: String?) throws -> Tokenizer? {
+        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint)
+    }
+}
+
+/// The model a command runs: the checkpoint and its tokenizer.
+struct CheckpointOptions: ParsableArguments {
+    @Option(name: .long, help: "Checkpoint: an HF folder, a Megatron or DeepSpeed save directory, or a llama2.c .bin file.")
+    var checkpoint: String
+
+    @OptionGroup var tokenizerFiles: TokenizerOptions
 
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable), e.g. ffn_hidden_size=3072 for checkpoints that do not record it.")
     var megatronArg: [String] = []
@@ -29,13 +44,63 @@ struct CheckpointOptions: ParsableArguments {
     @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record (docs/safety.md gives its cost).")
     var noVerifyChecksums = false
 
-    func validate() throws {
-        if let t = threads, t < 1 { throw ValidationError("--threads must be >= 1, found \(t)") }
+    var source: ModelSource {
+        ModelSource(checkpoint: checkpoint, tokenizer: tokenizerFiles.tokenizer, vocabFile: tokenizerFiles.vocabFile,
+                    mergeFile: tokenizerFiles.mergeFile, megatronArgs: megatronArg)
+    }
+
+    /// Opens the model at the layout and compute settings given (`ModelSource.open`).
+    func open(_ layout: LayoutOptions, _ compute: ComputeOptions, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
+        applyChecksumFlag(noVerifyChecksums)
+        try source.open(layout: EngineLayout(tp: layout.tp, pp: layout.pp, microBatches: compute.microBatches), dtype: compute.dtype,
+                        threads: compute.threads.threads, needTokenizer: needTokenizer, weightsHash: weightsHash)
     }
 }
 
+/// Where the ranks sit: tensor- and pipeline-parallel sizes (in-process threads; under mpirun, processes).
+struct LayoutOptions: ParsableArguments {
+    @Option(help: "Tensor-parallel ranks (in-process threads; under mpirun, processes).") var tp: Int = 1
+    @Option(help: "Pipeline-parallel stages (in-process threads; under mpirun, processes).") var pp: Int = 1
+
+    func validate() throws {
+        guard tp >= 1 else { throw ValidationError("--tp must be at least 1, found \(tp)") }
+        guard pp >= 1 else { throw ValidationError("--pp must be at least 1, found \(pp)") }
+    }
+    var name: String { "tp\(tp)xpp\(pp)" }
+}
+
+/// Kernel threads: shared by every command that computes.
+struct ThreadsOptions: ParsableArguments {
+    @Option(help: "Kernel threads (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1, found \(t)") }
+    }
+}
+
+/// How the engine computes: weights' dtype, threads, pipeline micro-batches.
+struct ComputeOptions: ParsableArguments {
+    @Option(help: "Weights in memory: float32, or bfloat16 (narrowed once at load; f32 activations and accumulation).")
+    var dtype: ComputeDType = .float32
+
+    @OptionGroup var threads: ThreadsOptions
+
+    @Option(name: .customLong("micro-batches"), help: "Micro-batches per pipelined forward (default: PP).") var microBatches: Int?
+
+    func validate() throws {
+        if let m = microBatches, m < 1 { throw ValidationError("--micro-batches must be at least 1, found \(m)") }
+    }
+}
+
+extension ComputeDType: ExpressibleByArgument {}
+
 /// `--no-verify-checksums`: the zip CRC-32 check is process-wide.
 func applyChecksumFlag(_ skip: Bool) { if skip { ZipArchive.verifyChecksums = false } }
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
 
 struct SamplingOptions: ParsableArguments {
     @Option(name: .customLong("max-tokens"), help: "Tokens to generate per prompt.")

@@ -8,6 +8,7 @@
 
 import ArgumentParser
 import Foundation
+import TuringKit
 import TensorCore
 import Engine
 import Evaluation
@@ -18,7 +19,8 @@ struct ScoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "score", abstract: "Log-likelihoods of continuations, as lm-evaluation-harness computes them.")
 
     @OptionGroup var model: CheckpointOptions
-    @OptionGroup var parallel: ParallelOptions
+    @OptionGroup var layout: LayoutOptions
+    @OptionGroup var compute: ComputeOptions
     @Option(help: "Input JSONL.") var requests: String
     @Option(help: "Output JSONL (written atomically).") var output: String
     @Flag(help: "Score whole texts ({\"text\": ...}) with rolling windows (perplexity).") var rolling = false
@@ -26,7 +28,7 @@ struct ScoreCommand: ParsableCommand {
     func run() throws {
         guard let data = FileManager.default.contents(atPath: requests) else { throw CLIError("cannot read \(requests)") }
         let lines = try RequestFile.lines(data, file: requests)
-        let loaded = try model.load(layout: parallel.layout, dtype: parallel.dtype)
+        let loaded = try model.open(layout, compute)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let scorer = Scorer(model: engine)
@@ -37,7 +39,7 @@ struct ScoreCommand: ParsableCommand {
             let texts = try lines.map { try RequestFile.decode(RequestFile.Text.self, $0.bytes, file: requests, line: $0.line) }
             let prefix = try prefixToken(tok, engine.config)
             for (i, t) in texts.enumerated() {
-                let ids = encodePlain(tok, t.text)
+                let ids = lmEvalEncode(tok, t.text)
                 let lp = ids.isEmpty ? 0 : try scorer.loglikelihoodRolling(ids, prefixToken: prefix)
                 out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(ids.count))]))
                 out.append(0x0A)

@@ -3,22 +3,23 @@
 import ArgumentParser
 import Evaluation
 import Foundation
+import TuringKit
 import Tokenizers
 import TensorCore
 
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "tokenize", abstract: "Encode stdin to token ids (or --decode ids to text).")
 
-    @Option(help: "A folder with tokenizer.json or vocab.json + merges.txt, a tokenizer.json, or a llama2.c tokenizer .bin.") var tokenizer: String?
-    @Option(name: .customLong("vocab-file")) var vocabFile: String?
-    @Option(name: .customLong("merge-file")) var mergeFile: String?
+    @OptionGroup var tokenizerFiles: TokenizerOptions
     @Flag(help: "Read a JSON array of ids and print the text.") var decode = false
+    @Flag(help: "Benchmark: encode stdin whole (one warm-up, best of --repeats) and by line; print MB/s as JSON.") var bench = false
+    @Option(help: "Timed runs for --bench.") var repeats = 5
+    @Flag(name: .customLong("special-tokens"), help: "Add the tokenizer's own special tokens (BOS etc., as transformers' encode does by default).") var specialTokens = false
 
     func run() throws {
-        let tok: Tokenizer
-        if let v = vocabFile, let m = mergeFile { tok = try GPT2Tokenizer(vocabFile: v, mergesFile: m) }
-        else if let t = tokenizer { tok = try tokenizerAt(URL(fileURLWithPath: t), required: true)! }
-        else { throw ValidationError("give --tokenizer PATH or --vocab-file F --merge-file F") }
+        guard let tok = try tokenizerFiles.load(besideCheckpoint: nil) else {
+            throw ValidationError("give --tokenizer PATH or --vocab-file F --merge-file F")
+        }
         let input = FileHandle.standardInput.readDataToEndOfFile()
         if decode {
             guard let ids = try? JSONDecoder().decode([Int].self, from: input) else { throw CLIError("stdin: expected a JSON array of integers") }
@@ -28,7 +29,7 @@ struct TokenizeCommand: ParsableCommand {
             try writeStandardOutput(Data(tok.decodeBytes(ids)))
         } else {
             guard let text = String(data: input, encoding: .utf8) else { throw CLIError("stdin is not valid UTF-8") }
-            print(String(decoding: try JSONEncoder().encode(encodePlain(tok, text)), as: UTF8.self))
+            print(String(decoding: try JSONEncoder().encode(specialTokens ? tok.encode(text, addSpecialTokens: true) : encodePlain(tok, text)), as: UTF8.self))
         }
     }
 }

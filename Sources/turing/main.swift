@@ -15,9 +15,10 @@ struct Turing: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "turing",
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
-        subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, TokenizeCommand.self,
-                      InspectCommand.self, ConvertCommand.self, EvalCommand.self, CompareCommand.self, FinetuneCommand.self, MakeDemoCommand.self,
-                      BenchCommand.self, TrainBenchCommand.self, TrainCheckCommand.self],
+        subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, EvalCommand.self, CompareCommand.self,
+                      FinetuneCommand.self, InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, BenchCommand.self,
+                      // developer tools (Developer/), hidden from --help
+                      MakeDemoCommand.self, TrainBenchCommand.self, TrainCheckCommand.self],
         defaultSubcommand: DemoCommand.self)
 }
 

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 
 /// The `turing` binary end to end: outputs, exit statuses, and that bad input loses nothing.
@@ -9,11 +10,7 @@ final class CLITests: XCTestCase {
         return (dir.lastPathComponent.hasSuffix(".xctest") ? dir.deletingLastPathComponent() : dir).appendingPathComponent("turing")
     }
 
-    static var shared: URL {
-        if let p = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: p) }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
-    }
+    static var shared: URL { Paths.sharedData }
 
     @discardableResult
     func run(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
@@ -173,7 +170,7 @@ final class CLITests: XCTestCase {
     func testEvalOfflineReadsTheDataCacheAndNamesWhereItLooked() throws {
         let piqa = Self.shared.appendingPathComponent("piqa")
         guard FileManager.default.fileExists(atPath: piqa.appendingPathComponent("valid.jsonl").path) else { throw XCTSkip("shared data absent") }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = Paths.packageRoot
         let d = try tmp(), cache = d.appendingPathComponent("cache")
         let args = ["eval", "--checkpoint", repo.appendingPathComponent("checkpoints/demo").path, "--tasks", "piqa",
                     "--tasks-dir", repo.appendingPathComponent("tasks").path, "--data-dir", d.appendingPathComponent("none").path,
@@ -198,7 +195,7 @@ final class CLITests: XCTestCase {
     /// copy) reports the weights hash and the metrics of the same weights loaded whole at TP 1, in Megatron
     /// and in Turing's own format.
     func testEvalOfASplitLoadMatchesTheWholeLoad() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = Paths.packageRoot
         let demo = repo.appendingPathComponent("checkpoints/demo"), d = try tmp(), meg = d.appendingPathComponent("meg")
         let conv = try run(["convert", demo.path, "--to", "megatron", "--tp", "2", "--pp", "2", "--output", meg.path])
         XCTAssertEqual(conv.status, 0, conv.err)

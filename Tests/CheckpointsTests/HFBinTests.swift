@@ -4,11 +4,11 @@
 
 import Foundation
 import XCTest
+import TestSupport
 @testable import Checkpoints
 
 final class HFBinTests: XCTestCase {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/hf_bin")
+    static let dir = Paths.fixture("hf_bin")
 
     func testSingleAndShardedBinEqualTheSafetensorsOriginal() throws {
         let ref = try Fixtures.reference()

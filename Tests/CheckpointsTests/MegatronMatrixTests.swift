@@ -9,11 +9,11 @@
 
 import Foundation
 import XCTest
+import TestSupport
 @testable import Checkpoints
 
 final class MegatronMatrixTests: XCTestCase {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/megatron_matrix")
+    static let dir = Paths.fixture("megatron_matrix")
 
     func testEveryReleaseReadsToTheHFTensors() throws {
         let ref = try HFAdapter.load(Self.dir.appendingPathComponent("gpt2-micro"))

@@ -4,11 +4,11 @@
 
 import Foundation
 import XCTest
+import TestSupport
 @testable import Checkpoints
 
 final class SafeGlobalsTests: XCTestCase {
-    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/pickles")
+    static let dir = Paths.fixture("pickles")
 
     func checkArgs(_ v: PickleValue, _ what: String) throws {
         guard case .enumMember(let sig)? = v["exit_signal"] else { return XCTFail("\(what): exit_signal is \(String(describing: v["exit_signal"]))") }

@@ -6,13 +6,13 @@
 
 import Foundation
 import XCTest
+import TestSupport
 import TensorCore
 import Model
 @testable import Checkpoints
 
 final class TorchDistTests: XCTestCase {
-    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/torch_dist/mcore-tp2-pp2")
+    static let fixture = Paths.fixture("torch_dist/mcore-tp2-pp2")
     static let iter = fixture.appendingPathComponent("iter_0000007")
 
     func testDetectedAndLaidOutAsSaved() throws {

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Checkpoints
 import Engine
@@ -17,16 +18,15 @@ final class BF16FidelityTests: XCTestCase {
     }
 
     func testWithinOneAndAHalfTimesPyTorchBF16() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: repo.appendingPathComponent("Fixtures/bf16/expected.json")))
+        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Paths.fixture("bf16/expected.json")))
         XCTAssertGreaterThanOrEqual(exp.models.count, 3)
         for (name, m) in exp.models.sorted(by: { $0.key < $1.key }) {
             let dir: URL
             if name.hasPrefix("shared:") {
-                dir = sharedData().deletingLastPathComponent().appendingPathComponent("fixtures/checkpoints/" + name.dropFirst(7))
+                dir = Paths.sharedCheckpoints.appendingPathComponent(String(name.dropFirst(7)))
                 guard FileManager.default.fileExists(atPath: dir.path) else { print("\(name): skipped, \(dir.path) absent"); continue }
             } else {
-                dir = repo.appendingPathComponent("Fixtures/models/" + name)
+                dir = Paths.fixture("models/" + name)
             }
             let weights = try DecoderWeights(try HFAdapter.load(dir), dtype: .bfloat16)
             XCTAssertEqual(weights.layers[0].fc2W.dtype, .bfloat16)

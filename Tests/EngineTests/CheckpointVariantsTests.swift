@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Engine
 @testable import Checkpoints
@@ -12,7 +13,7 @@ import TensorCore
 /// logits within 1e-4, with the vocabulary read from the saved args (no --vocab-size), and inspect
 /// lists no problem.
 final class CheckpointVariantsTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let fixtures = Paths.fixture()
 
     struct Expected: Decodable {
         struct Seq: Decodable { let ids: [Int]; let logits_key: String }

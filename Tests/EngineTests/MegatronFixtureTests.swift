@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Engine
 @testable import Checkpoints
@@ -58,8 +59,7 @@ final class MegatronFixtureTests: XCTestCase {
     /// run at TP 1 and at TP 2 x PP 2 reproduces transformers' logits within 1e-4.
     func testTorchDistAtTP1AndTP2PP2() throws {
         let (_, exp, ref) = try oracle()
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/torch_dist/mcore-tp2-pp2")
+        let dir = Paths.fixture("torch_dist/mcore-tp2-pp2")
         let ckpt = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
         for (tp, pp) in [(1, 1), (2, 2)] {
             let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))

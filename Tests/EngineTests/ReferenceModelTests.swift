@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Engine
 @testable import Checkpoints
@@ -8,8 +9,7 @@ import TensorCore
 /// Turing against PyTorch/transformers on the tiny HF fixtures written by scripts/fixtures.py:
 /// logits within 1e-4, greedy ids identical, lm-eval loglikelihoods and rolling loglikelihood within 1e-4.
 final class ReferenceModelTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/models")
+    static let fixtures = Paths.fixture("models")
 
     struct Expected: Decodable {
         struct Prompt: Decodable { let ids: [Int]; let logits_tensor: String }

@@ -1,15 +1,12 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Engine
 @testable import Checkpoints
 import Model
 
 /// Where ../shared/data lives: $TURING_SHARED_DATA, else next to the package.
-func sharedData() -> URL {
-    if let p = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: p) }
-    return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
-}
+func sharedData() -> URL { Paths.sharedData }
 
 final class Stories260KTests: XCTestCase {
     /// run.c -t 0.0 from BOS: 256 steps (256 tokens printed), greedy, stop on BOS; compare the ids' text with stories260K.md.

@@ -5,9 +5,11 @@
 // (loglikelihood_rolling, the 52 speeches of its first 300 lines) at 0 shots: identical prompts, identical
 // per-document decisions and generated strings, identical word/byte counts, per-request log-likelihoods within
 // float32 summation error, metrics within 1e-6 absolute (perplexities and the perplexity bootstrap stderr
-// within 1e-5 relative). Skips when ../shared is absent.
+// within 1e-5 relative); and the same for a tiny Llama-style model with a SentencePiece tokenizer (lm-eval adds BOS).
+// Skips when ../shared is absent.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Evaluation
 import Tasks
@@ -17,13 +19,8 @@ import Model
 import Tokenizers
 
 final class LMEvalFidelityTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
-    static var shared: URL {
-        if let s = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: s) }
-        return fixtures.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("shared/data")
-    }
+    static let fixtures = Paths.fixture()
+    static var shared: URL { Paths.sharedData }
 
     struct Expected: Decodable {
         struct Req: Decodable { let context: String; let continuation: String }
@@ -89,9 +86,27 @@ final class LMEvalFidelityTests: XCTestCase {
         return s
     }
 
-    func check(_ task: String, shots: Int, demo: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
-        let (ev, data, tasksDir) = demo ? try demoEvaluator() : try { let (e, d) = try evaluator(); return (e, d, Self.fixtures.appendingPathComponent("lmeval/tasks").path) }()
-        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("lmeval/\(task)_\(shots)shot.json")))
+    /// A seeded random LlamaForCausalLM with a SentencePiece-converted tokenizer.json that adds BOS
+    /// (scripts/fixtures_lmeval_llama.py): lm-eval's BOS rules; the tokenizer is found by TokenizerLoader.
+    static var llamaSetup: (Evaluator, URL)?
+    func llamaEvaluator() throws -> (Evaluator, URL) {
+        if let s = Self.llamaSetup { return s }
+        let (_, data) = try evaluator()   // the same shared-data subsets (skips when ../shared is absent)
+        let dir = Self.fixtures.appendingPathComponent("models/llama-tiny-sp")
+        let tok = try TokenizerLoader.load(path: dir.path).tokenizer
+        XCTAssertTrue(tok is HFTokenizer, "the folder's tokenizer.json is preferred, as transformers does")
+        let model = DecoderModel(weights: try DecoderWeights(try HFAdapter.load(dir)))
+        let s = (try Evaluator(model: model, tokenizer: tok), data)
+        Self.llamaSetup = s
+        return s
+    }
+
+    func check(_ task: String, shots: Int, demo: Bool = false, llama: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+        let lmevalTasks = Self.fixtures.appendingPathComponent("lmeval/tasks").path
+        let (ev, data, tasksDir) = demo ? try demoEvaluator()
+            : llama ? try { let (e, d) = try llamaEvaluator(); return (e, d, lmevalTasks) }()
+            : try { let (e, d) = try evaluator(); return (e, d, lmevalTasks) }()
+        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("lmeval/\(llama ? "llama_" : "")\(task)_\(shots)shot.json")))
         let spec = try TaskSpec.load(named: task, in: tasksDir)
         let loaded = try LoadedTask(spec: spec, dataDir: data.path)
         let r = try ev.evaluate(loaded, numFewshot: shots, limit: exp.limit, seed: 1234)
@@ -106,7 +121,7 @@ final class LMEvalFidelityTests: XCTestCase {
             XCTAssertEqual(got.bytes, want.bytes, "\(task) doc \(want.doc_id): bytes", file: file, line: line)
             XCTAssertEqual(got.loglikelihoods.count, want.loglikelihoods.count, "\(task) doc \(want.doc_id): log-likelihood count", file: file, line: line)
             for (k, v) in want.metrics where k != "perplexity" {
-                XCTAssertEqual(got.metrics[k], v, "\(task) \(shots)-shot doc \(want.doc_id): \(k)", file: file, line: line)
+                XCTAssertEqual(Metric(rawValue: k).flatMap { got.metrics[$0] }, v, "\(task) \(shots)-shot doc \(want.doc_id): \(k)", file: file, line: line)
             }
             for (a, b) in zip(got.loglikelihoods, want.loglikelihoods) {
                 let err = abs(a - b) / max(1, abs(b))
@@ -147,12 +162,21 @@ final class LMEvalFidelityTests: XCTestCase {
         try check("tinyshakespeare", shots: 0)
         // the subset must exercise more than one rolling window (a speech longer than the model's positions)
         let (ev, data) = try evaluator()
+        let adapter = try XCTUnwrap(ev.model as? LMEvalAdapter)
         let task = try LoadedTask(spec: TaskSpec.load(named: "tinyshakespeare", in: Self.fixtures.appendingPathComponent("lmeval/tasks").path), dataDir: data.path)
         let longest = task.evalDocs.map { doc -> Int in
             guard case .string(let t)? = doc["text"] else { return 0 }
-            return encodePlain(ev.tokenizer, t).count
+            return encodePlain(adapter.tokenizer, t).count
         }.max() ?? 0
-        XCTAssertGreaterThan(longest, ev.model.config.maxPositions)
+        XCTAssertGreaterThan(longest, adapter.model.config.maxPositions)
+    }
+    func testLlamaSentencePieceBOS() throws {
+        for k in [0, 1] { try check("lambada_openai", shots: k, llama: true) }
+        for k in [0, 1] { try check("piqa", shots: k, llama: true) }
+        try check("lambada_openai_gen", shots: 0, llama: true)
+        try check("tinyshakespeare", shots: 0, llama: true)
+        let (ev, _) = try llamaEvaluator()
+        XCTAssertEqual(lmEvalEncode(try XCTUnwrap(ev.model as? LMEvalAdapter).tokenizer, "Hello").first, 1, "lm-eval encodes with BOS for this tokenizer")
     }
     /// Needs no ../shared: the demo model, its tokenizer and the task data ship with Turing.
     func testDemoFactsGenerateUntil() throws { for k in [0, 1, 3] { try check("demo_facts_gen", shots: k, demo: true) } }

@@ -1,6 +1,7 @@
 // Bad task definitions and data: each is a TaskError naming the file (and line or field), never a trap.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Tasks
 
@@ -78,8 +79,7 @@ final class BadInputTests: XCTestCase {
     }
 
     func testShippedTasksParse() throws {
-        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("tasks")
+        let dir = Paths.packageRoot.appendingPathComponent("tasks")
         let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
         XCTAssertGreaterThanOrEqual(names.count, 5)
         for n in names { XCTAssertNoThrow(try TaskSpec.load(named: String(n.dropLast(5)), in: dir.path), n) }

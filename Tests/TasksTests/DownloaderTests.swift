@@ -4,15 +4,12 @@
 // left in the cache), 404, and a task YAML whose data and labels come through the download end to end.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Tasks
 
 final class DownloaderTests: XCTestCase {
-    static let sharedData: URL = {
-        if let d = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"] { return URL(fileURLWithPath: d) }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
-    }()
+    static let sharedData = Paths.sharedData
 
     var server: LocalHTTPServer!
     var cache: URL!
@@ -253,8 +250,7 @@ final class DownloaderTests: XCTestCase {
     /// Every url in tasks/*.yaml pins the sha256 of the byte copy in ../shared/data (SOURCES.md says they are
     /// the canonical files), so the pins are the real hashes, not guesses.
     func testShippedPinsMatchSharedCopies() throws {
-        let tasks = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("tasks")
+        let tasks = Paths.packageRoot.appendingPathComponent("tasks")
         guard FileManager.default.fileExists(atPath: Self.sharedData.appendingPathComponent("piqa").path) else { throw XCTSkip("../shared/data absent") }
         var checked: [String] = []
         for f in try FileManager.default.contentsOfDirectory(atPath: tasks.path) where f.hasSuffix(".yaml") {

@@ -30,7 +30,7 @@ final class NewOutputTypeInputTests: XCTestCase {
         XCTAssertEqual(s.outputType, .generateUntil)
         XCTAssertEqual(s.generation, GenerationConfig(until: ["\n", "."], maxGenToks: 5))
         XCTAssertEqual(s.exactMatch, ExactMatchOptions(regexesToIgnore: ["^ +"], ignoreCase: true, ignorePunctuation: false))
-        XCTAssertEqual(s.metrics, ["exact_match"])
+        XCTAssertEqual(s.metrics, [.exactMatch])
     }
 
     /// lm-eval TaskConfig.__post_init__: no `until` (or no generation_kwargs at all) stops at the few-shot delimiter.

@@ -3,6 +3,7 @@
 // randrange and random() for several seeds, one generator consumed in sequence.
 
 import XCTest
+import TestSupport
 import Foundation
 @testable import Tasks
 
@@ -13,8 +14,7 @@ final class PyRandomTests: XCTestCase {
     }
 
     func testMatchesCPython() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Fixtures/lmeval/pyrandom.json")
+        let url = Paths.fixture("lmeval/pyrandom.json")
         let cases = try JSONDecoder().decode([String: Case].self, from: Data(contentsOf: url))
         XCTAssertEqual(cases.count, 5)
         for (seedText, c) in cases {

@@ -4,16 +4,13 @@
 
 import Foundation
 import XCTest
+import TestSupport
 @testable import Tokenizers
 
 enum TestData {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot = Paths.packageRoot
 
-    static var sharedDir: String {
-        if let env = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"], !env.isEmpty { return env }
-        return packageRoot.appendingPathComponent("../shared/data").standardized.path
-    }
+    static var sharedDir: String { Paths.sharedData.path }
 
     static var fixturesDir: String { packageRoot.appendingPathComponent("Tests/Fixtures/tokenizers").path }
 

@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Training
 @testable import Checkpoints
@@ -9,7 +10,7 @@ import TensorCore
 /// micro-batch at TP 1 x PP 1, no clipping: first-step gradients of every tensor within 1e-4 relative (max |diff| /
 /// max |grad|), 20 losses within 1e-4 relative. (ParallelTrainingTests covers the `micro_` runs at other layouts.)
 final class DecoderTrainingTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+    static let fixtures = Paths.fixture()
 
     func testGPT2GradientsAndLossesMatchPyTorch() throws { try check(model: "gpt2-tiny-rand", prefix: "") }
 

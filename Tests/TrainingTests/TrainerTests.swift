@@ -1,4 +1,5 @@
 import XCTest
+import TestSupport
 import Foundation
 @testable import Training
 @testable import Checkpoints
@@ -125,8 +126,7 @@ final class DatasetTests: XCTestCase {
 
     /// ../shared/data/megatron_indexed, checked against numpy (np.frombuffer on .idx, np.memmap uint16 on .bin).
     func testMegatronIndexedDataset() throws {
-        let shared = ProcessInfo.processInfo.environment["TURING_SHARED_DATA"].map { URL(fileURLWithPath: $0) }
-            ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data")
+        let shared = Paths.sharedData
         let prefix = shared.appendingPathComponent("megatron_indexed/meg-gpt2-openwebtext_text_document").path
         guard FileManager.default.fileExists(atPath: prefix + ".idx") else { throw XCTSkip("shared data not found: \(prefix).idx") }
         let docs = try Datasets.megatronIndexed(prefix: prefix)

@@ -1,0 +1,168 @@
+// Attention: causal self-attention with grouped-query heads and rotary positions over one rank's
+// heads, forward and backward. Rows of several sequences are stacked; the fused QKV buffer holds,
+// per row, [Q (H*D) | K (G*D) | V (G*D)] of this rank's H heads and G groups (qkvDim = (H+2G)*D).
+//
+// Keys and values are read either from the sequences' caches (inference: the new rows' K and V are
+// appended to each `KVCache` first) or from the QKV rows of the batch itself (training: every
+// sequence starts at position 0). Per (sequence, head):
+//   reference  S[n, len] = scale * Q K^T (a product), causal softmax, O = S V (a product)
+//   decode     the same with SIMD dot/axpy per row: a few new rows (decode), where a product's setup dominates
+// Training keeps every head's probabilities S for the backward:
+//   dP = dO V^T, dS = S * (dP - rowsum(S * dP)) * scale, dQ = dS K, dK += dS^T Q, dV += S^T dO.
+// Masked positions are excluded from the softmax entirely, which equals Megatron's -10000 fill and
+// HF's finfo.min fill in f32.
+
+import TensorCore
+
+/// One sequence's rows in a stacked batch: `count` new rows from row `row`, at positions start ..< start + count.
+public struct SequenceRows: Sendable {
+    public let row: Int, count: Int, start: Int
+    public init(row: Int, count: Int, start: Int) { self.row = row; self.count = count; self.start = start }
+    public var length: Int { start + count }
+}
+
+public struct Attention {
+    public let heads: Int, groups: Int, headDim: Int
+    public var qkvDim: Int { (heads + 2 * groups) * headDim }
+    var groupSize: Int { heads / groups }
+    var scale: Float { 1 / Float(headDim).squareRoot() }
+
+    public init(heads: Int, groups: Int, headDim: Int) { self.heads = heads; self.groups = groups; self.headDim = headDim }
+
+    /// Where keys and values are read from.
+    public enum Keys {
+        case caches([KVCache], layer: Int)   // inference: appended to each sequence's cache, then read from it
+        case batch                           // training: the batch's own QKV rows (every sequence starts at 0)
+    }
+
+    /// Rotates Q and K of every row of qkv [n, qkvDim] for its position (`inverse`: the backward).
+    public func rope(_ qkv: UnsafeMutablePointer<Float>, positions: [Int], _ rot: RotaryTable, inverse: Bool = false) {
+        let H = heads, G = groups, D = headDim, Q = qkvDim
+        for (r, pos) in positions.enumerated() {
+            rot.apply(qkv + r * Q, heads: H, pos: pos, inverse: inverse)
+            rot.apply(qkv + r * Q + H * D, heads: G, pos: pos, inverse: inverse)
+        }
+    }
+
+    /// att[n, H*D] for every sequence's new rows. `probs` (training) receives every head's
+    /// probabilities, sequence after sequence, [H][count][length] each; otherwise `scratch` holds them.
+    /// With `kvOnly` the new keys and values are cached and nothing is attended.
+    public func forward(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, sequences: [SequenceRows], keys: Keys,
+                        probs: UnsafeMutablePointer<Float>?, scratch: inout [Float], kvOnly: Bool = false) {
+        let H = heads, G = groups, D = headDim, Q = qkvDim, HD = H * D, per = groupSize, scale = scale
+        var pbase = 0
+        for (s, seq) in sequences.enumerated() where seq.count > 0 {
+            let nNew = seq.count, len = seq.length, perHead = nNew * len
+            let q0 = qkv + seq.row * Q, o0 = att + seq.row * HD
+            func attend(_ kBase: (Int) -> UnsafePointer<Float>, _ vBase: (Int) -> UnsafePointer<Float>, _ ld: Int) {
+                if kvOnly { return }
+                let saved = probs.map { $0 + pbase }
+                let parallel = saved != nil || H * perHead <= scratch.count
+                scratch.withUnsafeMutableBufferPointer { sb in
+                    let sBase = saved ?? sb.baseAddress!
+                    func one(_ h: Int) {
+                        let S = sBase + (parallel ? h * perHead : 0), g = h / per
+                        if saved == nil && nNew <= 4 {
+                            Self.attendRows(o0 + h * D, ldo: HD, q0 + h * D, ldq: Q, kBase(g), vBase(g), ldkv: ld, scores: S,
+                                            start: seq.start, rows: nNew, headDim: D, scale: scale)
+                        } else {
+                            Self.attendProducts(o0 + h * D, ldo: HD, q0 + h * D, ldq: Q, kBase(g), vBase(g), ldkv: ld, scores: S,
+                                                start: seq.start, rows: nNew, headDim: D, scale: scale)
+                        }
+                    }
+                    if parallel { Compute.parallelFor(H, one) } else { for h in 0..<H { one(h) } }
+                }
+            }
+            switch keys {
+            case .batch:
+                precondition(seq.start == 0, "attention over the batch's own keys starts at position 0")
+                attend({ q0 + H * D + $0 * D }, { q0 + (H + G) * D + $0 * D }, Q)
+            case .caches(let caches, let layer):
+                let cache = caches[s]
+                cache.k.withUnsafeMutableBufferPointer { kb in cache.v.withUnsafeMutableBufferPointer { vb in
+                    let k0 = kb.baseAddress!, v0 = vb.baseAddress!
+                    for i in 0..<nNew {
+                        let row = q0 + i * Q
+                        for g in 0..<G {
+                            let off = cache.offset(layer: layer, group: g) + (seq.start + i) * D
+                            (k0 + off).update(from: row + H * D + g * D, count: D)
+                            (v0 + off).update(from: row + (H + G) * D + g * D, count: D)
+                        }
+                    }
+                    attend({ UnsafePointer(k0 + cache.offset(layer: layer, group: $0)) }, { UnsafePointer(v0 + cache.offset(layer: layer, group: $0)) }, D)
+                } }
+            }
+            pbase += H * perHead
+        }
+    }
+
+    /// Reference: S[rows, len] = scale * q k^T, causal softmax (row i sees keys 0 ... start + i, the
+    /// rest of the row 0), o[rows, D] = S v.
+    public static func attendProducts(_ o: UnsafeMutablePointer<Float>, ldo: Int, _ q: UnsafePointer<Float>, ldq: Int,
+                                      _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldkv: Int, scores S: UnsafeMutablePointer<Float>,
+                                      start: Int, rows: Int, headDim D: Int, scale: Float) {
+        let len = start + rows
+        Compute.gemm(S, ldc: len, q, lda: ldq, k, ldb: ldkv, transB: true, m: rows, n: len, k: D, alpha: scale)
+        for i in 0..<rows {
+            let allowed = start + i + 1, srow = S + i * len
+            softmaxFast(srow, count: allowed)
+            for j in allowed..<len { srow[j] = 0 }
+        }
+        Compute.gemm(o, ldc: ldo, S, lda: len, v, ldb: ldkv, transB: false, m: rows, n: D, k: len)
+    }
+
+    /// Decode variant of `attendProducts` (same result to rounding): SIMD dot and axpy per row, for
+    /// a few new rows, where a product's setup costs more than its work. `S` needs one row of len.
+    public static func attendRows(_ o: UnsafeMutablePointer<Float>, ldo: Int, _ q: UnsafePointer<Float>, ldq: Int,
+                                  _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldkv: Int, scores S: UnsafeMutablePointer<Float>,
+                                  start: Int, rows: Int, headDim D: Int, scale: Float) {
+        let len = start + rows
+        for i in 0..<rows {
+            let allowed = start + i + 1
+            let srow = S + i * len, qi = q + i * ldq, oi = o + i * ldo
+            for j in 0..<allowed { srow[j] = scale * dot(qi, k + j * ldkv, count: D) }
+            softmaxFast(srow, count: allowed)
+            oi.update(repeating: 0, count: D)
+            for j in 0..<allowed { axpy(oi, srow[j], v + j * ldkv, count: D) }
+        }
+    }
+
+    /// Backward over the batch's own keys (training): dqkv [n, qkvDim] (overwritten) from datt [n, H*D],
+    /// the forward's qkv (after rope) and probabilities. One task per (sequence, group): it alone
+    /// writes that group's dK/dV rows and its heads' dQ.
+    public func backward(_ dqkv: UnsafeMutablePointer<Float>, datt: UnsafePointer<Float>, qkv: UnsafePointer<Float>,
+                         probs: UnsafePointer<Float>, sequences: [SequenceRows]) {
+        let H = heads, G = groups, D = headDim, Q = qkvDim, HD = H * D, per = groupSize, scale = scale
+        let n = sequences.reduce(0) { $0 + $1.count }
+        dqkv.update(repeating: 0, count: n * Q)
+        var bases: [Int] = [], b = 0
+        for s in sequences { bases.append(b); b += H * s.count * s.length }
+        Compute.parallelFor(sequences.count * G) { task in
+            let s = task / G, g = task % G, seq = sequences[s], T = seq.count
+            precondition(seq.start == 0)
+            let q0 = qkv + seq.row * Q, d0 = dqkv + seq.row * Q
+            let k = q0 + H * D + g * D, v = q0 + (H + G) * D + g * D
+            let dk = d0 + H * D + g * D, dv = d0 + (H + G) * D + g * D
+            var dpBuf = [Float](repeating: 0, count: T * T)
+            dpBuf.withUnsafeMutableBufferPointer { dpb in
+                let dP = dpb.baseAddress!
+                for h in (g * per)..<((g + 1) * per) {
+                    let P = probs + bases[s] + h * T * T, dO = datt + seq.row * HD + h * D
+                    // dP = dO V^T
+                    Compute.gemm(dP, ldc: T, dO, lda: HD, v, ldb: Q, transB: true, m: T, n: T, k: D)
+                    for i in 0..<T {
+                        let p = P + i * T, d = dP + i * T
+                        var sum: Float = 0
+                        for j in 0...i { sum += p[j] * d[j] }
+                        for j in 0...i { d[j] = p[j] * (d[j] - sum) * scale }
+                        for j in (i + 1)..<T { d[j] = 0 }
+                    }
+                    // dQ_h = dS K_g;  dK_g += dS^T Q_h;  dV_g += P^T dO_h
+                    Compute.gemm(d0 + h * D, ldc: Q, dP, lda: T, k, ldb: Q, transB: false, m: T, n: D, k: T)
+                    Compute.gemmTA(dk, ldc: Q, dP, lda: T, q0 + h * D, ldb: Q, m: T, n: D, k: T, beta: 1)
+                    Compute.gemmTA(dv, ldc: Q, P, lda: T, dO, ldb: HD, m: T, n: D, k: T, beta: 1)
+                }
+            }
+        }
+    }
+}

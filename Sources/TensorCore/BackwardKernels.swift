@@ -1,0 +1,100 @@
+// BackwardKernels: vectorised (SIMD8) backward kernels for training, beside the scalar references
+// in Kernels.swift that the tests compare them against. Same formulas; the exp is FastMath's `vexp`.
+//
+// Owns: GeLU-tanh backward, SiLU-gate backward, LayerNorm and RMSNorm backward over rows.
+
+import Foundation
+
+/// dx = GeLU'(x) * dout (tanh approximation), with tanh(u) = 1 - 2 / (1 + exp(2u)).
+public func geluTanhBackwardFast(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, count: Int) {
+    let k: Float = 0.7978845608028654
+    var i = 0
+    while i + 8 <= count {
+        let v = load8(x + i)
+        let v2: SIMD8<Float> = v * v
+        let u: SIMD8<Float> = k * (v + 0.044715 * v2 * v)
+        let e: SIMD8<Float> = vexp(2 * u)
+        let t: SIMD8<Float> = 1 - 2 / (1 + e)
+        let a: SIMD8<Float> = 0.5 * (1 + t)
+        let b: SIMD8<Float> = 0.5 * v * (1 - t * t) * k
+        let c: SIMD8<Float> = 1 + 3 * 0.044715 * v2
+        store8(dx + i, (a + b * c) * load8(dout + i))
+        i += 8
+    }
+    if i < count { geluTanhBackward(dx + i, x + i, dout + i, count: count - i) }
+}
+
+/// Backward of out = silu(gate) * up: dgate, dup (overwritten), vectorised.
+public func siluGateBackwardFast(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                 gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    var i = 0
+    while i + 8 <= count {
+        let g = load8(gate + i), d = load8(dout + i)
+        let sg: SIMD8<Float> = 1 / (1 + vexp(-g))
+        let dsg: SIMD8<Float> = sg * (1 + g * (1 - sg))
+        store8(dup + i, d * g * sg)
+        store8(dgate + i, d * load8(up + i) * dsg)
+        i += 8
+    }
+    if i < count { siluGateBackward(dgate: dgate + i, dup: dup + i, dout: dout + i, gate: gate + i, up: up + i, count: count - i) }
+}
+
+/// dx += LayerNorm'(dout); dgamma += dout * xhat; dbeta += dout, vectorised over the row (rows in order).
+public func layerNormBackwardFast(dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>, dbeta: UnsafeMutablePointer<Float>?,
+                                  dout: UnsafePointer<Float>, x: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+                                  mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows n: Int, dim c: Int) {
+    let c8 = c - c % 8
+    for r in 0..<n {
+        let xr = x + r * c, dr = dout + r * c, dxr = dx + r * c
+        let m = mean[r], s = rstd[r]
+        let vm = SIMD8<Float>(repeating: m), vs = SIMD8<Float>(repeating: s)
+        var a = SIMD8<Float>(repeating: 0), b = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i < c8 {
+            let norm = (load8(xr + i) - vm) * vs, dnorm = load8(gamma + i) * load8(dr + i)
+            a += dnorm; b += dnorm * norm
+            i += 8
+        }
+        var dnormMean = a.sum(), dnormNormMean = b.sum()
+        while i < c { let norm = (xr[i] - m) * s, dnorm = gamma[i] * dr[i]; dnormMean += dnorm; dnormNormMean += dnorm * norm; i += 1 }
+        dnormMean /= Float(c); dnormNormMean /= Float(c)
+        let vdm = SIMD8<Float>(repeating: dnormMean), vdnm = SIMD8<Float>(repeating: dnormNormMean)
+        i = 0
+        while i < c8 {
+            let d = load8(dr + i), norm = (load8(xr + i) - vm) * vs, dnorm = load8(gamma + i) * d
+            if let dbeta { store8(dbeta + i, load8(dbeta + i) + d) }
+            store8(dgamma + i, load8(dgamma + i) + norm * d)
+            store8(dxr + i, load8(dxr + i) + vs * (dnorm - vdm - norm * vdnm))
+            i += 8
+        }
+        while i < c {
+            let norm = (xr[i] - m) * s, dnorm = gamma[i] * dr[i]
+            dbeta?[i] += dr[i]; dgamma[i] += norm * dr[i]; dxr[i] += s * (dnorm - dnormMean - norm * dnormNormMean)
+            i += 1
+        }
+    }
+}
+
+/// dx += RMSNorm'(dout); dgamma += dout * x * rstd, vectorised over the row (rows in order).
+public func rmsNormBackwardFast(dx: UnsafeMutablePointer<Float>, dgamma: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                x: UnsafePointer<Float>, gamma: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows n: Int, dim c: Int) {
+    let c8 = c - c % 8
+    for r in 0..<n {
+        let xr = x + r * c, dr = dout + r * c, dxr = dx + r * c, s = rstd[r]
+        var a = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i < c8 { a += load8(gamma + i) * load8(dr + i) * load8(xr + i); i += 8 }
+        var dot = a.sum()
+        while i < c { dot += gamma[i] * dr[i] * xr[i]; i += 1 }
+        let k = s * s * s * dot / Float(c)
+        let vs = SIMD8<Float>(repeating: s), vk = SIMD8<Float>(repeating: k)
+        i = 0
+        while i < c8 {
+            let d = load8(dr + i), xv = load8(xr + i)
+            store8(dgamma + i, load8(dgamma + i) + d * xv * vs)
+            store8(dxr + i, load8(dxr + i) + vs * load8(gamma + i) * d - vk * xv)
+            i += 8
+        }
+        while i < c { dgamma[i] += dr[i] * xr[i] * s; dxr[i] += s * gamma[i] * dr[i] - k * xr[i]; i += 1 }
+    }
+}

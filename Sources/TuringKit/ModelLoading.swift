@@ -1,0 +1,154 @@
+// Opening a model: "this checkpoint (any format), its tokenizer, at this layout and dtype" as one
+// library call (`ModelSource.open`), which every command that runs a model is a thin layer over.
+// Errors name the path and what was looked for.
+
+import Foundation
+import Checkpoints
+import Collectives
+import Engine
+import Model
+import TensorCore
+import Tokenizers
+
+/// Where a model comes from: the checkpoint path, and the tokenizer when it is not beside it.
+public struct ModelSource: Sendable {
+    /// An HF folder, a Megatron / DeepSpeed / torch_dist save, a Turing save, or a llama2.c `.bin` file.
+    public var checkpoint: String
+    /// A tokenizer folder or file (default: found beside the checkpoint).
+    public var tokenizer: String?
+    /// GPT-2 vocab.json and merges.txt (Megatron's --vocab-file / --merge-file), given together.
+    public var vocabFile: String?
+    public var mergeFile: String?
+    /// Megatron args as key=value, over the saved args.
+    public var megatronArgs: [String]
+    public init(checkpoint: String, tokenizer: String? = nil, vocabFile: String? = nil, mergeFile: String? = nil,
+                megatronArgs: [String] = []) {
+        self.checkpoint = checkpoint; self.tokenizer = tokenizer; self.vocabFile = vocabFile; self.mergeFile = mergeFile
+        self.megatronArgs = megatronArgs
+    }
+
+    var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
+
+    public func loadTokenizer(megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
+        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint, megatronArgs: megatronArgs)
+    }
+
+    /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one `TokenizerLoader`
+    /// finds beside `checkpoint` (from the saved Megatron args when given, else the files in its folder or
+    /// next to a llama2.c file); nil: none.
+    public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?,
+                                     megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
+        if let v = vocabFile, let m = mergeFile {
+            return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
+        }
+        if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
+        if let t = tokenizer, checkpoint == nil { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
+        guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
+        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer)?.tokenizer
+    }
+
+    public func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArgs) }
+
+    /// Checkpoint, tokenizer (when one is found) and the engine at `layout`: under mpirun this
+    /// process's rank of a `DistributedEngine` (the process count must be TP x PP). A Megatron,
+    /// DeepSpeed or torch_dist save is loaded straight into the ranks' pieces (`CheckpointLoader.loadSplit`)
+    /// in-process at TP x PP > 1, and under mpirun each process reads only its own shard; the returned
+    /// checkpoint then holds the config only, and no canonical copy of the weights is made.
+    /// The engine packs its own copy of the weights (f32 or bf16); the loaded tensors are dropped once it
+    /// is built, so `checkpoint` holds the config and format only. `weightsHash` is computed from the
+    /// loaded tensors before they go (in-process), or re-read a layer at a time (mpirun).
+    public func open(layout: EngineLayout = EngineLayout(), dtype: ComputeDType = .float32, threads: Int? = nil, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
+        if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
+        if let threads { Compute.setThreads(threads) }
+        defer { releaseFreedMemory() }   // the loaded tensors, once the engine holds its packed copy
+        guard FileManager.default.fileExists(atPath: checkpoint) else { throw OpenError("checkpoint not found: \(checkpoint)") }
+        let tok = try loadTokenizer()
+        if needTokenizer && tok == nil {
+            throw OpenError("no tokenizer found for \(checkpoint): pass --tokenizer DIR or --vocab-file F --merge-file F")
+        }
+        // (detect recognises only the checkpoint formats: a Turing save or a llama2.c file is loaded whole below)
+        if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf {
+            var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArgs))
+            if MPIRuntime.isActive {   // this process reads its own shard only
+                let (t, p) = DistributedEngine.rank(of: MPIRuntime.worldRank, layout: layout)
+                options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
+            }
+            let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
+            r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
+            let shards = r.shards!
+            if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
+                let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, dtype: dtype, world: try MPICollective.world())
+                let (url, o) = (checkpointURL, options)
+                return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CheckpointLoader.weightsHash(url, options: o) }
+            }
+            let config = r.checkpoint.config
+            let hash = wantHash ? try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) : nil
+            let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, dtype: dtype)
+            return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
+        }
+        var ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
+        let hash = wantHash ? ckpt.weightsHash : nil
+        let engine: CausalLM
+        if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
+        else if layout.tp == 1 && layout.pp == 1 {
+            // the engine takes the tensors over and lets each go once packed: no second whole copy
+            try ckpt.validate()
+            let tensors = ckpt.tensors
+            ckpt = ckpt.withoutTensors
+            engine = DecoderModel(weights: try DecoderWeights(config: ckpt.config, rankTensors: consume tensors,
+                                                              shard: .single(layers: ckpt.config.numLayers), dtype: dtype))
+        }
+        else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
+        return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt.withoutTensors) { try hash ?? notComputed() }
+    }
+}
+
+/// A model could not be opened: the message names the path and what was looked for.
+public struct OpenError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+private func notComputed() throws -> String { throw OpenError("the weights hash was not asked for at load (open(weightsHash: true))") }
+
+extension CanonicalCheckpoint {
+    /// The config, format and source dtype, without the tensors (they may then be freed).
+    public var withoutTensors: CanonicalCheckpoint { CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: sourceDType) }
+}
+
+/// What `ModelSource.open` returns. `checkpoint` holds the config (and format); its tensors are
+/// empty when the weights were loaded straight into the ranks' pieces.
+public struct LoadedModel {
+    public let engine: CausalLM
+    public let tokenizer: Tokenizer?
+    public let checkpoint: CanonicalCheckpoint
+    /// The weights' fingerprint, the same whichever way they were loaded (`CanonicalCheckpoint.weightsHash`).
+    public let weightsHash: () throws -> String
+}
+
+public func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
+    guard required || FileManager.default.fileExists(atPath: url.path) else { return nil }
+    do { return try TokenizerLoader.load(path: url.path).tokenizer } catch TokenizerError.fileNotFound where !required {
+        return nil
+    }
+}
+
+/// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.
+public func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [String] = []) throws -> CanonicalCheckpoint {
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw OpenError("checkpoint not found: \(path)") }
+    let url = URL(fileURLWithPath: path)
+    if !isDir.boolValue { return try Llama2cAdapter.load(url) }
+    if TuringFormat.resolve(url) != nil {
+        let ck = try TuringFormat.load(url).checkpoint
+        try WeightChecks.refuseNonFinite(ck.tensors, file: path)
+        return ck
+    }
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)),
+                                     warn: { EngineWarnings.handler("\(path): \($0)") })
+}
+
+/// Tokens that end a generated text: end-of-text, and for llama2.c models BOS too (run.c stops on it).
+public func generationStopTokens(_ tok: Tokenizer) -> Set<Int> {
+    Set([tok.eosToken, tok is Llama2cTokenizer ? tok.bosToken : nil].compactMap { $0 })
+}

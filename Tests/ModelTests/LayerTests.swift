@@ -1,0 +1,51 @@
+// The layers' named variants against the layer they vary: attention's decode path (SIMD dot/axpy
+// per row) against its products, and the head's chunked scoring against its cross-entropy.
+
+import XCTest
+import TensorCore
+import Collectives
+@testable import Model
+
+final class LayerTests: XCTestCase {
+    func values(_ n: Int, seed: Float) -> [Float] { (0..<n).map { sin(Float($0) * seed + seed) } }
+
+    func testDecodeAttentionEqualsProducts() {
+        let D = 16, ld = 40
+        for (start, rows) in [(0, 1), (5, 3), (30, 4)] {
+            let len = start + rows
+            let q = values(rows * ld, seed: 0.37), k = values(len * ld, seed: 0.53), v = values(len * ld, seed: 0.71)
+            var o1 = [Float](repeating: 0, count: rows * D), o2 = o1, s1 = [Float](repeating: 0, count: rows * len), s2 = s1
+            Attention.attendProducts(&o1, ldo: D, q, ldq: ld, k, v, ldkv: ld, scores: &s1, start: start, rows: rows, headDim: D, scale: 0.25)
+            Attention.attendRows(&o2, ldo: D, q, ldq: ld, k, v, ldkv: ld, scores: &s2, start: start, rows: rows, headDim: D, scale: 0.25)
+            let worst = zip(o1, o2).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-6, "start \(start), rows \(rows)")
+            XCTAssertGreaterThan(o1.map(abs).max()!, 0.01, "a non-trivial output")
+        }
+    }
+
+    /// The scoring variant's log-probs sum to minus the cross-entropy loss of the same rows, and its
+    /// greedy flags are the argmax; the cross-entropy's dlogits rows sum to 0 (softmax minus one-hot).
+    func testHeadScoresEqualCrossEntropy() throws {
+        let V = 37, C = 8, n = 5
+        let head = VocabParallelHead(weight: WeightMatrix(values(V * C, seed: 0.9), rows: V, cols: C), vocab: V, first: 0)
+        var h = values(n * C, seed: 1.7)
+        let targets = [3, 0, 36, 17, 17]
+        let scores = try head.scores(&h, targets: targets, tp: SingleRank())
+        let logits = try head.logits(&h, rows: n, tp: SingleRank())
+        var local = logits
+        let loss = try local.withUnsafeMutableBufferPointer {
+            try head.crossEntropy($0.baseAddress!, targets: targets, counts: [Bool](repeating: true, count: n), weight: 1, tp: SingleRank())
+        }
+        var sum = 0.0
+        for r in 0..<n {
+            let lp = Double(scores[r * 3]) + Double(scores[r * 3 + 1])
+            sum += lp
+            let row = Array(logits[(r * V)..<((r + 1) * V)])
+            let lse = log(row.map { exp(Double($0)) }.reduce(0, +))
+            XCTAssertEqual(lp, Double(row[targets[r]]) - lse, accuracy: 1e-5, "row \(r) against a double-precision log-softmax")
+            XCTAssertEqual(scores[r * 3 + 2] == 1, row.firstIndex(of: row.max()!)! == targets[r], "row \(r) greedy flag")
+            XCTAssertEqual(local[(r * V)..<((r + 1) * V)].reduce(0, +), 0, accuracy: 1e-5, "row \(r) dlogits sum")
+        }
+        XCTAssertEqual(loss, -sum, accuracy: 1e-5 * abs(sum))
+    }
+}
