@@ -52,7 +52,7 @@ struct CheckpointOptions: ParsableArguments {
     /// Opens the model at the layout and compute settings given (`ModelSource.open`).
     func open(_ layout: LayoutOptions, _ compute: ComputeOptions, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
         applyChecksumFlag(noVerifyChecksums)
-        try source.open(layout: EngineLayout(tp: layout.tp, pp: layout.pp, microBatches: compute.microBatches), dtype: compute.dtype,
+        return try source.open(layout: EngineLayout(tp: layout.tp, pp: layout.pp, microBatches: compute.microBatches), dtype: compute.dtype,
                         threads: compute.threads.threads, needTokenizer: needTokenizer, weightsHash: weightsHash)
     }
 }
