@@ -43,7 +43,7 @@ extension CLITests {
         let limit = try run(["eval", "--checkpoint", Self.demo, "--tasks", "demo_facts", "--limit", "-1"])
         XCTAssertNotEqual(limit.status, 0); XCTAssertTrue(limit.err.contains("--limit must be >= 1"), limit.err); XCTAssertFalse(limit.err.contains("Missing value"))
         let tp = try run(["generate", "--checkpoint", Self.demo, "--prompt", "x", "--tp", "-2"])
-        XCTAssertTrue(tp.err.contains("tensor-parallel size must be >= 1, found -2"), tp.err)
+        XCTAssertTrue(tp.err.contains("--tp must be at least 1, found -2"), tp.err)
         let shots = try run(["eval", "--checkpoint", Self.demo, "--tasks", "demo_facts", "--shots", "0,0"])
         XCTAssertNotEqual(shots.status, 0); XCTAssertTrue(shots.err.contains("--shots lists 0 more than once"), shots.err)
         let reqs = d.appendingPathComponent("bad.jsonl")
