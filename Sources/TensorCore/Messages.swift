@@ -16,6 +16,8 @@ public func plainReason(_ error: Error) -> String {
     case DecodingError.dataCorrupted(let c):
         if let u = c.underlyingError { return "not valid JSON: " + jsonReason(u) }
         return c.codingPath.isEmpty ? "not valid JSON" : "field \"\(path(c.codingPath))\": \(c.debugDescription)"
+    case EncodingError.invalidValue(let v, let c):
+        return "cannot write \(v) as JSON" + (c.codingPath.isEmpty ? "" : " at \"\(path(c.codingPath))\"") + " (JSON has no NaN or infinity)"
     default: break
     }
     let ns = error as NSError
