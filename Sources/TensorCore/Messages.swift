@@ -1,5 +1,5 @@
 // Messages: how an error reaches a person. `plainReason` turns Foundation's errors (NSError /
-// CocoaError, DecodingError) into one readable clause (no "Error Domain=..." dumps, no coding-path
+// CocoaError, DecodingError, EncodingError) into one readable clause (no "Error Domain=..." dumps, no coding-path
 // internals); `escapeControls` shows control characters from files as \u{..} so a hostile name cannot
 // drive the terminal (newlines and tabs, which our own multi-line messages use, are kept).
 
