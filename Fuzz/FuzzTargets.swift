@@ -83,6 +83,18 @@ let targets: [String: (Data) throws -> Void] = [
         let t = try GPT2Tokenizer(tokenizerJSONData: d)
         _ = t.encode("Hello, world! ünïcödé <|endoftext|>"); _ = t.decode(Array(0..<min(t.vocabSize, 64)))
     },
+    "hftokjson": { d in   // general tokenizer.json (normalizers, pre-tokenizers, BPE/Unigram/WordPiece, templates)
+        let t = try HFTokenizer(data: d, source: "fuzz.json")
+        _ = t.encode("Hello, world! ünïcödé <|endoftext|>"); _ = t.decode(Array(0..<min(t.vocabSize, 64)))
+    },
+    "sentencepiece": { d in   // tokenizer.model (protobuf ModelProto)
+        let t = try SentencePieceTokenizer(model: try SentencePieceModel(bytes: [UInt8](d), source: "fuzz.model"))
+        _ = t.encode("Hello, world! ünïcödé"); _ = t.decode(Array(0..<min(t.vocabSize, 64)))
+    },
+    "tiktoken": { d in   // *.tiktoken rank files
+        let t = try TiktokenTokenizer(rankFile: file("tok/fuzz.tiktoken", d).path)
+        _ = t.encode("Hello, world! ünïcödé"); _ = t.decode(Array(0..<min(t.vocabSize, 64)))
+    },
     "taskyaml": { d in _ = try TaskSpec.parse(yaml: String(decoding: d, as: UTF8.self), file: "fuzz.yaml") },
     "jsonl": { d in
         let dir = scratch.appendingPathComponent("data")

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 TARGET=${1:?usage: scripts/fuzz.sh TARGET SECONDS}
 SECONDS_EACH=${2:-20}
 shift 2 || true
-TARGETS="zip pickle torchfile torchdist safetensors hfconfig megatronargs llama2c llama2ctok gpt2tok tokjson taskyaml jsonl requests tracker idx"
+TARGETS="zip pickle torchfile torchdist safetensors hfconfig megatronargs llama2c llama2ctok gpt2tok tokjson hftokjson sentencepiece tiktoken taskyaml jsonl requests tracker idx"
 BIN=.build-fuzz/debug/turing-fuzz
 if [[ ! -x $BIN || ${FUZZ_REBUILD:-0} == 1 ]]; then
     TURING_FUZZ=1 nice swift build -c debug --scratch-path .build-fuzz --product turing-fuzz \

@@ -7,7 +7,7 @@ S=.build-fuzz/seeds
 SHARED=${TURING_SHARED_DATA:-../shared/data}
 FIX=$(dirname "$SHARED")/fixtures/checkpoints
 [[ -f $S/.done ]] && exit 0
-mkdir -p $S/{zip,pickle,torchfile,torchdist,safetensors,hfconfig,megatronargs,llama2c,llama2ctok,gpt2tok,tokjson,taskyaml,jsonl,requests,tracker,idx}
+mkdir -p $S/{zip,pickle,torchfile,torchdist,safetensors,hfconfig,megatronargs,llama2c,llama2ctok,gpt2tok,tokjson,hftokjson,sentencepiece,tiktoken,taskyaml,jsonl,requests,tracker,idx}
 small() { find "$@" -type f -size -64k 2>/dev/null | head -12; }
 # torch.save zips and their pickles (shared fixtures), DCP metadata
 i=0; for f in $(small "$FIX" -name "*.pt"); do cp "$f" $S/zip/$i.pt; cp "$f" $S/torchfile/$i.pt
@@ -17,7 +17,14 @@ z = zipfile.ZipFile(sys.argv[1]); n = [x for x in z.namelist() if x.endswith("da
 open(sys.argv[2], "wb").write(z.read(n))
 PY
     i=$((i+1)); done
-i=0; for f in $(find "$FIX" -name ".metadata" -size -64k 2>/dev/null | head -4); do cp "$f" $S/torchdist/$i.metadata; i=$((i+1)); done
+i=0; for f in $(find "$FIX" Tests/Fixtures -name ".metadata" -size -64k 2>/dev/null | head -6); do cp "$f" $S/torchdist/$i.metadata; i=$((i+1)); done
+# repo fixtures: small .pt files and pickles
+i=0; for f in $(small Tests/Fixtures -name "*.pt"); do cp "$f" $S/zip/r$i.pt; cp "$f" $S/torchfile/r$i.pt; i=$((i+1)); done
+i=0; for f in $(small Tests/Fixtures/pickles -name "*.pkl"); do cp "$f" $S/pickle/r$i.pkl; i=$((i+1)); done
+# tokenizer kinds (repo fixtures)
+i=0; for f in $(find Tests/Fixtures -name tokenizer.json -size -160k); do cp "$f" $S/hftokjson/$i.json; i=$((i+1)); done
+i=0; for f in $(find Tests/Fixtures -name tokenizer.model -size -600k); do cp "$f" $S/sentencepiece/$i.model; i=$((i+1)); done
+i=0; for f in $(find Tests/Fixtures -name "*.tiktoken" -size -600k); do cp "$f" $S/tiktoken/$i.tiktoken; i=$((i+1)); done
 # safetensors and HF configs (repo fixtures)
 i=0; for f in $(small Tests/Fixtures/models -name "*.safetensors"); do cp "$f" $S/safetensors/$i.safetensors; i=$((i+1)); done
 i=0; for f in Tests/Fixtures/models/*/config.json; do cp "$f" $S/hfconfig/$i.json; i=$((i+1)); done
