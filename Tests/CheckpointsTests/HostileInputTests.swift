@@ -423,3 +423,16 @@ enum MegatronWriterArgs {
          ("tensor_model_parallel_size", .int(1)), ("pipeline_model_parallel_size", .int(1)), ("openai_gelu", .bool(true))]
     }
 }
+
+extension HostileInputTests {
+    /// A tokenizer smaller than the vocabulary a Megatron save records no longer trims it (an HF save of
+    /// the same weights keeps every row): the recorded size wins and the difference is reported.
+    func testTokenizerSizeDoesNotTrimARecordedVocabulary() throws {
+        let ck = CanonicalCheckpoint.random(config: Self.cfg, seed: 3, std: 0.1)
+        let meg = try write(ck, .megatron, tp: 2), hf = try write(ck, .hf)
+        let r = try CheckpointLoader.loadReport(meg, options: LoadOptions(vocabSize: 50))
+        XCTAssertEqual(r.checkpoint.config.vocabSize, 64)
+        XCTAssertEqual(r.checkpoint.tensors["embedding.word.weight"], try CheckpointLoader.load(hf).tensors["embedding.word.weight"])
+        XCTAssertTrue(r.problems.contains("the tokenizer has 50 tokens, the checkpoint records a vocabulary of 64: all 64 rows are kept (as for an HF save of the same weights)"), "\(r.problems)")
+    }
+}

@@ -83,3 +83,21 @@ final class HostileTaskInputTests: XCTestCase {
         }
     }
 }
+
+extension HostileTaskInputTests {
+    /// A pool that holds the evaluated documents (another split name, same documents): lm-eval may draw
+    /// a document into its own context and so does Turing, but the builder counts it for the warning.
+    func testDocumentsDrawnIntoTheirOwnShotsAreCounted() throws {
+        let yaml = Self.valid.replacingOccurrences(of: "test_split: test", with: "test_split: test\nfewshot_split: train")
+            .replacingOccurrences(of: "  test: {file: data/t.jsonl}", with: "  test: {file: data/t.jsonl}\n  train: {file: data/t.jsonl}")
+        let spec = try TaskSpec.parse(yaml: yaml, file: "t.yaml")
+        XCTAssertFalse(spec.excludesSelfFromShots)
+        let docs = (0..<3).map { Document(fields: ["q": .string("q\($0)"), "a": .string("a\($0)")], origin: "t.jsonl:\($0 + 1)") }
+        var b = PromptBuilder(spec: spec, pool: docs, seed: 1234)
+        for d in docs { _ = try b.shots(for: d, k: 3) }   // k = pool size: every document is in its own context
+        XCTAssertEqual(b.selfInContext, 3)
+        var other = PromptBuilder(spec: spec, pool: [Document(fields: ["q": .string("x"), "a": .string("y")], origin: "o")], seed: 1234)
+        for d in docs { _ = try other.shots(for: d, k: 1) }
+        XCTAssertEqual(other.selfInContext, 0)
+    }
+}
