@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // Turing: evaluation and inference harness for Megatron-style GPT checkpoints.
 import PackageDescription
+import Foundation
 
 let package = Package(
     name: "Turing",
@@ -60,3 +61,11 @@ let package = Package(
     ],
     swiftLanguageModes: [.v5]
 )
+
+// Fuzz targets (Fuzz/, libFuzzer): only with TURING_FUZZ=1, built by scripts/fuzz.sh with
+// -sanitize=fuzzer,address into .build-fuzz; never part of the normal build (libFuzzer owns main).
+if ProcessInfo.processInfo.environment["TURING_FUZZ"] == "1" {
+    package.targets.append(.executableTarget(
+        name: "turing-fuzz", dependencies: ["Checkpoints", "Tasks", "Tokenizers", "Evaluation", "Training", "TensorCore"],
+        path: "Fuzz", swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+}

@@ -1,5 +1,5 @@
 // Messages: how an error reaches a person. `plainReason` turns Foundation's errors (NSError /
-// CocoaError, DecodingError) into one readable clause (no "Error Domain=..." dumps, no coding-path
+// CocoaError, DecodingError, EncodingError) into one readable clause (no "Error Domain=..." dumps, no coding-path
 // internals); `escapeControls` shows control characters from files as \u{..} so a hostile name cannot
 // drive the terminal (newlines and tabs, which our own multi-line messages use, are kept).
 
@@ -10,17 +10,19 @@ import Foundation
 public func plainReason(_ error: Error) -> String {
     switch error {
     case DecodingError.keyNotFound(let k, let c): return "missing field \"\(path(c.codingPath + [k]))\""
-    case DecodingError.typeMismatch(let t, let c): return "field \"\(path(c.codingPath))\": expected \(typeName(t))"
+    case DecodingError.typeMismatch(let t, let c):
+        return c.codingPath.isEmpty ? "expected \(typeName(t))" : "field \"\(path(c.codingPath))\": expected \(typeName(t))"
     case DecodingError.valueNotFound(let t, let c): return "field \"\(path(c.codingPath))\": expected \(typeName(t)), found null"
     case DecodingError.dataCorrupted(let c):
         if let u = c.underlyingError { return "not valid JSON: " + jsonReason(u) }
         return c.codingPath.isEmpty ? "not valid JSON" : "field \"\(path(c.codingPath))\": \(c.debugDescription)"
+    case EncodingError.invalidValue(let v, let c):
+        return "cannot write \(v) as JSON" + (c.codingPath.isEmpty ? "" : " at \"\(path(c.codingPath))\"") + " (JSON has no NaN or infinity)"
     default: break
     }
-    if let own = error as? CustomStringConvertible, !(type(of: error) is NSError.Type), !(error is CocoaError) {
-        return own.description
-    }
     let ns = error as NSError
+    let foundation = type(of: error) is NSError.Type || error is CocoaError || [NSCocoaErrorDomain, NSPOSIXErrorDomain].contains(ns.domain)
+    if !foundation { return "\(error)" }   // our own typed errors describe themselves
     if ns.domain == NSCocoaErrorDomain && ns.code == 3840 { return "not valid JSON: " + jsonReason(error) }
     if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(u.code))) }
     if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }

@@ -25,11 +25,13 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Iteration to record (default: a 'release' checkpoint).") var iteration: Int?
     @Option(help: "Instead of PATH, write a seeded random model; the only shape is gpt2-124m.") var random: String?
     @Flag(help: "Replace a non-empty output directory.") var force = false
+    @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record.") var noVerifyChecksums = false
     @Flag(name: .customLong("load-only"), help: "Load the source, report time and peak RSS, write nothing (benchmarks).") var loadOnly = false
 
     func validate() throws {
         guard loadOnly || ConvertTarget(rawValue: to) != nil else { throw ValidationError("--to must be megatron, deepspeed or hf, found '\(to)'") }
         guard tp >= 1, pp >= 1 else { throw ValidationError("--tp and --pp must be >= 1, found \(tp) and \(pp)") }
+        if let v = vocabSize, v < 1 { throw ValidationError("--vocab-size must be >= 1, found \(v)") }
         if let d = dtype, !["float32", "bfloat16", "float16"].contains(d) { throw ValidationError("--dtype must be float32, bfloat16 or float16, found '\(d)'") }
         if (path == nil) == (random == nil) { throw ValidationError("give either a source PATH or --random gpt2-124m") }
         if output == nil && !loadOnly { throw ValidationError("--output is required (or --load-only)") }
@@ -37,6 +39,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        applyChecksumFlag(noVerifyChecksums)
         let out = URL(fileURLWithPath: output ?? "/dev/null")
         let fm = FileManager.default
         var isDir: ObjCBool = false

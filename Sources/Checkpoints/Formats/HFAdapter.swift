@@ -147,7 +147,7 @@ public enum HFAdapter {
     /// An optional size field (null or absent: nil); a value outside 1...2^26 is refused.
     static func optInt(_ c: [String: Any], _ k: String, _ file: String) throws -> Int? {
         guard let raw = c[k], !(raw is NSNull) else { return nil }
-        guard let n = raw as? NSNumber, !(raw is Bool), Double(n.int64Value) == n.doubleValue else {
+        guard let n = raw as? NSNumber, Double(n.int64Value) == n.doubleValue else {
             throw CheckpointError.badConfig(file: file, "'\(k)' must be an integer, found \(raw)")
         }
         let v = n.int64Value

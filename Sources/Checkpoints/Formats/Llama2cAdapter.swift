@@ -29,8 +29,13 @@ public enum Llama2cAdapter {
     public static func load(_ url: URL) throws -> CanonicalCheckpoint {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw Llama2cError.unreadable(path: url.path, reason: error.localizedDescription)
+            throw Llama2cError.unreadable(path: url.path, reason: plainReason(error))
         }
+        return try load(data: data, url: url)
+    }
+
+    /// The checkpoint in `data` (a whole file's bytes); `url` names it in errors.
+    public static func load(data: Data, url: URL) throws -> CanonicalCheckpoint {
         guard data.count >= 28 else { throw Llama2cError.badHeader(path: url.path, reason: "file has \(data.count) bytes, header needs 28") }
         return try data.withUnsafeBytes { raw -> CanonicalCheckpoint in
             let base = raw.baseAddress!
@@ -68,6 +73,7 @@ public enum Llama2cAdapter {
                 total = r
             }
             let expected = 28 + 4 * total
+            guard data.count == expected else { throw Llama2cError.sizeMismatch(path: url.path, expectedBytes: expected, foundBytes: data.count) }
             var offset = 28
             func next(_ n: Int) -> [Float] {
                 let out = decodeToFloat(base + offset, dtype: .float32, count: n)

@@ -47,10 +47,22 @@ public struct MegatronArgs {
                                                      "norm_epsilon", "untie_embeddings_and_output_weights", "add_bias_linear",
                                                      "group_query_attention", "apply_layernorm_1p", "rotary_base"]
 
+    /// A saved value as a person reads it: 16, 1e-05, 'abc', True, None.
+    static func readable(_ v: PickleValue) -> String {
+        switch v {
+        case .int(let i): return "\(i)"
+        case .float(let d): return "\(d)"
+        case .bool(let b): return b ? "True" : "False"
+        case .string(let s): return "'\(s)'"
+        case .none: return "None"
+        default: return "\(v)"
+        }
+    }
+
     /// The first shared arg on which two ranks' saved args differ, as "key: a vs b"; nil when they agree.
     static func disagreement(_ a: PickleValue?, _ b: PickleValue?) -> String? {
         for k in sharedKeys {
-            let x = a?[k].map { "\($0)" } ?? "absent", y = b?[k].map { "\($0)" } ?? "absent"
+            let x = a?[k].map(readable) ?? "absent", y = b?[k].map(readable) ?? "absent"
             if x != y { return "'\(k)' is \(x) in one and \(y) in the other" }
         }
         return nil
@@ -70,10 +82,10 @@ public struct MegatronArgs {
     public func validate() throws {
         for (keys, hi) in [(Self.layoutKeys, 4096), (Self.sizeKeys, 1 << 26)] {
             for k in keys {
-                guard let v = raw(k) else { continue }
+                guard let v = raw(k), !v.isNone else { continue }
                 let from = overrides[k] != nil ? "--megatron-arg \(k)" : file
                 guard let i = v.intValue else {
-                    throw CheckpointError.badConfig(file: from, "'\(k)' must be an integer, found \(v)")
+                    throw CheckpointError.badConfig(file: from, "'\(k)' must be an integer, found \(Self.readable(v))")
                 }
                 guard (1...hi).contains(i) else {
                     throw CheckpointError.badConfig(file: from, "'\(k)' must be in 1...\(hi), found \(i)")

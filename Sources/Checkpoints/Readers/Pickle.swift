@@ -160,8 +160,10 @@ final class Box {
     deinit {
         var work = children
         kind = .list([])
-        while let it = work.popLast() {
-            guard case .box(var b) = it else { continue }
+        while !work.isEmpty {
+            // bind straight from removeLast() so no other copy holds the box: a box only we hold is
+            // emptied here (its children join the work list), so its own deinit has nothing to recurse into
+            guard case .box(var b) = work.removeLast() else { continue }
             if isKnownUniquelyReferenced(&b) { work.append(contentsOf: b.children); b.kind = .list([]) }
         }
     }

@@ -27,13 +27,14 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     private var verified: Set<String> = []
     private let lock = NSLock()
 
-    /// Check `e`'s CRC-32 the first time it is read.
-    private func verify(_ e: ZipEntry) throws {
+    /// Check `e`'s CRC-32 the first time it is read. `release`: drop the mapped pages the sum read
+    /// (reads by pread); false when the caller copies from the mapping next and releases it itself.
+    private func verify(_ e: ZipEntry, release: Bool = true) throws {
         guard ZipArchive.verifyChecksums else { return }
         lock.lock(); let done = verified.contains(e.name); lock.unlock()
         if done { return }
         try archive.verifyChecksum(e)
-        if let m = mapping, let b = m.base {   // the pages read for the sum are not kept resident
+        if release, let m = mapping, let b = m.base {   // the pages read for the sum are not kept resident
             let r = try archive.payloadRange(of: e)
             m.release(UnsafeRawBufferPointer(start: b + r.lowerBound, count: r.count))
         }
@@ -54,7 +55,7 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
         let name = prefix + "/data/" + key
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try archive.payloadRange(of: e)
-        try verify(e)
+        try verify(e, release: false)   // the caller copies these pages next, then releases them
         guard byteOffset >= 0, count >= 0, byteOffset <= r.count, count <= r.count - byteOffset else {
             throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(byteOffset)+\(count)")
         }

@@ -100,7 +100,7 @@ public final class ZipArchive: @unchecked Sendable {
         // ZIP64 locator sits right before the EOCD.
         if eocd >= 20 && d.le32(eocd - 20) == 0x0706_4b50 {
             let z64raw = d.le64(eocd - 20 + 8)
-            guard z64raw <= UInt64(n - 56), d.le32(Int(z64raw)) == 0x0606_4b50 else {
+            guard n >= 56, z64raw <= UInt64(n - 56), d.le32(Int(z64raw)) == 0x0606_4b50 else {
                 throw CheckpointError.badZip(file: path, "bad ZIP64 end-of-central-directory record")
             }
             let z64 = Int(z64raw)
