@@ -100,3 +100,17 @@ final class StreamedLoadTests: XCTestCase {
         }
     }
 }
+
+extension StreamedLoadTests {
+    /// A visitor's error ends the HF load with that error; no tensor is visited after it.
+    func testHFVisitorErrorEndsTheLoad() throws {
+        let url = try Fixtures.dir("gpt2-tiny")
+        struct Stop: Error {}
+        final class Count: @unchecked Sendable { var n = 0 }
+        let count = Count()
+        var o = LoadOptions()
+        o.visit = { _, _ in count.n += 1; if count.n == 3 { throw Stop() } }
+        XCTAssertThrowsError(try CheckpointLoader.loadReport(url, options: o)) { XCTAssertTrue($0 is Stop, "\($0)") }
+        XCTAssertEqual(count.n, 3)
+    }
+}
