@@ -57,7 +57,7 @@ struct ConvertCommand: ParsableCommand {
                                        options: WriteOptions(tp: tp, pp: pp, dtype: stored, iteration: iteration), replace: force)
             var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
             let params = CanonicalSchema.shapes(for: src.config).reduce(0) { $0 + $1.1.reduce(1, *) }
-            log(String(format: "convert: random llama2-7b (seed %llu) -> %@ (%@, TP %d x PP %d, %@): %d parameters; write %.3f s, peak RSS %.1f MB",
+            log(String(format: "convert: random llama2-7b (seed %llu) -> %@ (%@, TP %d x PP %d, %@): %ld parameters; write %.3f s, peak RSS %.1f MB",
                        seed, out.path, to, tp, pp, stored.rawValue, params, Date().timeIntervalSince(t0), Double(ru.ru_maxrss) / 1024))
             return
         }
