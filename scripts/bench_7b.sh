@@ -59,7 +59,7 @@ printf '| run | load avg | seconds | tokens/s | peak RSS (GB) | RSS / bf16 weigh
 for copy in hf megatron-tp2-pp2; do
     bytes=$(find "$W/$copy" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
     la=$(load); t0=$(now); find "$W/$copy" -type f -exec cat {} + > /dev/null; t1=$(now)
-    printf '| cat %s (%.2f GB) | %s | %.1f | | | |\n' "$copy" "$(echo "$bytes / 1e9" | bc -l)" "$la" "$(echo "$t1 - $t0" | bc -l)"
+    printf '| cat %s (%.2f GB) | %s | %.1f | | | |\n' "$copy" "$(echo "$bytes / 1000000000" | bc -l)" "$la" "$(echo "$t1 - $t0" | bc -l)"
     la=$(load)
     /usr/bin/time -v -o "$W/generate-$copy.time" "$TURING" generate --checkpoint "$W/$copy" --tokenizer "$W/tokenizer.bin" \
         --dtype bfloat16 --threads "$THREADS" --max-tokens "$TOKENS" --temperature 0 --prompt "$PROMPT" > "$W/generate-$copy.out" 2> "$W/generate-$copy.err"
@@ -67,7 +67,7 @@ for copy in hf megatron-tp2-pp2; do
     tps=$(sed -n 's/.*\[\([0-9]*\) tokens in [0-9.]* s, \([0-9.]*\) tokens\/s\].*/\2 (\1 tokens)/p' "$W/generate-$copy.err")
     rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/generate-$copy.time")
     printf '| turing load + generate, %s | %s | %s (load) | %s | %.2f | %.3f |\n' "$copy" "$la" "$loaded" "$tps" \
-        "$(echo "$rss_kb * 1024 / 1e9" | bc -l)" "$(echo "$rss_kb * 1024 / $WEIGHT_BYTES" | bc -l)"
+        "$(echo "$rss_kb * 1024 / 1000000000" | bc -l)" "$(echo "$rss_kb * 1024 / $WEIGHT_BYTES" | bc -l)"
 done
 la=$(load)
 "$PY" - "$W/hf" "$PROMPT_TOKENS" "$TOKENS" "$THREADS" "$WEIGHT_BYTES" "$la" <<'PY'
@@ -87,5 +87,5 @@ with torch.no_grad():
 n = out.shape[1] - ids.shape[1]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print("| pytorch %s bf16 load + generate, hf | %s | %.1f (load) | %.2f (%d tokens) | %.2f | %.3f |" % (
-    torch.__version__, la, t1 - t0, n / (t3 - t2), n, rss / 1e9, rss / weight_bytes))
+    torch.__version__, la, t1 - t0, n / (t3 - t2), n, rss / 1000000000, rss / weight_bytes))
 PY
