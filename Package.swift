@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "CollectivesTests", dependencies: ["TestSupport", "Collectives"]),
         .testTarget(name: "ModelTests", dependencies: ["TestSupport", "Model", "TensorCore"]),
         .testTarget(name: "CheckpointsTests", dependencies: ["TestSupport", "Checkpoints", "Model", "TensorCore"]),
-        .testTarget(name: "CLITests", dependencies: ["TestSupport", "turing"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "turing", "TuringKit", "Checkpoints", "Model"]),
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Model", "TensorCore", "Checkpoints", "Engine"]),
         .testTarget(name: "TasksTests", dependencies: ["TestSupport", "Tasks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),

@@ -94,6 +94,10 @@ public struct ModelSource: Sendable {
             let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, dtype: dtype)
             return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
         }
+        if !MPIRuntime.isActive && layout.tp == 1 && layout.pp == 1, TuringFormat.resolve(checkpointURL) == nil,
+           let format = try? CheckpointLoader.detect(checkpointURL), !(wantHash && format == .hf) {
+            return try openStreamed(dtype: dtype, vocabSize: tok.map { $0.vocabSize }, tokenizer: tok, hash: wantHash)
+        }
         var ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let hash = wantHash ? ckpt.weightsHash : nil
         let engine: CausalLM
@@ -108,6 +112,34 @@ public struct ModelSource: Sendable {
         }
         else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
         return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt.withoutTensors) { try hash ?? notComputed() }
+    }
+}
+
+extension ModelSource {
+    /// TP 1 x PP 1 in this process from a checkpoint directory, streamed (`LoadOptions.visit`): Megatron,
+    /// DeepSpeed and torch_dist saves merged a layer at a time, HF folders decoded a tensor at a time, into
+    /// a `DecoderWeightsBuilder` that packs each matrix (narrowed to bf16 with `.bfloat16`) as soon as its
+    /// tensors have arrived: the peak is near the packed weights plus about one layer in f32, never the
+    /// whole model in f32. Same weights, bit for bit, as loading whole. The hash (Megatron-family saves
+    /// only: they are visited in name order) is fed while visiting.
+    func openStreamed(dtype: ComputeDType, vocabSize: Int?, tokenizer tok: Tokenizer?, hash wantHash: Bool) throws -> LoadedModel {
+        final class Sink: @unchecked Sendable { var builder: DecoderWeightsBuilder?; var hasher = WeightsHasher() }
+        let sink = Sink(), path = checkpoint
+        var options = LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs))
+        options.visitConfig = { sink.builder = try DecoderWeightsBuilder(config: $0, dtype: dtype) }
+        options.visit = { name, t in
+            try WeightChecks.refuseNonFinite([name: t], file: path)
+            guard let b = sink.builder else { throw OpenError("\(path): tensor '\(name)' arrived before the model's config") }
+            if wantHash { sink.hasher.add(name, t) }
+            try b.add(name, t)
+        }
+        let r = try CheckpointLoader.loadReport(checkpointURL, options: options)
+        r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
+        guard let b = sink.builder else { throw OpenError("\(checkpoint): no tensors were visited") }
+        let weights = try b.finish()
+        sink.builder = nil
+        let hash = wantHash ? sink.hasher.value : nil
+        return LoadedModel(engine: DecoderModel(weights: weights), tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
     }
 }
 

@@ -20,7 +20,9 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Prompt (repeatable: several prompts are generated as one batch).") var prompt: [String] = []
 
     func run() throws {
+        let tLoad = now()
         let loaded = try model.open(layout, compute)
+        log(String(format: "[model loaded in %.2f s]", now() - tLoad))
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
         let prompts = prompt.isEmpty ? [""] : prompt

@@ -78,7 +78,8 @@ public enum CheckpointLoader {
     public static func loadReport(_ url: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
         switch try detect(url) {
         case .hf:
-            let ck = try HFAdapter.load(url)
+            // visited a tensor at a time (layer order, not name order: the hash below still loads HF whole)
+            let ck = try HFAdapter.load(url, options.target == .canonical ? options.visit.map { HFAdapter.Visitor(begin: options.visitConfig, visit: $0) } : nil)
             let files = HFAdapter.weightFileURLs(url)
             return LoadReport(checkpoint: ck, format: "hf", iteration: nil, tensorParallel: 1, pipelineParallel: 1,
                               checkpointVersion: nil, files: files, dtypes: [ck.sourceDType], problems: [])

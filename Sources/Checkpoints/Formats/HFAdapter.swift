@@ -28,14 +28,16 @@ public enum HFAdapter {
         return (st.isEmpty ? names.filter { $0.hasPrefix("pytorch_model") && $0.hasSuffix(".bin") } : st).sorted().map { dir.appendingPathComponent($0) }
     }
 
-    public static func load(_ dir: URL) throws -> CanonicalCheckpoint {
+    /// The checkpoint; with `visitor`, each canonical tensor is handed to it as soon as it is decoded
+    /// (in layer order, after `begin` got the config) instead, and the result holds the config only.
+    public static func load(_ dir: URL, _ visitor: Visitor? = nil) throws -> CanonicalCheckpoint {
         let cfgURL = dir.appendingPathComponent("config.json")
         let cfg = try readJSON(cfgURL)
         let files = try openWeights(dir)
         let type = cfg["model_type"] as? String ?? "<missing>"
         switch type {
-        case "gpt2": return try gpt2(cfg, files, cfgURL.path)
-        case "llama", "mistral": return try llama(cfg, files, cfgURL.path)
+        case "gpt2": return try gpt2(cfg, files, cfgURL.path, visitor)
+        case "llama", "mistral": return try llama(cfg, files, cfgURL.path, visitor)
         default: throw CheckpointError.unknownModelType(file: cfgURL.path, "'\(type)' (supported: gpt2, llama, mistral)")
         }
     }
@@ -165,7 +167,7 @@ public enum HFAdapter {
 
     // MARK: - GPT-2
 
-    static func gpt2(_ c: [String: Any], _ w: Weights, _ file: String) throws -> CanonicalCheckpoint {
+    static func gpt2(_ c: [String: Any], _ w: Weights, _ file: String, _ visitor: Visitor? = nil) throws -> CanonicalCheckpoint {
         let act: Activation
         switch c["activation_function"] as? String ?? "gelu_new" {
         case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": act = .geluTanh
@@ -185,7 +187,7 @@ public enum HFAdapter {
         try config.validate()
         let pre = w.has("transformer.wte.weight") ? "transformer." : ""
         let V = config.vocabSize, P = config.maxPositions, F = config.ffnSize, L = config.numLayers
-        var t: [String: Tensor] = [:]
+        var t = try Tensors(visitor, config)
         t["embedding.word.weight"] = try w.get(pre + "wte.weight", [V, C])
         t["embedding.position.weight"] = try w.get(pre + "wpe.weight", [P, C])
         for i in 0..<L {
@@ -209,14 +211,15 @@ public enum HFAdapter {
         if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
         // lm_head.weight of a tied model is a duplicate of wte; attention masks are buffers.
         try w.checkAllUsed(ignoring: ["attn.bias", "attn.masked_bias"] + (config.tiedEmbeddings ? ["lm_head.weight"] : []))
-        let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
-        try ck.validate()
+        try t.rethrow()
+        let ck = CanonicalCheckpoint(config: config, tensors: t.tensors, format: "hf", sourceDType: w.dtype)
+        if visitor == nil { try ck.validate() }
         return ck
     }
 
     // MARK: - Llama
 
-    static func llama(_ c: [String: Any], _ w: Weights, _ file: String) throws -> CanonicalCheckpoint {
+    static func llama(_ c: [String: Any], _ w: Weights, _ file: String, _ visitor: Visitor? = nil) throws -> CanonicalCheckpoint {
         if let rs = c["rope_scaling"], !(rs is NSNull) { throw CheckpointError.badConfig(file: file, "rope_scaling is not supported") }
         if c["attention_bias"] as? Bool == true || c["mlp_bias"] as? Bool == true {
             throw CheckpointError.badConfig(file: file, "attention_bias / mlp_bias are not supported for llama")
@@ -232,7 +235,7 @@ public enum HFAdapter {
                                  bosToken: firstInt(c["bos_token_id"]), eosToken: firstInt(c["eos_token_id"]))
         try config.validate()
         let V = config.vocabSize, F = config.ffnSize, HD = config.numHeads * config.headDim, GD = config.numKVHeads * config.headDim
-        var t: [String: Tensor] = [:]
+        var t = try Tensors(visitor, config)
         t["embedding.word.weight"] = try w.get("model.embed_tokens.weight", [V, C])
         for i in 0..<config.numLayers {
             let h = "model.layers.\(i).", o = "layers.\(i)."
@@ -249,8 +252,9 @@ public enum HFAdapter {
         t["final_norm.weight"] = try w.get("model.norm.weight", [C])
         if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
         try w.checkAllUsed(ignoring: ["rotary_emb.inv_freq"] + (config.tiedEmbeddings ? ["lm_head.weight"] : []))
-        let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
-        try ck.validate()
+        try t.rethrow()
+        let ck = CanonicalCheckpoint(config: config, tensors: t.tensors, format: "hf", sourceDType: w.dtype)
+        if visitor == nil { try ck.validate() }
         return ck
     }
 }
