@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Collectives", dependencies: ["TensorCore", "CMPIShim"]),
         .target(name: "Model", dependencies: ["TensorCore", "Collectives"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
-        .target(name: "CChecksum", cSettings: [.unsafeFlags(["-O3"])]),   // zip CRC-32 (checked on every tensor record read)
+        .target(name: "CChecksum", path: "Sources/C/CChecksum", cSettings: [.unsafeFlags(["-O3"])]),   // zip CRC-32 (checked on every tensor record read)
         .target(name: "Checkpoints", dependencies: ["TensorCore", "Model", "CChecksum"],
                 swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]),   // bounds and overflow checks stay on: hostile files
         .target(name: "Engine", dependencies: ["TensorCore", "Collectives", "Model", "Tokenizers"],
