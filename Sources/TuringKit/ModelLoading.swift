@@ -47,9 +47,10 @@ public struct ModelSource: Sendable {
         guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
         if let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer) { return t.tokenizer }
         // A Megatron save without tokenizer files: its saved args name the tokenizer. (The checkpoint loader does
-        // not expose the args alone, so this reads the checkpoint once more, only in this case.)
+        // not expose the args alone, so this reads the checkpoint once more, only in this case, and not under
+        // mpirun, where every process would read all of it.)
         let url = URL(fileURLWithPath: checkpoint)
-        guard megatronArgs == nil, tokenizer == nil, let f = try? CheckpointLoader.detect(url), f != .hf else { return nil }
+        guard megatronArgs == nil, tokenizer == nil, !MPIRuntime.isActive, let f = try? CheckpointLoader.detect(url), f != .hf else { return nil }
         let ins = CheckpointLoader.inspect(url, options: LoadOptions(argOverrides: try MegatronArgs.parseOverrides(argOverrides)))
         guard !ins.args.isEmpty else { return nil }
         return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: MegatronTokenizerArgs(fields: ins.args))?.tokenizer
