@@ -1,6 +1,7 @@
 // turing convert: read a checkpoint in any supported format (or a seeded random model: GPT-2-124M-shaped,
-// made whole; or Llama-2-7B-shaped, made a tensor at a time while written, `RandomTensorSource`) and write it as a Megatron-LM legacy save, a Megatron-DeepSpeed pipeline save or an HF
-// folder, at the TP x PP asked for. Refuses to overwrite a non-empty output without --force; the
+// made whole; or Llama-2-7B-shaped, made a tensor at a time while written, `RandomTensorSource`) and
+// write it as a Megatron-LM legacy save, a Megatron-DeepSpeed pipeline save or an HF folder, at the
+// TP x PP asked for. Refuses to overwrite a non-empty output without --force; the
 // output appears atomically (built beside it, then renamed). Prints load/write seconds and peak RSS
 // to stderr (with --force the old output is replaced only once the new one is complete); exits non-zero with the error on failure.
 
