@@ -124,8 +124,8 @@ def main():
             total = sum(o[1] for o in out)
             # steady decode: tokens arriving while every stream is decoding (after the last first token, before the
             # first last token), over that window
-            a, b = max(o[4][0] for o in out), min(o[4][-1] for o in out)
-            decode = sum(sum(1 for t in o[4] if a < t <= b) for o in out) / max(b - a, 1e-9)
+            lo, hi = max(o[4][0] for o in out), min(o[4][-1] for o in out)
+            decode = sum(sum(1 for t in o[4] if lo < t <= hi) for o in out) / max(hi - lo, 1e-9)
             rates[conc] = decode
             lat = [o[2] for o in out]
             ttft = [o[3] for o in out]
