@@ -5,8 +5,8 @@ Serves a model (default: a seeded random GPT-2-124M made with `turing convert --
 from ../shared/data/gpt2_tokenizer), runs every prompt alone first (greedy, the reference), then 1, 8 and 32 concurrent
 streams (SSE) of distinct token-id prompts. Every streamed answer must equal its single-request run (text and token
 count): nothing lost or mixed up. Reports p50/p99 request latency and time to first token, aggregate tokens/s (all
-generated tokens over the wall time) and decode tokens/s (tokens after each stream's first, over the span from the first
-first-token to the last token), and checks that 8 concurrent greedy streams decode at >= 4x one stream's rate.
+generated tokens over the wall time) and decode tokens/s (tokens arriving while every stream is decoding: after the last
+stream's first token and before the first stream's last, over that window), and checks that 8 concurrent greedy streams decode at >= 4x one stream's rate.
 
 Usage: python3 scripts/bench_serve.py [--turing .build/release/turing] [--checkpoint DIR --vocab-file F --merge-file F]
        [--max-tokens 32] [--prompt-tokens 16] [--dtype float32]
@@ -88,7 +88,7 @@ def main():
     ap.add_argument("--checkpoint")
     ap.add_argument("--vocab-file", default=str(SHARED / "gpt2_tokenizer" / "gpt2-vocab.json"))
     ap.add_argument("--merge-file", default=str(SHARED / "gpt2_tokenizer" / "gpt2-merges.txt"))
-    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=16)
     ap.add_argument("--dtype", default="float32")
     a = ap.parse_args()
@@ -122,9 +122,10 @@ def main():
             same = all(out[i][0] == ref[i][0] and out[i][1] == ref[i][1] for i in range(conc))
             ok &= same
             total = sum(o[1] for o in out)
-            first = min(o[4][0] for o in out)
-            last = max(o[4][-1] for o in out)
-            decode = sum(o[1] - 1 for o in out) / max(last - first, 1e-9)
+            # steady decode: tokens arriving while every stream is decoding (after the last first token, before the
+            # first last token), over that window
+            lo, hi = max(o[4][0] for o in out), min(o[4][-1] for o in out)
+            decode = sum(sum(1 for t in o[4] if lo < t <= hi) for o in out) / max(hi - lo, 1e-9)
             rates[conc] = decode
             lat = [o[2] for o in out]
             ttft = [o[3] for o in out]

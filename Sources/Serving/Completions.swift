@@ -138,7 +138,12 @@ extension TuringServer {
                 }
                 var open = streams.count
                 for await (i, e) in merged {
-                    let (text, lp) = try b[i].apply(e)
+                    let text: String, lp: JSON?
+                    do { (text, lp) = try b[i].apply(e) } catch let err as APIError {
+                        // headers are gone: the failure goes out as an event, then the stream ends
+                        try await writer.write(ByteBuffer(string: "data: \(err.body().serialized)\n\n"))
+                        break
+                    }
                     var finish: JSON = .null
                     if case .finished(let r, _) = e { finish = .string(r.rawValue); open -= 1 }
                     if text.isEmpty && lp == nil && finish == .null { continue }
