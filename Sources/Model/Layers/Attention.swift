@@ -111,8 +111,12 @@ public struct Attention {
         Compute.gemm(o, ldc: ldo, S, lda: len, v, ldb: ldkv, transB: false, m: rows, n: D, k: len)
     }
 
-    /// Decode variant of `attendProducts` (same result to rounding): SIMD dot and axpy per row, for
-    /// a few new rows, where a product's setup costs more than its work. `S` needs one row of len.
+    /// Decode variant of `attendProducts`, for a few new rows, where a product's setup (packing the keys)
+    /// costs more than its work. Bit for bit the same result: each score is one FMA chain over the head
+    /// dimension in order, then scaled, and each output element one FMA chain over the keys in order, as
+    /// every element of Turing's products is (`Sources/C/CKernels`); the softmax is the same function. So a
+    /// continuation scored after a cached context gets the bits it gets inside one whole prefill.
+    /// `S` needs one row of len.
     public static func attendRows(_ o: UnsafeMutablePointer<Float>, ldo: Int, _ q: UnsafePointer<Float>, ldq: Int,
                                   _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldkv: Int, scores S: UnsafeMutablePointer<Float>,
                                   start: Int, rows: Int, headDim D: Int, scale: Float) {
@@ -120,10 +124,54 @@ public struct Attention {
         for i in 0..<rows {
             let allowed = start + i + 1
             let srow = S + i * len, qi = q + i * ldq, oi = o + i * ldo
-            for j in 0..<allowed { srow[j] = scale * dot(qi, k + j * ldkv, count: D) }
+            orderedScores(srow, qi, k, ldk: ldkv, keys: allowed, headDim: D, scale: scale)
             softmaxFast(srow, count: allowed)
-            oi.update(repeating: 0, count: D)
-            for j in 0..<allowed { axpy(oi, srow[j], v + j * ldkv, count: D) }
+            orderedWeightedSum(oi, srow, v, ldv: ldkv, keys: allowed, headDim: D)
+        }
+    }
+
+    /// s[j] = scale * (q . k_j), the dot product one FMA chain over d in order (eight keys in flight).
+    static func orderedScores(_ s: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, ldk: Int,
+                              keys n: Int, headDim D: Int, scale: Float) {
+        var j = 0
+        while j + 8 <= n {
+            var acc = SIMD8<Float>(repeating: 0)
+            let kj = k + j * ldk
+            for d in 0..<D {
+                let kd = SIMD8<Float>(kj[d], kj[ldk + d], kj[2 * ldk + d], kj[3 * ldk + d],
+                                      kj[4 * ldk + d], kj[5 * ldk + d], kj[6 * ldk + d], kj[7 * ldk + d])
+                acc = acc.addingProduct(SIMD8(repeating: q[d]), kd)
+            }
+            if scale != 1 { acc *= scale }
+            UnsafeMutableRawPointer(s + j).storeBytes(of: acc, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < n {
+            var acc: Float = 0
+            let kj = k + j * ldk
+            for d in 0..<D { acc = acc.addingProduct(q[d], kj[d]) }
+            s[j] = scale != 1 ? scale * acc : acc
+            j += 1
+        }
+    }
+
+    /// o[d] = sum over j of p[j] * v_j[d], each element one FMA chain over j in order.
+    static func orderedWeightedSum(_ o: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: Int,
+                                   keys n: Int, headDim D: Int) {
+        var d = 0
+        while d + 8 <= D {
+            var acc = SIMD8<Float>(repeating: 0)
+            for j in 0..<n {
+                acc = acc.addingProduct(SIMD8(repeating: p[j]), UnsafeRawPointer(v + j * ldv + d).loadUnaligned(as: SIMD8<Float>.self))
+            }
+            UnsafeMutableRawPointer(o + d).storeBytes(of: acc, as: SIMD8<Float>.self)
+            d += 8
+        }
+        while d < D {
+            var acc: Float = 0
+            for j in 0..<n { acc = acc.addingProduct(p[j], v[j * ldv + d]) }
+            o[d] = acc
+            d += 1
         }
     }
 
