@@ -459,40 +459,45 @@ def main():
                 f"task: fx_{task}\ndataset_path: json\ndataset_name: null\n"
                 f"dataset_kwargs:\n  data_files:\n    {spec['split']}: {data}\n" + spec["yaml"])
         tm = TaskManager(include_path=str(tdir))
-        model = None
         for task in only:
-            kind, limit = TASKS[task].get("kind", "ll"), TASKS[task].get("limit", LIMIT)
-            for k in TASKS[task].get("shots", SHOTS):
-                res = lm_eval.simple_evaluate(
-                    model="hf", model_args=f"pretrained={model_dirs[TASKS[task].get('model', 'tiny')]},dtype=float32",
-                    tasks=[f"fx_{task}"], num_fewshot=k, limit=limit, log_samples=True, task_manager=tm, batch_size=1, device="cpu",
-                    random_seed=0, numpy_random_seed=1234, torch_random_seed=1234, fewshot_random_seed=1234)
-                name = f"fx_{task}"
-                metrics = {m: v for m, v in res["results"][name].items() if m != "alias"}
-                docs = []
-                for s in sorted(res["samples"][name], key=lambda s: s["doc_id"]):
-                    args = [list(x) if isinstance(x, (list, tuple)) else [x[f"arg_{i}"] for i in range(len(x))]
-                            for x in s["arguments"]]
-                    d = {"doc_id": s["doc_id"]}
-                    if kind == "ll":
-                        d.update(requests=[{"context": a[0], "continuation": a[1]} for a in args],
-                                 loglikelihoods=[r[0][0] for r in s["resps"]], is_greedy=[bool(r[0][1]) for r in s["resps"]],
-                                 metrics={m: s[m] for m in s.get("metrics", []) if m in s})
-                    elif kind == "gen":  # arguments: (context, generation_kwargs); resps: [[text]]
-                        d.update(requests=[{"context": a[0], "continuation": ""} for a in args], generated=s["resps"][0][0],
-                                 filtered=s["filtered_resps"][0], loglikelihoods=[], is_greedy=[],
-                                 metrics={"exact_match": s["exact_match"]})
-                    else:  # rolling: arguments (text,); per-doc metrics (ll, words) / (ll, bytes)
-                        d.update(requests=[{"context": "", "continuation": a[0]} for a in args],
-                                 loglikelihoods=[s["word_perplexity"][0]], is_greedy=[], metrics={},
-                                 words=s["word_perplexity"][1], bytes=s["byte_perplexity"][1])
-                    d["target"] = s["target"]  # last, as in the fixtures written before the other kinds
-                    docs.append(d)
-                out = {"task": task, "num_fewshot": k, "limit": limit, "subset_lines": TASKS[task].get("subset", SUBSET),
-                       "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4",
-                       "metrics": metrics, "n_samples": res.get("n-samples", {}).get(name), "docs": docs}
-                (out_lmeval / f"{task}_{k}shot.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
-                print(task, k, metrics, file=sys.stderr)
+            evaluate_task(task, model_dirs[TASKS[task].get('model', 'tiny')], tm, out_lmeval)
+
+
+def evaluate_task(task: str, model_dir: Path, tm, out_lmeval: Path, prefix: str = "", shots=None):
+    """Runs lm-eval --model hf on one fixture task and writes <prefix><task>_<k>shot.json."""
+    import lm_eval
+    kind, limit = TASKS[task].get("kind", "ll"), TASKS[task].get("limit", LIMIT)
+    for k in (shots or TASKS[task].get("shots", SHOTS)):
+        res = lm_eval.simple_evaluate(
+            model="hf", model_args=f"pretrained={model_dir},dtype=float32",
+            tasks=[f"fx_{task}"], num_fewshot=k, limit=limit, log_samples=True, task_manager=tm, batch_size=1, device="cpu",
+            random_seed=0, numpy_random_seed=1234, torch_random_seed=1234, fewshot_random_seed=1234)
+        name = f"fx_{task}"
+        metrics = {m: v for m, v in res["results"][name].items() if m != "alias"}
+        docs = []
+        for s in sorted(res["samples"][name], key=lambda s: s["doc_id"]):
+            args = [list(x) if isinstance(x, (list, tuple)) else [x[f"arg_{i}"] for i in range(len(x))]
+                    for x in s["arguments"]]
+            d = {"doc_id": s["doc_id"]}
+            if kind == "ll":
+                d.update(requests=[{"context": a[0], "continuation": a[1]} for a in args],
+                         loglikelihoods=[r[0][0] for r in s["resps"]], is_greedy=[bool(r[0][1]) for r in s["resps"]],
+                         metrics={m: s[m] for m in s.get("metrics", []) if m in s})
+            elif kind == "gen":  # arguments: (context, generation_kwargs); resps: [[text]]
+                d.update(requests=[{"context": a[0], "continuation": ""} for a in args], generated=s["resps"][0][0],
+                         filtered=s["filtered_resps"][0], loglikelihoods=[], is_greedy=[],
+                         metrics={"exact_match": s["exact_match"]})
+            else:  # rolling: arguments (text,); per-doc metrics (ll, words) / (ll, bytes)
+                d.update(requests=[{"context": "", "continuation": a[0]} for a in args],
+                         loglikelihoods=[s["word_perplexity"][0]], is_greedy=[], metrics={},
+                         words=s["word_perplexity"][1], bytes=s["byte_perplexity"][1])
+            d["target"] = s["target"]  # last, as in the fixtures written before the other kinds
+            docs.append(d)
+        out = {"task": task, "num_fewshot": k, "limit": limit, "subset_lines": TASKS[task].get("subset", SUBSET),
+               "lm_eval_version": lm_eval.__version__ if hasattr(lm_eval, "__version__") else "0.4",
+               "metrics": metrics, "n_samples": res.get("n-samples", {}).get(name), "docs": docs}
+        (out_lmeval / f"{prefix}{task}_{k}shot.json").write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+        print(task, k, metrics, file=sys.stderr)
 
 
 if __name__ == "__main__":

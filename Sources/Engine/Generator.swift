@@ -46,8 +46,12 @@ public struct Generator {
             var next: [Int] = []
             var stillActive: [Int] = []
             for (row, s) in active.enumerated() {
-                let tok = logits.data.withUnsafeBufferPointer { b in
-                    samplers[s].sample(UnsafeBufferPointer(start: b.baseAddress! + row * V, count: V)) }
+                let tok = try logits.data.withUnsafeBufferPointer { b in
+                    let rowLogits = UnsafeBufferPointer(start: b.baseAddress! + row * V, count: V)
+                    guard !rowLogits.contains(where: { !$0.isFinite }) else {
+                        throw ScoringError(description: "generation request \(s): the model's logits hold NaN or infinite values after \(outputs[s].count) generated tokens (non-finite weights or activations)")
+                    }
+                    return samplers[s].sample(rowLogits) }
                 if requests[s].stopTokens.contains(tok) { continue }
                 outputs[s].append(tok)
                 let goOn = onToken(s, tok)

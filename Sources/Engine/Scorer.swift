@@ -7,6 +7,7 @@
 // each continuation branches from a fork of its KV cache. The log-softmax is vocab-parallel
 // (`LogitRows.scores`): under tensor parallelism no rank ever holds a full vocabulary row.
 
+import Foundation
 import TensorCore
 import Model
 
@@ -25,6 +26,12 @@ public struct LoglikelihoodResult: Sendable, Equatable {
 
 public struct ScoringError: Error, CustomStringConvertible { public let description: String }
 
+/// Where scoring and generation say that they changed what was asked (stderr unless the command
+/// routes it, e.g. to the primary rank's log only).
+public enum EngineWarnings {
+    nonisolated(unsafe) public static var handler: (String) -> Void = { FileHandle.standardError.write(Data(("warning: " + $0 + "\n").utf8)) }
+}
+
 public struct Scorer {
     public let model: CausalLM
     /// Tokens (contexts plus continuations) per batch of contexts.
@@ -38,6 +45,7 @@ public struct Scorer {
         var groups: [[Int]: [Int]] = [:]
         var order: [[Int]] = []
         var truncated: [LoglikelihoodRequest] = []
+        var cut: [(Int, Int)] = []   // (request, continuation tokens not scored... conditioned on less)
         for (i, r) in requests.enumerated() {
             guard !r.context.isEmpty, !r.continuation.isEmpty else {
                 throw ScoringError(description: "request \(i): context and continuation must both have tokens (an empty text context conditions on end-of-text)")
@@ -45,11 +53,18 @@ public struct Scorer {
             var whole = r.context + r.continuation
             if whole.count > maxLen + 1 { whole.removeFirst(whole.count - (maxLen + 1)) }
             let contLen = min(r.continuation.count, maxLen)
+            if r.continuation.count > maxLen { cut.append((i, r.continuation.count - maxLen)) }
             let ctx = Array(whole[..<(whole.count - contLen)])
             let cont = Array(whole[(whole.count - contLen)...])
             truncated.append(LoglikelihoodRequest(context: ctx, continuation: cont))
             if groups[ctx] == nil { order.append(ctx) }
             groups[ctx, default: []].append(i)
+        }
+        if let (first, n) = cut.first {
+            // lm-eval scores such a continuation over its last max_positions tokens only; so does
+            // Turing (same numbers), but not silently
+            EngineWarnings.handler("\(cut.count) request(s) have a continuation longer than the model's \(maxLen) positions; "
+                + "as lm-eval does, only its last \(maxLen) tokens are scored (request \(first): \(n) tokens not scored)")
         }
         var results = [LoglikelihoodResult?](repeating: nil, count: requests.count)
         var done = 0
@@ -93,7 +108,11 @@ public struct Scorer {
                     if scores.data[st + 2] == 0 { greedy = false }
                     row += 1
                 }
-                results[m] = LoglikelihoodResult(logprob: lps.reduce(0, +), isGreedy: greedy, tokenLogprobs: lps)
+                let total = lps.reduce(0, +)
+                guard total.isFinite else {
+                    throw ScoringError(description: "request \(m): the log-likelihood is \(total): the model's logits hold NaN or infinite values (non-finite weights or activations)")
+                }
+                results[m] = LoglikelihoodResult(logprob: total, isGreedy: greedy, tokenLogprobs: lps)
                 done += 1
             }
             progress?(done)

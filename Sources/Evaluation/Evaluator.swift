@@ -66,7 +66,12 @@ public struct Evaluator {
     public static func prompts(_ task: LoadedTask, numFewshot k: Int, limit: Int?, seed: Int) throws -> [DocRequests] {
         let docs = limit.map { Array(task.evalDocs.prefix($0)) } ?? task.evalDocs
         var builder = PromptBuilder(spec: task.spec, pool: k > 0 ? try task.fewshotPool() : [], seed: seed)
-        return try docs.enumerated().map { try builder.build($1, docID: $0, k: k) }
+        let out = try docs.enumerated().map { try builder.build($1, docID: $0, k: k) }
+        if builder.selfInContext > 0 {
+            EngineWarnings.handler("\(task.spec.name) at \(k) shots: \(builder.selfInContext) of \(docs.count) documents drew themselves among their own shots "
+                + "(the few-shot pool holds the evaluated documents and the task does not exclude them); scores follow lm-eval, which does the same")
+        }
+        return out
     }
 
     public func evaluate(_ task: LoadedTask, numFewshot k: Int, limit: Int?, seed: Int = 1234,
@@ -86,7 +91,7 @@ public struct Evaluator {
                 for ll in try model.loglikelihoodRolling(chunk.map { $0.requests[0].continuation }) { lls.append([ll]); greedy.append([]) }
             case .loglikelihood, .multipleChoice:
                 let pairs = chunk.flatMap { d in d.requests.enumerated().map { i, r in
-                    TextPair(context: r.context, continuation: r.continuation, label: "\(spec.name) document \(d.docID) request \(i)") } }
+                    TextPair(context: r.context, continuation: r.continuation, label: "\(spec.name) document \(d.docID) request \(i)", group: d.docID) } }
                 let scores = try model.loglikelihood(pairs)
                 var j = 0
                 for d in chunk {

@@ -5,7 +5,7 @@
 // Contract, per request:
 // * stops = the task's `until` strings plus the end-of-text token's text (decode([eot]), added when absent);
 //   empty strings are ignored (lm-eval skips them when cutting; as a stopping criterion "" would stop at once).
-// * The context is encoded without BOS/EOS (encodePlain) and left-truncated to its last
+// * The context is encoded as lm-eval tok_batch_encode does (lmEvalEncode: BOS for Llama-family tokenizers) and left-truncated to its last
 //   max_positions - max_gen_toks tokens; max_gen_toks must be below max_positions (lm-eval asserts it).
 // * Greedy decoding (first maximum wins, as torch.argmax) on the KV cache (Engine.Generator) for at most
 //   max_gen_toks tokens; generation ends at the end-of-text token (not part of the output), or after the
@@ -46,7 +46,7 @@ public struct GenerateUntil {
         let eot = tokenizer.eosToken ?? model.config.eosToken
         var requests: [GenerationRequest] = []
         for (i, c) in contexts.enumerated() {
-            let ids = encodePlain(tokenizer, c).suffix(P - maxGenToks)
+            let ids = lmEvalEncode(tokenizer, c).suffix(P - maxGenToks)
             guard !ids.isEmpty else { throw EvaluationError("generation request \(i): the context \"\(c.prefix(40))\" encodes to no tokens") }
             requests.append(GenerationRequest(prompt: Array(ids), maxTokens: maxGenToks, stopTokens: eot.map { [$0] } ?? []))
             tokens += ids.count

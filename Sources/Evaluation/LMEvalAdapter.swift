@@ -23,27 +23,33 @@ public final class LMEvalAdapter: LanguageModel {
         self.prefix = try prefixToken(tokenizer, model.config)
     }
 
-    /// Token-level requests, as lm-eval encodes them; an empty continuation is an error naming the request.
+    /// Token-level requests, as lm-eval encodes them (`lmEvalEncodePair`); its errors name the request.
     public func encode(_ requests: [TextPair]) throws -> [LoglikelihoodRequest] {
         try requests.enumerated().map { i, r in
-            let (c, x) = lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix)
-            guard !x.isEmpty else {
-                throw EvaluationError("\(r.label.isEmpty ? "request \(i)" : r.label): the continuation \"\(r.continuation)\" encodes to no tokens")
+            do {
+                let (c, x) = try lmEvalEncodePair(tokenizer, r.context, r.continuation, prefix: prefix)
+                return LoglikelihoodRequest(context: c, continuation: x)
+            } catch {
+                throw EvaluationError("\(r.label.isEmpty ? "request \(i)" : r.label): \(error)")
             }
-            return LoglikelihoodRequest(context: c, continuation: x)
         }
     }
 
     public func loglikelihood(_ requests: [TextPair]) throws -> [LoglikelihoodScore] {
-        try score(try encode(requests))
+        // runs of consecutive requests with the same group
+        var groups: [Int] = []
+        for (i, r) in requests.enumerated() {
+            if i > 0 && requests[i - 1].group == r.group { groups[groups.count - 1] += 1 } else { groups.append(1) }
+        }
+        return try score(try encode(requests), groups: groups)
     }
 
     public func loglikelihoodRolling(_ texts: [String]) throws -> [Double] {
         let windows = texts.map { text in
-            rollingWindows(encodePlain(tokenizer, text), prefixToken: prefix, maxLength: model.config.maxPositions)
+            rollingWindows(lmEvalEncode(tokenizer, text), prefixToken: prefix, maxLength: model.config.maxPositions)
                 .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
         }
-        let scores = try score(windows.flatMap { $0 })
+        let scores = try score(windows.flatMap { $0 }, groups: windows.map(\.count))   // a text's windows are summed together
         var out: [Double] = [], j = 0
         for w in windows {
             out.append(scores[j..<(j + w.count)].reduce(0.0) { $0 + $1.logprob })   // is_greedy is discarded
@@ -68,13 +74,13 @@ public final class LMEvalAdapter: LanguageModel {
         return out
     }
 
-    /// Token-level requests scored (through the cache when there is one).
-    public func score(_ requests: [LoglikelihoodRequest]) throws -> [LoglikelihoodScore] {
+    /// Token-level requests scored (through the cache when there is one; `groups` as `RequestCache.resolve`).
+    public func score(_ requests: [LoglikelihoodRequest], groups: [Int]? = nil) throws -> [LoglikelihoodScore] {
         guard !requests.isEmpty else { return [] }
         tokensProcessed += requests.reduce(0) { $0 + $1.context.count + $1.continuation.count }
         let scorer = Scorer(model: model)
         if let cache {
-            return try cache.resolve(requests) { try scorer.loglikelihood($0) }.map { LoglikelihoodScore(logprob: $0.0, isGreedy: $0.1) }
+            return try cache.resolve(requests, groups: groups) { try scorer.loglikelihood($0) }.map { LoglikelihoodScore(logprob: $0.0, isGreedy: $0.1) }
         }
         return try scorer.loglikelihood(requests).map { LoglikelihoodScore(logprob: $0.logprob, isGreedy: $0.isGreedy) }
     }

@@ -8,8 +8,11 @@ public struct TextPair: Sendable, Hashable {
     public var continuation: String
     /// Names the request in errors, e.g. "piqa document 3 choice 1".
     public var label: String
-    public init(context: String, continuation: String, label: String = "") {
-        self.context = context; self.continuation = continuation; self.label = label
+    /// Requests whose results are compared with each other (one document's choices) share a group:
+    /// consecutive requests with the same group are scored together, never partly from a cache.
+    public var group: Int
+    public init(context: String, continuation: String, label: String = "", group: Int = 0) {
+        self.context = context; self.continuation = continuation; self.label = label; self.group = group
     }
 }
 

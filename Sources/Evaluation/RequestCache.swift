@@ -4,10 +4,13 @@
 // One JSONL file per model, named by the weights' content hash; a line is {"k": key, "lp": bits,
 // "g": greedy} where the key hashes the request's context and continuation tokens and `lp` is the
 // log-prob's IEEE bit pattern in hex (exact). Lines are appended and flushed after every scored
-// chunk; a torn last line (the process died mid-write) is dropped when the cache is opened.
-// A resumed run's decisions and metrics equal an uninterrupted run's; single log-likelihoods can
-// differ in the last float bits (~1e-7), because the Scorer batches requests and BLAS results depend
-// on the batch's shape.
+// chunk (a write error throws); a torn last line (the process died mid-write) is cut off the file
+// when the cache is opened, and any line that does not parse is ignored (its request is rescored).
+// Decisions never mix bits: requests come in groups (one document's choices, or its rolling windows),
+// and a group with any request missing from the cache is rescored whole, in one call, its new bits
+// replacing the old; so every decision compares log-likelihoods from one scoring call, and a resumed
+// run's decisions and metrics equal an uninterrupted run's. Single log-likelihoods can still differ in
+// the last float bits (~1e-7) from an uninterrupted run's until scoring is batch-invariant.
 
 import Foundation
 import Engine
@@ -21,22 +24,25 @@ public final class RequestCache {
     public init(directory: URL, modelHash: String) throws {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         url = directory.appendingPathComponent("\(modelHash).jsonl")
-        if var data = FileManager.default.contents(atPath: url.path) {
-            // drop a torn last line, so appends start on a line of their own
-            if let last = data.lastIndex(of: 0x0A) { data = data.prefix(through: last) } else { data = Data() }
-            try data.write(to: url)
-            let text = String(decoding: data, as: UTF8.self)
-            for line in text.split(separator: "\n") {
-                guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let k = o["k"] as? String, let lp = o["lp"] as? String, let bits = UInt64(lp, radix: 16), let g = o["g"] as? Bool else { continue }
+        if let data = FileManager.default.contents(atPath: url.path) {
+            // cut a torn last line off, so appends start on a line of their own
+            let keep = data.lastIndex(of: 0x0A).map { $0 - data.startIndex + 1 } ?? 0
+            if keep < data.count && truncate(url.path, off_t(keep)) != 0 {
+                throw EvaluationError("\(url.path): cannot cut the torn last line of the request cache: \(String(cString: strerror(errno)))")
+            }
+            for line in data.prefix(keep).split(separator: 0x0A) {
+                guard let o = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                      let k = o["k"] as? String, let lp = o["lp"] as? String, (1...16).contains(lp.count), let bits = UInt64(lp, radix: 16), let g = o["g"] as? Bool else { continue }
                 entries[k] = (Double(bitPattern: bits), g)
             }
         } else {
-            FileManager.default.createFile(atPath: url.path, contents: nil)
+            guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+                throw EvaluationError("\(url.path): cannot create the request cache")
+            }
         }
         guard let h = FileHandle(forWritingAtPath: url.path) else { throw EvaluationError("cannot open the request cache \(url.path)") }
         handle = h
-        handle.seekToEndOfFile()
+        try handle.seekToEnd()
     }
 
     deinit { try? handle.close() }
@@ -54,11 +60,27 @@ public final class RequestCache {
     }
 
     /// Results for `requests`: cached ones are taken from disk, the rest scored by `score` and stored.
-    public func resolve(_ requests: [LoglikelihoodRequest], score: ([LoglikelihoodRequest]) throws -> [LoglikelihoodResult]) throws -> [(Double, Bool)] {
+    /// `groups` partitions the requests into consecutive runs whose results are compared with each
+    /// other (sizes summing to `requests.count`; nil: each request alone): a run with any request
+    /// missing is scored whole.
+    public func resolve(_ requests: [LoglikelihoodRequest], groups: [Int]? = nil,
+                        score: ([LoglikelihoodRequest]) throws -> [LoglikelihoodResult]) throws -> [(Double, Bool)] {
+        let sizes = groups ?? Array(repeating: 1, count: requests.count)
+        guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == requests.count else {
+            throw EvaluationError("request cache: groups of \(sizes.reduce(0, +)) requests given for \(requests.count)")
+        }
         var out = [(Double, Bool)?](repeating: nil, count: requests.count)
         var missing: [Int] = []
-        for (i, r) in requests.enumerated() {
-            if let e = entries[Self.key(r)] { out[i] = e; hits += 1 } else { missing.append(i) }
+        var start = 0
+        for n in sizes {
+            let run = start..<(start + n)
+            let cached = run.map { entries[Self.key(requests[$0])] }
+            if cached.allSatisfy({ $0 != nil }) {
+                for (i, e) in zip(run, cached) { out[i] = e; hits += 1 }
+            } else {
+                missing += run   // never mix cached bits with new ones in one group
+            }
+            start += n
         }
         if !missing.isEmpty {
             let res = try score(missing.map { requests[$0] })
@@ -68,10 +90,15 @@ public final class RequestCache {
                 out[i] = e
                 let k = Self.key(requests[i])
                 entries[k] = e
-                lines += "{\"k\":\"\(k)\",\"lp\":\"\(String(e.0.bitPattern, radix: 16))\",\"g\":\(e.1)}\n"
+                let hex = String(e.0.bitPattern, radix: 16)
+                lines += "{\"k\":\"\(k)\",\"lp\":\"\(String(repeating: "0", count: 16 - hex.count) + hex)\",\"g\":\(e.1)}\n"
             }
-            handle.write(Data(lines.utf8))
-            try? handle.synchronize()
+            do {
+                try handle.write(contentsOf: Data(lines.utf8))
+                try handle.synchronize()
+            } catch {
+                throw EvaluationError("\(url.path): cannot append to the request cache: \((error as NSError).localizedFailureReason ?? (error as NSError).localizedDescription)")
+            }
         }
         return out.map { $0! }
     }

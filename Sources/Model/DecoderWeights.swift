@@ -120,8 +120,9 @@ public struct DecoderWeights: Sendable {
         })
     }
 
-    /// The one assembly both sources share: which tensors form which matrix (QKV and gate|up fused by rows).
-    private init(_ c: ModelConfig, shard: ShardSpec, dtype: ComputeDType,
+    /// The one assembly every source shares (also `DecoderWeightsBuilder`): which tensors form which
+    /// matrix (QKV and gate|up fused by rows).
+    init(_ c: ModelConfig, shard: ShardSpec, dtype: ComputeDType,
                  array take: (String) -> [Float]?, matrix m: ([String]) -> WeightMatrix, transposed: (([String]) -> WeightMatrix)?) {
         let tp = shard.tp
         config = c; self.shard = shard

@@ -95,7 +95,16 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             p.append("num_heads (\(numHeads)) must be a multiple of num_kv_heads (\(numKVHeads))")
         }
         if positions == .rope && headDim % 2 != 0 { p.append("rotary positions need an even head_dim, found \(headDim)") }
-        if !(normEpsilon > 0) { p.append("norm_epsilon must be positive, found \(normEpsilon)") }
+        if !(normEpsilon > 0 && normEpsilon.isFinite) { p.append("norm_epsilon must be positive and finite, found \(normEpsilon)") }
+        if !(ropeTheta > 0 && ropeTheta.isFinite) { p.append("rope_theta must be positive and finite, found \(ropeTheta)") }
+        for (t, n) in [(bosToken, "bos_token"), (eosToken, "eos_token")] {
+            if let t, !(0..<max(vocabSize, 1)).contains(t) { p.append("\(n) \(t) is outside the vocabulary (0..<\(vocabSize))") }
+        }
+        // sizes that multiply into allocations: refuse what cannot describe a real model (no overflow later)
+        for (v, n) in [(vocabSize, "vocab_size"), (hiddenSize, "hidden_size"), (numLayers, "num_layers"), (numHeads, "num_heads"),
+                       (numKVHeads, "num_kv_heads"), (headDim, "head_dim"), (ffnSize, "ffn_size"), (maxPositions, "max_positions")] where v > 1 << 26 {
+            p.append("\(n) must be at most 2^26, found \(v)")
+        }
         return p
     }
 

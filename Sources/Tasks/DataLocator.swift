@@ -8,6 +8,9 @@
 // Otherwise a TaskError lists every place looked and why no download was made. Local files (1, 2) are taken
 // as they are: the pin verifies downloads, not a copy the user points at. Download failures are the
 // Downloader's typed `DownloadError`s, unchanged.
+// Containment: the YAML's name is data, not a path the user gave: it must be relative, without `..`
+// components, and the file found (symlinks resolved) must lie inside the root it was found under
+// (the data folder or the task's folder); else a TaskError names the task, the name and the root.
 
 import Foundation
 
@@ -25,10 +28,20 @@ public struct DataLocator {
     /// The local path of `file`, downloading it if the order above comes to that. `task` is the YAML's path.
     public func locate(_ file: DataFile, task: String) throws -> String {
         var looked: [String] = []
-        let candidates = [(dataDir as NSString).appendingPathComponent(file.path),
-                          ((task as NSString).deletingLastPathComponent as NSString).appendingPathComponent(file.path)]
-        for c in candidates where !looked.contains(c) {
-            if FileManager.default.fileExists(atPath: c) { return c }
+        let parts = file.path.split(separator: "/", omittingEmptySubsequences: false)
+        guard !file.path.isEmpty, !file.path.hasPrefix("/"), !parts.contains("..") else {
+            throw TaskError("\(task): data file \"\(escapedForMessage(file.path))\" must be a relative name inside the data folder (no leading /, no ..)")
+        }
+        let roots = [dataDir, (task as NSString).deletingLastPathComponent]
+        for root in roots {
+            let c = ((root.isEmpty ? "." : root) as NSString).appendingPathComponent(file.path)
+            if looked.contains(c) { continue }
+            if FileManager.default.fileExists(atPath: c) {
+                guard let r = realPath(c), let base = realPath(root.isEmpty ? "." : root), r == base || r.hasPrefix(base.hasSuffix("/") ? base : base + "/") else {
+                    throw TaskError("\(task): data file \(c) resolves outside \(root) (a symbolic link leads out of the data folder)")
+                }
+                return c
+            }
             looked.append(c)
         }
         let why: String
@@ -47,4 +60,19 @@ public struct DataLocator {
         throw TaskError("\(task): data file \(file.path) not found; looked in \(looked.joined(separator: ", ")); \(why) "
                         + "(pass --data-dir, or set TURING_SHARED_DATA)")
     }
+}
+
+private func realPath(_ p: String) -> String? {
+    guard let r = realpath(p, nil) else { return nil }
+    defer { free(r) }
+    return String(cString: r)
+}
+
+/// `s` with control characters shown as \u{..}: names from files are data, never terminal commands.
+func escapedForMessage(_ s: String) -> String {
+    var out = ""
+    for u in s.unicodeScalars {
+        if u.value < 0x20 || (0x7F...0x9F).contains(u.value) { out += "\\u{\(String(u.value, radix: 16))}" } else { out.unicodeScalars.append(u) }
+    }
+    return out
 }

@@ -29,6 +29,9 @@ public struct PromptBuilder {
     public let spec: TaskSpec
     public let pool: [Document]
     private var rng: PyRandom
+    /// Documents that were drawn among their own shots (a pool that holds the evaluated documents
+    /// without the task excluding them): lm-eval does the same; the caller warns.
+    public private(set) var selfInContext = 0
 
     public init(spec: TaskSpec, pool: [Document], seed: Int) {
         self.spec = spec; self.pool = pool; self.rng = PyRandom(seed: seed)
@@ -57,7 +60,9 @@ public struct PromptBuilder {
             return res
         }
         guard k <= pool.count else { throw TaskError("\(spec.file): \(k)-shot needs \(k) few-shot documents, the pool has \(pool.count)") }
-        return rng.sample(count: pool.count, k: k).map { pool[$0] }
+        let res = rng.sample(count: pool.count, k: k).map { pool[$0] }
+        if res.contains(doc) { selfInContext += 1 }
+        return res
     }
 
     public mutating func build(_ doc: Document, docID: Int, k: Int) throws -> DocRequests {

@@ -136,6 +136,7 @@ public struct TaskSpec: Sendable {
 
     public static func parse(yaml: String, file: String) throws -> TaskSpec {
         let root: Node?
+        if let p = YAMLBounds.problem(yaml) { throw TaskError("\(file): \(p)") }
         do { root = try Yams.compose(yaml: yaml) } catch { throw TaskError("\(file): not valid YAML: \(error)") }
         guard let map = root?.mapping else { throw TaskError("\(file): expected a mapping of task fields") }
         var f: [String: Node] = [:]
@@ -289,6 +290,10 @@ public struct TaskSpec: Sendable {
                         }
                     } else if let s = v.string { spec.generation.until = [s] }
                     else { throw TaskError("\(file):\(line(v)): generation_kwargs.until must be a string or a list of strings") }
+                    if let i = spec.generation.until.firstIndex(of: "") {
+                        // Python's str.split("") raises: lm-eval cannot run it either; an empty stop would end every generation at once
+                        throw TaskError("\(file):\(line(v)): generation_kwargs.until entry \(i) is empty; expected non-empty stop strings")
+                    }
                 case "max_gen_toks":
                     guard let n = v.int, n > 0 else { throw TaskError("\(file):\(line(v)): generation_kwargs.max_gen_toks must be a positive integer") }
                     spec.generation.maxGenToks = n

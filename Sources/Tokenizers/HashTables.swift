@@ -177,3 +177,79 @@ struct PairMap {
         }
     }
 }
+
+/// PrefixTrie: byte trie over token strings (edges in one open-addressing table), for the unigram Viterbi.
+/// Contract: `prefixes(p, n)` calls `body(length, id)` for every stored key that is a prefix of p[0..<n], shortest
+/// first; lookups never allocate.
+struct PrefixTrie {
+    private var keys: [UInt64]        // (node << 8 | byte) + 1; 0 = empty
+    private var vals: [Int32]         // child node
+    private var mask: Int
+    private var count = 0
+    private(set) var terminal: [Int32] = [-1]   // node -> id (-1: none); node 0 is the root
+
+    init(capacity: Int) {
+        var cap = 16
+        while cap < capacity * 2 { cap <<= 1 }
+        keys = [UInt64](repeating: 0, count: cap)
+        vals = [Int32](repeating: 0, count: cap)
+        mask = cap - 1
+    }
+
+    @inline(__always) private static func slot(_ k: UInt64, _ mask: Int) -> Int {
+        Int(truncatingIfNeeded: (k &* 0x9E3779B97F4A7C15) >> 29) & mask
+    }
+
+    @inline(__always) func child(_ node: Int32, _ b: UInt8) -> Int32? {
+        let k = ((UInt64(UInt32(bitPattern: node)) << 8) | UInt64(b)) &+ 1
+        var s = PrefixTrie.slot(k, mask)
+        while true {
+            let kk = keys[s]
+            if kk == k { return vals[s] }
+            if kk == 0 { return nil }
+            s = (s + 1) & mask
+        }
+    }
+
+    /// Stores `key` -> id (the first id stored for a key is kept).
+    mutating func insert(_ key: [UInt8], id: Int32) {
+        var node: Int32 = 0
+        for b in key {
+            if let c = child(node, b) { node = c; continue }
+            if (count + 1) * 2 > keys.count { grow() }
+            let k = ((UInt64(UInt32(bitPattern: node)) << 8) | UInt64(b)) &+ 1
+            var s = PrefixTrie.slot(k, mask)
+            while keys[s] != 0 { s = (s + 1) & mask }
+            let new = Int32(terminal.count)
+            terminal.append(-1)
+            keys[s] = k; vals[s] = new; count += 1
+            node = new
+        }
+        if terminal[Int(node)] < 0 { terminal[Int(node)] = id }
+    }
+
+    @inline(__always)
+    func prefixes(_ p: UnsafePointer<UInt8>, _ n: Int, _ body: (Int, Int) -> Void) {
+        var node: Int32 = 0
+        var i = 0
+        while i < n, let c = child(node, p[i]) {
+            node = c
+            i += 1
+            let t = terminal[Int(node)]
+            if t >= 0 { body(i, Int(t)) }
+        }
+    }
+
+    private mutating func grow() {
+        let (ok, ov) = (keys, vals)
+        let cap = keys.count * 2
+        keys = [UInt64](repeating: 0, count: cap)
+        vals = [Int32](repeating: 0, count: cap)
+        mask = cap - 1
+        for i in 0..<ok.count where ok[i] != 0 {
+            var s = PrefixTrie.slot(ok[i], mask)
+            while keys[s] != 0 { s = (s + 1) & mask }
+            keys[s] = ok[i]; vals[s] = ov[i]
+        }
+    }
+}

@@ -6,8 +6,11 @@
 import Foundation
 
 public protocol Tokenizer {
-    /// Token ids for `text` (no BOS/EOS unless the tokenizer is configured to add them).
+    /// Token ids for `text` (no BOS/EOS unless the tokenizer is configured to add them: an HF tokenizer.json's
+    /// post-processor, a SentencePiece/tiktoken tokenizer's `addBOS`, as transformers' default encode does).
     func encode(_ text: String) -> [Int]
+    /// Token ids with (`true`: as `encode(_:)`) or without the configured special tokens (HF `add_special_tokens`).
+    func encode(_ text: String, addSpecialTokens: Bool) -> [Int]
     /// Text for `ids`; unknown ids are skipped, invalid UTF-8 becomes U+FFFD.
     func decode(_ ids: [Int]) -> String
     /// Raw bytes for `ids` (may end in the middle of a UTF-8 sequence).
@@ -23,6 +26,8 @@ public protocol Tokenizer {
 }
 
 extension Tokenizer {
+    /// Default for tokenizers that add no special tokens.
+    public func encode(_ text: String, addSpecialTokens: Bool) -> [Int] { encode(text) }
     /// Default: lossy UTF-8 of decodeBytes (conformers implement decodeBytes, or both).
     public func decode(_ ids: [Int]) -> String {
         String(decoding: decodeBytes(ids), as: UTF8.self)

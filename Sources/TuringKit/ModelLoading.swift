@@ -29,30 +29,31 @@ public struct ModelSource: Sendable {
 
     var checkpointURL: URL { URL(fileURLWithPath: checkpoint) }
 
-    public func loadTokenizer() throws -> Tokenizer? {
-        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint)
+    public func loadTokenizer(megatronArgs: MegatronTokenizerArgs? = nil) throws -> Tokenizer? {
+        try ModelSource.findTokenizer(tokenizer: tokenizer, vocabFile: vocabFile, mergeFile: mergeFile, besideCheckpoint: checkpoint,
+                                      megatronArgs: megatronArgs, argOverrides: self.megatronArgs)
     }
 
-    /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one found beside
-    /// `checkpoint` (in its folder; for a llama2.c file, tokenizer.bin or tok*.bin next to it); nil: none.
-    public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?) throws -> Tokenizer? {
+    /// The tokenizer named (a folder or file, or a GPT-2 vocab + merges pair), else the one `TokenizerLoader`
+    /// finds beside `checkpoint` (from the saved Megatron args when given, else the files in its folder or
+    /// next to a llama2.c file, else the args saved in a Megatron checkpoint); nil: none.
+    public static func findTokenizer(tokenizer: String?, vocabFile: String?, mergeFile: String?, besideCheckpoint checkpoint: String?,
+                                     megatronArgs: MegatronTokenizerArgs? = nil, argOverrides: [String] = []) throws -> Tokenizer? {
         if let v = vocabFile, let m = mergeFile {
             return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
         }
         if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
-        if let t = tokenizer { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
-        guard let checkpoint else { return nil }
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: checkpoint, isDirectory: &isDir) else { return nil }
+        if let t = tokenizer, checkpoint == nil { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
+        guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
+        if let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer) { return t.tokenizer }
+        // A Megatron save without tokenizer files: its saved args name the tokenizer. (The checkpoint loader does
+        // not expose the args alone, so this reads the checkpoint once more, only in this case, and not under
+        // mpirun, where every process would read all of it.)
         let url = URL(fileURLWithPath: checkpoint)
-        if isDir.boolValue { return try tokenizerAt(url, required: false) }
-        // llama2.c: tokenizer.bin or tok*.bin beside the checkpoint
-        let dir = url.deletingLastPathComponent()
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
-        if let n = (["tokenizer.bin"] + names.filter { $0.hasPrefix("tok") && $0.hasSuffix(".bin") }.sorted()).first(where: names.contains) {
-            return try Llama2cTokenizer(path: dir.appendingPathComponent(n).path)
-        }
-        return nil
+        guard megatronArgs == nil, tokenizer == nil, !MPIRuntime.isActive, let f = try? CheckpointLoader.detect(url), f != .hf else { return nil }
+        let ins = CheckpointLoader.inspect(url, options: LoadOptions(argOverrides: try MegatronArgs.parseOverrides(argOverrides)))
+        guard !ins.args.isEmpty else { return nil }
+        return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: MegatronTokenizerArgs(fields: ins.args))?.tokenizer
     }
 
     public func loadCheckpoint(vocabSize: Int?) throws -> CanonicalCheckpoint { try loadAnyCheckpoint(checkpoint, vocabSize: vocabSize, megatronArgs: megatronArgs) }
@@ -82,6 +83,7 @@ public struct ModelSource: Sendable {
                 options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
             }
             let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
+            r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
             let shards = r.shards!
             if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
                 let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, dtype: dtype, world: try MPICollective.world())
@@ -92,6 +94,10 @@ public struct ModelSource: Sendable {
             let hash = wantHash ? try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) : nil
             let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, dtype: dtype)
             return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
+        }
+        if !MPIRuntime.isActive && layout.tp == 1 && layout.pp == 1, TuringFormat.resolve(checkpointURL) == nil,
+           let format = try? CheckpointLoader.detect(checkpointURL), !(wantHash && format == .hf) {
+            return try openStreamed(dtype: dtype, vocabSize: tok.map { $0.vocabSize }, tokenizer: tok, hash: wantHash)
         }
         var ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let hash = wantHash ? ckpt.weightsHash : nil
@@ -107,6 +113,34 @@ public struct ModelSource: Sendable {
         }
         else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
         return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt.withoutTensors) { try hash ?? notComputed() }
+    }
+}
+
+extension ModelSource {
+    /// TP 1 x PP 1 in this process from a checkpoint directory, streamed (`LoadOptions.visit`): Megatron,
+    /// DeepSpeed and torch_dist saves merged a layer at a time, HF folders decoded a tensor at a time, into
+    /// a `DecoderWeightsBuilder` that packs each matrix (narrowed to bf16 with `.bfloat16`) as soon as its
+    /// tensors have arrived: the peak is near the packed weights plus about one layer in f32, never the
+    /// whole model in f32. Same weights, bit for bit, as loading whole. The hash (Megatron-family saves
+    /// only: they are visited in name order) is fed while visiting.
+    func openStreamed(dtype: ComputeDType, vocabSize: Int?, tokenizer tok: Tokenizer?, hash wantHash: Bool) throws -> LoadedModel {
+        final class Sink: @unchecked Sendable { var builder: DecoderWeightsBuilder?; var hasher = WeightsHasher() }
+        let sink = Sink(), path = checkpoint
+        var options = LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs))
+        options.visitConfig = { sink.builder = try DecoderWeightsBuilder(config: $0, dtype: dtype) }
+        options.visit = { name, t in
+            try WeightChecks.refuseNonFinite([name: t], file: path)
+            guard let b = sink.builder else { throw OpenError("\(path): tensor '\(name)' arrived before the model's config") }
+            if wantHash { sink.hasher.add(name, t) }
+            try b.add(name, t)
+        }
+        let r = try CheckpointLoader.loadReport(checkpointURL, options: options)
+        r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
+        guard let b = sink.builder else { throw OpenError("\(checkpoint): no tensors were visited") }
+        let weights = try b.finish()
+        sink.builder = nil
+        let hash = wantHash ? sink.hasher.value : nil
+        return LoadedModel(engine: DecoderModel(weights: weights), tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
     }
 }
 
@@ -134,27 +168,10 @@ public struct LoadedModel {
 }
 
 public func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
-    let fm = FileManager.default
-    var isDir: ObjCBool = false
-    guard fm.fileExists(atPath: url.path, isDirectory: &isDir) else {
-        if required { throw OpenError("tokenizer not found: \(url.path)") }
+    guard required || FileManager.default.fileExists(atPath: url.path) else { return nil }
+    do { return try TokenizerLoader.load(path: url.path).tokenizer } catch TokenizerError.fileNotFound where !required {
         return nil
     }
-    if !isDir.boolValue {
-        if url.pathExtension == "json" { return try GPT2Tokenizer(tokenizerJSON: url.path) }
-        if url.pathExtension == "bin" { return try Llama2cTokenizer(path: url.path) }
-        throw OpenError("unknown tokenizer file format: \(url.path) (expected tokenizer.json, or a llama2.c tokenizer .bin, or a folder with vocab.json + merges.txt)")
-    }
-    let json = url.appendingPathComponent("tokenizer.json")
-    if fm.fileExists(atPath: json.path) { return try GPT2Tokenizer(tokenizerJSON: json.path) }
-    for (v, m) in [("vocab.json", "merges.txt"), ("gpt2-vocab.json", "gpt2-merges.txt")] {
-        let vu = url.appendingPathComponent(v), mu = url.appendingPathComponent(m)
-        if fm.fileExists(atPath: vu.path) && fm.fileExists(atPath: mu.path) { return try GPT2Tokenizer(vocabFile: vu.path, mergesFile: mu.path) }
-    }
-    let bin = url.appendingPathComponent("tokenizer.bin")
-    if fm.fileExists(atPath: bin.path) { return try Llama2cTokenizer(path: bin.path) }
-    if required { throw OpenError("no tokenizer in \(url.path): looked for tokenizer.json, vocab.json + merges.txt, tokenizer.bin") }
-    return nil
 }
 
 /// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.
@@ -163,8 +180,13 @@ public func loadAnyCheckpoint(_ path: String, vocabSize: Int?, megatronArgs: [St
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw OpenError("checkpoint not found: \(path)") }
     let url = URL(fileURLWithPath: path)
     if !isDir.boolValue { return try Llama2cAdapter.load(url) }
-    if TuringFormat.resolve(url) != nil { return try TuringFormat.load(url).checkpoint }
-    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)))
+    if TuringFormat.resolve(url) != nil {
+        let ck = try TuringFormat.load(url).checkpoint
+        try WeightChecks.refuseNonFinite(ck.tensors, file: path)
+        return ck
+    }
+    return try CheckpointLoader.load(url, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArgs)),
+                                     warn: { EngineWarnings.handler("\(path): \($0)") })
 }
 
 /// Tokens that end a generated text: end-of-text, and for llama2.c models BOS too (run.c stops on it).

@@ -68,7 +68,7 @@ struct DemoCommand: ParsableCommand {
         let ctx = isDemo ? "after four comes" : "Lily went to the park. She saw a big dog. The dog"
         let choices = isDemo ? [" five .", " nine ."] : [" was happy to see her.", " ate the moon with a spoon."]
         let prefix = try prefixToken(tok, c)
-        let reqs = choices.map { let (a, b) = lmEvalEncodePair(tok, ctx, $0, prefix: prefix); return LoglikelihoodRequest(context: a, continuation: b) }
+        let reqs = try choices.map { let (a, b) = try lmEvalEncodePair(tok, ctx, $0, prefix: prefix); return LoglikelihoodRequest(context: a, continuation: b) }
         let res = try Scorer(model: model).loglikelihood(reqs)
         print("score (lm-eval loglikelihood): \"\(ctx)...\"")
         for (ch, r) in zip(choices, res) { print(String(format: "  %8.3f  (%d tokens)  %@", r.logprob, r.tokens, ch)) }

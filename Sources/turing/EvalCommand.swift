@@ -37,6 +37,9 @@ struct EvalCommand: ParsableCommand {
         if let k = numFewshot, k < 0 { throw ValidationError("--num-fewshot must be >= 0") }
         if let l = limit, l < 1 { throw ValidationError("--limit must be >= 1") }
         if let s = shots, parseShots(s) == nil { throw ValidationError("--shots must be comma-separated non-negative integers, found \"\(s)\"") }
+        if let v = shots.flatMap(parseShots), let dup = v.first(where: { k in v.filter { $0 == k }.count > 1 }) {
+            throw ValidationError("--shots lists \(dup) more than once (\"\(shots!)\"); each shot count is run once and keyed by its count")
+        }
     }
 
     func parseShots(_ s: String) -> [Int]? {

@@ -2,6 +2,7 @@
 
 import ArgumentParser
 import Foundation
+import Checkpoints
 import Engine
 import Collectives
 import Tasks
@@ -11,7 +12,7 @@ import Tokenizers
 
 /// Which tokenizer: a folder or file, or Megatron's GPT-2 vocab + merges pair (default: found beside the checkpoint).
 struct TokenizerOptions: ParsableArguments {
-    @Option(help: "Tokenizer: a folder with tokenizer.json or vocab.json + merges.txt, a tokenizer.json, or a llama2.c tokenizer.bin.")
+    @Option(help: "Tokenizer: a folder (tokenizer.json, tokenizer.model, *.tiktoken, vocab.json + merges.txt, tokenizer.bin) or one such file.")
     var tokenizer: String?
 
     @Option(name: .customLong("vocab-file"), help: "GPT-2 vocab.json (Megatron's --vocab-file).")
@@ -40,6 +41,9 @@ struct CheckpointOptions: ParsableArguments {
     @Option(name: .customLong("megatron-arg"), help: "A Megatron arg as key=value, over the saved args (repeatable), e.g. ffn_hidden_size=3072 for checkpoints that do not record it.")
     var megatronArg: [String] = []
 
+    @Flag(name: .customLong("no-verify-checksums"), help: "Skip the CRC-32 check of each .pt record (docs/safety.md gives its cost).")
+    var noVerifyChecksums = false
+
     var source: ModelSource {
         ModelSource(checkpoint: checkpoint, tokenizer: tokenizerFiles.tokenizer, vocabFile: tokenizerFiles.vocabFile,
                     mergeFile: tokenizerFiles.mergeFile, megatronArgs: megatronArg)
@@ -47,7 +51,8 @@ struct CheckpointOptions: ParsableArguments {
 
     /// Opens the model at the layout and compute settings given (`ModelSource.open`).
     func open(_ layout: LayoutOptions, _ compute: ComputeOptions, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
-        try source.open(layout: EngineLayout(tp: layout.tp, pp: layout.pp, microBatches: compute.microBatches), dtype: compute.dtype,
+        applyChecksumFlag(noVerifyChecksums)
+        return try source.open(layout: EngineLayout(tp: layout.tp, pp: layout.pp, microBatches: compute.microBatches), dtype: compute.dtype,
                         threads: compute.threads.threads, needTokenizer: needTokenizer, weightsHash: weightsHash)
     }
 }
@@ -88,6 +93,9 @@ struct ComputeOptions: ParsableArguments {
 }
 
 extension ComputeDType: ExpressibleByArgument {}
+
+/// `--no-verify-checksums`: the zip CRC-32 check is process-wide.
+func applyChecksumFlag(_ skip: Bool) { if skip { ZipArchive.verifyChecksums = false } }
 
 struct CLIError: Error, CustomStringConvertible {
     let description: String

@@ -25,11 +25,9 @@ struct ScoreCommand: ParsableCommand {
     @Option(help: "Output JSONL (written atomically).") var output: String
     @Flag(help: "Score whole texts ({\"text\": ...}) with rolling windows (perplexity).") var rolling = false
 
-    struct Pair: Decodable { let context: String; let continuation: String }
-    struct Text: Decodable { let text: String }
-
     func run() throws {
-        let lines = try readJSONL(requests)
+        guard let data = FileManager.default.contents(atPath: requests) else { throw CLIError("cannot read \(requests)") }
+        let lines = try RequestFile.lines(data, file: requests)
         let loaded = try model.open(layout, compute)
         let (engine, tokOpt) = (loaded.engine, loaded.tokenizer)
         let tok = tokOpt!
@@ -38,21 +36,23 @@ struct ScoreCommand: ParsableCommand {
         var out = Data()
         let t0 = now()
         if rolling {
-            let texts = try lines.map { (n, d) in try decodeLine(Text.self, d, file: requests, line: n) }
+            let texts = try lines.map { try RequestFile.decode(RequestFile.Text.self, $0.bytes, file: requests, line: $0.line) }
             let prefix = try prefixToken(tok, engine.config)
             for (i, t) in texts.enumerated() {
-                let ids = encodePlain(tok, t.text)
+                let ids = lmEvalEncode(tok, t.text)
                 let lp = ids.isEmpty ? 0 : try scorer.loglikelihoodRolling(ids, prefixToken: prefix)
                 out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(ids.count))]))
                 out.append(0x0A)
                 progress(i + 1, texts.count, t0)
             }
         } else {
-            let pairs = try lines.map { (n, d) in try decodeLine(Pair.self, d, file: requests, line: n) }
+            let pairs = try lines.map { try RequestFile.decode(RequestFile.Pair.self, $0.bytes, file: requests, line: $0.line) }
             let prefix = try prefixToken(tok, engine.config)
             let reqs = try pairs.enumerated().map { (i, p) -> LoglikelihoodRequest in
-                let (ctx, cont) = lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix)
-                guard !cont.isEmpty else { throw CLIError("\(requests):\(lines[i].0): the continuation encodes to no tokens") }
+                let (ctx, cont): ([Int], [Int])
+                do { (ctx, cont) = try lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix) } catch {
+                    throw CLIError("\(requests):\(lines[i].line): \(error)")
+                }
                 return LoglikelihoodRequest(context: ctx, continuation: cont)
             }
             let res = try scorer.loglikelihood(reqs) { done in progress(done, reqs.count, t0) }
@@ -74,31 +74,6 @@ enum JSONNumberOrBool: Encodable {
         case .number(let d): if d == d.rounded() && abs(d) < 1e15 { try c.encode(Int(d)) } else { try c.encode(d) }
         case .bool(let b): try c.encode(b)
         }
-    }
-}
-
-/// Non-empty lines with their 1-based line numbers.
-func readJSONL(_ path: String) throws -> [(Int, Data)] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read \(path)") }
-    guard let text = String(data: data, encoding: .utf8) else { throw CLIError("\(path) is not UTF-8") }
-    var out: [(Int, Data)] = []
-    for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-        let t = line.trimmingCharacters(in: .whitespaces)
-        if !t.isEmpty { out.append((i + 1, Data(t.utf8))) }
-    }
-    return out
-}
-
-func decodeLine<T: Decodable>(_ t: T.Type, _ d: Data, file: String, line: Int) throws -> T {
-    do { return try JSONDecoder().decode(T.self, from: d) } catch {
-        let what: String
-        switch error {
-        case DecodingError.keyNotFound(let k, _): what = "missing field \"\(k.stringValue)\""
-        case DecodingError.typeMismatch(_, let c): what = "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: ".")): \(c.debugDescription)"
-        case DecodingError.dataCorrupted(let c): what = "not valid JSON (\(c.underlyingError.map { "\($0)" } ?? c.debugDescription))"
-        default: what = "\(error)"
-        }
-        throw CLIError("\(file):\(line): \(what)")
     }
 }
 

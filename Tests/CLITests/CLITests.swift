@@ -164,6 +164,22 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(dec.out, text)
     }
 
+    /// `--tokenizer` takes a file or a folder of any kind; ids as the libraries give them (sentencepiece
+    /// `encode`; HF tokenizers `encode(add_special_tokens=...)`), printed by scripts' venv for this text.
+    func testTokenizeReadsSentencePieceFileAndTokenizerJSONFolder() throws {
+        let kinds = Paths.packageRoot.appendingPathComponent("Tests/Fixtures/tokenizers/kinds")
+        let text = "Hello world <s> 12 日本"
+        let sp = try run(["tokenize", "--tokenizer", kinds.appendingPathComponent("sp_bpe/tokenizer.model").path], stdin: text)
+        XCTAssertEqual(sp.status, 0, sp.err)
+        XCTAssertEqual(sp.out.trimmingCharacters(in: .whitespacesAndNewlines), "[350,508,706,652,640,710,780,703,757,761,703,862,864]")
+        let hf = try run(["tokenize", "--tokenizer", kinds.appendingPathComponent("hf_llama3").path], stdin: text)
+        XCTAssertEqual(hf.out.trimmingCharacters(in: .whitespacesAndNewlines), "[39,502,78,662,564,82,29,220,16,17,220,162,245,98,999,105]", hf.err)
+        let bos = try run(["tokenize", "--special-tokens", "--tokenizer", kinds.appendingPathComponent("hf_llama3").path], stdin: text)
+        XCTAssertEqual(bos.out.trimmingCharacters(in: .whitespacesAndNewlines), "[1500,39,502,78,662,564,82,29,220,16,17,220,162,245,98,999,105]", bos.err)
+        let dec = try run(["tokenize", "--decode", "--tokenizer", kinds.appendingPathComponent("hf_llama3").path], stdin: hf.out)
+        XCTAssertEqual(dec.out, text)
+    }
+
     /// The README's main job: `turing` with no arguments runs the demo on checkpoints/demo.
     /// --data-cache and --offline reach the task loader: with an empty cache the error lists every place
     /// looked; with the pinned files placed in the cache layout, eval reads them without a network.

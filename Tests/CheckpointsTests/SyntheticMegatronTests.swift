@@ -180,12 +180,23 @@ final class SyntheticMegatronTests: XCTestCase {
     func testDriftedReplicatedCopyIsReported() throws {
         let ck = Self.randomCheckpoint()
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
+        // bf16-level drift (BLOOM): reported, rank 0's copy used
         try Self.write(dir, ck, tp: 2, chunks: [[[0, 1], [2, 3]]], style: .legacy) { s in
-            var s = s; var t = s[1]["L2.norm2"]!; t.data[3] += 0.5; s[1]["L2.norm2"] = t; return s
+            var s = s; var t = s[1]["L2.norm2"]!; t.data[3] += 0.004; s[1]["L2.norm2"] = t; return s
         }
         let r = try CheckpointLoader.loadReport(dir)
         assertBitwiseEqual(r.checkpoint, ck)   // rank 0's copy is used
         XCTAssertEqual(r.problems.count, 1); XCTAssertTrue(r.problems[0].contains("layers.0.post_attention_norm.weight"), "\(r.problems)")
+        // a real disagreement (0.5) stops the load, naming both rank files
+        let far = try tempDir(); defer { try? FileManager.default.removeItem(at: far) }
+        try Self.write(far, ck, tp: 2, chunks: [[[0, 1], [2, 3]]], style: .legacy) { s in
+            var s = s; var t = s[1]["L2.norm2"]!; t.data[3] += 0.5; s[1]["L2.norm2"] = t; return s
+        }
+        XCTAssertThrowsError(try CheckpointLoader.loadReport(far)) { e in
+            guard case .rankMismatch(let files, let m)? = e as? CheckpointError else { return XCTFail("\(e)") }
+            XCTAssertEqual(files.map { URL(fileURLWithPath: $0).deletingLastPathComponent().lastPathComponent }, ["mp_rank_00_001", "mp_rank_01_001"])
+            XCTAssertTrue(m.contains("layers.0.post_attention_norm.weight"), m)
+        }
         // A shape disagreement across ranks is an error naming the tensor and both shapes.
         let bad = try tempDir(); defer { try? FileManager.default.removeItem(at: bad) }
         try Self.write(bad, ck, tp: 2, chunks: [[[0, 1], [2, 3]]], style: .legacy) { s in

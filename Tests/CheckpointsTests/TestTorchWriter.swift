@@ -11,17 +11,28 @@ indirect enum TV {
     case namespace([(String, TV)])
 }
 
+/// CRC-32 bit by bit (independent of the library's table-driven one).
+func bitwiseCRC32(_ bytes: [UInt8]) -> UInt32 {
+    var c: UInt32 = 0xFFFF_FFFF
+    for b in bytes {
+        c ^= UInt32(b)
+        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+    }
+    return ~c
+}
+
 /// Zip of stored entries; `zip64` writes ZIP64 records with saturated 32-bit fields.
 func buildZip(_ entries: [(String, [UInt8])], zip64: Bool = false) -> [UInt8] {
     var z = Bytes(); var central = Bytes()
     for (name, payload) in entries {
         let off = z.b.count
+        let crc = bitwiseCRC32(payload)
         let pad = 64 - (off + 30 + name.utf8.count + 4) % 64
-        z.u32(0x04034b50); z.u16(45); z.u16(0); z.u16(0); z.u16(0); z.u16(0); z.u32(0)
+        z.u32(0x04034b50); z.u16(45); z.u16(0); z.u16(0); z.u16(0); z.u16(0); z.u32(Int(crc))
         z.u32(payload.count); z.u32(payload.count); z.u16(name.utf8.count); z.u16(4 + pad); z.s(name)
         z.u16(0x4246); z.u16(pad); z.raw(Array(repeating: 0x5A, count: pad)); z.raw(payload)
         central.u32(0x02014b50); central.u16(45); central.u16(45); central.u16(0); central.u16(0); central.u16(0); central.u16(0)
-        central.u32(0)
+        central.u32(Int(crc))
         if zip64 { central.u32(0xFFFF_FFFF); central.u32(0xFFFF_FFFF) } else { central.u32(payload.count); central.u32(payload.count) }
         central.u16(name.utf8.count); central.u16(zip64 ? 28 : 0)
         central.u16(0); central.u16(0); central.u16(0); central.u32(0); central.u32(zip64 ? 0xFFFF_FFFF : off); central.s(name)

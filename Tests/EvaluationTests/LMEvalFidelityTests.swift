@@ -5,7 +5,8 @@
 // (loglikelihood_rolling, the 52 speeches of its first 300 lines) at 0 shots: identical prompts, identical
 // per-document decisions and generated strings, identical word/byte counts, per-request log-likelihoods within
 // float32 summation error, metrics within 1e-6 absolute (perplexities and the perplexity bootstrap stderr
-// within 1e-5 relative). Skips when ../shared is absent.
+// within 1e-5 relative); and the same for a tiny Llama-style model with a SentencePiece tokenizer (lm-eval adds BOS).
+// Skips when ../shared is absent.
 
 import XCTest
 import TestSupport
@@ -85,9 +86,27 @@ final class LMEvalFidelityTests: XCTestCase {
         return s
     }
 
-    func check(_ task: String, shots: Int, demo: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
-        let (ev, data, tasksDir) = demo ? try demoEvaluator() : try { let (e, d) = try evaluator(); return (e, d, Self.fixtures.appendingPathComponent("lmeval/tasks").path) }()
-        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("lmeval/\(task)_\(shots)shot.json")))
+    /// A seeded random LlamaForCausalLM with a SentencePiece-converted tokenizer.json that adds BOS
+    /// (scripts/fixtures_lmeval_llama.py): lm-eval's BOS rules; the tokenizer is found by TokenizerLoader.
+    static var llamaSetup: (Evaluator, URL)?
+    func llamaEvaluator() throws -> (Evaluator, URL) {
+        if let s = Self.llamaSetup { return s }
+        let (_, data) = try evaluator()   // the same shared-data subsets (skips when ../shared is absent)
+        let dir = Self.fixtures.appendingPathComponent("models/llama-tiny-sp")
+        let tok = try TokenizerLoader.load(path: dir.path).tokenizer
+        XCTAssertTrue(tok is HFTokenizer, "the folder's tokenizer.json is preferred, as transformers does")
+        let model = DecoderModel(weights: try DecoderWeights(try HFAdapter.load(dir)))
+        let s = (try Evaluator(model: model, tokenizer: tok), data)
+        Self.llamaSetup = s
+        return s
+    }
+
+    func check(_ task: String, shots: Int, demo: Bool = false, llama: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+        let lmevalTasks = Self.fixtures.appendingPathComponent("lmeval/tasks").path
+        let (ev, data, tasksDir) = demo ? try demoEvaluator()
+            : llama ? try { let (e, d) = try llamaEvaluator(); return (e, d, lmevalTasks) }()
+            : try { let (e, d) = try evaluator(); return (e, d, lmevalTasks) }()
+        let exp = try JSONDecoder().decode(Expected.self, from: Data(contentsOf: Self.fixtures.appendingPathComponent("lmeval/\(llama ? "llama_" : "")\(task)_\(shots)shot.json")))
         let spec = try TaskSpec.load(named: task, in: tasksDir)
         let loaded = try LoadedTask(spec: spec, dataDir: data.path)
         let r = try ev.evaluate(loaded, numFewshot: shots, limit: exp.limit, seed: 1234)
@@ -150,6 +169,14 @@ final class LMEvalFidelityTests: XCTestCase {
             return encodePlain(adapter.tokenizer, t).count
         }.max() ?? 0
         XCTAssertGreaterThan(longest, adapter.model.config.maxPositions)
+    }
+    func testLlamaSentencePieceBOS() throws {
+        for k in [0, 1] { try check("lambada_openai", shots: k, llama: true) }
+        for k in [0, 1] { try check("piqa", shots: k, llama: true) }
+        try check("lambada_openai_gen", shots: 0, llama: true)
+        try check("tinyshakespeare", shots: 0, llama: true)
+        let (ev, _) = try llamaEvaluator()
+        XCTAssertEqual(lmEvalEncode(try XCTUnwrap(ev.model as? LMEvalAdapter).tokenizer, "Hello").first, 1, "lm-eval encodes with BOS for this tokenizer")
     }
     /// Needs no ../shared: the demo model, its tokenizer and the task data ship with Turing.
     func testDemoFactsGenerateUntil() throws { for k in [0, 1, 3] { try check("demo_facts_gen", shots: k, demo: true) } }

@@ -46,4 +46,41 @@ final class RequestCacheTests: XCTestCase {
         XCTAssertEqual(counting.sequences, before, "a complete cache runs no model")
         XCTAssertEqual(again.map(\.0), resumed.map(\.0))      // from disk: bit for bit
     }
+
+    /// A document whose choices are partly cached is rescored whole: one decision never compares bits
+    /// from two scoring calls; the rescored bits replace the cached ones on disk.
+    func testPartiallyCachedGroupIsRescoredWhole() throws {
+        let config = ModelConfig(vocabSize: 60, hiddenSize: 16, numLayers: 2, numHeads: 2, maxPositions: 32)
+        let model = DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 4, std: 0.3)))
+        let reqs = (0..<6).map { i in LoglikelihoodRequest(context: [1, 2, 3], continuation: [i + 7, i + 9]) }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("turing-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do { _ = try RequestCache(directory: dir, modelHash: "m").resolve([reqs[0], reqs[3]]) { try Scorer(model: model).loglikelihood($0) } }
+        let c = try RequestCache(directory: dir, modelHash: "m")
+        var asked: [[LoglikelihoodRequest]] = []
+        let out = try c.resolve(reqs, groups: [3, 3]) { asked.append($0); return try Scorer(model: model).loglikelihood($0) }
+        XCTAssertEqual(asked.count, 1)
+        XCTAssertEqual(asked[0].map(\.continuation), reqs.map(\.continuation), "both groups had a request missing: all six scored together")
+        XCTAssertEqual(c.hits, 0)
+        let fresh = try Scorer(model: model).loglikelihood(reqs)
+        XCTAssertEqual(out.map(\.0), fresh.map(\.logprob), "one call: the same bits as an uninterrupted run")
+        // a fully cached group is served from disk; groups must cover the requests
+        let c2 = try RequestCache(directory: dir, modelHash: "m")
+        _ = try c2.resolve(reqs, groups: [3, 3]) { _ in XCTFail("nothing is missing"); return [] }
+        XCTAssertEqual(c2.hits, 6)
+        XCTAssertThrowsError(try c2.resolve(reqs, groups: [3, 2]) { try Scorer(model: model).loglikelihood($0) })
+    }
+
+    /// A torn last line is cut off the file itself, so the next append starts a line of its own.
+    func testTornLastLineIsCutFromTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("turing-cache-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let file = dir.appendingPathComponent("m.jsonl")
+        let good = "{\"k\":\"1-1-abc\",\"lp\":\"bff0000000000000\",\"g\":true}\n"
+        try Data((good + "{\"k\":\"1-1-de").utf8).write(to: file)
+        let c = try RequestCache(directory: dir, modelHash: "m")
+        XCTAssertEqual(c.count, 1)
+        XCTAssertEqual(try String(contentsOf: file, encoding: .utf8), good)
+    }
 }

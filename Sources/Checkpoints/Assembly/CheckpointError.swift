@@ -34,6 +34,12 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case unknownFormat(path: String, String)
     /// Unrecognised tensor names inside a shard.
     case unexpectedTensors(file: String, [String])
+    /// Two rank files (or layer files) of one save disagree, or one sits where another belongs.
+    case rankMismatch(files: [String], String)
+    /// A tensor holds NaN or infinite values.
+    case nonFinite(file: String, tensor: String, count: Int)
+    /// A zip entry's bytes do not match the CRC-32 its central directory records.
+    case checksumMismatch(file: String, entry: String, expected: UInt32, found: UInt32)
 
     public var description: String {
         switch self {
@@ -61,6 +67,12 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .unknownFormat(let p, let m): return "\(p): cannot recognise the checkpoint format: \(m)"
         case .unexpectedTensors(let f, let n):
             return "\(f): unrecognised tensors \(n.prefix(8).joined(separator: ", "))\(n.count > 8 ? " (and \(n.count - 8) more)" : "")"
+        case .rankMismatch(let fs, let m): return "\(fs.joined(separator: " and ")): ranks disagree: \(m)"
+        case .nonFinite(let f, let t, let n): return "\(f): tensor '\(t)' holds \(n) NaN or infinite values; refusing to run a model with non-finite weights"
+        case .checksumMismatch(let f, let e, let x, let y):
+            return "\(f): zip entry '\(e)' is corrupt: CRC-32 \(hex8(y)), the archive records \(hex8(x)) (pass --no-verify-checksums to load it anyway)"
         }
     }
 }
+
+func hex8(_ v: UInt32) -> String { let h = String(v, radix: 16); return String(repeating: "0", count: 8 - h.count) + h }

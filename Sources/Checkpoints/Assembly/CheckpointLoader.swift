@@ -78,7 +78,8 @@ public enum CheckpointLoader {
     public static func loadReport(_ url: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
         switch try detect(url) {
         case .hf:
-            let ck = try HFAdapter.load(url)
+            // visited a tensor at a time (layer order, not name order: the hash below still loads HF whole)
+            let ck = try HFAdapter.load(url, options.target == .canonical ? options.visit.map { HFAdapter.Visitor(begin: options.visitConfig, visit: $0) } : nil)
             let files = HFAdapter.weightFileURLs(url)
             return LoadReport(checkpoint: ck, format: "hf", iteration: nil, tensorParallel: 1, pipelineParallel: 1,
                               checkpointVersion: nil, files: files, dtypes: [ck.sourceDType], problems: [])
@@ -88,9 +89,14 @@ public enum CheckpointLoader {
         }
     }
 
-    public static func load(_ url: URL, options: LoadOptions = LoadOptions()) throws -> CanonicalCheckpoint {
+    /// The canonical checkpoint; the load's non-fatal problems go to `warn` (a command prints them).
+    public static func load(_ url: URL, options: LoadOptions = LoadOptions(), warn: ((String) -> Void)? = nil) throws -> CanonicalCheckpoint {
         var o = options; o.target = .canonical
-        return try loadReport(url, options: o).checkpoint
+        let r = try loadReport(url, options: o)
+        r.problems.forEach { warn?($0) }
+        let ck = r.checkpoint
+        if o.visit == nil { try WeightChecks.refuseNonFinite(ck.tensors, file: url.path) }
+        return ck
     }
 
     /// Load straight into TP `tp`'s rank tensors (`report.shards`), as `load(url).split(tp:divisibleBy:)`
@@ -105,6 +111,10 @@ public enum CheckpointLoader {
             let all = try r.checkpoint.split(tp: tp, divisibleBy: divisibleBy)
             r.shards = options.rank.map { [all[$0.tpRank]] } ?? all
             r.checkpoint.tensors = [:]
+        }
+        for (i, s) in (r.shards ?? []).enumerated() {
+            let rank = options.rank.map { "TP rank \($0.tpRank)" } ?? "TP rank \(i)"
+            try WeightChecks.refuseNonFinite(s, file: url.path, piece: (r.shards!.count > 1 || options.rank != nil) ? " (\(rank) piece)" : "")
         }
         return r
     }

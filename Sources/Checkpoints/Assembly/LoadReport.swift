@@ -62,6 +62,10 @@ public struct LoadOptions: Sendable {
     /// time (the files parsed once; the returned checkpoint holds the config only): a large model
     /// visited without holding it.
     public var visit: (@Sendable (_ name: String, _ tensor: Tensor) throws -> Void)? = nil
+    /// With `visit`: called once with the model's config before the first tensor is visited (a
+    /// consumer that builds from the tensors, e.g. `DecoderWeightsBuilder`, needs the shapes first).
+    /// HF folders are visited too (one tensor decoded at a time, in layer order).
+    public var visitConfig: (@Sendable (_ config: ModelConfig) throws -> Void)? = nil
     public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:], target: MergeTarget = .canonical) {
         self.vocabSize = vocabSize; self.argOverrides = argOverrides; self.target = target
     }
@@ -88,13 +92,19 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
                                             expected: [pv / tp, shapes.hidden ?? 0], found: ranks[0]["word"]!.ref.shape)
     }
     var V = shapes.paddedVocab
-    if let v = options.vocabSize ?? args.trueVocabSize {
+    // The size the save records wins over the tokenizer's (HF saves of the same weights keep every
+    // recorded row too, so both score alike); the tokenizer's fills in when nothing is recorded.
+    let recorded = args.trueVocabSize
+    if let v = recorded ?? options.vocabSize {
         guard v <= shapes.paddedVocab else {
             throw CheckpointError.badConfig(file: args.file, "vocabulary size \(v) exceeds the \(shapes.paddedVocab) embedding rows")
         }
         V = v
+        if let r = recorded, let t = options.vocabSize, t != r {
+            problems.append("the tokenizer has \(t) tokens, the checkpoint records a vocabulary of \(r): all \(r) rows are kept (as for an HF save of the same weights)")
+        }
     } else {
-        problems.append("vocabulary kept padded to \(V) rows: args record no real vocabulary size (pass LoadOptions.vocabSize)")
+        problems.append("vocabulary kept padded to \(V) rows: args record no real vocabulary size (pass --vocab-size, or a tokenizer)")
     }
     let config = try args.config(shapes, vocabSize: V)
     let dtype = ranks[0]["word"]!.ref.dtype
@@ -104,6 +114,7 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
         return m
     }
     if let visit = options.visit, options.target == .canonical {
+        try options.visitConfig?(config)
         // Canonical names in order, grouped: one layer's tensors (consecutive in name order), or one other.
         let names = CanonicalSchema.shapes(for: config).map(\.0).sorted()
         func group(_ n: String) -> String { n.hasPrefix("layers.") ? n.split(separator: ".").prefix(2).joined(separator: ".") : n }
@@ -115,7 +126,7 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
             m.names = Set(names[i..<j])
             try m.mergePieces(ranks, vocabRows: V)
             for p in m.problems where !problems.contains(p) { problems.append(p) }
-            for n in names[i..<j] { try visit(n, m.pieces[n]![0]) }
+            for n in names[i..<j] { try visit(n, m.pieces.removeValue(forKey: n)![0]) }   // each let go once visited
             i = j
         }
         return (CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: dtype), nil)

@@ -14,8 +14,33 @@ import TensorCore
 import Model
 
 public enum DeepSpeedAdapter {
+    /// `latest` is data: it must name one folder inside the save (no `/`, not `.` or `..`, no control
+    /// characters), never a path out of it.
+    static func checkTag(_ tag: String, _ dir: URL) throws {
+        guard !tag.isEmpty, tag != ".", tag != "..", !tag.contains("/"), !tag.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            throw CheckpointError.badConfig(file: dir.appendingPathComponent("latest").path,
+                "expected the name of a tag folder inside \(dir.path), found '\(tag.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined())'")
+        }
+    }
+
+    /// A layer or model-states file, refused when the archive inside names another file: torch.save
+    /// names its records after the file it writes (`layer_03-model_01-model_states/...`), so swapped
+    /// or renamed files are caught here instead of loading layers in the wrong order.
+    static func loadNamed(_ url: URL) throws -> PickleValue {
+        let tf: TorchFile
+        do { tf = try TorchFile(url: url) } catch CheckpointError.unsupportedLegacyFormat { return try LegacyTorchFile(url: url).root }
+        let stem = url.deletingPathExtension().lastPathComponent
+        let written = tf.prefix
+        let looksLikeName = (written.hasPrefix("layer_") || written.hasPrefix("mp_rank_")) && written.hasSuffix("model_states")
+        if looksLikeName && written != stem {
+            throw CheckpointError.rankMismatch(files: [url.path],
+                "this file holds the records torch.save wrote as \(written).pt (its zip prefix): layer or rank files are swapped or renamed")
+        }
+        return try tf.root()
+    }
     public static func isDeepSpeedFolder(_ dir: URL) -> Bool {
         guard let tag = try? readText(dir.appendingPathComponent("latest")) else { return false }
+        if (try? checkTag(tag, dir)) == nil { return true }   // load says what is wrong with it
         let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent(tag).path)) ?? []
         return names.contains { ($0.hasPrefix("layer_") || $0.hasPrefix("mp_rank_")) && $0.hasSuffix("model_states.pt") }
     }
@@ -23,6 +48,7 @@ public enum DeepSpeedAdapter {
     public static func load(_ dir: URL, options: LoadOptions = LoadOptions()) throws -> LoadReport {
         let fm = FileManager.default
         let tag = try readText(dir.appendingPathComponent("latest"))
+        try checkTag(tag, dir)
         let tagDir = dir.appendingPathComponent(tag)
         guard fm.fileExists(atPath: tagDir.path) else {
             throw CheckpointError.missingShard(file: tagDir.path, "'latest' names \(tag)/, which does not exist")
@@ -44,8 +70,9 @@ public enum DeepSpeedAdapter {
         guard ids.count >= 2 else { throw CheckpointError.missingShard(file: tagDir.path, "needs at least an embedding and a final-norm layer file") }
         let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
         guard fm.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "holds the args; it is missing") }
-        let meta = try TorchFile.load(mp0)
+        let meta = try loadNamed(mp0)
         let args = MegatronArgs(meta["args"], file: mp0.path, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(meta, file: mp0.path)
         var problems: [String] = []
         let foundTP = Set(layerFiles.values.flatMap(\.keys)).count
@@ -61,7 +88,7 @@ public enum DeepSpeedAdapter {
         }
         // Read and rename into the legacy flat namespace, then normalise.
         var roots: [Int: [PickleValue]] = [:]
-        for xx in ids { roots[xx] = try (0..<tp).map { try TorchFile.load(layerFiles[xx]![$0]!) } }
+        for xx in ids { roots[xx] = try (0..<tp).map { try loadNamed(layerFiles[xx]![$0]!) } }
         var last = ids.count - 1
         let untiedHead = roots[ids[last]]![0]["lm_head.weight"] != nil
         if untiedHead { last -= 1 }
@@ -93,8 +120,9 @@ public enum DeepSpeedAdapter {
     static func loadModuleFiles(_ tagDir: URL, tag: String, options: LoadOptions) throws -> LoadReport {
         let mp0 = tagDir.appendingPathComponent("mp_rank_00_model_states.pt")
         guard FileManager.default.fileExists(atPath: mp0.path) else { throw CheckpointError.missingShard(file: mp0.path, "no layer files and no rank-0 model states") }
-        let meta = try TorchFile.load(mp0)
+        let meta = try loadNamed(mp0)
         let args = MegatronArgs(meta["args"], file: mp0.path, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(meta, file: mp0.path)
         guard let module = meta["module"], !module.isNone else {
             throw CheckpointError.missingShard(file: mp0.path, "'module' is None and there are no layer_*-model_*-model_states.pt files")
@@ -105,7 +133,7 @@ public enum DeepSpeedAdapter {
         for t in 0..<tp {
             let u = tagDir.appendingPathComponent(String(format: "mp_rank_%02d_model_states.pt", t))
             guard FileManager.default.fileExists(atPath: u.path) else { throw CheckpointError.missingShard(file: u.path, "TP \(tp) from args needs it") }
-            let m = t == 0 ? module : (try TorchFile.load(u)["module"] ?? .none)
+            let m = t == 0 ? module : (try loadNamed(u)["module"] ?? .none)
             ranks.append(try MegatronNames.normalize(m.flattenTensors(), file: u.path)); files.append(u)
         }
         var problems: [String] = []

@@ -28,14 +28,16 @@ public enum HFAdapter {
         return (st.isEmpty ? names.filter { $0.hasPrefix("pytorch_model") && $0.hasSuffix(".bin") } : st).sorted().map { dir.appendingPathComponent($0) }
     }
 
-    public static func load(_ dir: URL) throws -> CanonicalCheckpoint {
+    /// The checkpoint; with `visitor`, each canonical tensor is handed to it as soon as it is decoded
+    /// (in layer order, after `begin` got the config) instead, and the result holds the config only.
+    public static func load(_ dir: URL, _ visitor: Visitor? = nil) throws -> CanonicalCheckpoint {
         let cfgURL = dir.appendingPathComponent("config.json")
         let cfg = try readJSON(cfgURL)
         let files = try openWeights(dir)
         let type = cfg["model_type"] as? String ?? "<missing>"
         switch type {
-        case "gpt2": return try gpt2(cfg, files, cfgURL.path)
-        case "llama", "mistral": return try llama(cfg, files, cfgURL.path)
+        case "gpt2": return try gpt2(cfg, files, cfgURL.path, visitor)
+        case "llama", "mistral": return try llama(cfg, files, cfgURL.path, visitor)
         default: throw CheckpointError.unknownModelType(file: cfgURL.path, "'\(type)' (supported: gpt2, llama, mistral)")
         }
     }
@@ -139,17 +141,33 @@ public enum HFAdapter {
         return byName
     }
 
+    /// A size field: present, an integer, in 1...2^26 (checked before any arithmetic).
     static func int(_ c: [String: Any], _ k: String, _ file: String) throws -> Int {
-        guard let v = (c[k] as? NSNumber)?.intValue else { throw CheckpointError.badConfig(file: file, "missing integer field '\(k)'") }
+        guard let v = try optInt(c, k, file) else { throw CheckpointError.badConfig(file: file, "missing integer field '\(k)'") }
         return v
     }
-    static func optInt(_ c: [String: Any], _ k: String) -> Int? { (c[k] as? NSNumber)?.intValue }
+    /// An optional size field (null or absent: nil); a value outside 1...2^26 is refused.
+    static func optInt(_ c: [String: Any], _ k: String, _ file: String) throws -> Int? {
+        guard let raw = c[k], !(raw is NSNull) else { return nil }
+        guard let n = raw as? NSNumber, Double(n.int64Value) == n.doubleValue else {
+            throw CheckpointError.badConfig(file: file, "'\(k)' must be an integer, found \(raw)")
+        }
+        let v = n.int64Value
+        guard (1...(1 << 26)).contains(v) else { throw CheckpointError.badConfig(file: file, "'\(k)' must be in 1...\(1 << 26), found \(v)") }
+        return Int(v)
+    }
+    /// C / H, refused when the heads do not divide the hidden size (and head_dim is not given).
+    static func headDim(_ c: [String: Any], hidden C: Int, heads H: Int, _ file: String) throws -> Int {
+        if let d = try optInt(c, "head_dim", file) { return d }
+        guard C % H == 0 else { throw CheckpointError.badConfig(file: file, "hidden size \(C) is not divisible by the \(H) attention heads") }
+        return C / H
+    }
     static func optDouble(_ c: [String: Any], _ k: String) -> Double? { (c[k] as? NSNumber)?.doubleValue }
     static func firstInt(_ v: Any?) -> Int? { (v as? NSNumber)?.intValue ?? ((v as? [Any])?.first as? NSNumber)?.intValue }
 
     // MARK: - GPT-2
 
-    static func gpt2(_ c: [String: Any], _ w: Weights, _ file: String) throws -> CanonicalCheckpoint {
+    static func gpt2(_ c: [String: Any], _ w: Weights, _ file: String, _ visitor: Visitor? = nil) throws -> CanonicalCheckpoint {
         let act: Activation
         switch c["activation_function"] as? String ?? "gelu_new" {
         case "gelu_new", "gelu_fast", "gelu_pytorch_tanh": act = .geluTanh
@@ -160,15 +178,16 @@ public enum HFAdapter {
             throw CheckpointError.badConfig(file: file, "scale_attn_by_inverse_layer_idx / add_cross_attention are not supported")
         }
         let C = try int(c, "n_embd", file), H = try int(c, "n_head", file)
+        guard C % H == 0 else { throw CheckpointError.badConfig(file: file, "n_embd \(C) is not divisible by n_head \(H)") }
         let config = ModelConfig(vocabSize: try int(c, "vocab_size", file), hiddenSize: C, numLayers: try int(c, "n_layer", file),
-                                 numHeads: H, ffnSize: optInt(c, "n_inner") ?? 4 * C, maxPositions: try int(c, "n_positions", file),
+                                 numHeads: H, ffnSize: try optInt(c, "n_inner", file) ?? 4 * C, maxPositions: try int(c, "n_positions", file),
                                  norm: .layernorm, normEpsilon: Float(optDouble(c, "layer_norm_epsilon") ?? 1e-5), activation: act,
                                  positions: .learned, tiedEmbeddings: c["tie_word_embeddings"] as? Bool ?? true, linearBias: true,
                                  bosToken: firstInt(c["bos_token_id"]), eosToken: firstInt(c["eos_token_id"]))
         try config.validate()
         let pre = w.has("transformer.wte.weight") ? "transformer." : ""
         let V = config.vocabSize, P = config.maxPositions, F = config.ffnSize, L = config.numLayers
-        var t: [String: Tensor] = [:]
+        var t = try Tensors(visitor, config)
         t["embedding.word.weight"] = try w.get(pre + "wte.weight", [V, C])
         t["embedding.position.weight"] = try w.get(pre + "wpe.weight", [P, C])
         for i in 0..<L {
@@ -192,14 +211,15 @@ public enum HFAdapter {
         if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
         // lm_head.weight of a tied model is a duplicate of wte; attention masks are buffers.
         try w.checkAllUsed(ignoring: ["attn.bias", "attn.masked_bias"] + (config.tiedEmbeddings ? ["lm_head.weight"] : []))
-        let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
-        try ck.validate()
+        try t.rethrow()
+        let ck = CanonicalCheckpoint(config: config, tensors: t.tensors, format: "hf", sourceDType: w.dtype)
+        if visitor == nil { try ck.validate() }
         return ck
     }
 
     // MARK: - Llama
 
-    static func llama(_ c: [String: Any], _ w: Weights, _ file: String) throws -> CanonicalCheckpoint {
+    static func llama(_ c: [String: Any], _ w: Weights, _ file: String, _ visitor: Visitor? = nil) throws -> CanonicalCheckpoint {
         if let rs = c["rope_scaling"], !(rs is NSNull) { throw CheckpointError.badConfig(file: file, "rope_scaling is not supported") }
         if c["attention_bias"] as? Bool == true || c["mlp_bias"] as? Bool == true {
             throw CheckpointError.badConfig(file: file, "attention_bias / mlp_bias are not supported for llama")
@@ -207,7 +227,7 @@ public enum HFAdapter {
         if let a = c["hidden_act"] as? String, a != "silu" { throw CheckpointError.badConfig(file: file, "hidden_act '\(a)' (expected silu)") }
         let C = try int(c, "hidden_size", file), H = try int(c, "num_attention_heads", file)
         let config = ModelConfig(vocabSize: try int(c, "vocab_size", file), hiddenSize: C, numLayers: try int(c, "num_hidden_layers", file),
-                                 numHeads: H, numKVHeads: optInt(c, "num_key_value_heads") ?? H, headDim: optInt(c, "head_dim") ?? C / H,
+                                 numHeads: H, numKVHeads: try optInt(c, "num_key_value_heads", file) ?? H, headDim: try headDim(c, hidden: C, heads: H, file),
                                  ffnSize: try int(c, "intermediate_size", file), maxPositions: try int(c, "max_position_embeddings", file),
                                  norm: .rmsnorm, normEpsilon: Float(optDouble(c, "rms_norm_eps") ?? 1e-6), activation: .swiglu,
                                  positions: .rope, ropeTheta: Float(optDouble(c, "rope_theta") ?? 10000),
@@ -215,7 +235,7 @@ public enum HFAdapter {
                                  bosToken: firstInt(c["bos_token_id"]), eosToken: firstInt(c["eos_token_id"]))
         try config.validate()
         let V = config.vocabSize, F = config.ffnSize, HD = config.numHeads * config.headDim, GD = config.numKVHeads * config.headDim
-        var t: [String: Tensor] = [:]
+        var t = try Tensors(visitor, config)
         t["embedding.word.weight"] = try w.get("model.embed_tokens.weight", [V, C])
         for i in 0..<config.numLayers {
             let h = "model.layers.\(i).", o = "layers.\(i)."
@@ -232,8 +252,9 @@ public enum HFAdapter {
         t["final_norm.weight"] = try w.get("model.norm.weight", [C])
         if !config.tiedEmbeddings { t["lm_head.weight"] = try w.get("lm_head.weight", [V, C]) }
         try w.checkAllUsed(ignoring: ["rotary_emb.inv_freq"] + (config.tiedEmbeddings ? ["lm_head.weight"] : []))
-        let ck = CanonicalCheckpoint(config: config, tensors: t, format: "hf", sourceDType: w.dtype)
-        try ck.validate()
+        try t.rethrow()
+        let ck = CanonicalCheckpoint(config: config, tensors: t.tensors, format: "hf", sourceDType: w.dtype)
+        if visitor == nil { try ck.validate() }
         return ck
     }
 }

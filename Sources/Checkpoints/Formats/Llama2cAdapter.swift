@@ -29,8 +29,13 @@ public enum Llama2cAdapter {
     public static func load(_ url: URL) throws -> CanonicalCheckpoint {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            throw Llama2cError.unreadable(path: url.path, reason: error.localizedDescription)
+            throw Llama2cError.unreadable(path: url.path, reason: plainReason(error))
         }
+        return try load(data: data, url: url)
+    }
+
+    /// The checkpoint in `data` (a whole file's bytes); `url` names it in errors.
+    public static func load(data: Data, url: URL) throws -> CanonicalCheckpoint {
         guard data.count >= 28 else { throw Llama2cError.badHeader(path: url.path, reason: "file has \(data.count) bytes, header needs 28") }
         return try data.withUnsafeBytes { raw -> CanonicalCheckpoint in
             let base = raw.baseAddress!
@@ -40,9 +45,34 @@ public enum Llama2cAdapter {
                 throw Llama2cError.badHeader(path: url.path, reason: "header \(h) is not a valid (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len)")
             }
             let shared = vSigned > 0, V = abs(vSigned), D = dim / H, kv = G * D
-            let counts = [V * dim, L * dim, L * dim * dim, L * kv * dim, L * kv * dim, L * dim * dim, L * dim,
-                          L * hidden * dim, L * dim * hidden, L * hidden * dim, dim, P * D / 2, P * D / 2] + (shared ? [] : [V * dim])
-            let expected = 28 + 4 * counts.reduce(0, +)
+            // every size from the header is checked before it is multiplied: a header of 2^30 dims must
+            // be refused, not overflow; the total must then equal the file size
+            func mul(_ xs: Int...) throws -> Int {
+                var acc = 1
+                for x in xs {
+                    let (r, o) = acc.multipliedReportingOverflow(by: x)
+                    guard !o, r <= Int.max / 8 else { throw Llama2cError.sizeMismatch(path: url.path, expectedBytes: -1, foundBytes: data.count) }
+                    acc = r
+                }
+                return acc
+            }
+            let counts: [Int]
+            do {
+                counts = [try mul(V, dim), try mul(L, dim), try mul(L, dim, dim), try mul(L, kv, dim), try mul(L, kv, dim), try mul(L, dim, dim),
+                          try mul(L, dim), try mul(L, hidden, dim), try mul(L, dim, hidden), try mul(L, hidden, dim), dim,
+                          try mul(P, D) / 2, try mul(P, D) / 2] + (shared ? [] : [try mul(V, dim)])
+            } catch {
+                throw Llama2cError.badHeader(path: url.path, reason: "header \(h) describes a model too large to address (its sizes overflow)")
+            }
+            var total = 0
+            for c in counts {
+                let (r, o) = total.addingReportingOverflow(c)
+                guard !o, r <= Int.max / 8 else {
+                    throw Llama2cError.badHeader(path: url.path, reason: "header \(h) describes a model too large to address (its sizes overflow)")
+                }
+                total = r
+            }
+            let expected = 28 + 4 * total
             guard data.count == expected else { throw Llama2cError.sizeMismatch(path: url.path, expectedBytes: expected, foundBytes: data.count) }
             var offset = 28
             func next(_ n: Int) -> [Float] {
@@ -80,6 +110,7 @@ public enum Llama2cAdapter {
             }
             let ckpt = CanonicalCheckpoint(config: config, tensors: t, format: "llama2c")
             try ckpt.validate()
+            try WeightChecks.refuseNonFinite(t, file: url.path)
             return ckpt
         }
     }

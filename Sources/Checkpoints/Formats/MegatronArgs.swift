@@ -41,6 +41,63 @@ public struct MegatronArgs {
         return out
     }
     public func int(_ k: String) -> Int? { raw(k)?.intValue }
+
+    /// Args that every rank of one save records alike (they describe the model and the layout).
+    static let sharedKeys = layoutKeys + sizeKeys + ["normalization", "swiglu", "position_embedding_type", "layernorm_epsilon",
+                                                     "norm_epsilon", "untie_embeddings_and_output_weights", "add_bias_linear",
+                                                     "group_query_attention", "apply_layernorm_1p", "rotary_base"]
+
+    /// A saved value as a person reads it: 16, 1e-05, 'abc', True, None.
+    static func readable(_ v: PickleValue) -> String {
+        switch v {
+        case .int(let i): return "\(i)"
+        case .float(let d): return "\(d)"
+        case .bool(let b): return b ? "True" : "False"
+        case .string(let s): return "'\(s)'"
+        case .none: return "None"
+        default: return "\(v)"
+        }
+    }
+
+    /// The first shared arg on which two ranks' saved args differ, as "key: a vs b"; nil when they agree.
+    static func disagreement(_ a: PickleValue?, _ b: PickleValue?) -> String? {
+        for k in sharedKeys {
+            let x = a?[k].map(readable) ?? "absent", y = b?[k].map(readable) ?? "absent"
+            if x != y { return "'\(k)' is \(x) in one and \(y) in the other" }
+        }
+        return nil
+    }
+
+    /// Layout sizes that become ranges and loop bounds.
+    static let layoutKeys = ["tensor_model_parallel_size", "model_parallel_size", "pipeline_model_parallel_size",
+                             "virtual_pipeline_model_parallel_size"]
+    /// Model sizes that become shapes, products and allocations.
+    static let sizeKeys = ["num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
+                           "kv_channels", "max_position_embeddings", "seq_length", "vocab_size", "orig_vocab_size",
+                           "padded_vocab_size", "make_vocab_size_divisible_by"]
+
+    /// Every integer the loaders compute with, checked before any arithmetic: layout sizes in
+    /// 1...4096, model sizes in 1...2^26 (saved args and `--megatron-arg` alike). Names the field,
+    /// the file (or --megatron-arg) and the value found.
+    public func validate() throws {
+        for (keys, hi) in [(Self.layoutKeys, 4096), (Self.sizeKeys, 1 << 26)] {
+            for k in keys {
+                guard let v = raw(k), !v.isNone else { continue }
+                let from = overrides[k] != nil ? "--megatron-arg \(k)" : file
+                guard let i = v.intValue else {
+                    throw CheckpointError.badConfig(file: from, "'\(k)' must be an integer, found \(Self.readable(v))")
+                }
+                guard (1...hi).contains(i) else {
+                    throw CheckpointError.badConfig(file: from, "'\(k)' must be in 1...\(hi), found \(i)")
+                }
+            }
+        }
+        for k in ["layernorm_epsilon", "norm_epsilon", "rotary_base"] {
+            if let d = double(k), !(d.isFinite && d > 0) {
+                throw CheckpointError.badConfig(file: overrides[k] != nil ? "--megatron-arg \(k)" : file, "'\(k)' must be a positive finite number, found \(d)")
+            }
+        }
+    }
     public func bool(_ k: String) -> Bool? { raw(k)?.boolValue }
     public func double(_ k: String) -> Double? { raw(k)?.doubleValue }
     public func string(_ k: String) -> String? { raw(k)?.stringValue }
@@ -71,6 +128,9 @@ public struct MegatronArgs {
         }
         let C = try need("hidden_size", s.hidden)
         let H = try need("num_attention_heads", nil)
+        if int("kv_channels") == nil && C % H != 0 {
+            throw CheckpointError.badConfig(file: file, "hidden_size \(C) is not divisible by num_attention_heads \(H) (and no kv_channels is given)")
+        }
         let L = try need("num_layers", s.layers)
         if L != s.layers {
             throw CheckpointError.badConfig(file: file, "args say num_layers \(L), the shards hold \(s.layers) layers")

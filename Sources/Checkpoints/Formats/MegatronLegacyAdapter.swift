@@ -35,6 +35,23 @@ public enum MegatronLegacyAdapter {
         return (dir.appendingPathComponent(String(format: "iter_%07d", n)), n)
     }
 
+    /// Megatron saves each rank's args as that process saw them, with its global `rank`. When the
+    /// files record different ranks (conversion tools write 0 everywhere: nothing to check), each must
+    /// sit in the folder of its (TP rank, stage): rank = t + p × (world_size / PP) (data-parallel rank 0
+    /// saves). Swapped or renamed rank folders are refused naming both.
+    static func checkSavedRanks(_ saved: [(rank: Int?, t: Int, p: Int, file: String)], tp: Int, pp: Int, world: Int?) throws {
+        let ranks = saved.compactMap(\.rank)
+        guard ranks.count == saved.count, Set(ranks).count > 1 else { return }
+        let perStage = max(1, (world ?? tp * pp) / max(pp, 1))
+        for s in saved {
+            let r = s.rank!
+            guard r >= 0, r % tp != s.t || r / perStage != s.p else { continue }
+            let owner = saved.first { $0.t == r % tp && $0.p == r / perStage }
+            throw CheckpointError.rankMismatch(files: [s.file] + (owner.map { [$0.file] } ?? []),
+                "the first was saved by global rank \(r) (TP rank \(r % tp), stage \(r / perStage)) but sits in the folder of TP rank \(s.t), stage \(s.p): rank folders are swapped or renamed")
+        }
+    }
+
     static func rankFile(_ d: URL) -> URL {
         for n in ["model_optim_rng.pt", "model_rng.pt"] {
             let u = d.appendingPathComponent(n)
@@ -70,6 +87,7 @@ public enum MegatronLegacyAdapter {
         let first = try TorchFile.load(rankFile(itDir.appendingPathComponent(firstName)))
         let file0 = rankFile(itDir.appendingPathComponent(firstName)).path
         let args = MegatronArgs(first["args"], file: file0, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(first, file: file0)
         var problems: [String] = []
         let foundTP = Set(found.values.map(\.0)).count
@@ -101,6 +119,7 @@ public enum MegatronLegacyAdapter {
         }
         // Read every rank: chunks[v][p][t] normalised with local layer numbers.
         var chunks: [[[ShardDict]]] = []
+        var savedRanks: [(rank: Int?, t: Int, p: Int, file: String)] = []
         var extraState = 0
         let distribOptim = rankDirs.flatMap { $0 }.filter { fm.fileExists(atPath: $0.deletingLastPathComponent().appendingPathComponent("distrib_optim.pt").path) }.count
         if distribOptim > 0 && options.optimizerMoment != nil {
@@ -113,7 +132,11 @@ public enum MegatronLegacyAdapter {
                 if !(p == 0 && t == 0) {
                     let v = try checkpointVersion(root, file: url.path)
                     if v != version { throw CheckpointError.badConfig(file: url.path, "checkpoint_version \(v) differs from rank 0's \(version)") }
+                    if let d = MegatronArgs.disagreement(first["args"], root["args"]) {
+                        throw CheckpointError.rankMismatch(files: [file0, url.path], "their saved args differ: \(d)")
+                    }
                 }
+                savedRanks.append((root["args"]?["rank"]?.intValue, t, p, url.path))
                 var models: [PickleValue] = []
                 if let m = root["model"] { models = [m] }
                 else { var v = 0; while let m = root["model\(v)"] { models.append(m); v += 1 } }
@@ -133,6 +156,7 @@ public enum MegatronLegacyAdapter {
                 }
             }
         }
+        try checkSavedRanks(savedRanks, tp: tp, pp: pp, world: args.int("world_size"))
         // Global layer offsets: chunk-major, then stage.
         var ranks = Array(repeating: ShardDict(), count: tp)
         var offset = 0

@@ -166,7 +166,12 @@ struct MegatronMerger {
         }
     }
 
-    /// Rank 0's copy; copies that drifted on other ranks are reported (BLOOM-style drift), not averaged.
+    /// Largest difference between TP ranks' copies of a replicated tensor, relative to its largest
+    /// magnitude (at least 1), reported as drift; beyond it the ranks disagree and loading stops.
+    static let replicatedDrift: Float = 1e-2
+
+    /// Rank 0's copy; copies that drifted on other ranks by bf16 rounding are reported (BLOOM-style
+    /// drift), not averaged; larger differences (or NaN) stop the load naming both rank files.
     mutating func replicated(_ ranks: [ShardDict], _ name: String, as canonical: String, onePlus: Bool = false) throws {
         let ps = try parts(ranks, name); try sameShapes(ps)
         let addOne = onePlus && layernorm1p
@@ -175,6 +180,12 @@ struct MegatronMerger {
                 try p.withFloats { t in
                     if memcmp(t.baseAddress!, t0.baseAddress!, t.count * 4) != 0 {
                         let d = zip(t, t0).map { abs($0 - $1) }.max() ?? 0
+                        let scale = max(1, t0.map { abs($0) }.max() ?? 0)
+                        // bf16-level drift (BLOOM) is reported; a real disagreement (or NaN) is refused
+                        guard d <= Self.replicatedDrift * scale else {
+                            throw CheckpointError.rankMismatch(files: [ps[0].file, p.file],
+                                "replicated tensor '\(p.original)' differs across TP ranks (max |Δ| \(d), more than \(Self.replicatedDrift) × \(scale)): wrong or swapped rank files")
+                        }
                         problems.append("replicated tensor '\(p.original)' differs across TP ranks (max |Δ| \(d) in \(p.file)); rank 0's copy is used")
                     }
                 }

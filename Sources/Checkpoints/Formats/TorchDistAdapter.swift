@@ -47,6 +47,7 @@ public enum TorchDistAdapter {
         let meta = try DCPMetadata(url: itDir.appendingPathComponent(".metadata"))
         let (root, common) = try commonState(itDir, meta)
         let args = MegatronArgs(root["args"], file: common.path, overrides: options.argOverrides)
+        try args.validate()
         let version = try checkpointVersion(root, file: common.path)
 
         // Global tensors, chunk by chunk, in one memory source.

@@ -22,6 +22,10 @@ import Foundation
 import TensorCore
 
 public enum Pickle {
+    /// The deepest container nesting a pickle may have (real checkpoints nest fewer than 12 levels;
+    /// deeper input is refused rather than allowed to exhaust the stack).
+    public static let maxDepth = 200
+
     /// Decode `bytes`. `file` names the source in errors; `source` resolves tensor storages.
     public static func load(_ bytes: [UInt8], file: String, source: StorageSource? = nil) throws -> PickleValue {
         try decode(Data(bytes), from: 0, file: file, source: source).value
@@ -39,7 +43,8 @@ public enum Pickle {
         vm.pos = from
         let item = try vm.run()
         var conv = Converter()
-        return (conv.value(item), vm.pos, vm.storages)
+        do { return (try conv.value(item), vm.pos, vm.storages) }
+        catch is Converter.TooDeep { throw CheckpointError.badPickle(file: file, "containers nest deeper than \(maxDepth) levels") }
     }
 }
 
@@ -134,18 +139,46 @@ enum GlobalPolicy {
 
 // MARK: - VM items (reference semantics for mutable containers)
 
+/// Every container the VM builds (tuples too) is a Box, so no Item nests another Item directly:
+/// `depth` is the nesting the Box had when last changed (a bound checked as items are added), and
+/// `deinit` takes its children apart iteratively, so freeing a hostile deep structure (a chain of
+/// 50,000 lists) cannot overflow the stack. The Converter checks the true depth.
 final class Box {
-    enum Kind { case list([Item]), dict([(Item, Item)], attrs: [(String, Item)], cls: String?), set([Item]), object(cls: String, args: [Item], state: Item?) }
+    enum Kind { case list([Item]), dict([(Item, Item)], attrs: [(String, Item)], cls: String?), set([Item]), object(cls: String, args: [Item], state: Item?), tuple([Item]) }
     var kind: Kind
-    init(_ k: Kind) { kind = k }
+    var depth: Int
+    init(_ k: Kind, depth: Int = 1) { kind = k; self.depth = depth }
+
+    var children: [Item] {
+        switch kind {
+        case .list(let xs), .set(let xs), .tuple(let xs): return xs
+        case .dict(let items, let attrs, _): return items.flatMap { [$0.0, $0.1] } + attrs.map(\.1)
+        case .object(_, let args, let state): return args + (state.map { [$0] } ?? [])
+        }
+    }
+
+    deinit {
+        var work = children
+        kind = .list([])
+        while !work.isEmpty {
+            // bind straight from removeLast() so no other copy holds the box: a box only we hold is
+            // emptied here (its children join the work list), so its own deinit has nothing to recurse into
+            guard case .box(var b) = work.removeLast() else { continue }
+            if isKnownUniquelyReferenced(&b) { work.append(contentsOf: b.children); b.kind = .list([]) }
+        }
+    }
 }
 
-indirect enum Item {
+enum Item {
     case value(PickleValue)   // immutable scalar or finished value
-    case tuple([Item])
     case box(Box)
     case global(String, String)
     case mark
+
+    static func tuple(_ xs: [Item]) -> Item { .box(Box(.tuple(xs), depth: 1 + (xs.map(\.depth).max() ?? 0))) }
+    /// The items of a tuple, else nil.
+    var tupleItems: [Item]? { if case .box(let b) = self, case .tuple(let xs) = b.kind { return xs }; return nil }
+    var depth: Int { if case .box(let b) = self { return b.depth }; return 0 }
 }
 
 struct PickleVM {
@@ -276,20 +309,21 @@ struct PickleVM {
             case 0x89: stack.append(.value(.bool(false)))
             // Tuples
             case 0x29: stack.append(.tuple([]))
-            case 0x74: stack.append(.tuple(try popMark()))
-            case 0x85: let a = try pop(); stack.append(.tuple([a]))
-            case 0x86: let b2 = try pop(), a = try pop(); stack.append(.tuple([a, b2]))
-            case 0x87: let c = try pop(), b2 = try pop(), a = try pop(); stack.append(.tuple([a, b2, c]))
+            case 0x74: stack.append(try nested(.tuple(try popMark())))
+            case 0x85: let a = try pop(); stack.append(try nested(.tuple([a])))
+            case 0x86: let b2 = try pop(), a = try pop(); stack.append(try nested(.tuple([a, b2])))
+            case 0x87: let c = try pop(), b2 = try pop(), a = try pop(); stack.append(try nested(.tuple([a, b2, c])))
             // Lists
             case 0x5D: stack.append(.box(Box(.list([]))))
-            case 0x6C: stack.append(.box(Box(.list(try popMark()))))   // LIST 'l'
+            case 0x6C: let xs = try popMark(); stack.append(try nested(.box(Box(.list(xs), depth: 1 + (xs.map(\.depth).max() ?? 0)))))   // LIST 'l'
             case 0x61: let v = try pop(); try append(to: try top(), [v])    // APPEND
             case 0x65: let vs = try popMark(); try append(to: try top(), vs) // APPENDS
             // Dicts
             case 0x7D: stack.append(.box(Box(.dict([], attrs: [], cls: nil))))
             case 0x64:                                                   // DICT 'd'
                 let xs = try popMark(); guard xs.count % 2 == 0 else { throw fail("DICT with odd item count") }
-                stack.append(.box(Box(.dict(stride(from: 0, to: xs.count, by: 2).map { (xs[$0], xs[$0 + 1]) }, attrs: [], cls: nil))))
+                stack.append(try nested(.box(Box(.dict(stride(from: 0, to: xs.count, by: 2).map { (xs[$0], xs[$0 + 1]) }, attrs: [], cls: nil),
+                                                 depth: 1 + (xs.map(\.depth).max() ?? 0)))))
             case 0x73: let v = try pop(), k = try pop(); try setItems(try top(), [k, v])  // SETITEM
             case 0x75: let xs = try popMark(); try setItems(try top(), xs)               // SETITEMS
             // Sets
@@ -297,8 +331,8 @@ struct PickleVM {
             case 0x90:                                                   // ADDITEMS
                 let xs = try popMark()
                 guard case .box(let bx) = try top(), case .set(var s) = bx.kind else { throw fail("ADDITEMS on non-set") }
-                s.append(contentsOf: xs); bx.kind = .set(s)
-            case 0x91: stack.append(.box(Box(.set(try popMark()))))     // FROZENSET
+                try deepen(bx, xs); s.append(contentsOf: xs); bx.kind = .set(s)
+            case 0x91: let xs = try popMark(); stack.append(try nested(.box(Box(.set(xs), depth: 1 + (xs.map(\.depth).max() ?? 0)))))     // FROZENSET
             // Globals and object construction
             case 0x63:                                                   // GLOBAL 'c'
                 let m = try line(), n = try line()
@@ -309,22 +343,22 @@ struct PickleVM {
                 try allow(ms, ns); stack.append(.global(ms, ns))
             case 0x69:                                                   // INST 'i'
                 let m = try line(), n = try line(); try allow(m, n)
-                let args = try popMark(); stack.append(try call(.global(m, n), args))
+                let args = try popMark(); stack.append(try nested(try call(.global(m, n), args)))
             case 0x6F:                                                   // OBJ 'o'
                 var xs = try popMark(); guard !xs.isEmpty else { throw fail("OBJ without class") }
-                let cls = xs.removeFirst(); stack.append(try call(cls, xs))
+                let cls = xs.removeFirst(); stack.append(try nested(try call(cls, xs)))
             case 0x52:                                                   // REDUCE
                 let args = try pop(), f = try pop()
-                guard case .tuple(let a) = args else { throw fail("REDUCE arguments are not a tuple") }
-                stack.append(try call(f, a))
+                guard let a = args.tupleItems else { throw fail("REDUCE arguments are not a tuple") }
+                stack.append(try nested(try call(f, a)))
             case 0x81:                                                   // NEWOBJ
                 let args = try pop(), cls = try pop()
-                guard case .tuple(let a) = args else { throw fail("NEWOBJ arguments are not a tuple") }
-                stack.append(try call(cls, a))
+                guard let a = args.tupleItems else { throw fail("NEWOBJ arguments are not a tuple") }
+                stack.append(try nested(try call(cls, a)))
             case 0x92:                                                   // NEWOBJ_EX
                 let kw = try pop(), args = try pop(), cls = try pop()
-                guard case .tuple(let a) = args else { throw fail("NEWOBJ_EX arguments are not a tuple") }
-                stack.append(try call(cls, a + [kw]))
+                guard let a = args.tupleItems else { throw fail("NEWOBJ_EX arguments are not a tuple") }
+                stack.append(try nested(try call(cls, a + [kw])))
             case 0x62: let st = try pop(); try build(try top(), st)      // BUILD
             // Memo
             case 0x70: let s = try line(); guard let i = Int(s) else { throw fail("bad PUT") }; memo[i] = try top()
@@ -343,10 +377,26 @@ struct PickleVM {
         }
     }
 
+    // MARK: nesting bound
+
+    /// `x`, refused when nested deeper than `Pickle.maxDepth`.
+    func nested(_ x: Item) throws -> Item {
+        guard x.depth <= Pickle.maxDepth else { throw fail("containers nest deeper than \(Pickle.maxDepth) levels") }
+        return x
+    }
+
+    /// Record that `xs` go inside `bx`; refused past `Pickle.maxDepth`.
+    func deepen(_ bx: Box, _ xs: [Item]) throws {
+        let d = 1 + (xs.map(\.depth).max() ?? 0)
+        guard d <= Pickle.maxDepth else { throw fail("containers nest deeper than \(Pickle.maxDepth) levels") }
+        bx.depth = max(bx.depth, d)
+    }
+
     // MARK: container mutation
 
     mutating func append(to target: Item, _ vs: [Item]) throws {
         guard case .box(let bx) = target else { throw fail("APPEND on non-list") }
+        try deepen(bx, vs)
         switch bx.kind {
         case .list(var l): l.append(contentsOf: vs); bx.kind = .list(l)
         case .set(var s): s.append(contentsOf: vs); bx.kind = .set(s)
@@ -359,6 +409,7 @@ struct PickleVM {
     mutating func setItems(_ target: Item, _ xs: [Item]) throws {
         guard xs.count % 2 == 0 else { throw fail("SETITEMS with odd item count") }
         guard case .box(let bx) = target else { throw fail("SETITEM on non-dict") }
+        try deepen(bx, xs)
         switch bx.kind {
         case .dict(var items, let attrs, let cls):
             for i in stride(from: 0, to: xs.count, by: 2) { items.append((xs[i], xs[i + 1])) }
@@ -373,11 +424,12 @@ struct PickleVM {
 
     mutating func build(_ target: Item, _ state: Item) throws {
         guard case .box(let bx) = target else { return }  // BUILD on immutable values (tensors): ignore
+        try deepen(bx, [state])
         switch bx.kind {
         case .dict(let items, var attrs, let cls):
             // OrderedDict state: {'_metadata': ...} sets attributes, never keys.
             var st = state
-            if case .tuple(let t) = state, t.count == 2 { st = t[0].isNoneItem ? t[1] : t[0] }
+            if let t = state.tupleItems, t.count == 2 { st = t[0].isNoneItem ? t[1] : t[0] }
             if case .box(let sb) = st, case .dict(let sItems, _, _) = sb.kind {
                 for (k, v) in sItems { if case .value(.string(let s)) = k { attrs.append((s, v)) } }
             }
@@ -397,17 +449,17 @@ struct PickleVM {
 
     mutating func call(_ f: Item, _ args: [Item]) throws -> Item {
         guard case .global(let m, let n) = f else {
-            return .box(Box(.object(cls: "<call>", args: [f] + args, state: nil)))
+            return .box(Box(.object(cls: "<call>", args: [f] + args, state: nil), depth: 1 + (([f] + args).map(\.depth).max() ?? 0)))
         }
         let full = m + "." + n
         switch full {
         case "collections.OrderedDict", "builtins.dict", "__builtin__.dict":
             return .box(Box(.dict([], attrs: [], cls: full == "collections.OrderedDict" ? full : nil)))
         case "builtins.set", "__builtin__.set", "builtins.frozenset", "__builtin__.frozenset":
-            if let first = args.first, case .box(let lb) = first, case .list(let l) = lb.kind { return .box(Box(.set(l))) }
+            if let first = args.first, case .box(let lb) = first, case .list(let l) = lb.kind { return .box(Box(.set(l), depth: lb.depth)) }
             return .box(Box(.set([])))
         case "builtins.list", "__builtin__.list":
-            if let first = args.first, case .box(let lb) = first, case .list(let l) = lb.kind { return .box(Box(.list(l))) }
+            if let first = args.first, case .box(let lb) = first, case .list(let l) = lb.kind { return .box(Box(.list(l), depth: lb.depth)) }
             return .box(Box(.list([])))
         case "_codecs.encode":
             guard let first = args.first, case .value(.string(let s)) = first else { return .value(.bytes([])) }
@@ -422,16 +474,16 @@ struct PickleVM {
             guard let d = args.first else { throw fail("\(full) without data") }
             return d
         case "torch._tensor._rebuild_from_type_v2", "torch.tensor._rebuild_from_type_v2":
-            guard args.count >= 3, case .tuple(let inner) = args[2] else { throw fail("bad _rebuild_from_type_v2") }
+            guard args.count >= 3, let inner = args[2].tupleItems else { throw fail("bad _rebuild_from_type_v2") }
             return try call(args[0], inner)
         default:
             if m == "torch" && GlobalPolicy.torchDType(n) != nil { return .value(.global(full)) }
-            return .box(Box(.object(cls: full, args: args, state: nil)))
+            return .box(Box(.object(cls: full, args: args, state: nil), depth: 1 + (args.map(\.depth).max() ?? 0)))
         }
     }
 
     func intTuple(_ x: Item, _ what: String) throws -> [Int] {
-        guard case .tuple(let t) = x else {
+        guard let t = x.tupleItems else {
             if case .value(.int(let i)) = x { return [i] }
             throw fail("\(what) is not a tuple")
         }
@@ -457,7 +509,7 @@ struct PickleVM {
     }
 
     mutating func persistent(_ pid: Item) throws -> Item {
-        guard case .tuple(let t) = pid, t.count >= 5, case .value(.string("storage")) = t[0] else {
+        guard let t = pid.tupleItems, t.count >= 5, case .value(.string("storage")) = t[0] else {
             return .value(.opaque("persistent id"))
         }
         guard case .global(_, let cls) = t[1] else { throw fail("storage type is not a class") }
@@ -469,7 +521,7 @@ struct PickleVM {
         storages[key] = dtype
         // Legacy stream 6-tuples may carry view metadata (view_key, offset, size) in elements:
         // the view is addressed as "<root>#<offset>".
-        if t.count >= 6, case .tuple(let view) = t[5] {
+        if t.count >= 6, let view = t[5].tupleItems {
             guard view.count == 3, case .value(.int(let off)) = view[1], case .value(.int(let n)) = view[2], off >= 0, n >= 0 else {
                 throw fail("bad storage view metadata")
             }
@@ -487,29 +539,33 @@ extension Item {
 // MARK: - Item -> PickleValue (shared boxes converted once; cycles become opaque)
 
 struct Converter {
+    struct TooDeep: Error {}
     var done: [ObjectIdentifier: PickleValue] = [:]
     var inProgress: Set<ObjectIdentifier> = []
+    var level = 0
 
-    mutating func value(_ it: Item) -> PickleValue {
+    mutating func value(_ it: Item) throws -> PickleValue {
         switch it {
         case .value(let v): return v
-        case .tuple(let xs): return .tuple(xs.map { value($0) })
         case .global(let m, let n): return .global(m + "." + n)
         case .mark: return .opaque("mark")
         case .box(let b):
             let id = ObjectIdentifier(b)
             if let v = done[id] { return v }
             if inProgress.contains(id) { return .opaque("<cycle>") }
+            level += 1; defer { level -= 1 }
+            if level > Pickle.maxDepth { throw TooDeep() }
             inProgress.insert(id); defer { inProgress.remove(id) }
             let v: PickleValue
             switch b.kind {
-            case .list(let xs): v = .list(xs.map { value($0) })
-            case .set(let xs): v = .set(xs.map { value($0) })
+            case .tuple(let xs): v = .tuple(try xs.map { try value($0) })
+            case .list(let xs): v = .list(try xs.map { try value($0) })
+            case .set(let xs): v = .set(try xs.map { try value($0) })
             case .dict(let items, let attrs, let cls):
-                v = .dict(PickleDict(items: items.map { (value($0.0), value($0.1)) },
-                                     attributes: attrs.map { ($0.0, value($0.1)) }, className: cls))
+                v = .dict(PickleDict(items: try items.map { (try value($0.0), try value($0.1)) },
+                                     attributes: try attrs.map { ($0.0, try value($0.1)) }, className: cls))
             case .object(let cls, let args, let state):
-                let a = args.map { value($0) }, s = state.map { value($0) }
+                let a = try args.map { try value($0) }, s = try state.map { try value($0) }
                 v = MegatronSafeGlobals.decode(cls, args: a, state: s) ?? .object(PickleObject(className: cls, args: a, state: s))
             }
             done[id] = v

@@ -213,7 +213,7 @@ public indirect enum PickleValue: Sendable {
         }
     }
     public var intValue: Int? {
-        switch self { case .int(let i): return i; case .bool(let b): return b ? 1 : 0; case .float(let f) where f == f.rounded(): return Int(f); default: return nil }
+        switch self { case .int(let i): return i; case .bool(let b): return b ? 1 : 0; case .float(let f) where f == f.rounded() && abs(f) < 9.0e18: return Int(f); default: return nil }
     }
     public var doubleValue: Double? {
         switch self { case .int(let i): return Double(i); case .float(let f): return f; default: return nil }

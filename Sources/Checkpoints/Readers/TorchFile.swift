@@ -9,6 +9,8 @@
 // madvise DONTNEED: the page cache keeps them, this process stops counting them), so decoded shards
 // never keep mapped file pages resident (peak RSS stays near the f32 tensors, not tensors + files).
 // Other reads use pread(2) into a buffer the caller drops after decoding.
+// Integrity: every record is checked against the CRC-32 the zip records, once, before its first
+// read (`data.pkl` before it is decoded; `ZipArchive.verifyChecksums = false` skips it).
 
 import Foundation
 
@@ -21,6 +23,23 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
     private var readsFromFile = false
     /// The whole file, when opened by URL.
     private var mapping: MappedFile?
+    /// Records whose CRC-32 has been checked.
+    private var verified: Set<String> = []
+    private let lock = NSLock()
+
+    /// Check `e`'s CRC-32 the first time it is read. `release`: drop the mapped pages the sum read
+    /// (reads by pread); false when the caller copies from the mapping next and releases it itself.
+    private func verify(_ e: ZipEntry, release: Bool = true) throws {
+        guard ZipArchive.verifyChecksums else { return }
+        lock.lock(); let done = verified.contains(e.name); lock.unlock()
+        if done { return }
+        try archive.verifyChecksum(e)
+        if release, let m = mapping, let b = m.base {   // the pages read for the sum are not kept resident
+            let r = try archive.payloadRange(of: e)
+            m.release(UnsafeRawBufferPointer(start: b + r.lowerBound, count: r.count))
+        }
+        lock.lock(); verified.insert(e.name); lock.unlock()
+    }
 
     public convenience init(url: URL) throws {
         let m = try MappedFile(url: url)
@@ -36,6 +55,7 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
         let name = prefix + "/data/" + key
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try archive.payloadRange(of: e)
+        try verify(e, release: false)   // the caller copies these pages next, then releases them
         guard byteOffset >= 0, count >= 0, byteOffset <= r.count, count <= r.count - byteOffset else {
             throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(byteOffset)+\(count)")
         }
@@ -75,6 +95,7 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
         let name = prefix + "/data/" + key
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
         let r = try archive.payloadRange(of: e)
+        try verify(e)
         for run in runs where !(run.byteOffset >= 0 && run.count >= 0 && run.byteOffset <= r.count && run.count <= r.count - run.byteOffset) {
             throw CheckpointError.truncated(file: path, "record '\(name)' has \(r.count) bytes, the tensor needs \(run.byteOffset)+\(run.count)")
         }
@@ -94,8 +115,9 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
 
     public func storageBytes(key: String) throws -> Data {
         let name = prefix + "/data/" + key
-        guard readsFromFile else { return try archive.payload(name) }
         guard let e = archive.entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
+        try verify(e)
+        guard readsFromFile else { return try archive.payload(name) }
         let r = try archive.payloadRange(of: e)
         let fd = try openForRead()
         defer { close(fd) }
@@ -116,6 +138,8 @@ public final class TorchFile: StorageSource, @unchecked Sendable {
 
     /// Decode `data.pkl`.
     public func root() throws -> PickleValue {
+        guard let e = archive.entry(named: prefix + "/data.pkl") else { throw CheckpointError.missingRecord(file: path, record: prefix + "/data.pkl") }
+        try verify(e)
         let pkl = try archive.payload(prefix + "/data.pkl")
         return try Pickle.load(data: pkl, file: path, source: self)
     }

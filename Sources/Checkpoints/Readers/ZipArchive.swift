@@ -3,9 +3,12 @@
 // Owns: locating the end-of-central-directory record (plain and ZIP64), walking the central
 // directory, and computing each entry's payload offset from its LOCAL header (the local extra field
 // differs from the central copy: PyTorch pads it to align payloads to 64 bytes). Only stored
-// (method 0) entries can be read. Does not own: what the records mean (TorchFile).
+// (method 0) entries can be read; `verifyChecksum` compares a payload with the CRC-32 the central
+// directory records (TorchFile calls it once per record it reads). Does not own: what the records
+// mean (TorchFile).
 
 import Foundation
+import CChecksum
 
 public struct ZipEntry: Sendable {
     public let name: String
@@ -13,6 +16,8 @@ public struct ZipEntry: Sendable {
     public let compressedSize: Int
     public let uncompressedSize: Int
     public let localHeaderOffset: Int
+    /// The CRC-32 the central directory records for the uncompressed bytes.
+    public let crc32: UInt32
 }
 
 public final class ZipArchive: @unchecked Sendable {
@@ -56,6 +61,16 @@ public final class ZipArchive: @unchecked Sendable {
         return start..<end
     }
 
+    /// Whether CRC-32s are checked (`--no-verify-checksums` turns it off for the process).
+    nonisolated(unsafe) public static var verifyChecksums = true
+
+    /// Throws `checksumMismatch` when the stored entry's bytes do not match its recorded CRC-32.
+    public func verifyChecksum(_ e: ZipEntry) throws {
+        let r = try payloadRange(of: e)
+        let crc = data.withUnsafeBytes { raw in turing_crc32(0, raw.baseAddress! + r.lowerBound, r.count) }
+        guard crc == e.crc32 else { throw CheckpointError.checksumMismatch(file: path, entry: e.name, expected: e.crc32, found: crc) }
+    }
+
     /// The payload bytes of a stored entry (a slice of the mapping, no copy).
     public func payload(_ name: String) throws -> Data {
         guard let e = entry(named: name) else { throw CheckpointError.missingRecord(file: path, record: name) }
@@ -85,7 +100,7 @@ public final class ZipArchive: @unchecked Sendable {
         // ZIP64 locator sits right before the EOCD.
         if eocd >= 20 && d.le32(eocd - 20) == 0x0706_4b50 {
             let z64raw = d.le64(eocd - 20 + 8)
-            guard z64raw <= UInt64(n - 56), d.le32(Int(z64raw)) == 0x0606_4b50 else {
+            guard n >= 56, z64raw <= UInt64(n - 56), d.le32(Int(z64raw)) == 0x0606_4b50 else {
                 throw CheckpointError.badZip(file: path, "bad ZIP64 end-of-central-directory record")
             }
             let z64 = Int(z64raw)
@@ -129,7 +144,7 @@ public final class ZipArchive: @unchecked Sendable {
                 throw CheckpointError.badZip(file: path, "entry '\(name)' has impossible sizes")
             }
             out.append(ZipEntry(name: name, method: method, compressedSize: Int(csize),
-                                uncompressedSize: Int(usize), localHeaderOffset: Int(lho)))
+                                uncompressedSize: Int(usize), localHeaderOffset: Int(lho), crc32: d.le32(q + 16)))
             q += 46 + nameLen + extraLen + commentLen
         }
         return out

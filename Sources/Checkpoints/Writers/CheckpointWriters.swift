@@ -14,7 +14,9 @@
 //     `mp_rank_NN_model_states.pt` (NN = stage·TP + tp) with args, checkpoint_version, iteration, module None.
 //   * HF: config.json + model.safetensors, GPT-2 (Conv1D [in, out], fused c_attn) or Llama.
 // Outputs are built in a temporary directory beside `output` and renamed into place at the end.
-// Shard tensors are cut from the canonical tensors lazily, while each file is written.
+// The source is any `TensorSource` (a `CanonicalCheckpoint`, or `RandomTensorSource` for a model never
+// held whole): each shard tensor is made from it (and cut) lazily while its file is written, so at most
+// a few canonical tensors are held at a time.
 
 import Foundation
 import TensorCore
@@ -43,6 +45,13 @@ public enum CheckpointWriter {
     public static func write(_ ck: CanonicalCheckpoint, to output: URL, target: ConvertTarget, options o: WriteOptions,
                              replace: Bool = false) throws {
         try ck.validate()
+        try write(source: ck, to: output, target: target, options: o, replace: replace)
+    }
+
+    /// Write the model `source` makes, tensor by tensor (each made when its file is written, then dropped).
+    public static func write(source ck: TensorSource, to output: URL, target: ConvertTarget, options o: WriteOptions,
+                             replace: Bool = false) throws {
+        try ck.config.validate()
         guard TorchWriter.writableDTypes.contains(o.dtype) else {
             throw CheckpointError.unsupportedDType(file: output.path, tensor: "*", o.dtype.rawValue + " (writable: float32, bfloat16, float16)")
         }
@@ -56,8 +65,8 @@ public enum CheckpointWriter {
         catch { throw CheckpointError.badConfig(file: output.path, "\(error)") }
         try atomicDirectory(output, replace: replace) { tmp in
             switch target {
-            case .megatron: try MegatronWriter(ck: ck, o: o).writeLegacy(tmp)
-            case .deepspeed: try MegatronWriter(ck: ck, o: o).writeDeepSpeed(tmp)
+            case .megatron: try MegatronWriter(ck, o: o).writeLegacy(tmp)
+            case .deepspeed: try MegatronWriter(ck, o: o).writeDeepSpeed(tmp)
             case .hf: try HFWriter.write(ck, to: tmp, dtype: o.dtype)
             }
         }
@@ -96,34 +105,42 @@ public enum CheckpointWriter {
 
 /// Per-rank shards cut from canonical tensors, and the Megatron / DeepSpeed layouts.
 struct MegatronWriter {
-    let ck: CanonicalCheckpoint
+    let ck: TensorSource
     let o: WriteOptions
+    let shapes: [String: [Int]]
     var c: ModelConfig { ck.config }
     var paddedVocab: Int { CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: o.tp, divisibleBy: o.divisibleBy) }
 
-    func t(_ name: String) throws -> Tensor {
-        guard let x = ck.tensors[name] else { throw CheckpointError.missingTensor(file: ck.format, tensor: name) }
-        return x
+    init(_ source: TensorSource, o: WriteOptions) {
+        ck = source; self.o = o
+        shapes = Dictionary(uniqueKeysWithValues: CanonicalSchema.shapes(for: source.config))
     }
+    /// The canonical shape of `name` (the schema's: the tensor itself is made only when written).
+    func shape(_ name: String) throws -> [Int] {
+        guard let s = shapes[name] else { throw CheckpointError.missingTensor(file: "model to write", tensor: name) }
+        return s
+    }
+    func t(_ name: String) throws -> Tensor { try ck.tensor(name) }
     func payload(_ shape: [Int], _ make: @escaping () throws -> Tensor) -> TorchValue {
         .tensor(TensorPayload(shape: shape, dtype: o.dtype, make: make))
     }
     /// Rows [r·n/tp, (r+1)·n/tp) of a canonical tensor (column-parallel).
     func rows(_ name: String, _ r: Int) throws -> TorchValue {
-        let x = try t(name); let n = x.shape[0] / o.tp
-        var s = x.shape; s[0] = n
-        return payload(s) { x.rows(r * n, n) }
+        var s = try shape(name); let n = s[0] / o.tp
+        s[0] = n
+        return payload(s) { try t(name).rows(r * n, n) }
     }
     /// Columns of rank r (row-parallel weights).
     func cols(_ name: String, _ r: Int) throws -> TorchValue {
-        let x = try t(name); let n = x.shape[1] / o.tp
-        return payload([x.shape[0], n]) { x.slice(axis: 1, start: r * n, count: n) }
+        let s = try shape(name); let n = s[1] / o.tp
+        return payload([s[0], n]) { try t(name).slice(axis: 1, start: r * n, count: n) }
     }
-    func full(_ name: String) throws -> TorchValue { let x = try t(name); return payload(x.shape) { x } }
+    func full(_ name: String) throws -> TorchValue { payload(try shape(name)) { try t(name) } }
     /// Vocabulary-parallel rows of rank r, zero-padded to `paddedVocab`.
     func vocab(_ name: String, _ r: Int) throws -> TorchValue {
-        let x = try t(name); let V = c.vocabSize, C = c.hiddenSize, n = paddedVocab / o.tp
+        _ = try shape(name); let V = c.vocabSize, C = c.hiddenSize, n = paddedVocab / o.tp
         return payload([n, C]) {
+            let x = try t(name)
             let start = r * n, real = max(0, min(n, V - start))
             var data = [Float](repeating: 0, count: n * C)
             if real > 0 { data.replaceSubrange(0..<(real * C), with: x.data[(start * C)..<((start + real) * C)]) }
@@ -132,11 +149,13 @@ struct MegatronWriter {
     }
     /// Fused QKV of rank r: per local group, its q heads, then k, then v ([ng, np/ng + 2, hn] rows).
     func qkv(_ layer: Int, _ p: String, _ r: Int) throws -> TorchValue {
-        let q = try t("layers.\(layer).attn.q.\(p)"), k = try t("layers.\(layer).attn.k.\(p)"), v = try t("layers.\(layer).attn.v.\(p)")
+        let (qn, kn, vn) = ("layers.\(layer).attn.q.\(p)", "layers.\(layer).attn.k.\(p)", "layers.\(layer).attn.v.\(p)")
+        let qShape = try shape(qn); _ = try shape(kn); _ = try shape(vn)
         let hn = c.headDim, ngp = c.numKVHeads / o.tp, qpg = c.numHeads / c.numKVHeads
-        let inner = q.count / q.shape[0]
-        var shape = q.shape; shape[0] = ngp * (qpg + 2) * hn
+        let inner = qShape.dropFirst().reduce(1, *)
+        var shape = qShape; shape[0] = ngp * (qpg + 2) * hn
         return payload(shape) {
+            let q = try t(qn), k = try t(kn), v = try t(vn)
             var out = [Float](); out.reserveCapacity(shape.reduce(1, *))
             for gl in 0..<ngp {
                 let g = r * ngp + gl
@@ -150,10 +169,11 @@ struct MegatronWriter {
     }
     /// SwiGLU fc1 of rank r: [gate rows of r; up rows of r].
     func swigluFC1(_ layer: Int, _ p: String, _ r: Int) throws -> TorchValue {
-        let g = try t("layers.\(layer).mlp.gate.\(p)"), u = try t("layers.\(layer).mlp.up.\(p)")
-        let n = g.shape[0] / o.tp
-        var shape = g.shape; shape[0] = 2 * n
-        return payload(shape) { Tensor.concat([g.rows(r * n, n), u.rows(r * n, n)], axis: 0) }
+        let (gn, un) = ("layers.\(layer).mlp.gate.\(p)", "layers.\(layer).mlp.up.\(p)")
+        var shape = try shape(gn); _ = try self.shape(un)
+        let n = shape[0] / o.tp
+        shape[0] = 2 * n
+        return payload(shape) { Tensor.concat([try t(gn).rows(r * n, n), try t(un).rows(r * n, n)], axis: 0) }
     }
 
     /// One layer's tensors for rank r under legacy names (without the `layers.N.` prefix).
@@ -267,8 +287,8 @@ struct MegatronWriter {
                 if let tr = o.training {
                     // the same tensors in the same order, holding the Adam moments (always float32)
                     var o32 = o; o32.dtype = .float32; o32.training = nil
-                    let mTree = try MegatronWriter(ck: CanonicalCheckpoint(config: c, tensors: tr.expAvg, format: "turing"), o: o32).modelTree(stage: p, layers: range, rank: r)
-                    let vTree = try MegatronWriter(ck: CanonicalCheckpoint(config: c, tensors: tr.expAvgSq, format: "turing"), o: o32).modelTree(stage: p, layers: range, rank: r)
+                    let mTree = try MegatronWriter(CanonicalCheckpoint(config: c, tensors: tr.expAvg, format: "turing"), o: o32).modelTree(stage: p, layers: range, rank: r)
+                    let vTree = try MegatronWriter(CanonicalCheckpoint(config: c, tensors: tr.expAvgSq, format: "turing"), o: o32).modelTree(stage: p, layers: range, rank: r)
                     root.append(("optimizer", tr.optimizerStateDict(params: Self.leaves(model), expAvg: Self.leaves(mTree), expAvgSq: Self.leaves(vTree))))
                     root.append(("opt_param_scheduler", tr.schedulerStateDict))
                 }
@@ -322,17 +342,20 @@ func writeText(_ s: String, _ url: URL) throws {
 
 /// Hugging Face folders: GPT-2 (learned positions, LayerNorm, GeLU, biases, MHA) or Llama (RoPE, RMSNorm, SwiGLU, no biases).
 enum HFWriter {
-    static func write(_ ck: CanonicalCheckpoint, to dir: URL, dtype: StorageDType) throws {
+    static func write(_ ck: TensorSource, to dir: URL, dtype: StorageDType) throws {
         let c = ck.config
-        func t(_ n: String) throws -> Tensor {
-            guard let x = ck.tensors[n] else { throw CheckpointError.missingTensor(file: ck.format, tensor: n) }
-            return x
+        let shapes = Dictionary(uniqueKeysWithValues: CanonicalSchema.shapes(for: c))
+        func shape(_ n: String) throws -> [Int] {
+            guard let s = shapes[n] else { throw CheckpointError.missingTensor(file: "model to write", tensor: n) }
+            return s
         }
-        func same(_ n: String) throws -> TensorPayload { let x = try t(n); return TensorPayload(shape: x.shape, dtype: dtype) { x } }
+        /// made when written (the source's tensor), then dropped
+        func t(_ n: String) -> () throws -> Tensor { { try ck.tensor(n) } }
+        func same(_ n: String) throws -> TensorPayload { TensorPayload(shape: try shape(n), dtype: dtype, make: t(n)) }
         func transposed(_ n: String) throws -> TensorPayload {
-            let x = try t(n); return TensorPayload(shape: [x.shape[1], x.shape[0]], dtype: dtype) { x.transposed() }
+            let s = try shape(n), x = t(n); return TensorPayload(shape: [s[1], s[0]], dtype: dtype) { try x().transposed() }
         }
-        var out: [String: TensorPayload] = [:]   // made lazily while writing: transposes never all at once
+        var out: [String: TensorPayload] = [:]   // made lazily while writing: tensors and transposes never all at once
         var cfg: [String: Any] = ["vocab_size": c.vocabSize, "tie_word_embeddings": c.tiedEmbeddings,
                                   "torch_dtype": dtype == .bfloat16 ? "bfloat16" : dtype == .float16 ? "float16" : "float32"]
         if let b = c.bosToken { cfg["bos_token_id"] = b }
@@ -351,10 +374,12 @@ enum HFWriter {
             for i in 0..<c.numLayers {
                 let p = "layers.\(i).", h = "transformer.h.\(i)."
                 out[h + "ln_1.weight"] = try same(p + "norm1.weight"); out[h + "ln_1.bias"] = try same(p + "norm1.bias")
-                let qkv = [try t(p + "attn.q.weight"), try t(p + "attn.k.weight"), try t(p + "attn.v.weight")]
-                out[h + "attn.c_attn.weight"] = TensorPayload(shape: [c.hiddenSize, 3 * c.hiddenSize], dtype: dtype) { Tensor.concat(qkv, axis: 0).transposed() }
-                let qkvB = [try t(p + "attn.q.bias"), try t(p + "attn.k.bias"), try t(p + "attn.v.bias")]
-                out[h + "attn.c_attn.bias"] = TensorPayload(shape: [3 * c.hiddenSize], dtype: dtype) { Tensor.concat(qkvB, axis: 0) }
+                let qkv = ["q", "k", "v"].map { p + "attn.\($0).weight" }, qkvB = ["q", "k", "v"].map { p + "attn.\($0).bias" }
+                for n in qkv + qkvB { _ = try shape(n) }
+                out[h + "attn.c_attn.weight"] = TensorPayload(shape: [c.hiddenSize, 3 * c.hiddenSize], dtype: dtype) {
+                    Tensor.concat(try qkv.map { try ck.tensor($0) }, axis: 0).transposed()
+                }
+                out[h + "attn.c_attn.bias"] = TensorPayload(shape: [3 * c.hiddenSize], dtype: dtype) { Tensor.concat(try qkvB.map { try ck.tensor($0) }, axis: 0) }
                 out[h + "attn.c_proj.weight"] = try transposed(p + "attn.out.weight"); out[h + "attn.c_proj.bias"] = try same(p + "attn.out.bias")
                 out[h + "ln_2.weight"] = try same(p + "norm2.weight"); out[h + "ln_2.bias"] = try same(p + "norm2.bias")
                 out[h + "mlp.c_fc.weight"] = try transposed(p + "mlp.fc1.weight"); out[h + "mlp.c_fc.bias"] = try same(p + "mlp.fc1.bias")

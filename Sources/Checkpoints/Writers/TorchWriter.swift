@@ -12,6 +12,7 @@
 // Does not own: what goes in the tree (CheckpointWriters).
 
 import Foundation
+import CChecksum
 import TensorCore
 
 /// A tensor to be written: its shape and storage dtype now, its values when the writer asks.
@@ -282,41 +283,10 @@ struct LEBytes {
     mutating func u64(_ v: UInt64) { for i in 0..<8 { b.append(UInt8((v >> (8 * UInt64(i))) & 0xFF)) } }
 }
 
-/// CRC-32 (IEEE 802.3, as zip uses), slicing-by-8.
+/// CRC-32 (IEEE 802.3, as zip uses): CChecksum's slicing-by-8 (also what reads verify with).
 enum CRC32 {
-    static let tables: [[UInt32]] = {
-        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
-        for i in 0..<256 {
-            var c = UInt32(i)
-            for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-            t[0][i] = c
-        }
-        for i in 0..<256 { for k in 1..<8 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] } }
-        return t
-    }()
-
-    static let flat: [UInt32] = tables.flatMap { $0 }
-
     static func checksum(_ bytes: [UInt8]) -> UInt32 { bytes.withUnsafeBytes { checksum($0) } }
-
     static func checksum(_ raw: UnsafeRawBufferPointer) -> UInt32 {
-        var c: UInt32 = 0xFFFF_FFFF
-        flat.withUnsafeBufferPointer { T in
-            do {
-                let p = raw.bindMemory(to: UInt8.self)
-                var i = 0
-                let n = p.count
-                while i + 8 <= n {
-                    let a = c ^ (UInt32(p[i]) | UInt32(p[i + 1]) << 8 | UInt32(p[i + 2]) << 16 | UInt32(p[i + 3]) << 24)
-                    c = T[7 * 256 + Int(a & 0xFF)] ^ T[6 * 256 + Int((a >> 8) & 0xFF)] ^
-                        T[5 * 256 + Int((a >> 16) & 0xFF)] ^ T[4 * 256 + Int(a >> 24)] ^
-                        T[3 * 256 + Int(p[i + 4])] ^ T[2 * 256 + Int(p[i + 5])] ^
-                        T[1 * 256 + Int(p[i + 6])] ^ T[Int(p[i + 7])]
-                    i += 8
-                }
-                while i < n { c = T[Int((c ^ UInt32(p[i])) & 0xFF)] ^ (c >> 8); i += 1 }
-            }
-        }
-        return c ^ 0xFFFF_FFFF
+        raw.count == 0 ? 0 : turing_crc32(0, raw.baseAddress!, raw.count)
     }
 }

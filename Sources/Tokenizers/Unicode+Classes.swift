@@ -1,0 +1,56 @@
+// Character classes as HF tokenizers (Rust `char` methods, the `regex` crate's \w and \s) and Oniguruma define
+// them, on Unicode scalars. Contract: pure functions of the scalar (Swift's Unicode tables).
+
+enum CharClass {
+    /// Rust `char::is_whitespace` / regex `\s` / Oniguruma `\s`: the White_Space property.
+    @inline(__always) static func isWhitespace(_ u: Unicode.Scalar) -> Bool {
+        if u.value < 0x80 { return u.value == 0x20 || (0x09...0x0D).contains(u.value) }
+        return u.properties.isWhitespace
+    }
+    @inline(__always) static func isLetter(_ u: Unicode.Scalar) -> Bool {
+        if u.value < 0x80 { return (0x41...0x5A).contains(u.value) || (0x61...0x7A).contains(u.value) }
+        switch u.properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+    /// \p{N} and Rust `char::is_numeric`: Nd, Nl, No.
+    @inline(__always) static func isNumber(_ u: Unicode.Scalar) -> Bool {
+        if u.value < 0x80 { return (0x30...0x39).contains(u.value) }
+        switch u.properties.generalCategory {
+        case .decimalNumber, .letterNumber, .otherNumber: return true
+        default: return false
+        }
+    }
+    @inline(__always) static func isMark(_ u: Unicode.Scalar) -> Bool {
+        switch u.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return false
+        }
+    }
+    /// regex crate `\w`: Alphabetic, M, Nd, Pc, Join_Control.
+    static func isWord(_ u: Unicode.Scalar) -> Bool {
+        if u.value < 0x80 {
+            let v = u.value
+            return (0x30...0x39).contains(v) || (0x41...0x5A).contains(v) || (0x61...0x7A).contains(v) || v == 0x5F
+        }
+        let p = u.properties
+        if p.isAlphabetic || p.isJoinControl { return true }
+        switch p.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation: return true
+        default: return false
+        }
+    }
+    /// HF `is_punc`: ASCII punctuation or Unicode P*.
+    static func isPunctuation(_ u: Unicode.Scalar) -> Bool {
+        if u.value < 0x80 {
+            let v = u.value
+            return (0x21...0x2F).contains(v) || (0x3A...0x40).contains(v) || (0x5B...0x60).contains(v) || (0x7B...0x7E).contains(v)
+        }
+        switch u.properties.generalCategory {
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation, .initialPunctuation,
+             .finalPunctuation, .otherPunctuation: return true
+        default: return false
+        }
+    }
+}

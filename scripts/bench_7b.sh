@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# 7B benchmark (issue 11, item 3): a Llama-2-7B-shaped random model (32 layers, hidden 4096, 32 heads,
+# SwiGLU 11008, vocabulary 32000, RMSNorm, RoPE, untied head, no biases, 4096 positions) written in
+# bf16 by `turing convert --random llama2-7b` (a tensor at a time) as an HF folder and as a Megatron
+# TP 2 x PP 2 save, then, one after the other in this script:
+#   (i)   `cat` of each copy's files to /dev/null (the read floor, page cache as it comes),
+#   (ii)  `turing generate --dtype bfloat16` from each copy (loaded streamed at TP 1 x PP 1, a layer at
+#         a time: ModelSource.openStreamed): load seconds (its own timer), generation tokens/s (its
+#         own timer: TOKENS greedy tokens after the prompt, prefill included), peak RSS (/usr/bin/time -v)
+#         against the bf16 weights (limit 1.1x),
+#   (iii) PyTorch bf16: transformers' LlamaForCausalLM from the same HF folder (/work/venv), the same
+#         prompt length and TOKENS greedy tokens (min_new_tokens = TOKENS), load seconds, tokens/s, peak RSS.
+# The load average is printed beside every row (the machine may be shared).
+# Usage: scripts/bench_7b.sh [TURING_BINARY] [WORKDIR]   (default: release build, /work/big7b)
+#        TOKENS=N (default 32), THREADS=N (default 2). The model files (27 GB) are kept in WORKDIR and
+#        reused by later runs; delete WORKDIR to rewrite them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TURING=${1:-.build/release/turing}
+W=${2:-/work/big7b}
+PY=${PYTHON:-/work/venv/bin/python}
+TOKENS=${TOKENS:-32}
+THREADS=${THREADS:-2}
+PROMPT="The quick brown fox jumps over the lazy dog"
+[ -x "$TURING" ] || swift build -c release --product turing
+[ -x /usr/bin/time ] || { echo "bench_7b: needs /usr/bin/time (apt-get install time)" >&2; exit 1; }
+mkdir -p "$W"
+now() { date +%s.%N; }
+load() { cut -d' ' -f1 /proc/loadavg; }
+
+# Parameters and bf16 bytes of the shape (embedding + head + 32 layers + final norm).
+PARAMS=$(( 2 * 32000 * 4096 + 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008 + 2 * 4096) + 4096 ))
+WEIGHT_BYTES=$(( PARAMS * 2 ))
+
+if [ ! -f "$W/hf/model.safetensors" ]; then
+    /usr/bin/time -v -o "$W/convert-hf.time" "$TURING" convert --random llama2-7b --to hf --dtype bfloat16 --output "$W/hf" --force
+fi
+if [ ! -f "$W/megatron-tp2-pp2/latest_checkpointed_iteration.txt" ]; then
+    /usr/bin/time -v -o "$W/convert-megatron.time" "$TURING" convert --random llama2-7b --to megatron --tp 2 --pp 2 --dtype bfloat16 --output "$W/megatron-tp2-pp2" --force
+fi
+# A llama2.c-format tokenizer with the model's 32000 tokens (<unk>, <s>, </s>, 256 byte tokens, the
+# printable ASCII characters, then filler pieces): generation needs one; its pieces do not matter here.
+if [ ! -f "$W/tokenizer.bin" ]; then
+"$PY" - "$W/tokenizer.bin" <<'PY'
+import struct, sys
+pieces = [b"<unk>", b"\n<s>\n", b"\n</s>\n"] + [b"<0x%02X>" % i for i in range(256)] + [bytes([c]) for c in range(32, 127)]
+pieces += [b"x%d" % i for i in range(32000 - len(pieces))]
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<i", max(len(p) for p in pieces)))
+    for i, p in enumerate(pieces):
+        f.write(struct.pack("<fi", -float(i), len(p)) + p)
+PY
+fi
+PROMPT_TOKENS=$(( ${#PROMPT} + 2 ))   # BOS + dummy-prefix space + one token per character (no merges in this vocabulary)
+
+echo "# 7B-shaped bf16 ($PARAMS parameters, $WEIGHT_BYTES bytes of bf16 weights; RSS limit 1.1x = $(( WEIGHT_BYTES * 11 / 10 )) bytes)"
+echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, threads $THREADS, $PROMPT_TOKENS-token prompt, $TOKENS tokens"
+printf '| run | load avg | seconds | tokens/s | peak RSS (GB) | RSS / bf16 weights |\n|---|---:|---:|---:|---:|---:|\n'
+for copy in hf megatron-tp2-pp2; do
+    bytes=$(find "$W/$copy" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+    la=$(load); t0=$(now); find "$W/$copy" -type f -exec cat {} + > /dev/null; t1=$(now)
+    printf '| cat %s (%.2f GB) | %s | %.1f | | | |\n' "$copy" "$(echo "$bytes / 1000000000" | bc -l)" "$la" "$(echo "$t1 - $t0" | bc -l)"
+    la=$(load)
+    /usr/bin/time -v -o "$W/generate-$copy.time" "$TURING" generate --checkpoint "$W/$copy" --tokenizer "$W/tokenizer.bin" \
+        --dtype bfloat16 --threads "$THREADS" --max-tokens "$TOKENS" --temperature 0 --prompt "$PROMPT" > "$W/generate-$copy.out" 2> "$W/generate-$copy.err"
+    loaded=$(sed -n 's/.*\[model loaded in \([0-9.]*\) s\].*/\1/p' "$W/generate-$copy.err")
+    tps=$(sed -n 's/.*\[\([0-9]*\) tokens in [0-9.]* s, \([0-9.]*\) tokens\/s\].*/\2 (\1 tokens)/p' "$W/generate-$copy.err")
+    rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$W/generate-$copy.time")
+    printf '| turing load + generate, %s | %s | %s (load) | %s | %.2f | %.3f |\n' "$copy" "$la" "$loaded" "$tps" \
+        "$(echo "$rss_kb * 1024 / 1000000000" | bc -l)" "$(echo "$rss_kb * 1024 / $WEIGHT_BYTES" | bc -l)"
+done
+la=$(load)
+"$PY" - "$W/hf" "$PROMPT_TOKENS" "$TOKENS" "$THREADS" "$WEIGHT_BYTES" "$la" <<'PY'
+import resource, sys, time, torch
+from transformers import LlamaForCausalLM
+hf, prompt_tokens, tokens, threads, weight_bytes, la = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
+torch.set_num_threads(threads)
+t0 = time.perf_counter()
+model = LlamaForCausalLM.from_pretrained(hf, dtype=torch.bfloat16)
+model.eval()
+t1 = time.perf_counter()
+ids = torch.tensor([[1] + [3 + 32 + (i * 7) % 95 for i in range(prompt_tokens - 1)]])
+with torch.no_grad():
+    t2 = time.perf_counter()
+    out = model.generate(ids, max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False)
+    t3 = time.perf_counter()
+n = out.shape[1] - ids.shape[1]
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print("| pytorch %s bf16 load + generate, hf | %s | %.1f (load) | %.2f (%d tokens) | %.2f | %.3f |" % (
+    torch.__version__, la, t1 - t0, n / (t3 - t2), n, rss / 1000000000, rss / weight_bytes))
+PY
