@@ -133,7 +133,7 @@ public final class StageTraining {
             guard input!.count == N * C else { throw TrainingError("stage \(stage): received \(input!.count) activations, expected \(N) x \(C)") }
             x = input!
         }
-        for i in layers.indices.map({ $0 - layers.lowerBound }) {
+        for i in 0..<layers.count {
             var a = LayerActivations()
             if !keep { saved.layerInputs.append(x) }
             try m.layer(i).forward(&x, &a, sequences: seqs, positions: positions, keys: .batch, training: true, tp: tpc)
@@ -178,8 +178,8 @@ public final class StageTraining {
         let N = B * T, C = config.hiddenSize
         let (seqs, positions) = rows(B: B, T: T)
         let recomputing = s.layers.count != layers.count
-        func g(_ n: String) -> UnsafeMutablePointer<Float> { G0 + layout.offset(n) }
-        func gOpt(_ n: String) -> UnsafeMutablePointer<Float>? { layout.entry(n).map { G0 + $0.offset } }
+        func g(_ n: String) -> UnsafeMutablePointer<Float> { grad(G0, n) }
+        func gOpt(_ n: String) -> UnsafeMutablePointer<Float>? { gradIfPresent(G0, n) }
         var dx: [Float]
         if isLast {
             if recomputing { try headForward(m, s.finalX, s, batch: batch, count: count, lossScale: lossScale, tpc: tpc) }
@@ -216,11 +216,15 @@ public final class StageTraining {
         return dx
     }
 
+    /// Tensor `name`'s gradient in the flat buffer at G0 (and nil for a tensor this model has not).
+    func grad(_ G0: UnsafeMutablePointer<Float>, _ name: String) -> UnsafeMutablePointer<Float> { G0 + layout.offset(name) }
+    func gradIfPresent(_ G0: UnsafeMutablePointer<Float>, _ name: String) -> UnsafeMutablePointer<Float>? { layout.entry(name).map { G0 + $0.offset } }
+
     /// Where layer `l`'s gradients go in the flat buffer at G0 (fused QKV and gate|up in segments).
     func layerGrads(_ G0: UnsafeMutablePointer<Float>, _ l: Int) -> LayerGrads {
         let pf = "layers.\(l)."
-        func g(_ n: String) -> UnsafeMutablePointer<Float> { G0 + layout.offset(n) }
-        func gOpt(_ n: String) -> UnsafeMutablePointer<Float>? { layout.entry(n).map { G0 + $0.offset } }
+        func g(_ n: String) -> UnsafeMutablePointer<Float> { grad(G0, n) }
+        func gOpt(_ n: String) -> UnsafeMutablePointer<Float>? { gradIfPresent(G0, n) }
         func seg(_ n: String) -> LinearGrad.Segment { .init(rows: layout.entry(pf + n + ".weight")!.shape[0], dW: g(pf + n + ".weight"), db: gOpt(pf + n + ".bias")) }
         let fc1 = config.activation == .swiglu ? [seg("mlp.gate"), seg("mlp.up")] : [seg("mlp.fc1")]
         return LayerGrads(norm1W: g(pf + "norm1.weight"), norm1B: gOpt(pf + "norm1.bias"),
