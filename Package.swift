@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .target(name: "CKernels", path: "Sources/C/CKernels", cSettings: [.unsafeFlags(["-O3"])]),   // run-time ISA dispatch inside; no -march
@@ -35,9 +36,11 @@ let package = Package(
         .systemLibrary(name: "CBZip2", path: "Sources/C/CBZip2", providers: [.apt(["libbz2-dev"])]),
         .target(name: "Tasks", dependencies: ["CBZip2", .product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["Tasks", "Engine", "Model", "Tokenizers"]),
+        .target(name: "Serving", dependencies: ["Engine", "Model", "Tokenizers", "Evaluation", "TensorCore", "Collectives",
+                                                .product(name: "Hummingbird", package: "hummingbird")]),
         .target(name: "TuringKit", dependencies: ["TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine"]),
         .executableTarget(name: "turing", dependencies: [
-            "TuringKit", "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation",
+            "TuringKit", "TensorCore", "Collectives", "Model", "Checkpoints", "Tokenizers", "Engine", "Training", "Tasks", "Evaluation", "Serving",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .target(name: "TestSupport", dependencies: ["TensorCore"], path: "Tests/TestSupport"),
@@ -50,6 +53,9 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["TestSupport", "Training", "Model", "TensorCore", "Checkpoints", "Engine"]),
         .testTarget(name: "TasksTests", dependencies: ["TestSupport", "Tasks"]),
         .testTarget(name: "EvaluationTests", dependencies: ["TestSupport", "Evaluation", "Tasks", "Engine", "Checkpoints", "Model", "Tokenizers"]),
+        .testTarget(name: "ServingTests", dependencies: ["TestSupport", "Serving", "Engine", "Checkpoints", "Model", "Tokenizers", "Evaluation",
+                                                         .product(name: "Hummingbird", package: "hummingbird"),
+                                                         .product(name: "HummingbirdTesting", package: "hummingbird")]),
         .testTarget(name: "EngineTests", dependencies: ["TestSupport", "Engine", "Checkpoints", "Model", "Tokenizers", "TensorCore",
                                                         .product(name: "PropertyBased", package: "swift-property-based")]),
     ],

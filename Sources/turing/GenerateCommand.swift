@@ -6,6 +6,7 @@ import Foundation
 import TuringKit
 import Engine
 import Model
+import Serving
 import Tokenizers
 import TensorCore
 
@@ -52,62 +53,5 @@ struct GenerateCommand: ParsableCommand {
         }
         let n = out.reduce(0) { $0 + $1.count }
         log(String(format: "[%d tokens in %.2f s, %.1f tokens/s]", n, dt, Double(n) / max(dt, 1e-9)))
-    }
-}
-
-/// Incremental detokenisation with stop strings: text is released only when it can no longer be the
-/// start of a stop string, and never splits a UTF-8 sequence.
-struct TextStream {
-    let tokenizer: Tokenizer
-    let stops: [String]
-    var ids: [Int]
-    let promptBytes: Int
-    var emittedBytes = 0
-    var text = ""
-    var stopped = false
-
-    init(tokenizer: Tokenizer, prompt: [Int], stops: [String]) {
-        self.tokenizer = tokenizer; self.stops = stops.filter { !$0.isEmpty }; ids = prompt
-        promptBytes = tokenizer.decodeBytes(prompt).count
-    }
-
-    /// Returns newly releasable text and whether a stop string was reached.
-    mutating func push(_ token: Int) -> (String, Bool) {
-        ids.append(token)
-        let all = tokenizer.decodeBytes(ids)
-        let generated = Array(all[min(promptBytes, all.count)...])
-        var full = String(decoding: generated, as: UTF8.self)
-        // hold back an incomplete UTF-8 tail
-        if full.hasSuffix("\u{FFFD}") && generated.last.map({ $0 >= 0x80 }) == true { full = String(full.dropLast()) }
-        for s in stops {
-            if let r = full.range(of: s) {
-                stopped = true
-                full = String(full[..<r.lowerBound])
-            }
-        }
-        var releasable = full
-        if !stopped {
-            // keep back a suffix that could begin a stop string
-            var hold = 0
-            for s in stops {
-                for k in stride(from: min(s.count - 1, full.count), through: 1, by: -1) where full.hasSuffix(String(s.prefix(k))) {
-                    hold = max(hold, k); break
-                }
-            }
-            releasable = String(full.dropLast(hold))
-        }
-        let new = releasable.count > text.count ? String(releasable.dropFirst(text.count)) : ""
-        text = releasable
-        return (new, stopped)
-    }
-
-    mutating func finish() -> String {
-        if stopped { return "" }
-        let all = tokenizer.decodeBytes(ids)
-        var full = String(decoding: all[min(promptBytes, all.count)...], as: UTF8.self)
-        for s in stops { if let r = full.range(of: s) { full = String(full[..<r.lowerBound]) } }
-        let rest = full.count > text.count ? String(full.dropFirst(text.count)) : ""
-        text = full
-        return rest
     }
 }

@@ -16,7 +16,7 @@ struct Turing: ParsableCommand {
         commandName: "turing",
         abstract: "Evaluate, run and fine-tune Megatron-style GPT checkpoints.",
         subcommands: [DemoCommand.self, GenerateCommand.self, ScoreCommand.self, EvalCommand.self, CompareCommand.self,
-                      FinetuneCommand.self, InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, BenchCommand.self,
+                      FinetuneCommand.self, InspectCommand.self, ConvertCommand.self, TokenizeCommand.self, BenchCommand.self, ServeCommand.self,
                       // developer tools (Developer/), hidden from --help
                       MakeDemoCommand.self, TrainBenchCommand.self, TrainCheckCommand.self],
         defaultSubcommand: DemoCommand.self)
