@@ -8,9 +8,9 @@
 // when the cache is opened, and any line that does not parse is ignored (its request is rescored).
 // Decisions never mix bits: requests come in groups (one document's choices, or its rolling windows),
 // and a group with any request missing from the cache is rescored whole, in one call, its new bits
-// replacing the old; so every decision compares log-likelihoods from one scoring call, and a resumed
-// run's decisions and metrics equal an uninterrupted run's. Single log-likelihoods can still differ in
-// the last float bits (~1e-7) from an uninterrupted run's until scoring is batch-invariant.
+// replacing the old; so every decision compares log-likelihoods from one scoring call. With scoring
+// batch-invariant (docs/compute.md) a rescored request also gets its old bits: a resumed run's
+// log-likelihoods, decisions and metrics equal an uninterrupted run's bit for bit.
 
 import Foundation
 import Engine
