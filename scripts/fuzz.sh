@@ -4,8 +4,7 @@
 # scripts/fuzz_seeds.sh), at low priority (nice). TARGET=all runs every target for SECONDS each.
 # Builds once, debug, -sanitize=fuzzer,address, into .build-fuzz. A crash leaves crash-* in
 # .build-fuzz/crashes/TARGET and exits non-zero: turn it into a regression test.
-# FUZZ_SKIP="a b" leaves targets out of `all` (CI skips idx until Training's .idx reader checks its
-# integers: it reads past its buffer on a header whose counts overflow, found by this target).
+# FUZZ_SKIP="a b" leaves targets out of `all`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=${1:?usage: scripts/fuzz.sh TARGET SECONDS}

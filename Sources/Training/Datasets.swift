@@ -98,15 +98,19 @@ public enum Datasets {
             let code = ib[17]
             let sizes: [UInt8: Int] = [1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 8: 2]
             guard let el = sizes[code] else { throw DatasetError.badIndex(file: idxPath, reason: "token dtype code \(code) is not an integer type") }
-            let n = Int(u64(18)), docCount = Int(u64(26))
-            let need = 34 + 4 * n + 8 * n + 8 * docCount
-            guard n >= 0, ib.count >= need else { throw DatasetError.badIndex(file: idxPath, reason: "\(ib.count) bytes, header promises \(need)") }
+            // counts from the file are bounded by what the file can hold before any arithmetic (this target
+            // is built -Ounchecked: an overflow would wrap, not trap)
+            let room = ib.count - 34
+            guard let n = Int(exactly: u64(18)), let docCount = Int(exactly: u64(26)), n <= room / 12, docCount <= room / 8,
+                  12 * n + 8 * docCount <= room else {
+                throw DatasetError.badIndex(file: idxPath, reason: "header promises \(u64(18)) sequences and \(u64(26)) documents, more than its \(ib.count) bytes hold")
+            }
             var docs: [[Int]] = []
             try bin.withUnsafeBytes { (bb: UnsafeRawBufferPointer) in
                 for i in 0..<n {
                     let len = Int(Int32(littleEndian: ib.loadUnaligned(fromByteOffset: 34 + 4 * i, as: Int32.self)))
                     let ptr = Int(Int64(littleEndian: ib.loadUnaligned(fromByteOffset: 34 + 4 * n + 8 * i, as: Int64.self)))
-                    guard len >= 0, ptr >= 0, ptr + len * el <= bb.count else {
+                    guard len >= 0, ptr >= 0, ptr <= bb.count, len <= (bb.count - ptr) / el else {
                         throw DatasetError.badIndex(file: binPath, reason: "sequence \(i) at byte \(ptr) with \(len) tokens runs past the file's \(bb.count) bytes")
                     }
                     var d = [Int](repeating: 0, count: len)

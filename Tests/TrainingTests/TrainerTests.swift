@@ -135,4 +135,23 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Array(docs[0].prefix(8)), [32, 2153, 4994, 802, 1732, 351, 281, 2939])
         XCTAssertEqual(Array(docs[999].suffix(5)), [198, 37, 667, 4481, 4999])
     }
+
+    /// Counts in a hostile .idx header are bounded by the file before any arithmetic: the libFuzzer `idx`
+    /// target's heap-buffer-overflow reproducer, and a sequence that runs past the .bin, are errors naming the file.
+    func testHostileMegatronIndexIsRefused() throws {
+        let d = try makeTempDirectory("idx")
+        let prefix = d.appendingPathComponent("corpus").path
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0) }).write(to: URL(fileURLWithPath: prefix + ".bin"))
+        let crash: [UInt8] = [0x4d, 0x4d, 0x49, 0x44, 0x49, 0x44, 0x58, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0,
+                              0x00, 0x08, 0x03, 0, 0, 0, 0, 0, 0, 0, 0xba, 0, 0, 0, 0, 0,
+                              0x00, 0x37, 0x03, 0, 0, 0, 0x05, 0, 0, 0, 0x00, 0x03, 0, 0, 0, 0, 0x20, 0, 0]
+        try Data(crash).write(to: URL(fileURLWithPath: prefix + ".idx"))
+        XCTAssertThrowsError(try Datasets.megatronIndexed(prefix: prefix)) { XCTAssertTrue("\($0)".contains("corpus.idx"), "\($0)") }
+        // one sequence of 5000 int32 tokens at byte 0: 20000 bytes, past the 4096-byte .bin
+        var idx = Array("MMIDIDX\0\0".utf8) + [1, 0, 0, 0, 0, 0, 0, 0] + [4]
+        idx += [1, 0, 0, 0, 0, 0, 0, 0] + [2, 0, 0, 0, 0, 0, 0, 0]            // 1 sequence, 2 document offsets
+        idx += [0x88, 0x13, 0, 0] + [UInt8](repeating: 0, count: 8) + [UInt8](repeating: 0, count: 16)
+        try Data(idx).write(to: URL(fileURLWithPath: prefix + ".idx"))
+        XCTAssertThrowsError(try Datasets.megatronIndexed(prefix: prefix)) { XCTAssertTrue("\($0)".contains("runs past"), "\($0)") }
+    }
 }
