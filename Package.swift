@@ -24,7 +24,7 @@ let package = Package(
                        providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "CMPIShim", dependencies: ["CMPI"], path: "Sources/C/CMPIShim"),
         .target(name: "Collectives", dependencies: ["TensorCore", "CMPIShim"]),
-        .target(name: "Model", dependencies: ["TensorCore", "Collectives"],
+        .target(name: "Model", dependencies: ["TensorCore", "Collectives", "CKernels"],
                 swiftSettings: [.unsafeFlags(["-Ounchecked"])]),
         .target(name: "CChecksum", path: "Sources/C/CChecksum", cSettings: [.unsafeFlags(["-O3"])]),   // zip CRC-32 (checked on every tensor record read)
         .target(name: "Checkpoints", dependencies: ["TensorCore", "Model", "CChecksum"],

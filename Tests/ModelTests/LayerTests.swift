@@ -10,6 +10,16 @@ final class LayerTests: XCTestCase {
     func values(_ n: Int, seed: Float) -> [Float] { (0..<n).map { sin(Float($0) * seed + seed) } }
 
     func testDecodeAttentionEqualsProducts() {
+        // on every instruction set the CPU has (the kernels give the same bits on each)
+        let cpu = Compute.limitISA(.avx512)
+        defer { Compute.limitISA(cpu) }
+        for isa in [Compute.ISA.portable, .avx2, .avx512] where isa.rawValue <= cpu.rawValue {
+            Compute.limitISA(isa)
+            decodeAttentionEqualsProducts()
+        }
+    }
+
+    func decodeAttentionEqualsProducts() {
         for (D, start, rows) in [(16, 0, 1), (16, 5, 3), (16, 30, 4), (20, 13, 2), (64, 150, 1), (64, 7, 4)] {
             let ld = 2 * D + 8
             let len = start + rows

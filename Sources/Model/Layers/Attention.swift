@@ -13,6 +13,7 @@
 // HF's finfo.min fill in f32.
 
 import TensorCore
+import CKernels
 
 /// One sequence's rows in a stacked batch: `count` new rows from row `row`, at positions start ..< start + count.
 public struct SequenceRows: Sendable {
@@ -130,49 +131,16 @@ public struct Attention {
         }
     }
 
-    /// s[j] = scale * (q . k_j), the dot product one FMA chain over d in order (eight keys in flight).
+    /// s[j] = scale * (q . k_j), the dot one FMA chain over d in order (`tk_dot_rows`).
     static func orderedScores(_ s: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, ldk: Int,
                               keys n: Int, headDim D: Int, scale: Float) {
-        var j = 0
-        while j + 8 <= n {
-            var acc = SIMD8<Float>(repeating: 0)
-            let kj = k + j * ldk
-            for d in 0..<D {
-                let kd = SIMD8<Float>(kj[d], kj[ldk + d], kj[2 * ldk + d], kj[3 * ldk + d],
-                                      kj[4 * ldk + d], kj[5 * ldk + d], kj[6 * ldk + d], kj[7 * ldk + d])
-                acc = acc.addingProduct(SIMD8(repeating: q[d]), kd)
-            }
-            if scale != 1 { acc *= scale }
-            UnsafeMutableRawPointer(s + j).storeBytes(of: acc, as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < n {
-            var acc: Float = 0
-            let kj = k + j * ldk
-            for d in 0..<D { acc = acc.addingProduct(q[d], kj[d]) }
-            s[j] = scale != 1 ? scale * acc : acc
-            j += 1
-        }
+        tk_dot_rows(s, q, k, ldk, n, D, scale)
     }
 
-    /// o[d] = sum over j of p[j] * v_j[d], each element one FMA chain over j in order.
+    /// o[d] = sum over j of p[j] * v_j[d], each element one FMA chain over j in order (`tk_weighted_sum`).
     static func orderedWeightedSum(_ o: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, _ v: UnsafePointer<Float>, ldv: Int,
                                    keys n: Int, headDim D: Int) {
-        var d = 0
-        while d + 8 <= D {
-            var acc = SIMD8<Float>(repeating: 0)
-            for j in 0..<n {
-                acc = acc.addingProduct(SIMD8(repeating: p[j]), UnsafeRawPointer(v + j * ldv + d).loadUnaligned(as: SIMD8<Float>.self))
-            }
-            UnsafeMutableRawPointer(o + d).storeBytes(of: acc, as: SIMD8<Float>.self)
-            d += 8
-        }
-        while d < D {
-            var acc: Float = 0
-            for j in 0..<n { acc = acc.addingProduct(p[j], v[j * ldv + d]) }
-            o[d] = acc
-            d += 1
-        }
+        tk_weighted_sum(o, p, v, ldv, n, D)
     }
 
     /// Backward over the batch's own keys (training): dqkv [n, qkvDim] (overwritten) from datt [n, H*D],

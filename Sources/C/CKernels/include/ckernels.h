@@ -46,6 +46,12 @@ void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int
 void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const float *b, long ldb,
                 float alpha, float beta, long m, long n, long k);
 
+/// Decode attention's halves, in the products' order (the same bits as tk_gemm_nt / tk_gemm_nn would give):
+/// s[j] = scale * (q[0..D) . k[j * ldk ..]) for j < n, each dot one FMA chain over d in order from 0;
+/// o[d] = sum over j < n of p[j] * v[j * ldv + d], each element one FMA chain over j in order from 0.
+void tk_dot_rows(float *s, const float *q, const float *k, long ldk, long n, long D, float scale);
+void tk_weighted_sum(float *o, const float *p, const float *v, long ldv, long n, long D);
+
 /// dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN).
 void tk_f32_to_bf16(uint16_t *dst, const float *src, long count);
 /// dst[i] = f32(src[i]) (exact).
