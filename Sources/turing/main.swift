@@ -61,7 +61,7 @@ do {
     let rank = MPIRuntime.worldRank, size = MPIRuntime.worldSize
     // A wrong process count is seen by every rank alike: exit cleanly. Any other error may be on
     // this rank alone while the others wait in a collective: abort the job.
-    if code != .success && MPIRuntime.worldSize > 1 && !(error is DistributedError) {
+    if code != .success && MPIRuntime.worldSize > 1 && !(raw is DistributedError) {
         MPIRuntime.abort(Turing.message(for: error))
     }
     if !MPIRuntime.isActive || (isPrimaryRank && code == .success) {   // help, usage, plain errors
