@@ -66,7 +66,6 @@ struct LayoutOptions: ParsableArguments {
         guard tp >= 1 else { throw ValidationError("--tp must be at least 1, found \(tp)") }
         guard pp >= 1 else { throw ValidationError("--pp must be at least 1, found \(pp)") }
     }
-    var name: String { "tp\(tp)xpp\(pp)" }
 }
 
 /// Kernel threads: shared by every command that computes.
