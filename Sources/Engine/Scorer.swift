@@ -124,9 +124,13 @@ public struct Scorer {
     /// lm-eval loglikelihood_rolling: total log-prob of `tokens`, every token predicted once, in
     /// windows of max_positions with the first conditioned on `prefixToken` (end-of-text).
     public func loglikelihoodRolling(_ tokens: [Int], prefixToken: Int) throws -> Double {
-        let reqs = rollingWindows(tokens, prefixToken: prefixToken, maxLength: model.config.maxPositions)
+        try loglikelihood(rollingRequests(tokens, prefixToken: prefixToken)).reduce(0) { $0 + $1.logprob }
+    }
+
+    /// lm-eval's disjoint rolling windows over `tokens` for this model's positions, as requests.
+    public func rollingRequests(_ tokens: [Int], prefixToken: Int) -> [LoglikelihoodRequest] {
+        rollingWindows(tokens, prefixToken: prefixToken, maxLength: model.config.maxPositions)
             .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
-        return try loglikelihood(reqs).reduce(0) { $0 + $1.logprob }
     }
 }
 

@@ -45,10 +45,8 @@ public final class LMEvalAdapter: LanguageModel {
     }
 
     public func loglikelihoodRolling(_ texts: [String]) throws -> [Double] {
-        let windows = texts.map { text in
-            rollingWindows(lmEvalEncode(tokenizer, text), prefixToken: prefix, maxLength: model.config.maxPositions)
-                .map { LoglikelihoodRequest(context: $0.context, continuation: $0.continuation) }
-        }
+        let scorer = Scorer(model: model)
+        let windows = texts.map { scorer.rollingRequests(lmEvalEncode(tokenizer, $0), prefixToken: prefix) }
         let scores = try score(windows.flatMap { $0 }, groups: windows.map(\.count))   // a text's windows are summed together
         var out: [Double] = [], j = 0
         for w in windows {

@@ -43,7 +43,7 @@ public struct ModelSource: Sendable {
             return try GPT2Tokenizer(vocabFile: v, mergesFile: m)
         }
         if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
-        if let t = tokenizer, checkpoint == nil { return try tokenizerAt(URL(fileURLWithPath: t), required: true) }
+        if let t = tokenizer, checkpoint == nil { return try TokenizerLoader.load(path: t).tokenizer }
         guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
         if let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer) { return t.tokenizer }
         // A Megatron save without tokenizer files: its saved args name the tokenizer. (The checkpoint loader does
@@ -165,13 +165,6 @@ public struct LoadedModel {
     public let checkpoint: CanonicalCheckpoint
     /// The weights' fingerprint, the same whichever way they were loaded (`CanonicalCheckpoint.weightsHash`).
     public let weightsHash: () throws -> String
-}
-
-public func tokenizerAt(_ url: URL, required: Bool) throws -> Tokenizer? {
-    guard required || FileManager.default.fileExists(atPath: url.path) else { return nil }
-    do { return try TokenizerLoader.load(path: url.path).tokenizer } catch TokenizerError.fileNotFound where !required {
-        return nil
-    }
 }
 
 /// Any checkpoint Turing reads: a Turing save, a llama2.c file, or what CheckpointLoader detects.

@@ -47,14 +47,10 @@ struct ScoreCommand: ParsableCommand {
             }
         } else {
             let pairs = try lines.map { try RequestFile.decode(RequestFile.Pair.self, $0.bytes, file: requests, line: $0.line) }
-            let prefix = try prefixToken(tok, engine.config)
-            let reqs = try pairs.enumerated().map { (i, p) -> LoglikelihoodRequest in
-                let (ctx, cont): ([Int], [Int])
-                do { (ctx, cont) = try lmEvalEncodePair(tok, p.context, p.continuation, prefix: prefix) } catch {
-                    throw CLIError("\(requests):\(lines[i].line): \(error)")
-                }
-                return LoglikelihoodRequest(context: ctx, continuation: cont)
-            }
+            // lm-eval's encoding, as `turing eval` does it (errors name the file and line)
+            let reqs = try LMEvalAdapter(model: engine, tokenizer: tok).encode(pairs.enumerated().map { i, p in
+                TextPair(context: p.context, continuation: p.continuation, label: "\(requests):\(lines[i].line)")
+            })
             let res = try scorer.loglikelihood(reqs) { done in progress(done, reqs.count, t0) }
             for r in res {
                 out.append(try enc.encode(["logprob": JSONNumberOrBool.number(r.logprob), "greedy": .bool(r.isGreedy), "tokens": .number(Double(r.tokens))]))
