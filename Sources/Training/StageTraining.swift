@@ -61,6 +61,9 @@ public final class StageTraining {
     /// This step's weights, packed from the flat parameters by `prepare` (once per optimizer step).
     var model: DecoderModel?
     let pool = PackedStoragePool()
+    /// Last stage: [N, Vl] logit buffers of finished micro-batches, reused by the next ones (a fresh
+    /// one is ~100 MB at GPT-2's vocabulary: mapped and zeroed page by page on every micro-batch).
+    var spareLogits: [[Float]] = []
 
     public var isFirst: Bool { stage == 0 }
     public var isLast: Bool { stage == pp - 1 }
@@ -141,7 +144,7 @@ public final class StageTraining {
         }
         if isLast {
             try headForward(m, x, saved, batch: batch, count: count, lossScale: lossScale, tpc: tpc)
-            if !keep { saved.finalH = []; saved.finalNorm = .init(); saved.dlogits = [] }
+            if !keep { saved.finalH = []; saved.finalNorm = .init(); spareLogits.append(saved.dlogits); saved.dlogits = [] }
             return ([], saved)
         }
         return (x, saved)
@@ -156,7 +159,8 @@ public final class StageTraining {
         s.finalH = [Float](repeating: 0, count: x.count)
         s.finalNorm = s.finalH.withUnsafeMutableBufferPointer { hb in x.withUnsafeBufferPointer {
             m.finalNorm.forward(hb.baseAddress!, $0.baseAddress!, gamma: W.finalNormW!, beta: W.finalNormB, rows: N, keep: true) } }
-        var logits = [Float](repeating: 0, count: N * head.localVocab)
+        var logits = spareLogits.popLast() ?? []
+        if logits.count != N * head.localVocab { logits = [Float](repeating: 0, count: N * head.localVocab) }   // every entry is written below
         try logits.withUnsafeMutableBufferPointer { lb in try s.finalH.withUnsafeMutableBufferPointer { try head.localLogits(lb.baseAddress!, $0, rows: N, tp: tpc) } }
         let loss = try logits.withUnsafeMutableBufferPointer {
             try head.crossEntropy($0.baseAddress!, targets: batch.targets.flatMap { $0 }, counts: batch.mask.flatMap { $0 },
@@ -205,7 +209,7 @@ public final class StageTraining {
             if recomputing { s.layerInputs[i] = [] }
             else { s.layers[i] = .init() }          // free as we go
         }
-        if isLast { s.dlogits = []; s.finalX = []; s.finalH = []; s.finalNorm = .init() }
+        if isLast { spareLogits.append(s.dlogits); s.dlogits = []; s.finalX = []; s.finalH = []; s.finalNorm = .init() }
         if isFirst {
             try dx.withUnsafeMutableBufferPointer {
                 try m.embedding!.backward(dWords: g("embedding.word.weight"), dPositions: gOpt("embedding.position.weight"), dx: $0,

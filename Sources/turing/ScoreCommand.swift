@@ -37,13 +37,17 @@ struct ScoreCommand: ParsableCommand {
         let t0 = now()
         if rolling {
             let texts = try lines.map { try RequestFile.decode(RequestFile.Text.self, $0.bytes, file: requests, line: $0.line) }
-            let prefix = try prefixToken(tok, engine.config)
-            for (i, t) in texts.enumerated() {
-                let ids = lmEvalEncode(tok, t.text)
-                let lp = ids.isEmpty ? 0 : try scorer.loglikelihoodRolling(ids, prefixToken: prefix)
-                out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(ids.count))]))
-                out.append(0x0A)
-                progress(i + 1, texts.count, t0)
+            // lm-eval's rolling windows through the adapter: the windows of a chunk of texts are scored
+            // together (short texts batch), a text's summed in order; a score does not depend on its batch
+            let adapter = try LMEvalAdapter(model: engine, tokenizer: tok)
+            let chunk = 64
+            for lo in stride(from: 0, to: texts.count, by: chunk) {
+                let part = texts[lo..<min(lo + chunk, texts.count)].map(\.text)
+                for (text, lp) in zip(part, try adapter.loglikelihoodRolling(part)) {
+                    out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(lmEvalEncode(tok, text).count))]))
+                    out.append(0x0A)
+                }
+                progress(lo + part.count, texts.count, t0)
             }
         } else {
             let pairs = try lines.map { try RequestFile.decode(RequestFile.Pair.self, $0.bytes, file: requests, line: $0.line) }
