@@ -5,10 +5,10 @@ as Turing reads them; see fixtures_lmeval.py), 0-shot, in one run.
 
 Models: `tiny` = Tests/Fixtures/models/gpt2-tiny-tok (vocab 5000, tokenizer from ../shared/data/megatron_indexed);
 `124m` = a seeded random GPT-2 124M shape (1024 positions) with the GPT-2 tokenizer from ../shared/data/gpt2_tokenizer.
-Wall times include loading the model in both. lm-eval runs float32 on CPU with batch size 1 (its default);
-Turing runs its release build (`swift build -c release` first).
+Wall times include loading the model in both. lm-eval runs float32 on CPU with batch size 16 (the
+compute issue's yardstick; `--lmeval-batch 1` is its default); Turing runs its release build (`swift build -c release` first).
 
-Run: HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 /work/venv/bin/python scripts/bench_eval.py [--docs 200] [--models tiny,124m]
+Run: HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHON_WITH_LM_EVAL scripts/bench_eval.py [--docs 200] [--models tiny,124m] [--lmeval-batch 16]
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=200)
     ap.add_argument("--models", default="tiny,124m")
+    ap.add_argument("--lmeval-batch", type=int, default=16, help="lm-eval batch size (16: the compute issue's yardstick)")
     args = ap.parse_args()
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -87,7 +88,7 @@ def main():
             t0 = time.time()
             res = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={mdir},dtype=float32", device="cpu",
                                           tasks=[f"fx_{t}" for t in TASKS], num_fewshot=0, limit=args.docs,
-                                          batch_size=1, task_manager=tm)
+                                          batch_size=args.lmeval_batch, task_manager=tm)
             t_lm = time.time() - t0
             out = tmp / f"turing-{kind}"
             t0 = time.time()
@@ -104,7 +105,7 @@ def main():
                 for k in sorted(k for k in tu if k.endswith(",none") and "stderr" not in k):
                     rows.append((kind, task, k.split(",")[0], lm[k], tu[k]))
             rows.append((kind, "wall seconds", "", t_lm, t_tu))
-    print(f"| model | task | metric | lm-eval 0.4.13 (hf, f32, batch 1) | Turing | ")
+    print(f"| model | task | metric | lm-eval 0.4.13 (hf, f32, batch {args.lmeval_batch}) | Turing | ")
     print("|---|---|---|---:|---:|")
     for kind, task, m, a, b in rows:
         print(f"| {kind} | {task} | {m} | {a:.6g} | {b:.6g} |" + (f" {a / b:.2f}x" if task == "wall seconds" else ""))
