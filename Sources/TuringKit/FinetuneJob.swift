@@ -59,6 +59,7 @@ public struct FinetuneJob {
     public func run(log: (String) -> Void, onStep: (StepReport, Double) -> Void,
                     onEval: (Int, LoadedTask, TaskResult) -> Void) throws {
         guard (checkpoint == nil) != (config == nil) else { throw FinetuneError("give exactly one of a checkpoint and a config") }
+        keepFreedMemory()    // steps reuse their activation buffers instead of faulting fresh pages in
         // model
         let ckpt: CanonicalCheckpoint
         var resumed: CanonicalCheckpoint? = nil

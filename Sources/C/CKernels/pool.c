@@ -140,4 +140,10 @@ void tk_parallel(long ntasks, int threads, tk_task_fn fn, void *ctx) {
 
 void tk_release_freed_memory(void) { malloc_trim(0); }
 
+void tk_keep_freed_memory(void) {
+    mallopt(M_ARENA_MAX, 1);                   // threads allocate from the main heap, which is not trimmed below...
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);        // ...what the process has used
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);       // blocks up to 32 MB from the heap (larger ones stay mapped)
+}
+
 void tk_parallel_for(long ntasks, void (*fn)(void *ctx, long task), void *ctx) { tk_parallel(ntasks, tk_threads(), fn, ctx); }

@@ -27,6 +27,7 @@ struct TrainBenchCommand: ParsableCommand {
     @Flag(name: .customLong("recompute-activations")) var recompute = false
 
     func run() throws {
+        keepFreedMemory()    // as FinetuneJob.run: steps reuse their activation buffers
         Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads, maxPositions: max(1024, seqLength), activation: .geluTanh)
         let grid = TrainingLayout(tp: tp, pp: pp)

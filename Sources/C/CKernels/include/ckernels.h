@@ -77,6 +77,9 @@ int tk_available_cores(void);
 void tk_parallel_for(long ntasks, void (*fn)(void *ctx, long task), void *ctx);
 /// Give memory malloc holds but no longer uses back to the system (glibc's malloc_trim).
 void tk_release_freed_memory(void);
+/// Keep freed memory for reuse (one malloc arena, no trimming, blocks up to 32 MB from the heap): for
+/// loops that free and reallocate the same large buffers (training steps). Call before threads start.
+void tk_keep_freed_memory(void);
 
 #ifdef __cplusplus
 }
