@@ -102,7 +102,7 @@ public struct FinetuneJob {
         let canonical = ParameterLayout(config: ckpt.config)
         let mpi = MPIRuntime.isActive
                 let replicas = dp ?? (mpi ? max(1, MPIRuntime.worldSize / (tp * pp)) : 1)
-        let grid = TrainingLayout(tp: tp, pp: pp, dp: replicas)
+        let grid = ParallelLayout(tp: tp, pp: pp, dp: replicas)
         let executor: TrainingExecutor = mpi ? try MPITraining(config: ckpt.config, grid: grid, recompute: recompute)
                                              : try InProcessTraining(config: ckpt.config, grid: grid, recompute: recompute)
         if let t = threads { Compute.setThreads(t) }
@@ -155,7 +155,7 @@ public struct FinetuneJob {
                     eps: Double(tc.adam.eps), weightDecay: Double(weightDecay), clipGrad: Double(clipGrad), warmupIters: warmup, decayIters: steps,
                     trainIters: steps, decayStyle: decay.rawValue, globalBatch: globalBatch, microBatch: microBatch)
                 try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron,
-                                           options: WriteOptions(tp: tp, pp: pp, iteration: s.step, training: training), replace: true)
+                                           options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), iteration: s.step, training: training), replace: true)
                 log("saved \(meg) (Megatron-LM legacy, iteration \(s.step), with the optimizer and scheduler state)")
             }
         }, evaluate: { s in
