@@ -2,9 +2,9 @@
 // process (`mpirun -np TP*PP`).
 //
 // This process is world rank g, placed by the layout: stage p = g / TP, TP rank t = g % TP
-// (ShardedEngine's mapping), and holds only its own shard (`DecoderWeights(ckpt, shard:)`) and its own KV cache. `forward` is
-// SPMD: every process calls it with the same tokens (they read the same inputs and use the same
-// seeds). Stage 0 embeds; a stage sends its [N, C] activations to the same TP index of the next
+// (ShardedEngine's mapping); it holds only its own shard (`DecoderWeights(ckpt, shard:)`) and its own
+// KV cache. `forward` is SPMD: every process calls it with the same tokens (they read the same inputs
+// and use the same seeds). Stage 0 embeds; a stage sends its [N, C] activations to the same TP index of the next
 // stage (tag = micro-batch); the last stage computes logits gathered over its TP group; then the
 // logits are broadcast from the last stage's TP rank 0 so every process returns the same tensor
 // and samples identically. Micro-batches pipeline as in ShardedEngine. Results are bitwise equal

@@ -48,8 +48,8 @@ final class ParallelLayoutTests: XCTestCase {
         XCTAssertThrowsError(try ParallelLayout(tp: 4).check(Self.llama)) {
             XCTAssertEqual("\($0)", "--tp 4 does not divide the 2 query groups (KV heads)")
         }
-        XCTAssertThrowsError(try ParallelLayout(tp: 3).check(Self.llama)) {
-            XCTAssertEqual("\($0)", "--tp 3 does not divide the 4 attention heads; --tp 3 does not divide the 2 query groups (KV heads); --tp 3 does not divide the FFN size 24")
+        XCTAssertThrowsError(try ParallelLayout(tp: 5).check(Self.llama)) {
+            XCTAssertEqual("\($0)", "--tp 5 does not divide the 4 attention heads; --tp 5 does not divide the 2 query groups (KV heads); --tp 5 does not divide the FFN size 24")
         }
         XCTAssertThrowsError(try ParallelLayout(dp: 0).check(Self.llama)) { XCTAssertEqual("\($0)", "data-parallel size must be >= 1, found 0") }
     }

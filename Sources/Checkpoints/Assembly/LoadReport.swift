@@ -127,10 +127,7 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
     var merger = merger()
     if case .split(let layout) = options.target {
         try ParallelLayout.checkTensorParallel(config, tp: layout.tp)
-        if let g = options.rank {
-            do { merger.only = try layout.place(ofRank: g, numLayers: config.numLayers) }
-            catch let e as LayoutError { throw CheckpointError.badConfig(file: args.file, e.description) }
-        }
+        if let g = options.rank { merger.only = try layout.place(ofRank: g, numLayers: config.numLayers) }
     }
     try merger.mergePieces(ranks, vocabRows: V)
     problems.append(contentsOf: merger.problems)

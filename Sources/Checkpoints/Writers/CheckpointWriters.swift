@@ -7,8 +7,8 @@
 //     {args: Namespace, checkpoint_version: 3.0, iteration, model: {language_model: {embedding (stage 0),
 //     encoder (LOCAL layer numbers; final_layernorm on the last stage), output_layer (untied, last stage)},
 //     word_embeddings_for_head (tied, last stage, PP > 1)}}. Vocabulary zero-padded as the layout's
-//     `VocabPadding` says (by default a multiple of 128·TP); fused QKV rows per rank [ng, np/ng + 2, hn] (MHA: [np, 3, hn]); SwiGLU fc1 per rank [W; V];
-//     column/row-parallel splits as docs/formats.md#tp-splits (the same as `split(_:)`).
+//     `VocabPadding` says (by default a multiple of 128·TP); fused QKV rows per rank [ng, np/ng + 2, hn]
+//     (MHA: [np, 3, hn]); SwiGLU fc1 per rank [W; V]; column/row-parallel splits as docs/formats.md#tp-splits (the same as `split(_:)`).
 //   * DeepSpeed: `latest` -> `global_stepN/`, current numbering: layer_01 embedding, layer_02.. the
 //     layers, then the final norm, then (untied) the head `lm_head.weight`; one file per TP rank;
 //     `mp_rank_NN_model_states.pt` (NN = stage·TP + tp) with args, checkpoint_version, iteration, module None.
