@@ -1,6 +1,6 @@
-// ParallelTraining: runs the RankTrainers of a `ParallelLayout` (TP x PP x DP), in-process (one thread per rank,
-// `ThreadGroup`s for the TP, DP and world groups: the default) or as this process's single rank
-// under mpirun (`MPITraining`, MPI communicators split from the world). Both take the run's state
+// ParallelTraining: runs the RankTrainers of a `ParallelLayout` (TP x PP x DP), in-process (one
+// thread per rank, `ThreadGroup`s for the TP, DP and world groups: the default) or as this process's
+// single rank under mpirun (`MPITraining`, MPI communicators split from the world). Both take the run's state
 // in canonical form (`TrainerState`: whole-model flat parameters and Adam moments), cut it for
 // their ranks, and give it back in canonical form for saves and evaluations; a state saved at one
 // layout therefore resumes at any other.

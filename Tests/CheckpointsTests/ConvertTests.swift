@@ -202,6 +202,10 @@ final class ConvertTests: XCTestCase {
                     XCTAssertNoThrow(try DecoderWeights(config: r.checkpoint.config, rankTensors: mine,
                                                         shard: try RankPlace(layout: layout, tpRank: t, stage: p, numLayers: cfg.numLayers)))
                 } }
+                var o = LoadOptions(); o.rank = layout.worldSize
+                XCTAssertThrowsError(try CheckpointLoader.loadSplit(out, layout: layout, options: o)) {
+                    XCTAssertTrue("\($0)".contains("rank \(layout.worldSize) is outside \(layout)"), "\($0)")
+                }
             }
         }
     }
@@ -249,6 +253,12 @@ final class ConvertTests: XCTestCase {
         XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("c"), target: .hf, options: WriteOptions(layout: ParallelLayout(tp: 2, vocab: .megatronDefault))))
         XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("d"), target: .megatron, options: WriteOptions(iteration: 0))) {
             XCTAssertTrue("\($0)".contains("iteration must be >= 1"), "\($0)")
+        }
+        // a save holds one replica, its stages split evenly (Megatron's args record no other split)
+        for (name, layout) in [("e", ParallelLayout(tp: 2, dp: 2, vocab: .megatronDefault)), ("f", ParallelLayout(pp: 2, layersPerStage: [1, 3], vocab: .megatronDefault))] {
+            XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent(name), target: .megatron, options: WriteOptions(layout: layout))) {
+                XCTAssertTrue("\($0)".contains("a save holds one replica with evenly split stages; got \(layout)"), "\($0)")
+            }
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "failed writes must leave nothing behind")
     }

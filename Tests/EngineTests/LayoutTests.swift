@@ -101,5 +101,8 @@ final class LayoutTests: XCTestCase {
         XCTAssertThrowsError(try ShardedEngine(.random(config: Self.llama), layout: ParallelLayout(tp: 4, pp: 1))) { e in
             XCTAssertTrue("\(e)".contains("query groups"), "\(e)")
         }
+        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: ParallelLayout(tp: 2, dp: 2))) { e in
+            XCTAssertEqual("\(e)", "an engine runs one replica; got TP 2 x PP 1 x DP 2, expected DP 1")
+        }
     }
 }

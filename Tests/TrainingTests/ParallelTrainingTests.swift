@@ -131,6 +131,9 @@ final class ParallelTrainingTests: XCTestCase {
         let (ckpt, _, _) = try load("gpt2-tiny-rand", "")
         XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: ParallelLayout(tp: 3))) { XCTAssertTrue("\($0)".contains("does not divide the 4 attention heads"), "\($0)") }
         XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: ParallelLayout(pp: 3))) { XCTAssertTrue("\($0)".contains("larger than the model's 2 layers"), "\($0)") }
+        XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: ParallelLayout(tp: 2, vocab: .megatronDefault))) {
+            XCTAssertTrue("\($0)".contains("training holds the vocabulary padded to a multiple of TP only"), "\($0)")
+        }
         let ex = try InProcessTraining(config: ckpt.config, grid: ParallelLayout(dp: 2))
         XCTAssertThrowsError(try Trainer(executor: ex, rows: [TrainingRow(tokens: [1, 2, 3], mask: [true, true])],
                                          config: TrainerConfig(microBatch: 2, globalBatch: 2, steps: 1, schedule: LRSchedule(lr: 1e-3, decaySteps: 1)))) {
