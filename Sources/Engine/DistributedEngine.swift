@@ -74,7 +74,7 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
 
     private init(config c: ModelConfig, layout: ParallelLayout, microBatches: Int?, world: MPICollective, weights: (RankPlace) throws -> DecoderWeights) throws {
         try Self.checkProcessCount(layout, worldSize: world.size)
-        _ = try checkEngineLayout(layout, c)
+        try checkEngineLayout(layout, c)
         self.layout = layout; self.microBatches = microBatches ?? layout.pp; config = c; self.world = world
         let place = try layout.place(ofRank: world.rank, numLayers: c.numLayers)
         globalRank = world.rank; tpRank = place.tpRank; stage = place.stage

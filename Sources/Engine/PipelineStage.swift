@@ -16,9 +16,9 @@ func microBatchRanges(_ n: Int, microBatches: Int) -> [Range<Int>] {
 }
 
 /// The engines run one replica: DP 1 (the TP divisibility and stage checks are `ParallelLayout.check`'s).
-func checkEngineLayout(_ layout: ParallelLayout, _ c: ModelConfig) throws -> [Range<Int>] {
+func checkEngineLayout(_ layout: ParallelLayout, _ c: ModelConfig) throws {
     guard layout.dp == 1 else { throw LayoutError("an engine runs one replica; got \(layout), expected DP 1") }
-    return try layout.check(c)
+    try layout.check(c)
 }
 
 /// Capacity checks, and vocabulary checks when `vocab` is given, for a forward: identical on every

@@ -56,7 +56,7 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     }
 
     private init(config c: ModelConfig, layout: ParallelLayout, microBatches: Int?, timeout: Double, weights: (RankPlace) throws -> DecoderWeights) throws {
-        _ = try checkEngineLayout(layout, c)
+        try checkEngineLayout(layout, c)
         self.layout = layout; self.microBatches = microBatches ?? layout.pp; config = c
         var models: [DecoderModel] = []
         for g in 0..<layout.worldSize {     // g = p * TP + t

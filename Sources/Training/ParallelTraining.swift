@@ -52,7 +52,7 @@ public final class InProcessTraining: TrainingExecutor {
 
     public init(config: ModelConfig, grid: ParallelLayout = .init(), recompute: Bool = false, timeout: Double = 300) throws {
         self.grid = grid
-        _ = try trainingStages(grid, config)
+        try checkTrainingLayout(grid, config)
         let W = grid.worldSize, TP = grid.tp, DP = grid.dp, PP = grid.pp
         let world = ThreadGroup(size: W, timeout: timeout)
         let tpGroups = (0..<(PP * DP)).map { _ in ThreadGroup(size: TP, timeout: timeout) }      // by (p, d)
@@ -111,7 +111,7 @@ public final class MPITraining: TrainingExecutor {
 
     public init(config: ModelConfig, grid: ParallelLayout, recompute: Bool = false) throws {
         self.grid = grid
-        _ = try trainingStages(grid, config)
+        try checkTrainingLayout(grid, config)
         world = try MPICollective.world()
         guard world.size == grid.worldSize else {
             throw TrainingError("mpirun started \(world.size) processes but \(grid) needs \(grid.worldSize): run mpirun -np \(grid.worldSize)")

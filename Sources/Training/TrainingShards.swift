@@ -4,7 +4,7 @@
 // Ranks sit in the layout's (Megatron's) order, world rank g = (p * DP + d) * TP + t (`RankPlace`).
 // Rank (t, p, d) holds stage p's layers, TP shard t of them, cut by the engine's rule (`TPSplit`,
 // Model/Partition.swift) with the vocabulary padded only to a multiple of TP (`VocabPadding
-// .tensorParallel`, which `trainingStages` requires: padding rows train nothing). Stage 0 holds the
+// .tensorParallel`, which `checkTrainingLayout` requires: padding rows train nothing). Stage 0 holds the
 // embeddings, the last stage the final norm and the head; with tied embeddings and PP > 1 the last
 // stage keeps its own copy of the word embedding (Megatron's word_embeddings_for_head) whose gradient
 // is summed with stage 0's after every step, so both copies stay equal.
@@ -15,13 +15,13 @@
 import TensorCore
 import Model
 
-/// Each stage's layers when `grid` can train `c` (TP divides it, every stage has a layer, DP >= 1,
-/// vocabulary padded to a multiple of TP only); else a `TrainingError` saying why.
-func trainingStages(_ grid: ParallelLayout, _ c: ModelConfig) throws -> [Range<Int>] {
+/// Throws a `TrainingError` saying why unless `grid` can train `c` (TP divides it, every stage has a
+/// layer, DP >= 1, vocabulary padded to a multiple of TP only).
+func checkTrainingLayout(_ grid: ParallelLayout, _ c: ModelConfig) throws {
     guard grid.vocab == .tensorParallel else {
         throw TrainingError("training holds the vocabulary padded to a multiple of TP only (VocabPadding.tensorParallel), got \(grid.vocab)")
     }
-    do { return try grid.check(c) } catch let e as LayoutError { throw TrainingError(e.description) }
+    do { try grid.check(c) } catch let e as LayoutError { throw TrainingError(e.description) }
 }
 
 extension ParameterLayout {
