@@ -1,9 +1,10 @@
-// DistributedEngine: a model run as TP x PP ranks, one rank per MPI process (`mpirun -np TP*PP`).
+// DistributedEngine: a model run as the TP x PP ranks of a `ParallelLayout` (DP 1), one rank per MPI
+// process (`mpirun -np TP*PP`).
 //
-// This process is world rank g: stage p = g / TP, TP rank t = g % TP (ShardedEngine's mapping),
-// and holds only its own shard (`DecoderWeights(ckpt, shard:)`) and its own KV cache. `forward` is
-// SPMD: every process calls it with the same tokens (they read the same inputs and use the same
-// seeds). Stage 0 embeds; a stage sends its [N, C] activations to the same TP index of the next
+// This process is world rank g, placed by the layout: stage p = g / TP, TP rank t = g % TP
+// (ShardedEngine's mapping); it holds only its own shard (`DecoderWeights(ckpt, shard:)`) and its own
+// KV cache. `forward` is SPMD: every process calls it with the same tokens (they read the same inputs
+// and use the same seeds). Stage 0 embeds; a stage sends its [N, C] activations to the same TP index of the next
 // stage (tag = micro-batch); the last stage computes logits gathered over its TP group; then the
 // logits are broadcast from the last stage's TP rank 0 so every process returns the same tensor
 // and samples identically. Micro-batches pipeline as in ShardedEngine. Results are bitwise equal
@@ -41,7 +42,9 @@ public final class DistributedCache: SequenceCache {
 }
 
 public final class DistributedEngine: CausalLM, CommunicationProbe {
-    public let layout: EngineLayout
+    public let layout: ParallelLayout
+    /// Most micro-batches a forward's sequences are cut into.
+    public let microBatches: Int
     public let config: ModelConfig
     public let stage: Int, tpRank: Int, globalRank: Int
     let model: DecoderModel
@@ -49,31 +52,33 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
     let tp: MPICollective             // this stage's TP group
 
     /// Throws `DistributedError.processCount` unless the world has exactly TP x PP processes.
-    public static func checkProcessCount(_ layout: EngineLayout, worldSize: Int) throws {
+    public static func checkProcessCount(_ layout: ParallelLayout, worldSize: Int) throws {
         if worldSize != layout.tp * layout.pp { throw DistributedError.processCount(processes: worldSize, tp: layout.tp, pp: layout.pp) }
     }
 
-    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, dtype: ComputeDType = .float32, world: MPICollective) throws {
-        try self.init(config: ckpt.config, layout: layout, world: world) { try DecoderWeights(ckpt, shard: $0, dtype: dtype) }
+    /// `microBatches`: most micro-batches a forward is cut into (nil: PP).
+    public convenience init(_ ckpt: CanonicalCheckpoint, layout: ParallelLayout, microBatches: Int? = nil, dtype: ComputeDType = .float32,
+                            world: MPICollective) throws {
+        try self.init(config: ckpt.config, layout: layout, microBatches: microBatches, world: world) { try DecoderWeights(ckpt, shard: $0, dtype: dtype) }
     }
 
-    /// From this process's own tensors as a loader cut them (`CheckpointLoader.loadSplit(url, tp:,
-    /// divisibleBy: 1)` with `LoadOptions.rank` = `Self.rank(of:layout:)`): no process holds more than its shard.
-    public convenience init(config: ModelConfig, rankTensors: [String: Tensor], layout: EngineLayout, dtype: ComputeDType = .float32, world: MPICollective) throws {
-        try self.init(config: config, layout: layout, world: world) { try DecoderWeights(config: config, rankTensors: rankTensors, shard: $0, dtype: dtype) }
+    /// From this process's own tensors as a loader cut them at the same layout
+    /// (`CheckpointLoader.loadSplit(url, layout:)` with `LoadOptions.rank` = this world rank): no process
+    /// holds more than its shard.
+    public convenience init(config: ModelConfig, rankTensors: [String: Tensor], layout: ParallelLayout, microBatches: Int? = nil,
+                            dtype: ComputeDType = .float32, world: MPICollective) throws {
+        try self.init(config: config, layout: layout, microBatches: microBatches, world: world) {
+            try DecoderWeights(config: config, rankTensors: rankTensors, shard: $0, dtype: dtype)
+        }
     }
 
-    /// (TP rank, stage) of world rank `rank`: stage g / TP, TP rank g % TP.
-    public static func rank(of rank: Int, layout: EngineLayout) -> (tpRank: Int, stage: Int) { (rank % layout.tp, rank / layout.tp) }
-
-    private init(config c: ModelConfig, layout: EngineLayout, world: MPICollective, weights: (ShardSpec) throws -> DecoderWeights) throws {
+    private init(config c: ModelConfig, layout: ParallelLayout, microBatches: Int?, world: MPICollective, weights: (RankPlace) throws -> DecoderWeights) throws {
         try Self.checkProcessCount(layout, worldSize: world.size)
-        try ShardSpec.checkTensorParallel(c, tp: layout.tp)
-        let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: layout.pp, layersPerStage: layout.layersPerStage)
-        self.layout = layout; config = c; self.world = world
-        globalRank = world.rank; (tpRank, stage) = Self.rank(of: world.rank, layout: layout)
-        let spec = ShardSpec(tp: layout.tp, tpRank: tpRank, pp: layout.pp, stage: stage, layers: stages[stage])
-        model = DecoderModel(weights: try weights(spec))
+        try checkEngineLayout(layout, c)
+        self.layout = layout; self.microBatches = microBatches ?? layout.pp; config = c; self.world = world
+        let place = try layout.place(ofRank: world.rank, numLayers: c.numLayers)
+        globalRank = world.rank; tpRank = place.tpRank; stage = place.stage
+        model = DecoderModel(weights: try weights(place))
         tp = try world.split(color: stage, key: tpRank)
         // BLAS threads: the node's cores shared out over the ranks mpirun placed on it.
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
@@ -97,11 +102,11 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
         let sc = try caches.rankCaches(ranks: 1).map { $0[0] }
-        let TP = layout.tp, PP = layout.pp, V = config.vocabSize
+        let PP = layout.pp, V = config.vocabSize
         // Validate on every rank, before any communication, so every rank throws the same error.
         try checkInputs(tokens, lengths: sc.map(\.length), capacities: sc.map(\.capacity), vocab: V)
-        let parts = try runStage(model, rank: stage * TP + tpRank, layout: layout, tokens: tokens,
-                                 micro: layout.microBatchRanges(tokens.count), cache: { sc[$0] }, logits: logits, tp: tp, p2p: world)
+        let parts = try runStage(model, rank: globalRank, layout: layout, tokens: tokens,
+                                 micro: microBatchRanges(tokens.count, microBatches: microBatches), cache: { sc[$0] }, logits: logits, tp: tp, p2p: world)
         // Rows every rank expects, from the inputs alone (scores: 3 numbers a row, not the vocabulary).
         let rows = logits.rows(counts: tokens.map(\.count)), width = logits.width(vocab: V)
         var data: [Float]
@@ -111,7 +116,7 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
         } else {
             data = [Float](repeating: 0, count: rows * width)
         }
-        try data.withUnsafeMutableBufferPointer { try world.broadcast($0, root: (PP - 1) * TP) }
+        try data.withUnsafeMutableBufferPointer { try world.broadcast($0, root: layout.rank(tpRank: 0, stage: PP - 1)) }
         return Tensor(shape: [rows, width], data: data)
     }
 }

@@ -8,13 +8,17 @@ import TensorCore
 import Collectives
 import Model
 
-extension EngineLayout {
-    /// Contiguous runs of `n` sequences, at most `microBatches` of them.
-    func microBatchRanges(_ n: Int) -> [Range<Int>] {
-        let m = max(1, min(microBatches, n))
-        let per = max(1, (n + m - 1) / m)
-        return stride(from: 0, to: n, by: per).map { $0..<min(n, $0 + per) }
-    }
+/// Contiguous runs of `n` sequences, at most `microBatches` of them.
+func microBatchRanges(_ n: Int, microBatches: Int) -> [Range<Int>] {
+    let m = max(1, min(microBatches, n))
+    let per = max(1, (n + m - 1) / m)
+    return stride(from: 0, to: n, by: per).map { $0..<min(n, $0 + per) }
+}
+
+/// The engines run one replica: DP 1 (the TP divisibility and stage checks are `ParallelLayout.check`'s).
+func checkEngineLayout(_ layout: ParallelLayout, _ c: ModelConfig) throws {
+    guard layout.dp == 1 else { throw LayoutError("an engine runs one replica; got \(layout), expected DP 1") }
+    try layout.check(c)
 }
 
 /// Capacity checks, and vocabulary checks when `vocab` is given, for a forward: identical on every
@@ -32,22 +36,23 @@ func checkInputs(_ tokens: [[Int]], lengths: [Int], capacities: [Int], vocab: In
     }
 }
 
-/// Rank `rank` (stage rank / TP, TP rank rank % TP) runs its stage over every micro-batch;
-/// `cache(s)` is this rank's cache of sequence s. Returns the last stage's outputs (else empty).
-func runStage(_ model: DecoderModel, rank: Int, layout: EngineLayout, tokens: [[Int]], micro: [Range<Int>],
+/// World rank `rank` of `layout` (`layout.coordinates(ofRank:)`: stage rank / TP, TP rank rank % TP) runs
+/// its stage over every micro-batch; `cache(s)` is this rank's cache of sequence s. Returns the last
+/// stage's outputs (else empty).
+func runStage(_ model: DecoderModel, rank: Int, layout: ParallelLayout, tokens: [[Int]], micro: [Range<Int>],
               cache: (Int) -> KVCache, logits: LogitRows, tp: Collective, p2p: PointToPoint) throws -> [Tensor] {
-    let TP = layout.tp, p = rank / TP, t = rank % TP, C = model.config.hiddenSize
+    let (t, p, _) = layout.coordinates(ofRank: rank), C = model.config.hiddenSize
     var parts: [Tensor] = []
     for (mi, mb) in micro.enumerated() {
         let toks = Array(tokens[mb]), counts = toks.map(\.count)
         let input: StageInput
         if p == 0 { input = .tokens(toks) } else {
             var h = [Float](repeating: 0, count: counts.reduce(0, +) * C)
-            try h.withUnsafeMutableBufferPointer { try p2p.recv($0, from: (p - 1) * TP + t, tag: mi) }
+            try h.withUnsafeMutableBufferPointer { try p2p.recv($0, from: layout.rank(tpRank: t, stage: p - 1), tag: mi) }
             input = .hidden(h)
         }
         switch try model.forwardStage(input, counts: counts, caches: mb.map(cache), logits: logits.restricted(to: mb), tp: tp) {
-        case .hidden(let h): try h.withUnsafeBufferPointer { try p2p.send($0, to: (p + 1) * TP + t, tag: mi) }
+        case .hidden(let h): try h.withUnsafeBufferPointer { try p2p.send($0, to: layout.rank(tpRank: t, stage: p + 1), tag: mi) }
         case .logits(let l): parts.append(l)
         }
     }

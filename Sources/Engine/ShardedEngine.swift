@@ -1,26 +1,18 @@
-// ShardedEngine: a model run the way Megatron runs it, as TP x PP ranks (in-process threads here).
+// ShardedEngine: a model run the way Megatron runs it, as the TP x PP ranks of a `ParallelLayout`
+// (DP 1; in-process threads here).
 //
 // Rank (t, p) = global index p * TP + t holds stage p's layers and TP shard t (`DecoderWeights`
-// cut by `ShardSpec`). Within a stage the TP ranks meet in their own `ThreadGroup`; stages pass
-// [N, C] activations point-to-point to the same TP index of the next stage. A batch is cut into
-// micro-batches of sequences that flow through the pipeline, so stage p works on micro-batch m
-// while stage p+1 works on m-1. Each rank keeps the KV cache of its own layers and heads.
+// cut for its `RankPlace`, vocabulary padded by the layout's policy). Within a stage the TP ranks
+// meet in their own `ThreadGroup`; stages pass [N, C] activations point-to-point to the same TP index
+// of the next stage. A batch is cut into at most `microBatches` micro-batches of sequences (the
+// engine's own setting, PP by default) that flow through the pipeline, so stage p works on
+// micro-batch m while stage p+1 works on m-1. Each rank keeps the KV cache of its own layers and heads.
 // BLAS threads: the machine's cores are shared out, max(1, cores / ranks) each.
 
 import Foundation
 import TensorCore
 import Collectives
 import Model
-
-public struct EngineLayout: Sendable, Equatable, CustomStringConvertible {
-    public var tp: Int, pp: Int
-    public var layersPerStage: [Int]?
-    public var microBatches: Int
-    public init(tp: Int = 1, pp: Int = 1, layersPerStage: [Int]? = nil, microBatches: Int? = nil) {
-        self.tp = tp; self.pp = pp; self.layersPerStage = layersPerStage; self.microBatches = microBatches ?? pp
-    }
-    public var description: String { "TP \(tp) x PP \(pp)" }
-}
 
 /// Per-sequence state across ranks: one `KVCache` per rank.
 public final class ShardedCache: SequenceCache {
@@ -33,7 +25,9 @@ public final class ShardedCache: SequenceCache {
 }
 
 public final class ShardedEngine: CausalLM, CommunicationProbe {
-    public let layout: EngineLayout
+    public let layout: ParallelLayout
+    /// Most micro-batches a forward's sequences are cut into.
+    public let microBatches: Int
     public let config: ModelConfig
     let ranks: [DecoderModel]
     let tpGroups: [ThreadGroup]          // one per stage
@@ -42,29 +36,32 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     let p2pMembers: [ThreadRank]
     let workers: RankWorkers
 
-    public convenience init(_ ckpt: CanonicalCheckpoint, layout: EngineLayout, dtype: ComputeDType = .float32, timeout: Double = 120) throws {
-        try self.init(config: ckpt.config, layout: layout, timeout: timeout) { try DecoderWeights(ckpt, shard: $0, dtype: dtype) }
+    /// `microBatches`: most micro-batches a forward is cut into (nil: PP).
+    public convenience init(_ ckpt: CanonicalCheckpoint, layout: ParallelLayout, microBatches: Int? = nil, dtype: ComputeDType = .float32,
+                            timeout: Double = 120) throws {
+        try self.init(config: ckpt.config, layout: layout, microBatches: microBatches, timeout: timeout) { try DecoderWeights(ckpt, shard: $0, dtype: dtype) }
     }
 
-    /// From every TP rank's tensors as a loader cut them (`rankTensors[t]`, all layers, vocabulary padded
-    /// to a multiple of TP only: `CheckpointLoader.loadSplit(url, tp:, divisibleBy: 1)`): no canonical
-    /// copy of the model is ever held; the stages of one TP rank share its tensors.
-    public convenience init(config: ModelConfig, rankTensors: [[String: Tensor]], layout: EngineLayout, dtype: ComputeDType = .float32, timeout: Double = 120) throws {
+    /// From every TP rank's tensors as a loader cut them at the same layout (`rankTensors[t]`, all
+    /// layers: `CheckpointLoader.loadSplit(url, layout:)`): no canonical copy of the model is ever
+    /// held; the stages of one TP rank share its tensors.
+    public convenience init(config: ModelConfig, rankTensors: [[String: Tensor]], layout: ParallelLayout, microBatches: Int? = nil,
+                            dtype: ComputeDType = .float32, timeout: Double = 120) throws {
         guard rankTensors.count == layout.tp else {
             throw LayoutError("\(rankTensors.count) TP ranks of tensors for an engine at TP \(layout.tp)")
         }
-        try self.init(config: config, layout: layout, timeout: timeout) { try DecoderWeights(config: config, rankTensors: rankTensors[$0.tpRank], shard: $0, dtype: dtype) }
+        try self.init(config: config, layout: layout, microBatches: microBatches, timeout: timeout) {
+            try DecoderWeights(config: config, rankTensors: rankTensors[$0.tpRank], shard: $0, dtype: dtype)
+        }
     }
 
-    private init(config c: ModelConfig, layout: EngineLayout, timeout: Double, weights: (ShardSpec) throws -> DecoderWeights) throws {
-        try ShardSpec.checkTensorParallel(c, tp: layout.tp)
-        let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: layout.pp, layersPerStage: layout.layersPerStage)
-        self.layout = layout; config = c
+    private init(config c: ModelConfig, layout: ParallelLayout, microBatches: Int?, timeout: Double, weights: (RankPlace) throws -> DecoderWeights) throws {
+        try checkEngineLayout(layout, c)
+        self.layout = layout; self.microBatches = microBatches ?? layout.pp; config = c
         var models: [DecoderModel] = []
-        for p in 0..<layout.pp { for t in 0..<layout.tp {
-            let spec = ShardSpec(tp: layout.tp, tpRank: t, pp: layout.pp, stage: p, layers: stages[p])
-            models.append(DecoderModel(weights: try weights(spec)))
-        } }
+        for g in 0..<layout.worldSize {     // g = p * TP + t
+            models.append(DecoderModel(weights: try weights(try layout.place(ofRank: g, numLayers: c.numLayers))))
+        }
         ranks = models
         let groups = (0..<layout.pp).map { _ in ThreadGroup(size: layout.tp, timeout: timeout) }
         let all = ThreadGroup(size: layout.tp * layout.pp, timeout: timeout)
@@ -89,7 +86,7 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
         let sc = try caches.rankCaches(ranks: ranks.count)
         try checkInputs(tokens, lengths: caches.map(\.length), capacities: caches.map(\.capacity), vocab: nil)
-        let mbs = layout.microBatchRanges(tokens.count)
+        let mbs = microBatchRanges(tokens.count, microBatches: microBatches)
         var results: [Tensor] = []
         let resultLock = NSLock()
         let ranks = self.ranks, tpm = tpMembers, p2pm = p2pMembers, layout = self.layout

@@ -1,7 +1,7 @@
 // The canonical checkpoint: the one contract between every checkpoint format and the model.
 //
 // Full (unsplit) f32 tensors under canonical names, with the model config. Every format adapter
-// (HF, llama2.c, Megatron legacy, megatron-core, DeepSpeed) produces this; `split(tp:)` and the
+// (HF, llama2.c, Megatron legacy, megatron-core, DeepSpeed) produces this; `split(_:)` and the
 // engine consume it. Canonical names and shapes (PyTorch Linear layout: [out, in]):
 //
 //   embedding.word.weight            [V, C]

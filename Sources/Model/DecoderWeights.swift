@@ -1,12 +1,12 @@
 // DecoderWeights: the immutable, compute-ready weights of one rank's shard of a decoder (the whole
-// model at TP 1 x PP 1), cut once from a `CanonicalCheckpoint` for a `ShardSpec`, built from the
+// model at TP 1 x PP 1), cut once from a `CanonicalCheckpoint` for a `RankPlace`, built from the
 // rank's tensors a loader already cut, or (training) viewed in a rank's flat parameters once per
 // optimizer step, with the matrices also packed transposed for the backward pass.
 //
 // Owns: the split for the engine's own layout. Column-parallel (QKV by heads and groups, FC1 / gate /
 // up by rows) and row-parallel (out projection, FC2 by columns; their biases are added once, after
-// the reduce); vocab-parallel embedding and head (vocabulary padded with zero rows to a multiple of
-// TP, padded logits dropped after the gather). Never mutated; per-sequence state lives in `KVCache`.
+// the reduce); vocab-parallel embedding and head (vocabulary padded with zero rows as the shard's
+// layout says, for the engines a multiple of TP; padded logits dropped after the gather). Never mutated; per-sequence state lives in `KVCache`.
 
 import TensorCore
 
@@ -28,9 +28,9 @@ public struct TransposedLayer: Sendable {
 
 public struct DecoderWeights: Sendable {
     public let config: ModelConfig
-    public let shard: ShardSpec
+    public let shard: RankPlace
     public let localHeads: Int, localGroups: Int, localFFN: Int
-    public let paddedVocab: Int, localVocab: Int           // Vp (`VocabPadding.tensorParallel`: a multiple of tp), Vp/tp
+    public let paddedVocab: Int, localVocab: Int           // Vp (padded by the shard's layout: the engines' a multiple of tp), Vp/tp
     public let dtype: ComputeDType                         // of the matrices; norms, biases, positions stay f32
     public let wordEmbedding: WeightMatrix?                // [Vp/tp, C]  first stage (and last, when tied)
     public let positionEmbedding: [Float]?                 // [P, C]      first stage
@@ -47,16 +47,16 @@ public struct DecoderWeights: Sendable {
         try self.init(ckpt, shard: .single(layers: ckpt.config.numLayers), dtype: dtype)
     }
 
-    public init(_ ckpt: CanonicalCheckpoint, shard: ShardSpec, dtype: ComputeDType = .float32) throws {
+    public init(_ ckpt: CanonicalCheckpoint, shard: RankPlace, dtype: ComputeDType = .float32) throws {
         try ckpt.validate()
-        // the engine pads the vocabulary only to a multiple of TP; padded logits are dropped
-        let t = try ckpt.shard(tp: shard.tp, rank: shard.tpRank, divisibleBy: VocabPadding.tensorParallel.divisibleBy, layers: shard.layers)
+        // the vocabulary padded as the shard's layout says (the engines: a multiple of TP); padded logits are dropped
+        let t = try ckpt.shard(shard)
         try self.init(config: ckpt.config, rankTensors: t, shard: shard, dtype: dtype)
     }
 
-    /// The tensors this shard uses, with their local shapes (vocabulary padded to a multiple of TP).
-    static func localShapes(_ c: ModelConfig, shard: ShardSpec) -> [(String, [Int])] {
-        let vp = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: shard.tp)
+    /// The tensors this shard uses, with their local shapes (vocabulary padded by the shard's layout).
+    static func localShapes(_ c: ModelConfig, shard: RankPlace) -> [(String, [Int])] {
+        let vp = shard.layout.vocab.paddedVocab(c.vocabSize, tp: shard.tp)
         var out: [(String, [Int])] = []
         for (name, shape) in CanonicalSchema.shapes(for: c) {
             if name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]) {
@@ -69,18 +69,18 @@ public struct DecoderWeights: Sendable {
         return out
     }
 
-    /// This rank's weights from its tensors cut as `CanonicalCheckpoint.shard(tp:rank:divisibleBy: 1)`
-    /// cuts them (straight from a loader, e.g. `CheckpointLoader.loadSplit(url, tp:, divisibleBy: 1)`,
+    /// This rank's weights from its tensors cut as `CanonicalCheckpoint.shard(shard)` cuts them
+    /// (straight from a loader at the same layout, e.g. `CheckpointLoader.loadSplit(url, layout:)`,
     /// with no canonical copy): every tensor the shard uses (its layers; the embeddings on the first
     /// stage; the final norm, and the head or the tied embedding, on the last) must be there with its
     /// local shape; others may be present and are not used.
     /// The matrices are packed (and with `dtype` .bfloat16 narrowed, round to nearest even) one at a time;
     /// a tensor is let go once packed, so a caller that hands over the only reference (`consume`) never
     /// holds the whole model twice.
-    public init(config c: ModelConfig, rankTensors source: consuming [String: Tensor], shard: ShardSpec, dtype: ComputeDType = .float32) throws {
+    public init(config c: ModelConfig, rankTensors source: consuming [String: Tensor], shard: RankPlace, dtype: ComputeDType = .float32) throws {
         var t = consume source
         try c.validate()
-        try ShardSpec.checkTensorParallel(c, tp: shard.tp)
+        try ParallelLayout.checkTensorParallel(c, tp: shard.tp)
         for (name, want) in Self.localShapes(c, shard: shard) {
             guard let x = t[name] else { throw ModelError.missingTensor(name) }
             guard x.shape == want else { throw ModelError.shapeMismatch(tensor: name, expected: want, found: x.shape) }
@@ -96,9 +96,9 @@ public struct DecoderWeights: Sendable {
     /// A training rank's weights viewed in its flat parameters (`parameter(name)` points at a tensor's
     /// local values, laid out as `localShapes`): packed f32, with each matrix also packed transposed
     /// for the backward pass. Built once per optimizer step.
-    public init(config c: ModelConfig, shard: ShardSpec, pool: PackedStoragePool? = nil, parameter: @escaping (String) -> UnsafePointer<Float>) throws {
+    public init(config c: ModelConfig, shard: RankPlace, pool: PackedStoragePool? = nil, parameter: @escaping (String) -> UnsafePointer<Float>) throws {
         try c.validate()
-        try ShardSpec.checkTensorParallel(c, tp: shard.tp)
+        try ParallelLayout.checkTensorParallel(c, tp: shard.tp)
         let shapes = Dictionary(uniqueKeysWithValues: Self.localShapes(c, shard: shard))
         func rowsOf(_ names: [String]) -> (rows: Int, cols: Int, data: [Float]?) {
             let rows = names.reduce(0) { $0 + shapes[$1]![0] }, cols = shapes[names[0]]![1]
@@ -122,12 +122,12 @@ public struct DecoderWeights: Sendable {
 
     /// The one assembly every source shares (also `DecoderWeightsBuilder`): which tensors form which
     /// matrix (QKV and gate|up fused by rows).
-    init(_ c: ModelConfig, shard: ShardSpec, dtype: ComputeDType,
+    init(_ c: ModelConfig, shard: RankPlace, dtype: ComputeDType,
                  array take: (String) -> [Float]?, matrix m: ([String]) -> WeightMatrix, transposed: (([String]) -> WeightMatrix)?) {
         let tp = shard.tp
         config = c; self.shard = shard
         localHeads = c.numHeads / tp; localGroups = c.numKVHeads / tp; localFFN = c.ffnSize / tp
-        paddedVocab = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: tp)
+        paddedVocab = shard.layout.vocab.paddedVocab(c.vocabSize, tp: tp)
         localVocab = paddedVocab / tp
         func req(_ n: String) -> [Float] { take(n)! }
         self.dtype = dtype

@@ -13,7 +13,7 @@ import TensorCore
 
 public final class DecoderWeightsBuilder {
     public let config: ModelConfig
-    public let shard: ShardSpec
+    public let shard: RankPlace
     public let dtype: ComputeDType
     private let shapes: [String: [Int]]
     private var groupOf: [String: [String]] = [:]        // tensor -> the names of the matrix it is part of
@@ -22,9 +22,9 @@ public final class DecoderWeightsBuilder {
     private var arrays: [String: [Float]] = [:]          // norms, biases, positions (kept f32)
     private var arrived: Set<String> = []
 
-    public init(config c: ModelConfig, shard: ShardSpec, dtype: ComputeDType = .float32) throws {
+    public init(config c: ModelConfig, shard: RankPlace, dtype: ComputeDType = .float32) throws {
         try c.validate()
-        try ShardSpec.checkTensorParallel(c, tp: shard.tp)
+        try ParallelLayout.checkTensorParallel(c, tp: shard.tp)
         config = c; self.shard = shard; self.dtype = dtype
         shapes = Dictionary(uniqueKeysWithValues: DecoderWeights.localShapes(c, shard: shard))
         // Which tensors form which matrix: a dry run of the shared assembly (1 x 1 placeholders, no values).

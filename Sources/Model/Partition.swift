@@ -1,11 +1,12 @@
 // Partition: Megatron's tensor-parallel split of a canonical checkpoint, the one rule shared by the
-// engine's shards (`DecoderWeights`) and by anything that wants per-rank tensors (`split(tp:)`).
+// engine's shards (`DecoderWeights`) and by anything that wants per-rank tensors (`split(_:)`, `shard(_:)`).
 //
 //   column-parallel (rows split, dim 0): attn.q/k/v weight+bias (by heads / query groups: rank r gets
 //       heads [r·H/tp, (r+1)·H/tp) and groups [r·G/tp, (r+1)·G/tp)), mlp.fc1/gate/up weight+bias;
 //   row-parallel (columns split, dim 1): attn.out.weight, mlp.fc2.weight (their biases replicated);
-//   vocab-parallel: embedding.word.weight and lm_head.weight, first padded with ZERO rows to a multiple
-//       of `divisibleBy`·tp (Megatron's make_vocab_size_divisible_by, default 128), then split by rows;
+//   vocab-parallel: embedding.word.weight and lm_head.weight, first padded with ZERO rows as the
+//       layout's `VocabPadding` says (a multiple of tp, or of Megatron's make_vocab_size_divisible_by
+//       x tp), then split by rows;
 //       logits of padding rows must be dropped by the caller;
 //   replicated: norms, position table, row-parallel biases.
 // Format-specific layouts (Megatron's fused QKV, SwiGLU [W;V]) belong to the checkpoint writers.
@@ -38,7 +39,7 @@ public enum TPSplit: Sendable {
 }
 
 /// How the vocabulary is padded with zero rows before the vocab-parallel split (a named policy
-/// instead of a bare `divisibleBy` literal).
+/// carried by `ParallelLayout`, instead of a bare `divisibleBy` literal).
 public enum VocabPadding: Sendable, Equatable {
     /// To a multiple of TP only: what the engine and the trainer hold (padded logits are dropped).
     case tensorParallel
@@ -48,26 +49,35 @@ public enum VocabPadding: Sendable, Equatable {
 
     public static let megatronDefault = VocabPadding.megatron(divisibleBy: 128)
 
-    /// The `divisibleBy` of the older entry points.
+    /// Megatron's make_vocab_size_divisible_by for this policy (1 for `.tensorParallel`).
     public var divisibleBy: Int { if case .megatron(let d) = self { return d }; return 1 }
 
     /// Padded vocabulary rows of a vocabulary of `v` for `tp` ranks.
-    public func paddedVocab(_ v: Int, tp: Int) -> Int { CanonicalCheckpoint.paddedVocab(v, tp: tp, divisibleBy: divisibleBy) }
-}
-
-extension CanonicalCheckpoint {
-    /// Padded vocabulary rows for `tp` ranks.
-    public static func paddedVocab(_ v: Int, tp: Int, divisibleBy: Int = 128) -> Int {
+    public func paddedVocab(_ v: Int, tp: Int) -> Int {
         let m = max(1, divisibleBy) * tp
         return (v + m - 1) / m * m
     }
+}
+
+extension CanonicalCheckpoint {
+    /// The tensors of `place`'s TP piece under canonical names, vocabulary padded by its layout's
+    /// policy: its stage's layers only, every other tensor (embeddings, final norm, head) whatever the stage.
+    public func shard(_ place: RankPlace) throws -> [String: Tensor] {
+        try shard(tp: place.tp, rank: place.tpRank, vocab: place.layout.vocab, layers: place.layers)
+    }
+
+    /// Every TP rank's tensors of every layer (`[t]`: TP rank t's; the stages of a TP rank share them),
+    /// vocabulary padded by `layout.vocab`.
+    public func split(_ layout: ParallelLayout) throws -> [[String: Tensor]] {
+        try (0..<layout.tp).map { try shard(tp: layout.tp, rank: $0, vocab: layout.vocab, layers: nil) }
+    }
 
     /// Rank `rank`'s tensors under canonical names; only layers in `layers` (all when nil).
-    public func shard(tp: Int, rank: Int, divisibleBy: Int = 128, layers: Range<Int>? = nil) throws -> [String: Tensor] {
+    func shard(tp: Int, rank: Int, vocab: VocabPadding, layers: Range<Int>?) throws -> [String: Tensor] {
         let c = config
-        try ShardSpec.checkTensorParallel(c, tp: tp)
+        try ParallelLayout.checkTensorParallel(c, tp: tp)
         guard rank >= 0 && rank < tp else { throw LayoutError("rank \(rank) is outside TP \(tp)") }
-        let Vp = CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: tp, divisibleBy: divisibleBy)
+        let Vp = vocab.paddedVocab(c.vocabSize, tp: tp)
         var out: [String: Tensor] = [:]
         for (name, shape) in CanonicalSchema.shapes(for: c) {
             if let layers, name.hasPrefix("layers."), let i = Int(name.split(separator: ".")[1]), !layers.contains(i) { continue }
@@ -90,10 +100,5 @@ extension CanonicalCheckpoint {
             }
         }
         return out
-    }
-
-    /// Every rank's tensors.
-    public func split(tp: Int, divisibleBy: Int = 128) throws -> [[String: Tensor]] {
-        try (0..<tp).map { try shard(tp: tp, rank: $0, divisibleBy: divisibleBy) }
     }
 }

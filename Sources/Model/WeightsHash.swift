@@ -36,7 +36,7 @@ extension CanonicalCheckpoint {
         return h.value
     }
 
-    /// The same fingerprint from TP rank tensors (`rankTensors[t]`, as `split(tp:divisibleBy:)` cuts
+    /// The same fingerprint from TP rank tensors (`rankTensors[t]`, as `split(_:)` cuts
     /// them, any vocabulary padding): equal to `weightsHash` of the checkpoint they were cut from.
     public static func weightsHash(config: ModelConfig, rankTensors: [[String: Tensor]]) throws -> String {
         var f = FNV1a()

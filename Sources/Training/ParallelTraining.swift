@@ -1,6 +1,6 @@
-// ParallelTraining: runs a `TrainingLayout` of RankTrainers, in-process (one thread per rank,
-// `ThreadGroup`s for the TP, DP and world groups: the default) or as this process's single rank
-// under mpirun (`MPITraining`, MPI communicators split from the world). Both take the run's state
+// ParallelTraining: runs the RankTrainers of a `ParallelLayout` (TP x PP x DP), in-process (one
+// thread per rank, `ThreadGroup`s for the TP, DP and world groups: the default) or as this process's
+// single rank under mpirun (`MPITraining`, MPI communicators split from the world). Both take the run's state
 // in canonical form (`TrainerState`: whole-model flat parameters and Adam moments), cut it for
 // their ranks, and give it back in canonical form for saves and evaluations; a state saved at one
 // layout therefore resumes at any other.
@@ -11,7 +11,7 @@ import Collectives
 import Model
 
 public protocol TrainingExecutor: AnyObject {
-    var grid: TrainingLayout { get }
+    var grid: ParallelLayout { get }
     /// Cut `state` into the ranks' buffers.
     func load(_ state: TrainerState) throws
     /// One optimizer step over the global batch's micro-batches; the same (loss, norm) everywhere.
@@ -37,7 +37,7 @@ extension TrainingExecutor {
     }
 
     func load(_ state: TrainerState, into r: RankTrainer) {
-        let c = r.model.config, canon = state.adam.layout, local = r.model.layout, t = r.position.t
+        let c = r.model.config, canon = state.adam.layout, local = r.model.layout, t = r.place.tpRank
         r.params = grid.scatter(state.params, canonical: canon, config: c, into: local, t: t)
         r.adam = AdamW(layout: local, config: state.adam.config, m: grid.scatter(state.adam.m, canonical: canon, config: c, into: local, t: t),
                        v: grid.scatter(state.adam.v, canonical: canon, config: c, into: local, t: t), step: state.adam.step)
@@ -45,14 +45,14 @@ extension TrainingExecutor {
 }
 
 public final class InProcessTraining: TrainingExecutor {
-    public let grid: TrainingLayout
+    public let grid: ParallelLayout
     public let ranks: [RankTrainer]
     let groups: [ThreadGroup]
     let workers: RankWorkers
 
-    public init(config: ModelConfig, grid: TrainingLayout = .init(), recompute: Bool = false, timeout: Double = 300) throws {
+    public init(config: ModelConfig, grid: ParallelLayout = .init(), recompute: Bool = false, timeout: Double = 300) throws {
         self.grid = grid
-        let stages = try grid.check(config)
+        try checkTrainingLayout(grid, config)
         let W = grid.worldSize, TP = grid.tp, DP = grid.dp, PP = grid.pp
         let world = ThreadGroup(size: W, timeout: timeout)
         let tpGroups = (0..<(PP * DP)).map { _ in ThreadGroup(size: TP, timeout: timeout) }      // by (p, d)
@@ -60,9 +60,8 @@ public final class InProcessTraining: TrainingExecutor {
         groups = [world] + tpGroups + dpGroups
         var rs: [RankTrainer] = []
         for g in 0..<W {
-            let pos = grid.position(ofRank: g)
-            let r = try Self.make(config, g, grid: grid, stages: stages, tp: tpGroups[pos.p * DP + pos.d].member(pos.t),
-                                  dp: dpGroups[pos.p * TP + pos.t].member(pos.d), world: world.member(g))
+            let (t, p, d) = grid.coordinates(ofRank: g)
+            let r = try Self.make(config, g, grid: grid, tp: tpGroups[p * DP + d].member(t), dp: dpGroups[p * TP + t].member(d), world: world.member(g))
             r.recompute = recompute
             rs.append(r)
         }
@@ -73,10 +72,9 @@ public final class InProcessTraining: TrainingExecutor {
         if W > 1 { Compute.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / W)) }
     }
 
-    static func make(_ config: ModelConfig, _ g: Int, grid: TrainingLayout, stages: [Range<Int>], tp: Collective, dp: Collective, world: Collective & PointToPoint) throws -> RankTrainer {
-        let pos = grid.position(ofRank: g)
-        let model = try StageTraining(config: config, tp: grid.tp, tpRank: pos.t, stage: pos.p, pp: grid.pp, layers: stages[pos.p])
-        return RankTrainer(model: model, position: pos, grid: grid, params: [Float](repeating: 0, count: model.layout.total),
+    static func make(_ config: ModelConfig, _ g: Int, grid: ParallelLayout, tp: Collective, dp: Collective, world: Collective & PointToPoint) throws -> RankTrainer {
+        let model = try StageTraining(config: config, place: try grid.place(ofRank: g, numLayers: config.numLayers))
+        return RankTrainer(model: model, params: [Float](repeating: 0, count: model.layout.total),
                            adam: AdamW(layout: model.layout), tp: tp, dp: dp, world: world)
     }
 
@@ -95,7 +93,7 @@ public final class InProcessTraining: TrainingExecutor {
     }
 
     public func gather(_ pick: (RankTrainer) -> [Float], canonical: ParameterLayout) throws -> [Float]? {
-        let replica0 = (0..<(grid.pp * grid.tp)).map { i in ranks[grid.rank(t: i % grid.tp, p: i / grid.tp, d: 0)] }
+        let replica0 = (0..<(grid.pp * grid.tp)).map { i in ranks[grid.rank(tpRank: i % grid.tp, stage: i / grid.tp)] }
         let layouts = (0..<grid.pp).map { p in replica0[p * grid.tp].model.layout }
         return grid.gather(replica0.map(pick), layouts: layouts, canonical: canonical, config: ranks[0].model.config)
     }
@@ -106,22 +104,22 @@ public final class InProcessTraining: TrainingExecutor {
 
 /// This process as one rank of `grid` under mpirun (world size must be TP x PP x DP).
 public final class MPITraining: TrainingExecutor {
-    public let grid: TrainingLayout
+    public let grid: ParallelLayout
     public let rank: RankTrainer
     let world: MPICollective, tp: MPICollective, dp: MPICollective
     static let gatherTag = 32001
 
-    public init(config: ModelConfig, grid: TrainingLayout, recompute: Bool = false) throws {
+    public init(config: ModelConfig, grid: ParallelLayout, recompute: Bool = false) throws {
         self.grid = grid
-        let stages = try grid.check(config)
+        try checkTrainingLayout(grid, config)
         world = try MPICollective.world()
         guard world.size == grid.worldSize else {
             throw TrainingError("mpirun started \(world.size) processes but \(grid) needs \(grid.worldSize): run mpirun -np \(grid.worldSize)")
         }
-        let pos = grid.position(ofRank: world.rank)
-        tp = try world.split(color: pos.p * grid.dp + pos.d, key: pos.t)
-        dp = try world.split(color: pos.p * grid.tp + pos.t, key: pos.d)
-        rank = try InProcessTraining.make(config, world.rank, grid: grid, stages: stages, tp: tp, dp: dp, world: world)
+        let (t, p, d) = grid.coordinates(ofRank: world.rank)
+        tp = try world.split(color: p * grid.dp + d, key: t)
+        dp = try world.split(color: p * grid.tp + t, key: d)
+        rank = try InProcessTraining.make(config, world.rank, grid: grid, tp: tp, dp: dp, world: world)
         rank.recompute = recompute
         let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? world.size
         Compute.setThreads(max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, local)))
@@ -135,17 +133,16 @@ public final class MPITraining: TrainingExecutor {
 
     /// Replica 0's ranks send their buffers to world rank 0, which puts the whole model together.
     public func gather(_ pick: (RankTrainer) -> [Float], canonical: ParameterLayout) throws -> [Float]? {
-        if rank.position.d == 0 && world.rank != 0 {
+        if rank.place.dpRank == 0 && world.rank != 0 {
             try world.sendAsync(pick(rank), to: 0, tag: Self.gatherTag)
             try world.completeSends()
         }
         guard world.rank == 0 else { return nil }
         let c = rank.model.config
-        let stages = try grid.check(c)
-        let layouts = (0..<grid.pp).map { ParameterLayout(config: c, tp: grid.tp, stage: $0, pp: grid.pp, layers: stages[$0]) }
+        let layouts = try (0..<grid.pp).map { ParameterLayout(config: c, place: try RankPlace(layout: grid, stage: $0, numLayers: c.numLayers)) }
         var bufs: [[Float]] = []
         for i in 0..<(grid.pp * grid.tp) {
-            let g = grid.rank(t: i % grid.tp, p: i / grid.tp, d: 0)
+            let g = grid.rank(tpRank: i % grid.tp, stage: i / grid.tp)
             if g == 0 { bufs.append(pick(rank)); continue }
             var b = [Float](repeating: 0, count: layouts[i / grid.tp].total)
             try b.withUnsafeMutableBufferPointer { try world.recv($0, from: g, tag: Self.gatherTag) }

@@ -21,8 +21,9 @@ public struct TrainingDiverged: Error, CustomStringConvertible {
 
 public final class RankTrainer {
     public let model: StageTraining
-    public let position: RankPosition
-    public let grid: TrainingLayout
+    /// Where this rank sits (its model's place), and the layout of the run.
+    public var place: RankPlace { model.place }
+    public var grid: ParallelLayout { model.place.layout }
     public internal(set) var params: [Float]
     public internal(set) var adam: AdamW
     /// The last step's gradients (summed over replicas, before clipping when `clip` was 0).
@@ -37,23 +38,22 @@ public final class RankTrainer {
 
     static let tiedEmbeddingTag = 32000
 
-    public init(model: StageTraining, position: RankPosition, grid: TrainingLayout, params: [Float], adam: AdamW,
-                tp: Collective, dp: Collective, world: Collective & PointToPoint) {
+    public init(model: StageTraining, params: [Float], adam: AdamW, tp: Collective, dp: Collective, world: Collective & PointToPoint) {
         precondition(params.count == model.layout.total)
-        self.model = model; self.position = position; self.grid = grid
+        self.model = model
         self.params = params; self.adam = adam
         grads = [Float](repeating: 0, count: params.count)
         tpc = tp; dpc = dp; self.world = world
     }
 
-    func peer(stage p: Int) -> Int { grid.rank(t: position.t, p: p, d: position.d) }
+    func peer(stage p: Int) -> Int { grid.rank(tpRank: place.tpRank, stage: p, dpRank: place.dpRank) }
 
     /// One step over `micro`, the micro-batches of the whole global batch (this rank runs its
     /// replica's share: replica d takes the d-th contiguous block). Returns (loss, grad norm).
     public func step(micro: [TrainingBatch], lr: Float, clip: Float) throws -> (loss: Float, norm: Float) {
         let M = micro.count, DP = grid.dp
         guard M % DP == 0 else { throw TrainingError("\(M) micro-batches do not divide over \(DP) data-parallel replicas") }
-        let mine = Array(micro[(position.d * M / DP)..<((position.d + 1) * M / DP)])
+        let mine = Array(micro[(place.dpRank * M / DP)..<((place.dpRank + 1) * M / DP)])
         for b in mine { _ = try model.check(b) }
         let scale = 1 / Float(M)
         grads.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
@@ -65,31 +65,31 @@ public final class RankTrainer {
                 let G0 = gb.baseAddress!
                 try model.prepare(pb.baseAddress!)       // this step's weights, packed once
                 let C = model.config.hiddenSize
-                for op in PipelineSchedule.oneFOneB(stage: position.p, stages: grid.pp, microBatches: mine.count) {
+                for op in PipelineSchedule.oneFOneB(stage: place.stage, stages: grid.pp, microBatches: mine.count) {
                     switch op {
                     case .forward(let m):
                         let b = mine[m], n = b.inputs.count * b.inputs[0].count * C
                         var input: [Float]? = nil
                         if !model.isFirst {
                             var x = [Float](repeating: 0, count: n)
-                            try x.withUnsafeMutableBufferPointer { try world.recv($0, from: peer(stage: position.p - 1), tag: 2 * m) }
+                            try x.withUnsafeMutableBufferPointer { try world.recv($0, from: peer(stage: place.stage - 1), tag: 2 * m) }
                             input = x
                         }
                         let (out, a) = try model.forward(batch: b, input: input, lossScale: scale, keep: !recompute, tpc: tpc)
                         acts[m] = a
                         peakInFlight = max(peakInFlight, acts.count)
                         peakActivationFloats = max(peakActivationFloats, acts.values.reduce(0) { $0 + $1.floats })
-                        if model.isLast { lossSum += a.loss } else { try world.sendAsync(out, to: peer(stage: position.p + 1), tag: 2 * m) }
+                        if model.isLast { lossSum += a.loss } else { try world.sendAsync(out, to: peer(stage: place.stage + 1), tag: 2 * m) }
                     case .backward(let m):
                         let b = mine[m], n = b.inputs.count * b.inputs[0].count * C
                         var dOut: [Float]? = nil
                         if !model.isLast {
                             var d = [Float](repeating: 0, count: n)
-                            try d.withUnsafeMutableBufferPointer { try world.recv($0, from: peer(stage: position.p + 1), tag: 2 * m + 1) }
+                            try d.withUnsafeMutableBufferPointer { try world.recv($0, from: peer(stage: place.stage + 1), tag: 2 * m + 1) }
                             dOut = d
                         }
                         let dIn = try model.backward(G0, acts.removeValue(forKey: m)!, batch: b, dOutput: dOut, lossScale: scale, tpc: tpc)
-                        if !model.isFirst { try world.sendAsync(dIn, to: peer(stage: position.p - 1), tag: 2 * m + 1) }
+                        if !model.isFirst { try world.sendAsync(dIn, to: peer(stage: place.stage - 1), tag: 2 * m + 1) }
                     }
                 }
             }
@@ -101,7 +101,7 @@ public final class RankTrainer {
         // the same gradients) and the loss (every replica's last stage), over every rank
         // fixed spans, partial sums added in span order: the same bits on any number of threads
         var spans: [Range<Int>] = []
-        for e in model.layout.entries where position.d == 0 && model.layout.countsInNorm(e, tpRank: position.t, stage: position.p) {
+        for e in model.layout.entries where place.dpRank == 0 && model.layout.countsInNorm(e, tpRank: place.tpRank, stage: place.stage) {
             var lo = e.offset
             while lo < e.offset + e.count { let hi = min(e.offset + e.count, lo + 65536); spans.append(lo..<hi); lo = hi }
         }
@@ -111,7 +111,7 @@ public final class RankTrainer {
             Compute.parallelFor(spans.count) { k in var a: Double = 0; for i in spans[k] { a += Double(G[i]) * Double(G[i]) }; S[k] = a }
         } }
         let ss = partial.reduce(0, +)
-        var red: [Float] = [Float(ss), model.isLast && position.t == 0 ? Float(lossSum / Double(M)) : 0]
+        var red: [Float] = [Float(ss), model.isLast && place.tpRank == 0 ? Float(lossSum / Double(M)) : 0]
         try red.withUnsafeMutableBufferPointer { try world.allReduce($0) }
         let norm = red[0].squareRoot(), loss = red[1]
         guard loss.isFinite, norm.isFinite else { throw TrainingDiverged(loss: loss, gradNorm: norm) }

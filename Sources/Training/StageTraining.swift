@@ -4,7 +4,7 @@
 // rotary positions, GeLU (tanh / erf) or SwiGLU, multi-head or grouped-query attention, biases or
 // none, tied or untied head. The layers cross TP ranks only through the region operations.
 //
-// The rank holds TP shard `tpRank` of stage `stage`'s layers (TrainingLayout) as a flat buffer
+// The rank holds its `RankPlace`'s share (TP shard `tpRank` of stage `stage`'s layers) as a flat buffer
 // (`ParameterLayout`); `prepare` packs it into `DecoderWeights` (with transposes for the backward)
 // once per optimizer step. Gradients go to the flat gradient buffer by name.
 // Stages pass [N, C] activations forward and their gradients back; the caller moves them.
@@ -56,8 +56,10 @@ final class StageActivations {
 public final class StageTraining {
     public let config: ModelConfig
     public let layout: ParameterLayout
-    public let tp: Int, tpRank: Int, stage: Int, pp: Int
-    public let layers: Range<Int>
+    /// Where this rank sits; its layers are `place.layers`.
+    public let place: RankPlace
+    var layers: Range<Int> { place.layers }
+    var stage: Int { place.stage }
     /// This step's weights, packed from the flat parameters by `prepare` (once per optimizer step).
     var model: DecoderModel?
     let pool = PackedStoragePool()
@@ -65,23 +67,23 @@ public final class StageTraining {
     /// one is ~100 MB at GPT-2's vocabulary: mapped and zeroed page by page on every micro-batch).
     var spareLogits: [[Float]] = []
 
-    public var isFirst: Bool { stage == 0 }
-    public var isLast: Bool { stage == pp - 1 }
-    var shard: ShardSpec { ShardSpec(tp: tp, tpRank: tpRank, pp: pp, stage: stage, layers: layers) }
+    public var isFirst: Bool { place.isFirstStage }
+    public var isLast: Bool { place.isLastStage }
 
-    public init(config: ModelConfig, tp: Int = 1, tpRank: Int = 0, stage: Int = 0, pp: Int = 1, layers: Range<Int>? = nil) throws {
+    /// `place` nil: the whole model on one rank.
+    public init(config: ModelConfig, place: RankPlace? = nil) throws {
         try config.validate()
-        try ShardSpec.checkTensorParallel(config, tp: tp)
-        self.config = config; self.tp = tp; self.tpRank = tpRank; self.stage = stage; self.pp = pp
-        self.layers = layers ?? 0..<config.numLayers
-        layout = ParameterLayout(config: config, tp: tp, stage: stage, pp: pp, layers: self.layers)
+        let place = place ?? .single(layers: config.numLayers)
+        try ParallelLayout.checkTensorParallel(config, tp: place.tp)
+        self.config = config; self.place = place
+        layout = ParameterLayout(config: config, place: place)
     }
 
     /// Packs this step's weights (and their transposes for the backward) from the flat parameters P0.
     public func prepare(_ P0: UnsafePointer<Float>) throws {
         for m in model?.weights.matrices ?? [] { pool.give(m) }
         model = nil                               // the pool now holds the last step's storage alone
-        model = DecoderModel(weights: try DecoderWeights(config: config, shard: shard, pool: pool, parameter: { P0 + self.layout.offset($0) }))
+        model = DecoderModel(weights: try DecoderWeights(config: config, shard: place, pool: pool, parameter: { P0 + self.layout.offset($0) }))
     }
 
     /// Checks a batch before any communication, so every rank throws the same error.

@@ -41,9 +41,12 @@ public struct FinetuneJob {
     public var seed: UInt64 = 1234
     /// Evaluated every `evalInterval` steps on `evalLimit` documents each.
     public var evalTasks: [LoadedTask] = [], evalInterval = 0, evalLimit = 100
-    public var tp = 1, pp = 1
-    /// Data-parallel replicas (default: 1 in-process; under mpirun, processes / (tp x pp)).
-    public var dp: Int?
+    /// The ranks the job trains on (vocabulary padded to a multiple of TP); Megatron saves are written at
+    /// its TP x PP with Megatron's padding.
+    public var layout = ParallelLayout()
+    /// Under mpirun, take the data-parallel replicas from the process count (processes / (TP x PP))
+    /// instead of `layout.dp`.
+    public var replicasFromProcesses = false
     public var recompute = false
     public var threads: Int?
 
@@ -102,8 +105,8 @@ public struct FinetuneJob {
         let tok = try findTokenizer()
         let canonical = ParameterLayout(config: ckpt.config)
         let mpi = MPIRuntime.isActive
-                let replicas = dp ?? (mpi ? max(1, MPIRuntime.worldSize / (tp * pp)) : 1)
-        let grid = TrainingLayout(tp: tp, pp: pp, dp: replicas)
+        var grid = layout
+        if mpi && replicasFromProcesses { grid.dp = max(1, MPIRuntime.worldSize / (grid.tp * grid.pp)) }
         let executor: TrainingExecutor = mpi ? try MPITraining(config: ckpt.config, grid: grid, recompute: recompute)
                                              : try InProcessTraining(config: ckpt.config, grid: grid, recompute: recompute)
         if let t = threads { Compute.setThreads(t) }
@@ -156,7 +159,7 @@ public struct FinetuneJob {
                     eps: Double(tc.adam.eps), weightDecay: Double(weightDecay), clipGrad: Double(clipGrad), warmupIters: warmup, decayIters: steps,
                     trainIters: steps, decayStyle: decay.rawValue, globalBatch: globalBatch, microBatch: microBatch)
                 try CheckpointWriter.write(c, to: URL(fileURLWithPath: meg), target: .megatron,
-                                           options: WriteOptions(tp: tp, pp: pp, iteration: s.step, training: training), replace: true)
+                                           options: WriteOptions(layout: ParallelLayout(tp: grid.tp, pp: grid.pp, vocab: .megatronDefault), iteration: s.step, training: training), replace: true)
                 log("saved \(meg) (Megatron-LM legacy, iteration \(s.step), with the optimizer and scheduler state)")
             }
         }, evaluate: { s in

@@ -66,7 +66,8 @@ public struct ModelSource: Sendable {
     /// The engine packs its own copy of the weights (f32 or bf16); the loaded tensors are dropped once it
     /// is built, so `checkpoint` holds the config and format only. `weightsHash` is computed from the
     /// loaded tensors before they go (in-process), or re-read a layer at a time (mpirun).
-    public func open(layout: EngineLayout = EngineLayout(), dtype: ComputeDType = .float32, threads: Int? = nil, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
+    /// `microBatches`: the engine's most micro-batches per forward (nil: PP).
+    public func open(layout: ParallelLayout = ParallelLayout(), microBatches: Int? = nil, dtype: ComputeDType = .float32, threads: Int? = nil, needTokenizer: Bool = true, weightsHash wantHash: Bool = false) throws -> LoadedModel {
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         if let threads { Compute.setThreads(threads) }
         defer { releaseFreedMemory() }   // the loaded tensors, once the engine holds its packed copy
@@ -78,21 +79,19 @@ public struct ModelSource: Sendable {
         // (detect recognises only the checkpoint formats: a Turing save or a llama2.c file is loaded whole below)
         if MPIRuntime.isActive || layout.tp * layout.pp > 1, let format = try? CheckpointLoader.detect(checkpointURL), format != .hf {
             var options = LoadOptions(vocabSize: tok.map { $0.vocabSize }, argOverrides: try MegatronArgs.parseOverrides(megatronArgs))
-            if MPIRuntime.isActive {   // this process reads its own shard only
-                let (t, p) = DistributedEngine.rank(of: MPIRuntime.worldRank, layout: layout)
-                options.rank = EngineRank(tpRank: t, stage: p, pp: layout.pp, layersPerStage: layout.layersPerStage)
-            }
-            let r = try CheckpointLoader.loadSplit(checkpointURL, tp: layout.tp, divisibleBy: 1, options: options)
+            if MPIRuntime.isActive { options.rank = MPIRuntime.worldRank }   // this process reads its own shard only
+            let r = try CheckpointLoader.loadSplit(checkpointURL, layout: layout, options: options)
             r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
             let shards = r.shards!
             if MPIRuntime.isActive {   // the hash reads the model a layer at a time: this process holds only its shard
-                let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, dtype: dtype, world: try MPICollective.world())
+                let engine = try DistributedEngine(config: r.checkpoint.config, rankTensors: shards[0], layout: layout, microBatches: microBatches,
+                                               dtype: dtype, world: try MPICollective.world())
                 let (url, o) = (checkpointURL, options)
                 return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint) { try CheckpointLoader.weightsHash(url, options: o) }
             }
             let config = r.checkpoint.config
             let hash = wantHash ? try CanonicalCheckpoint.weightsHash(config: config, rankTensors: shards) : nil
-            let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, dtype: dtype)
+            let engine = try ShardedEngine(config: config, rankTensors: shards, layout: layout, microBatches: microBatches, dtype: dtype)
             return LoadedModel(engine: engine, tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
         }
         if !MPIRuntime.isActive && layout.tp == 1 && layout.pp == 1, TuringFormat.resolve(checkpointURL) == nil,
@@ -102,7 +101,7 @@ public struct ModelSource: Sendable {
         var ckpt = try loadCheckpoint(vocabSize: tok.map { $0.vocabSize })
         let hash = wantHash ? ckpt.weightsHash : nil
         let engine: CausalLM
-        if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
+        if MPIRuntime.isActive { engine = try DistributedEngine(ckpt, layout: layout, microBatches: microBatches, dtype: dtype, world: try MPICollective.world()) }
         else if layout.tp == 1 && layout.pp == 1 {
             // the engine takes the tensors over and lets each go once packed: no second whole copy
             try ckpt.validate()
@@ -111,7 +110,7 @@ public struct ModelSource: Sendable {
             engine = DecoderModel(weights: try DecoderWeights(config: ckpt.config, rankTensors: consume tensors,
                                                               shard: .single(layers: ckpt.config.numLayers), dtype: dtype))
         }
-        else { engine = try ShardedEngine(ckpt, layout: layout, dtype: dtype) }
+        else { engine = try ShardedEngine(ckpt, layout: layout, microBatches: microBatches, dtype: dtype) }
         return LoadedModel(engine: engine, tokenizer: tok, checkpoint: ckpt.withoutTensors) { try hash ?? notComputed() }
     }
 }

@@ -33,21 +33,21 @@ struct BenchCommand: ParsableCommand {
         Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads,
                                  maxPositions: max(1024, promptLength + decodeTokens + 1), activation: .geluTanh)
-        let layout = EngineLayout(tp: layoutOptions.tp, pp: layoutOptions.pp, microBatches: microBatches)
+        let layout = ParallelLayout(tp: layoutOptions.tp, pp: layoutOptions.pp)
         if MPIRuntime.isActive { try DistributedEngine.checkProcessCount(layout, worldSize: MPIRuntime.worldSize) }
         // the seeded random source is dropped once the engine holds its weights: the peak RSS reported
         // is the run's (weights, caches, activations), as a user's process holds it after the load
         let model: CausalLM = try {
             let ckpt = CanonicalCheckpoint.random(config: config)   // seeded: every process builds the same weights
-            if MPIRuntime.isActive { return try DistributedEngine(ckpt, layout: layout, dtype: dtype, world: try MPICollective.world()) }
+            if MPIRuntime.isActive { return try DistributedEngine(ckpt, layout: layout, microBatches: microBatches, dtype: dtype, world: try MPICollective.world()) }
             if layout.tp == 1 && layout.pp == 1 { return DecoderModel(weights: try DecoderWeights(ckpt, dtype: dtype)) }
-            return try ShardedEngine(ckpt, layout: layout, dtype: dtype)
+            return try ShardedEngine(ckpt, layout: layout, microBatches: microBatches, dtype: dtype)
         }()
         releaseFreedMemory()
         let rssReset = resetPeakRSS()
         let mode = MPIRuntime.isActive ? "\(MPIRuntime.worldSize) MPI processes" : "in-process"
         log(Compute.systemSummary)
-        log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab), \(dtype.rawValue) weights; \(layout) \(mode), micro-batches \(layout.microBatches); \(Compute.threads) threads per rank")
+        log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab), \(dtype.rawValue) weights; \(layout) \(mode), micro-batches \(microBatches ?? layout.pp); \(Compute.threads) threads per rank")
         var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, batches: batch, reps: reps, score: score,
                                     log: json ? { _ in } : log)
         if rssReset, let hwm = highWaterRSSMegabytes() { res.peakRSSMB = hwm }

@@ -58,7 +58,7 @@ struct ConvertCommand: ParsableCommand {
             let src = RandomTensorSource(config: .llama2_7b, seed: seed)
             let stored = dtype.flatMap(StorageDType.init(rawValue:)) ?? .bfloat16
             try CheckpointWriter.write(source: src, to: out, target: ConvertTarget(rawValue: to)!,
-                                       options: WriteOptions(tp: tp, pp: pp, dtype: stored, iteration: iteration), replace: force)
+                                       options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), dtype: stored, iteration: iteration), replace: force)
             var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
             let params = CanonicalSchema.shapes(for: src.config).reduce(0) { $0 + $1.1.reduce(1, *) }
             log(String(format: "convert: random llama2-7b (seed %llu) -> %@ (%@, TP %d x PP %d, %@): %ld parameters; write %.3f s, peak RSS %.1f MB",
@@ -67,12 +67,13 @@ struct ConvertCommand: ParsableCommand {
         }
         if loadOnly && (tp > 1 || pp > 1), random == nil {   // load + re-split, the issue-3 benchmark
             let src = URL(fileURLWithPath: path!)
-            let r = try CheckpointLoader.loadSplit(src, tp: tp, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
+            let layout = ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault)
+            let r = try CheckpointLoader.loadSplit(src, layout: layout, options: LoadOptions(vocabSize: vocabSize, argOverrides: try MegatronArgs.parseOverrides(megatronArg)))
             let t1 = Date()
             var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
             for p in r.problems { log("convert: warning: \(p)") }
-            // PP stages hold consecutive layer ranges of these tensors (ShardSpec); nothing to copy for PP.
-            let stages = try ShardSpec.stageLayers(numLayers: r.checkpoint.config.numLayers, pp: pp)
+            // PP stages hold consecutive layer ranges of these tensors (RankPlace); nothing to copy for PP.
+            let stages = try layout.stageLayers(numLayers: r.checkpoint.config.numLayers)
             let params = r.shards!.reduce(0) { $0 + $1.values.reduce(0) { $0 + $1.count } }
             log(String(format: "convert: loaded %@ and split to TP %d x PP %d (layers %@) in %.3f s: %d parameters in the shards, peak RSS %.1f MB",
                        path!, tp, pp, stages.map { "\($0.lowerBound)..<\($0.upperBound)" }.joined(separator: ", "),
@@ -103,7 +104,7 @@ struct ConvertCommand: ParsableCommand {
         let stored: StorageDType = dtype.flatMap(StorageDType.init(rawValue:)) ??
             ([.float32, .bfloat16, .float16].contains(ck.sourceDType) ? ck.sourceDType : .float32)
         try CheckpointWriter.write(ck, to: out, target: ConvertTarget(rawValue: to)!,
-                                   options: WriteOptions(tp: tp, pp: pp, dtype: stored, iteration: iteration), replace: force)
+                                   options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), dtype: stored, iteration: iteration), replace: force)
         let t2 = Date()
         var ru = rusage(); getrusage(0, &ru)   // RUSAGE_SELF
         let params = ck.tensors.values.reduce(0) { $0 + $1.count }

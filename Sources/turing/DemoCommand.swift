@@ -60,7 +60,7 @@ struct DemoCommand: ParsableCommand {
         }
         let (greedy, dt, n) = try run(model, SamplingParams())
         print("greedy, TP 1 x PP 1 (\(n) tokens, \(String(format: "%.0f", Double(n) / dt)) tokens/s):\n  \(prompt)\(greedy)\n")
-        let sharded = try source.open(layout: EngineLayout(tp: 2, pp: 2)).engine
+        let sharded = try source.open(layout: ParallelLayout(tp: 2, pp: 2)).engine
         let (g2, _, _) = try run(sharded, SamplingParams())
         print("greedy, TP 2 x PP 2 in-process: \(g2 == greedy ? "identical text" : "DIFFERENT TEXT:\n  \(prompt)\(g2)")\n")
         let (sampled, _, _) = try run(model, SamplingParams(temperature: 0.8, topP: 0.9, seed: 42))

@@ -59,7 +59,8 @@ struct FinetuneCommand: ParsableCommand {
         (job.seqLength, job.microBatch, job.globalBatch) = (seqLength, microBatch, globalBatch)
         (job.lr, job.minLR, job.warmup, job.decay, job.weightDecay, job.clipGrad) = (lr, minLR, warmup, decay, weightDecay, clipGrad)
         (job.save, job.saveInterval, job.saveMegatron, job.exitInterval, job.seed) = (save, saveInterval, saveMegatron, exitInterval, seed)
-        (job.tp, job.pp, job.dp, job.recompute, job.threads) = (layout.tp, layout.pp, dp, recompute, threads.threads)
+        (job.layout, job.replicasFromProcesses) = (ParallelLayout(tp: layout.tp, pp: layout.pp, dp: dp ?? 1), dp == nil)
+        (job.recompute, job.threads) = (recompute, threads.threads)
         let locator = taskData.locator()
         job.evalTasks = try (evalTasks ?? "").split(separator: ",").map {
             try LoadedTask(spec: try TaskSpec.load(named: String($0).trimmingCharacters(in: .whitespaces), in: tasksDir), data: locator)

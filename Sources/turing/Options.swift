@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Checkpoints
 import Engine
+import Model
 import Collectives
 import Tasks
 import TensorCore
@@ -52,7 +53,7 @@ struct CheckpointOptions: ParsableArguments {
     /// Opens the model at the layout and compute settings given (`ModelSource.open`).
     func open(_ layout: LayoutOptions, _ compute: ComputeOptions, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
         applyChecksumFlag(noVerifyChecksums)
-        return try source.open(layout: EngineLayout(tp: layout.tp, pp: layout.pp, microBatches: compute.microBatches), dtype: compute.dtype,
+        return try source.open(layout: layout.layout, microBatches: compute.microBatches, dtype: compute.dtype,
                         threads: compute.threads.threads, needTokenizer: needTokenizer, weightsHash: weightsHash)
     }
 }
@@ -66,6 +67,9 @@ struct LayoutOptions: ParsableArguments {
         guard tp >= 1 else { throw ValidationError("--tp must be at least 1, found \(tp)") }
         guard pp >= 1 else { throw ValidationError("--pp must be at least 1, found \(pp)") }
     }
+
+    /// The engines' layout: TP x PP, one replica, vocabulary padded to a multiple of TP.
+    var layout: ParallelLayout { ParallelLayout(tp: tp, pp: pp) }
 }
 
 /// Kernel threads: shared by every command that computes.

@@ -77,7 +77,7 @@ final class ConvertTests: XCTestCase {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let src = CanonicalCheckpoint.random(config: c, seed: UInt64(tp * 10 + pp))
         let out = dir.appendingPathComponent("out")
-        try CheckpointWriter.write(src, to: out, target: target, options: WriteOptions(tp: tp, pp: pp, dtype: dtype, iteration: iteration))
+        try CheckpointWriter.write(src, to: out, target: target, options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), dtype: dtype, iteration: iteration))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["out"], "temporary directory left behind", line: line)
         let r = try CheckpointLoader.loadReport(out)
         XCTAssertEqual(r.format, target == .megatron ? "megatron-legacy" : target.rawValue, line: line)
@@ -101,7 +101,7 @@ final class ConvertTests: XCTestCase {
     func testMegatronRankFilesMatchSplitAndLayout() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let src = CanonicalCheckpoint.random(config: Self.gpt)
-        try CheckpointWriter.write(src, to: dir.appendingPathComponent("o"), target: .megatron, options: WriteOptions(tp: 2, pp: 2))
+        try CheckpointWriter.write(src, to: dir.appendingPathComponent("o"), target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 2, pp: 2, vocab: .megatronDefault)))
         let it = dir.appendingPathComponent("o/release")
         XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("o/latest_checkpointed_iteration.txt"), encoding: .utf8), "release\n")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: it.path).sorted(), ["mp_rank_00_000", "mp_rank_00_001", "mp_rank_01_000", "mp_rank_01_001"])
@@ -110,7 +110,7 @@ final class ConvertTests: XCTestCase {
         // Local layer numbers, head copy on the last stage, vocab padded to 128·TP and split.
         XCTAssertNotNil(flat["language_model.encoder.layers.1.mlp.dense_4h_to_h.weight"])
         XCTAssertNil(flat["language_model.encoder.layers.2.mlp.dense_4h_to_h.weight"])
-        let split = try src.split(tp: 2)
+        let split = try src.split(ParallelLayout(tp: 2, vocab: .megatronDefault))
         XCTAssertEqual(try flat["word_embeddings_for_head.weight"]!.materialize(), split[1]["embedding.word.weight"])
         XCTAssertEqual(try flat["language_model.encoder.layers.0.mlp.dense_4h_to_h.weight"]!.materialize(), split[1]["layers.2.mlp.fc2.weight"])
         let args = MegatronArgs(last["args"], file: "")
@@ -129,9 +129,9 @@ final class ConvertTests: XCTestCase {
         ZipArchive.verifyChecksums = false; defer { ZipArchive.verifyChecksums = true }
         for (dtype, width) in [(StorageDType.float32, 4), (.bfloat16, 2)] {
             let out = dir.appendingPathComponent("o-\(dtype.rawValue)")
-            try CheckpointWriter.write(src, to: out, target: .megatron, options: WriteOptions(tp: 2, pp: 2, dtype: dtype))
+            try CheckpointWriter.write(src, to: out, target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 2, pp: 2, vocab: .megatronDefault), dtype: dtype))
             func reports() throws -> [Bool] {
-                let problems = try [CheckpointLoader.loadReport(out).problems] + [1, 2, 4].map { try CheckpointLoader.loadSplit(out, tp: $0).problems }
+                let problems = try [CheckpointLoader.loadReport(out).problems] + [1, 2, 4].map { try CheckpointLoader.loadSplit(out, layout: ParallelLayout(tp: $0, vocab: .megatronDefault)).problems }
                 return problems.map { $0.contains { $0.contains(drift) } }
             }
             XCTAssertEqual(try reports(), [false, false, false, false], "\(dtype)")
@@ -156,7 +156,7 @@ final class ConvertTests: XCTestCase {
     func testBadRecordDuringPieceWritingIsATypedError() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("o")
-        try CheckpointWriter.write(CanonicalCheckpoint.random(config: Self.gpt), to: out, target: .megatron, options: WriteOptions(tp: 2, pp: 2))
+        try CheckpointWriter.write(CanonicalCheckpoint.random(config: Self.gpt), to: out, target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 2, pp: 2, vocab: .megatronDefault)))
         let f = out.appendingPathComponent("release/mp_rank_01_001/model_optim_rng.pt")
         let tf = try TorchFile(url: f)
         let ref = Dictionary(uniqueKeysWithValues: try tf.root()["model"]!.flattenTensors())["language_model.encoder.layers.1.mlp.dense_4h_to_h.weight"]!
@@ -165,7 +165,7 @@ final class ConvertTests: XCTestCase {
         var bytes = try Data(contentsOf: f)
         bytes[e.localHeaderOffset + 3] = 0x05   // "PK\u{3}\u{4}" -> "PK\u{3}\u{5}": found only when the record is read
         try bytes.write(to: f)
-        for load in [{ _ = try CheckpointLoader.load(out) }, { _ = try CheckpointLoader.loadSplit(out, tp: 2) }, { _ = try CheckpointLoader.loadSplit(out, tp: 4) }] {
+        for load in [{ _ = try CheckpointLoader.load(out) }, { _ = try CheckpointLoader.loadSplit(out, layout: ParallelLayout(tp: 2, vocab: .megatronDefault)) }, { _ = try CheckpointLoader.loadSplit(out, layout: ParallelLayout(tp: 4, vocab: .megatronDefault)) }] {
             XCTAssertThrowsError(try load()) { err in
                 guard case .badZip(let file, let why)? = err as? CheckpointError else { return XCTFail("\(err)") }
                 XCTAssertTrue(file.hasSuffix("mp_rank_01_001/model_optim_rng.pt"), file)
@@ -181,14 +181,14 @@ final class ConvertTests: XCTestCase {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         for (cfg, target, tp, pp) in [(Self.gpt, ConvertTarget.megatron, 2, 2), (Self.llama, .megatron, 1, 2), (Self.gptUntied, .deepspeed, 2, 2)] {
             let out = dir.appendingPathComponent("\(target.rawValue)-\(cfg.vocabSize)")
-            try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(tp: tp, pp: pp))
+            try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault)))
             for (etp, epp) in [(2, 2), (2, 3), (1, 3)] where cfg.numKVHeads % etp == 0 {
-                let full = try CheckpointLoader.loadSplit(out, tp: etp, divisibleBy: 1).shards!
-                let stages = try ShardSpec.stageLayers(numLayers: cfg.numLayers, pp: epp)
+                let layout = ParallelLayout(tp: etp, pp: epp)
+                let full = try CheckpointLoader.loadSplit(out, layout: layout).shards!
+                let stages = try layout.stageLayers(numLayers: cfg.numLayers)
                 for t in 0..<etp { for p in 0..<epp {
-                    let rank = EngineRank(tpRank: t, stage: p, pp: epp)
-                    var o = LoadOptions(); o.rank = rank
-                    let r = try CheckpointLoader.loadSplit(out, tp: etp, divisibleBy: 1, options: o)
+                    var o = LoadOptions(); o.rank = layout.rank(tpRank: t, stage: p)
+                    let r = try CheckpointLoader.loadSplit(out, layout: layout, options: o)
                     XCTAssertEqual(r.shards?.count, 1)
                     let mine = r.shards![0]
                     let first = p == 0, last = p == epp - 1
@@ -200,8 +200,12 @@ final class ConvertTests: XCTestCase {
                     }
                     XCTAssertEqual(mine, expected, "\(target) saved TP \(tp) x PP \(pp), engine rank (TP \(t), stage \(p)) of TP \(etp) x PP \(epp)")
                     XCTAssertNoThrow(try DecoderWeights(config: r.checkpoint.config, rankTensors: mine,
-                                                        shard: ShardSpec(tp: etp, tpRank: t, pp: epp, stage: p, layers: stages[p])))
+                                                        shard: try RankPlace(layout: layout, tpRank: t, stage: p, numLayers: cfg.numLayers)))
                 } }
+                var o = LoadOptions(); o.rank = layout.worldSize
+                XCTAssertThrowsError(try CheckpointLoader.loadSplit(out, layout: layout, options: o)) {
+                    XCTAssertTrue("\($0)".contains("rank \(layout.worldSize) is outside \(layout)"), "\($0)")
+                }
             }
         }
     }
@@ -214,7 +218,7 @@ final class ConvertTests: XCTestCase {
         for (cfg, target, dtype) in [(Self.gpt, ConvertTarget.megatron, StorageDType.float32), (Self.gpt, .megatron, .bfloat16),
                                      (Self.gptUntied, .deepspeed, .float32), (Self.llama, .megatron, .float32)] {
             let out = dir.appendingPathComponent("\(target.rawValue)-\(cfg.vocabSize)-\(dtype.rawValue)")
-            try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(tp: 2, pp: 2, dtype: dtype))
+            try CheckpointWriter.write(CanonicalCheckpoint.random(config: cfg), to: out, target: target, options: WriteOptions(layout: ParallelLayout(tp: 2, pp: 2, vocab: .megatronDefault), dtype: dtype))
             let whole = try CheckpointLoader.load(out)
             XCTAssertEqual(try CheckpointLoader.weightsHash(out), whole.weightsHash, "\(out.lastPathComponent)")
             final class Seen: @unchecked Sendable { var names: [String] = []; var equal = true }
@@ -242,13 +246,19 @@ final class ConvertTests: XCTestCase {
     func testWritersRejectImpossibleLayouts() throws {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let src = CanonicalCheckpoint.random(config: Self.gpt)
-        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("a"), target: .megatron, options: WriteOptions(tp: 3))) {
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("a"), target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 3, vocab: .megatronDefault)))) {
             XCTAssertTrue("\($0)".contains("--tp 3"), "\($0)")
         }
-        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("b"), target: .megatron, options: WriteOptions(pp: 5)))
-        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("c"), target: .hf, options: WriteOptions(tp: 2)))
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("b"), target: .megatron, options: WriteOptions(layout: ParallelLayout(pp: 5, vocab: .megatronDefault))))
+        XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("c"), target: .hf, options: WriteOptions(layout: ParallelLayout(tp: 2, vocab: .megatronDefault))))
         XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent("d"), target: .megatron, options: WriteOptions(iteration: 0))) {
             XCTAssertTrue("\($0)".contains("iteration must be >= 1"), "\($0)")
+        }
+        // a save holds one replica, its stages split evenly (Megatron's args record no other split)
+        for (name, layout) in [("e", ParallelLayout(tp: 2, dp: 2, vocab: .megatronDefault)), ("f", ParallelLayout(pp: 2, layersPerStage: [1, 3], vocab: .megatronDefault))] {
+            XCTAssertThrowsError(try CheckpointWriter.write(src, to: dir.appendingPathComponent(name), target: .megatron, options: WriteOptions(layout: layout))) {
+                XCTAssertTrue("\($0)".contains("a save holds one replica with evenly split stages; got \(layout)"), "\($0)")
+            }
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [], "failed writes must leave nothing behind")
     }
@@ -258,7 +268,7 @@ final class ConvertTests: XCTestCase {
         let src = try CheckpointLoader.load(try Fixtures.dir("megatron-legacy-tp2-pp2"))
         assertBitwiseEqual(src, ref)
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
-        try CheckpointWriter.write(src, to: dir.appendingPathComponent("m"), target: .megatron, options: WriteOptions(tp: 4, pp: 1))
+        try CheckpointWriter.write(src, to: dir.appendingPathComponent("m"), target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 4, pp: 1, vocab: .megatronDefault)))
         assertBitwiseEqual(try CheckpointLoader.load(dir.appendingPathComponent("m")), ref)
     }
 }
@@ -268,12 +278,12 @@ final class ConvertReplaceTests: XCTestCase {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("o")
         let a = CanonicalCheckpoint.random(config: ConvertTests.gpt, seed: 1), b = CanonicalCheckpoint.random(config: ConvertTests.gpt, seed: 2)
-        try CheckpointWriter.write(a, to: out, target: .megatron, options: WriteOptions(tp: 2))
-        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(tp: 2)))
+        try CheckpointWriter.write(a, to: out, target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 2, vocab: .megatronDefault)))
+        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 2, vocab: .megatronDefault))))
         // A failing replacement leaves the old output intact.
-        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(tp: 3), replace: true))
+        XCTAssertThrowsError(try CheckpointWriter.write(b, to: out, target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: 3, vocab: .megatronDefault)), replace: true))
         assertBitwiseEqual(try CheckpointLoader.load(out), a)
-        try CheckpointWriter.write(b, to: out, target: .deepspeed, options: WriteOptions(tp: 1, pp: 2), replace: true)
+        try CheckpointWriter.write(b, to: out, target: .deepspeed, options: WriteOptions(layout: ParallelLayout(tp: 1, pp: 2, vocab: .megatronDefault)), replace: true)
         assertBitwiseEqual(try CheckpointLoader.load(out), b)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["o"])
     }

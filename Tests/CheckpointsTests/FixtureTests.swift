@@ -55,14 +55,14 @@ final class FixtureTests: XCTestCase {
             let dir = try Fixtures.dir(name)
             let ck = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
             for tp in [1, 2, 4] {
-                let r = try CheckpointLoader.loadSplit(dir, tp: tp, options: LoadOptions(vocabSize: 1000))
+                let r = try CheckpointLoader.loadSplit(dir, layout: ParallelLayout(tp: tp, vocab: .megatronDefault), options: LoadOptions(vocabSize: 1000))
                 XCTAssertEqual(r.checkpoint.config, ck.config, name)
-                assertSameShards(r.shards!, try ck.split(tp: tp), "\(name) at TP \(tp)")
+                assertSameShards(r.shards!, try ck.split(ParallelLayout(tp: tp, vocab: .megatronDefault)), "\(name) at TP \(tp)")
             }
         }
         // HF folders are split after loading.
-        let hf = try CheckpointLoader.loadSplit(try Fixtures.dir("gpt2-tiny"), tp: 2)
-        assertSameShards(hf.shards!, try Fixtures.reference().split(tp: 2), "gpt2-tiny at TP 2")
+        let hf = try CheckpointLoader.loadSplit(try Fixtures.dir("gpt2-tiny"), layout: ParallelLayout(tp: 2, vocab: .megatronDefault))
+        assertSameShards(hf.shards!, try Fixtures.reference().split(ParallelLayout(tp: 2, vocab: .megatronDefault)), "gpt2-tiny at TP 2")
     }
 
     func testToolFoldersKnowTheirRealVocabulary() throws {

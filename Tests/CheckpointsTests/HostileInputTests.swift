@@ -17,7 +17,7 @@ final class HostileInputTests: XCTestCase {
 
     func write(_ ck: CanonicalCheckpoint, _ target: ConvertTarget, tp: Int = 1, pp: Int = 1) throws -> URL {
         let dir = try tempDir().appendingPathComponent("ckpt")
-        try CheckpointWriter.write(ck, to: dir, target: target, options: WriteOptions(tp: tp, pp: pp, divisibleBy: 1))
+        try CheckpointWriter.write(ck, to: dir, target: target, options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .tensorParallel)))
         addTeardownBlock { try? FileManager.default.removeItem(at: dir.deletingLastPathComponent()) }
         return dir
     }
@@ -315,7 +315,7 @@ final class HostileInputTests: XCTestCase {
         var ck = CanonicalCheckpoint.random(config: Self.cfg, seed: 3, std: 0.1)
         ck.tensors["layers.0.mlp.fc1.weight"]!.data[0] = .nan
         let meg = try write(ck, .megatron, tp: 2)
-        expect("split", { try CheckpointLoader.loadSplit(meg, tp: 2, divisibleBy: 1) }) {
+        expect("split", { try CheckpointLoader.loadSplit(meg, layout: ParallelLayout(tp: 2)) }) {
             guard case .nonFinite(_, let t, 1) = $0 else { return false }
             return t == "layers.0.mlp.fc1.weight (TP rank 0 piece)"
         }

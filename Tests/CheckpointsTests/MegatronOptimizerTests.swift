@@ -20,7 +20,7 @@ final class MegatronOptimizerTests: XCTestCase {
                                        decayStyle: "cosine", globalBatch: 8, microBatch: 2)
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("meg")
-        try CheckpointWriter.write(ck, to: out, target: .megatron, options: WriteOptions(tp: tp, pp: pp, iteration: 7, training: tr))
+        try CheckpointWriter.write(ck, to: out, target: .megatron, options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), iteration: 7, training: tr))
         var files = 0
         for p in 0..<pp { for r in 0..<tp {
             let name = pp == 1 ? String(format: "mp_rank_%02d", r) : String(format: "mp_rank_%02d_%03d", r, p)

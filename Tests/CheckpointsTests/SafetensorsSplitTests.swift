@@ -45,7 +45,7 @@ final class SafetensorsSplitTests: XCTestCase {
 
     func testSplitMatchesMegatronShards() throws {
         let ref = try Fixtures.reference()
-        let ranks = try ref.split(tp: 2)
+        let ranks = try ref.split(ParallelLayout(tp: 2, vocab: .megatronDefault))
         XCTAssertEqual(ranks.count, 2)
         XCTAssertEqual(ranks[0]["embedding.word.weight"]!.shape, [512, 64])
         XCTAssertEqual(ranks[1]["embedding.word.weight"]!.rows(488, 24), Tensor(zeros: [24, 64]), "zero padding rows")
@@ -62,7 +62,7 @@ final class SafetensorsSplitTests: XCTestCase {
         }
         // Rank 1's q rows are the heads 2 and 3 rows of the TP-2 Megatron shard (after the QKV fix).
         let mg = try CheckpointLoader.load(try Fixtures.dir("megatron-legacy-tp2-pp1"))
-        XCTAssertEqual(try mg.split(tp: 2)[1]["layers.3.attn.q.weight"], ranks[1]["layers.3.attn.q.weight"])
-        XCTAssertThrowsError(try ref.split(tp: 3))
+        XCTAssertEqual(try mg.split(ParallelLayout(tp: 2, vocab: .megatronDefault))[1]["layers.3.attn.q.weight"], ranks[1]["layers.3.attn.q.weight"])
+        XCTAssertThrowsError(try ref.split(ParallelLayout(tp: 3, vocab: .megatronDefault)))
     }
 }

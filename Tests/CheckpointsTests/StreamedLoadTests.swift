@@ -90,8 +90,8 @@ final class StreamedLoadTests: XCTestCase {
         for (target, tp, pp) in [(ConvertTarget.hf, 1, 1), (.megatron, 2, 2)] {
             for dtype in [StorageDType.float32, .bfloat16] {
                 let a = dir.appendingPathComponent("\(target)-\(dtype)-streamed"), b = dir.appendingPathComponent("\(target)-\(dtype)-whole")
-                try CheckpointWriter.write(source: src, to: a, target: target, options: WriteOptions(tp: tp, pp: pp, dtype: dtype))
-                try CheckpointWriter.write(whole, to: b, target: target, options: WriteOptions(tp: tp, pp: pp, dtype: dtype))
+                try CheckpointWriter.write(source: src, to: a, target: target, options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), dtype: dtype))
+                try CheckpointWriter.write(whole, to: b, target: target, options: WriteOptions(layout: ParallelLayout(tp: tp, pp: pp, vocab: .megatronDefault), dtype: dtype))
                 let got = try CheckpointLoader.load(a, options: LoadOptions(vocabSize: Self.llama.vocabSize))
                 XCTAssertEqual(got.config.numLayers, 4)
                 assertBitwiseEqual(got, whole, bf16: dtype == .bfloat16)

@@ -139,11 +139,11 @@ final class SyntheticMegatronTests: XCTestCase {
         let dir = try tempDir(); defer { try? FileManager.default.removeItem(at: dir) }
         try Self.write(dir, ck, tp: 2, chunks: [[[0], [1]], [[2], [3]]], style: .mcore)
         for tp in [1, 2] {
-            let r = try CheckpointLoader.loadSplit(dir, tp: tp)
+            let r = try CheckpointLoader.loadSplit(dir, layout: ParallelLayout(tp: tp, vocab: .megatronDefault))
             XCTAssertTrue(r.checkpoint.tensors.isEmpty)
-            assertSameShards(r.shards!, try ck.split(tp: tp), "TP \(tp)")
+            assertSameShards(r.shards!, try ck.split(ParallelLayout(tp: tp, vocab: .megatronDefault)), "TP \(tp)")
         }
-        XCTAssertThrowsError(try CheckpointLoader.loadSplit(dir, tp: 4))   // 2 kv groups cannot be cut 4 ways
+        XCTAssertThrowsError(try CheckpointLoader.loadSplit(dir, layout: ParallelLayout(tp: 4, vocab: .megatronDefault)))   // 2 kv groups cannot be cut 4 ways
     }
 
     func testLegacyNamesUnevenStages() throws {

@@ -45,8 +45,8 @@ final class TorchDistTests: XCTestCase {
     func testDirectSplitEqualsCanonicalSplit() throws {
         let ck = try CheckpointLoader.load(Self.fixture, options: LoadOptions(vocabSize: 1000))
         for tp in [1, 2, 4] {
-            let r = try CheckpointLoader.loadSplit(Self.fixture, tp: tp, options: LoadOptions(vocabSize: 1000))
-            assertSameShards(r.shards!, try ck.split(tp: tp), "torch_dist at TP \(tp)")
+            let r = try CheckpointLoader.loadSplit(Self.fixture, layout: ParallelLayout(tp: tp, vocab: .megatronDefault), options: LoadOptions(vocabSize: 1000))
+            assertSameShards(r.shards!, try ck.split(ParallelLayout(tp: tp, vocab: .megatronDefault)), "torch_dist at TP \(tp)")
         }
     }
 

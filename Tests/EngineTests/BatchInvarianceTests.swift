@@ -57,7 +57,7 @@ struct BatchInvarianceTests {
     }
 
     @Test func tensorParallelTwo() async throws {
-        try await Self.check(try ShardedEngine(.random(config: Self.llama, seed: 6, std: 0.2), layout: EngineLayout(tp: 2, pp: 1)))
+        try await Self.check(try ShardedEngine(.random(config: Self.llama, seed: 6, std: 0.2), layout: ParallelLayout(tp: 2, pp: 1)))
     }
 
     /// The scores do depend on the weights' dtype (the property above is not vacuous).

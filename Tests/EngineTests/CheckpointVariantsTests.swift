@@ -38,7 +38,7 @@ final class CheckpointVariantsTests: XCTestCase {
             let ckpt = try CheckpointLoader.load(dir)
             XCTAssertEqual(ckpt.config.vocabSize, vocab, name)
             for (tp, pp) in [(1, 1), (2, 2)] {
-                let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
+                let engine = try ShardedEngine(ckpt, layout: ParallelLayout(tp: tp, pp: pp))
                 let worst = try worstLogitError(engine, exp.sequences.map { ($0.ids, $0.logits_key) }, ref, name)
                 XCTAssertLessThan(worst, 1e-4, "\(name) at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
                 print("\(name) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")

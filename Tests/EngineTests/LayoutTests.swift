@@ -11,10 +11,10 @@ final class LayoutTests: XCTestCase {
     static let llama = ModelConfig(vocabSize: 301, hiddenSize: 32, numLayers: 5, numHeads: 4, numKVHeads: 2, ffnSize: 48, maxPositions: 64,
                                    norm: .rmsnorm, activation: .swiglu, positions: .rope, tiedEmbeddings: false, linearBias: false)
 
-    func compare(_ config: ModelConfig, _ layout: EngineLayout, file: StaticString = #filePath, line: UInt = #line) throws {
+    func compare(_ config: ModelConfig, _ layout: ParallelLayout, microBatches: Int? = nil, file: StaticString = #filePath, line: UInt = #line) throws {
         let ckpt = CanonicalCheckpoint.random(config: config, seed: 9, std: 0.2)
         let ref = DecoderModel(weights: try DecoderWeights(ckpt))
-        let eng = try ShardedEngine(ckpt, layout: layout)
+        let eng = try ShardedEngine(ckpt, layout: layout, microBatches: microBatches)
         let seqs = [[1, 5, 9, 200, 300, 7], [3], [4, 4, 4, 8]]
         let want = try ref.forward(tokens: seqs, caches: seqs.map { _ in ref.makeSequenceCache(capacity: nil) }, logits: .all)
         let caches = seqs.map { _ in eng.makeSequenceCache(capacity: nil) }
@@ -34,21 +34,29 @@ final class LayoutTests: XCTestCase {
 
     func testGPTLayouts() throws {
         for (tp, pp) in [(1, 1), (2, 1), (4, 1), (1, 2), (1, 3), (2, 2), (4, 2)] {
-            try compare(Self.gpt, EngineLayout(tp: tp, pp: pp))
+            try compare(Self.gpt, ParallelLayout(tp: tp, pp: pp))
         }
     }
 
     func testLlamaGQALayoutsAndUnevenStages() throws {
-        for (tp, pp) in [(2, 1), (1, 2), (2, 3)] { try compare(Self.llama, EngineLayout(tp: tp, pp: pp)) }
-        try compare(Self.llama, EngineLayout(tp: 2, pp: 2, layersPerStage: [1, 4]))
-        try compare(Self.llama, EngineLayout(tp: 1, pp: 3, layersPerStage: [3, 1, 1], microBatches: 3))
+        for (tp, pp) in [(2, 1), (1, 2), (2, 3)] { try compare(Self.llama, ParallelLayout(tp: tp, pp: pp)) }
+        try compare(Self.llama, ParallelLayout(tp: 2, pp: 2, layersPerStage: [1, 4]))
+        try compare(Self.llama, ParallelLayout(tp: 1, pp: 3, layersPerStage: [3, 1, 1]), microBatches: 3)
+    }
+
+    /// The layout's vocabulary padding reaches the engine's shards: Megatron's 128 x TP rows (zero
+    /// padding, dropped from the logits) give the same logits as padding to a multiple of TP only.
+    func testMegatronVocabPaddingGivesTheSameLogits() throws {
+        try compare(Self.gpt, ParallelLayout(tp: 2, pp: 2, vocab: .megatronDefault))
+        let e = try ShardedEngine(.random(config: Self.gpt), layout: ParallelLayout(tp: 2, vocab: .megatronDefault))
+        XCTAssertEqual(e.ranks[0].weights.paddedVocab, 512)
     }
 
     /// A rank that fails (here: stage 0 rejects a token) makes the whole forward throw, nothing hangs,
     /// and the engine works afterwards.
     func testFailingRankThrowsAndEngineRecovers() throws {
         let ckpt = CanonicalCheckpoint.random(config: Self.gpt, seed: 3)
-        let eng = try ShardedEngine(ckpt, layout: EngineLayout(tp: 2, pp: 2), timeout: 5)
+        let eng = try ShardedEngine(ckpt, layout: ParallelLayout(tp: 2, pp: 2), timeout: 5)
         XCTAssertThrowsError(try eng.forward(tokens: [[1, 999]], caches: [eng.makeSequenceCache(capacity: nil)], logits: .last)) { e in
             XCTAssertTrue("\(e)".contains("token id 999 is outside the vocabulary"), "\(e)")
         }
@@ -68,7 +76,7 @@ final class LayoutTests: XCTestCase {
         let row1 = Array(full.data[301..<602])
         let greedyTarget = row1.firstIndex(of: row1.max()!)!          // one target is the argmax
         let targets = [[5, greedyTarget, 200, 300, 7], [4, 17]]
-        for layout in [EngineLayout(tp: 1, pp: 1), EngineLayout(tp: 4, pp: 1), EngineLayout(tp: 2, pp: 2)] {
+        for layout in [ParallelLayout(tp: 1, pp: 1), ParallelLayout(tp: 4, pp: 1), ParallelLayout(tp: 2, pp: 2)] {
             let eng = try ShardedEngine(ckpt, layout: layout)
             let sc = try eng.forward(tokens: seqs, caches: seqs.map { _ in eng.makeSequenceCache(capacity: nil) }, logits: .scores(targets: targets))
             XCTAssertEqual(sc.shape, [7, 3])
@@ -84,14 +92,17 @@ final class LayoutTests: XCTestCase {
     }
 
     func testBadLayoutsAreClearErrors() {
-        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: EngineLayout(tp: 3, pp: 1))) { e in
+        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: ParallelLayout(tp: 3, pp: 1))) { e in
             XCTAssertTrue("\(e)".contains("does not divide the 4 attention heads"), "\(e)")
         }
-        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: EngineLayout(tp: 1, pp: 5))) { e in
+        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: ParallelLayout(tp: 1, pp: 5))) { e in
             XCTAssertTrue("\(e)".contains("larger than the model's 4 layers"), "\(e)")
         }
-        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.llama), layout: EngineLayout(tp: 4, pp: 1))) { e in
+        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.llama), layout: ParallelLayout(tp: 4, pp: 1))) { e in
             XCTAssertTrue("\(e)".contains("query groups"), "\(e)")
+        }
+        XCTAssertThrowsError(try ShardedEngine(.random(config: Self.gpt), layout: ParallelLayout(tp: 2, dp: 2))) { e in
+            XCTAssertEqual("\(e)", "an engine runs one replica; got TP 2 x PP 1 x DP 2, expected DP 1")
         }
     }
 }

@@ -36,7 +36,7 @@ final class MegatronFixtureTests: XCTestCase {
             XCTAssertEqual(ckpt.config.vocabSize, 1000, name)
             var (tp, pp) = layouts[k % layouts.count]
             if tp == info.tp && pp == info.pp { (tp, pp) = layouts[(k + 1) % layouts.count] }
-            let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
+            let engine = try ShardedEngine(ckpt, layout: ParallelLayout(tp: tp, pp: pp))
             let bf16 = info.dtype == "bfloat16"
             var worst: Float = 0
             for s in exp.sequences {
@@ -62,7 +62,7 @@ final class MegatronFixtureTests: XCTestCase {
         let dir = Paths.fixture("torch_dist/mcore-tp2-pp2")
         let ckpt = try CheckpointLoader.load(dir, options: LoadOptions(vocabSize: 1000))
         for (tp, pp) in [(1, 1), (2, 2)] {
-            let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: tp, pp: pp))
+            let engine = try ShardedEngine(ckpt, layout: ParallelLayout(tp: tp, pp: pp))
             let worst = try worstLogitError(engine, exp.sequences.map { ($0.ids, $0.logits_key) }, ref, "torch_dist")
             XCTAssertLessThan(worst, 1e-4, "torch_dist at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")
             print("torch_dist (saved TP 2 x PP 2) run at TP \(tp) x PP \(pp): max |logit - HF| = \(worst)")

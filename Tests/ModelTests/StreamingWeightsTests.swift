@@ -92,8 +92,9 @@ final class StreamingWeightsTests: XCTestCase {
     func testBuilderForOneRankEqualsRankTensorsInit() throws {
         let c = Self.llama
         let ck = CanonicalCheckpoint.random(config: c, seed: 4, std: 0.2)
-        let shard = ShardSpec(tp: 2, tpRank: 1, pp: 2, stage: 1, layers: 2..<3)
-        let t = try ck.shard(tp: 2, rank: 1, divisibleBy: VocabPadding.tensorParallel.divisibleBy, layers: shard.layers)
+        let shard = try RankPlace(layout: ParallelLayout(tp: 2, pp: 2), tpRank: 1, stage: 1, numLayers: c.numLayers)
+        XCTAssertEqual(shard.layers, 2..<3)
+        let t = try ck.shard(shard)
         let whole = try DecoderWeights(config: c, rankTensors: t, shard: shard, dtype: .bfloat16)
         let b = try DecoderWeightsBuilder(config: c, shard: shard, dtype: .bfloat16)
         for (n, x) in t.sorted(by: { $0.key > $1.key }) { try b.add(n, x) }

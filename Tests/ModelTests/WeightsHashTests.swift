@@ -17,13 +17,13 @@ final class WeightsHashTests: XCTestCase {
             XCTAssertTrue(h.hasPrefix("fnv1a64:") && h.count == 24, h)
             for tp in [1, 2] + (c.numKVHeads % 4 == 0 ? [4] : []) {
                 for d in [1, 128] {
-                    XCTAssertEqual(try CanonicalCheckpoint.weightsHash(config: c, rankTensors: try ck.split(tp: tp, divisibleBy: d)), h, "TP \(tp), divisibleBy \(d)")
+                    XCTAssertEqual(try CanonicalCheckpoint.weightsHash(config: c, rankTensors: try ck.split(ParallelLayout(tp: tp, vocab: .megatron(divisibleBy: d)))), h, "TP \(tp), divisibleBy \(d)")
                 }
             }
             var other = ck
             other.tensors["layers.1.attn.out.weight"]!.data[5] += 1e-3
             XCTAssertNotEqual(other.weightsHash, h)
-            XCTAssertNotEqual(try CanonicalCheckpoint.weightsHash(config: c, rankTensors: try other.split(tp: 2)), h)
+            XCTAssertNotEqual(try CanonicalCheckpoint.weightsHash(config: c, rankTensors: try other.split(ParallelLayout(tp: 2, vocab: .megatronDefault))), h)
         }
     }
 }

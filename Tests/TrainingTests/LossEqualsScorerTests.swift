@@ -22,11 +22,11 @@ final class LossEqualsScorerTests: XCTestCase {
 
         let canon = ParameterLayout(config: c)
         let state = TrainerState(params: try canon.flatten(ckpt), adam: AdamW(layout: canon, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0)), step: 0)
-        let ex = try InProcessTraining(config: c, grid: TrainingLayout(tp: 2, pp: 2))
+        let ex = try InProcessTraining(config: c, grid: ParallelLayout(tp: 2, pp: 2))
         try ex.load(state)
         let loss = try ex.step(micro: [batch], lr: 0, clip: 0).loss
 
-        let engine = try ShardedEngine(ckpt, layout: EngineLayout(tp: 2, pp: 2))
+        let engine = try ShardedEngine(ckpt, layout: ParallelLayout(tp: 2, pp: 2))
         let results = try Scorer(model: engine).loglikelihood(seqs.map { LoglikelihoodRequest(context: [$0[0]], continuation: Array($0[1...T])) })
         let lps = results.flatMap(\.tokenLogprobs)
         XCTAssertEqual(lps.count, 3 * T)

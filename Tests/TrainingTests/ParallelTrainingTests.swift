@@ -27,7 +27,7 @@ final class ParallelTrainingTests: XCTestCase {
         return TrainerState(params: try canon.flatten(ckpt), adam: AdamW(layout: canon, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1)), step: 0)
     }
 
-    func checkLayouts(_ model: String, _ prefix: String, _ grids: [TrainingLayout]) throws {
+    func checkLayouts(_ model: String, _ prefix: String, _ grids: [ParallelLayout]) throws {
         let (ckpt, exp, ref) = try load(model, prefix)
         XCTAssertEqual(exp.micro_batch, 1)
         XCTAssertEqual(exp.microBatches(step: 0).count, 2)
@@ -42,13 +42,13 @@ final class ParallelTrainingTests: XCTestCase {
     }
 
     func testGPT2AtParallelLayoutsMatchesPyTorch() throws {
-        try checkLayouts("gpt2-tiny-rand", "", [TrainingLayout(), TrainingLayout(tp: 2, pp: 2), TrainingLayout(tp: 4), TrainingLayout(pp: 2, dp: 2),
-                                               TrainingLayout(tp: 2, dp: 2)])
+        try checkLayouts("gpt2-tiny-rand", "", [ParallelLayout(), ParallelLayout(tp: 2, pp: 2), ParallelLayout(tp: 4), ParallelLayout(pp: 2, dp: 2),
+                                               ParallelLayout(tp: 2, dp: 2)])
     }
 
     /// RMSNorm, RoPE, SwiGLU, grouped-query attention (2 groups over TP 2), untied head.
     func testLlamaAtParallelLayoutsMatchesPyTorch() throws {
-        try checkLayouts("llama-tiny-rand", "llama_", [TrainingLayout(tp: 2, pp: 2), TrainingLayout(dp: 2)])
+        try checkLayouts("llama-tiny-rand", "llama_", [ParallelLayout(tp: 2, pp: 2), ParallelLayout(dp: 2)])
     }
 
     /// Recomputing activations in backward changes nothing (bitwise), and holds fewer of them.
@@ -56,7 +56,7 @@ final class ParallelTrainingTests: XCTestCase {
         let (ckpt, exp, _) = try load("gpt2-tiny-rand", "")
         var runs: [[Float]] = [], held: [[Int]] = []
         for recompute in [false, true] {
-            let ex = try InProcessTraining(config: ckpt.config, grid: TrainingLayout(tp: 2, pp: 2), recompute: recompute)
+            let ex = try InProcessTraining(config: ckpt.config, grid: ParallelLayout(tp: 2, pp: 2), recompute: recompute)
             try ex.load(try initialState(ckpt))
             runs.append(try (0..<4).map { try ex.step(micro: micro(exp, step: $0), lr: 1e-3, clip: 1).loss })
             held.append(ex.ranks.map(\.peakActivationFloats))
@@ -69,7 +69,7 @@ final class ParallelTrainingTests: XCTestCase {
     /// Tied embeddings at PP 2: stage 0's word embedding and the last stage's head copy stay equal.
     func testTiedEmbeddingCopiesStayEqual() throws {
         let (ckpt, exp, _) = try load("gpt2-tiny-rand", "")
-        let ex = try InProcessTraining(config: ckpt.config, grid: TrainingLayout(pp: 2))
+        let ex = try InProcessTraining(config: ckpt.config, grid: ParallelLayout(pp: 2))
         try ex.load(try initialState(ckpt))
         for s in 0..<3 { _ = try ex.step(micro: micro(exp, step: s), lr: 1e-2, clip: 1) }
         let first = ex.ranks[0], last = ex.ranks[1]
@@ -112,12 +112,12 @@ final class ParallelTrainingTests: XCTestCase {
     func testStateMovesBetweenLayouts() throws {
         let (ckpt, exp, _) = try load("gpt2-tiny-rand", "")
         var state = try initialState(ckpt)
-        let a = try InProcessTraining(config: ckpt.config, grid: TrainingLayout(tp: 2, pp: 2))
+        let a = try InProcessTraining(config: ckpt.config, grid: ParallelLayout(tp: 2, pp: 2))
         try a.load(state)
         for s in 0..<3 { _ = try a.step(micro: micro(exp, step: s), lr: 1e-3, clip: 1) }
         try a.export(into: &state)
         XCTAssertEqual(state.adam.step, 3)
-        let b = try InProcessTraining(config: ckpt.config, grid: TrainingLayout())
+        let b = try InProcessTraining(config: ckpt.config, grid: ParallelLayout())
         try b.load(state)
         for s in 3..<6 {
             let la = try a.step(micro: micro(exp, step: s), lr: 1e-3, clip: 1).loss
@@ -129,9 +129,12 @@ final class ParallelTrainingTests: XCTestCase {
 
     func testLayoutErrorsAreClear() throws {
         let (ckpt, _, _) = try load("gpt2-tiny-rand", "")
-        XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: TrainingLayout(tp: 3))) { XCTAssertTrue("\($0)".contains("does not divide the 4 attention heads"), "\($0)") }
-        XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: TrainingLayout(pp: 3))) { XCTAssertTrue("\($0)".contains("larger than the model's 2 layers"), "\($0)") }
-        let ex = try InProcessTraining(config: ckpt.config, grid: TrainingLayout(dp: 2))
+        XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: ParallelLayout(tp: 3))) { XCTAssertTrue("\($0)".contains("does not divide the 4 attention heads"), "\($0)") }
+        XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: ParallelLayout(pp: 3))) { XCTAssertTrue("\($0)".contains("larger than the model's 2 layers"), "\($0)") }
+        XCTAssertThrowsError(try InProcessTraining(config: ckpt.config, grid: ParallelLayout(tp: 2, vocab: .megatronDefault))) {
+            XCTAssertTrue("\($0)".contains("training holds the vocabulary padded to a multiple of TP only"), "\($0)")
+        }
+        let ex = try InProcessTraining(config: ckpt.config, grid: ParallelLayout(dp: 2))
         XCTAssertThrowsError(try Trainer(executor: ex, rows: [TrainingRow(tokens: [1, 2, 3], mask: [true, true])],
                                          config: TrainerConfig(microBatch: 2, globalBatch: 2, steps: 1, schedule: LRSchedule(lr: 1e-3, decaySteps: 1)))) {
             XCTAssertTrue("\($0)".contains("2 data-parallel replicas"), "\($0)")

@@ -99,21 +99,24 @@ public enum CheckpointLoader {
         return ck
     }
 
-    /// Load straight into TP `tp`'s rank tensors (`report.shards`), as `load(url).split(tp:divisibleBy:)`
-    /// would cut them; Megatron and DeepSpeed saves are written into the pieces directly (no canonical
-    /// copy), other formats are split after loading. `report.checkpoint.tensors` is empty. With
-    /// `options.rank`, `report.shards` holds that engine rank's tensors only (Megatron and DeepSpeed
-    /// saves: only those are read).
-    public static func loadSplit(_ url: URL, tp: Int, divisibleBy: Int = 128, options: LoadOptions = LoadOptions()) throws -> LoadReport {
-        var o = options; o.target = .split(tp: tp, divisibleBy: divisibleBy)
+    /// Load straight into the TP rank tensors of `layout` (`report.shards`, vocabulary padded by
+    /// `layout.vocab`), as `load(url).split(layout)` would cut them; Megatron and DeepSpeed saves are
+    /// written into the pieces directly (no canonical copy), other formats are split after loading.
+    /// `report.checkpoint.tensors` is empty. With `options.rank` (a world rank of `layout`),
+    /// `report.shards` holds that rank's tensors only (Megatron and DeepSpeed saves: only those are read).
+    public static func loadSplit(_ url: URL, layout: ParallelLayout, options: LoadOptions = LoadOptions()) throws -> LoadReport {
+        var o = options; o.target = .split(layout)
+        if let g = options.rank, g < 0 || g >= layout.worldSize {
+            throw CheckpointError.badConfig(file: url.path, "rank \(g) is outside \(layout) (\(layout.worldSize) ranks)")
+        }
         var r = try loadReport(url, options: o)
         if r.shards == nil {
-            let all = try r.checkpoint.split(tp: tp, divisibleBy: divisibleBy)
-            r.shards = options.rank.map { [all[$0.tpRank]] } ?? all
+            let all = try r.checkpoint.split(layout)
+            r.shards = options.rank.map { [all[layout.coordinates(ofRank: $0).tpRank]] } ?? all
             r.checkpoint.tensors = [:]
         }
         for (i, s) in (r.shards ?? []).enumerated() {
-            let rank = options.rank.map { "TP rank \($0.tpRank)" } ?? "TP rank \(i)"
+            let rank = "TP rank \(options.rank.map { layout.coordinates(ofRank: $0).tpRank } ?? i)"
             try WeightChecks.refuseNonFinite(s, file: url.path, piece: (r.shards!.count > 1 || options.rank != nil) ? " (\(rank) piece)" : "")
         }
         return r

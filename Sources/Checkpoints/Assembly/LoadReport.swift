@@ -19,9 +19,9 @@ public struct LoadReport {
     public var dtypes: Set<StorageDType>
     /// Non-fatal findings (padded vocab kept, drifted copies, disagreeing metadata, ...).
     public var problems: [String]
-    /// With `LoadOptions.target` `.split`: rank r's tensors (as `CanonicalCheckpoint.split` cuts them),
-    /// and `checkpoint.tensors` is empty; with `LoadOptions.rank` as well, one element: that engine
-    /// rank's tensors only. Nil for `.canonical`.
+    /// With `LoadOptions.target` `.split`: TP rank r's tensors (as `CanonicalCheckpoint.split` cuts them),
+    /// and `checkpoint.tensors` is empty; with `LoadOptions.rank` as well, one element: that rank's
+    /// tensors only. Nil for `.canonical`.
     public var shards: [[String: Tensor]]? = nil
     /// The saved training args (Megatron saves), as decoded; `inspect --args` lists them.
     public var args: PickleValue? = nil
@@ -53,10 +53,12 @@ public struct LoadOptions: Sendable {
     /// Megatron-LM legacy saves: read this AdamW moment ("exp_avg" or "exp_avg_sq") from each rank's
     /// `optimizer` state in place of the weights (same cuts, fusions and padding, so the same merge).
     public var optimizerMoment: String? = nil
-    /// With a `.split` target, load only what one rank of an engine needs (its TP piece of its stage's
-    /// layers, the embeddings on the first stage, the final norm and head on the last): a process of
-    /// an MPI job reads its own shard, never the whole model. Megatron-LM and DeepSpeed saves.
-    public var rank: EngineRank? = nil
+    /// With a `.split` target, load only what world rank `rank` of the target's layout needs (its
+    /// `RankPlace`, placed once the save's layer count is known: its TP piece of its stage's layers, the
+    /// embeddings on the first stage, the final norm and head on the last): a process of an MPI job
+    /// reads its own shard, never the whole model. Megatron-LM and DeepSpeed saves are read for it
+    /// alone, other formats loaded and cut.
+    public var rank: Int? = nil
     /// Megatron-LM, DeepSpeed and torch_dist saves, `.canonical` target: instead of returning the
     /// tensors, hand every canonical tensor to `visit` in name order, one layer's tensors read at a
     /// time (the files parsed once; the returned checkpoint holds the config only): a large model
@@ -68,15 +70,6 @@ public struct LoadOptions: Sendable {
     public var visitConfig: (@Sendable (_ config: ModelConfig) throws -> Void)? = nil
     public init(vocabSize: Int? = nil, argOverrides: [String: PickleValue] = [:], target: MergeTarget = .canonical) {
         self.vocabSize = vocabSize; self.argOverrides = argOverrides; self.target = target
-    }
-}
-
-/// One rank of an engine layout: TP rank `tpRank` on pipeline stage `stage` of `pp`
-/// (`layersPerStage` as the engine's, nil for its even split).
-public struct EngineRank: Sendable, Equatable {
-    public var tpRank: Int, stage: Int, pp: Int, layersPerStage: [Int]?
-    public init(tpRank: Int, stage: Int, pp: Int, layersPerStage: [Int]? = nil) {
-        self.tpRank = tpRank; self.stage = stage; self.pp = pp; self.layersPerStage = layersPerStage
     }
 }
 
@@ -132,22 +125,16 @@ func assembleMegatron(ranks: [ShardDict], args: MegatronArgs, version: Double, t
         return (CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: dtype), nil)
     }
     var merger = merger()
-    if case .split(let t, _) = options.target {
-        try ShardSpec.checkTensorParallel(config, tp: t)
-        if let r = options.rank {
-            guard r.tpRank >= 0 && r.tpRank < t, r.stage >= 0 && r.stage < r.pp else {
-                throw CheckpointError.badConfig(file: args.file, "engine rank (TP \(r.tpRank), stage \(r.stage)) is outside TP \(t) x PP \(r.pp)")
-            }
-            let stages = try ShardSpec.stageLayers(numLayers: config.numLayers, pp: r.pp, layersPerStage: r.layersPerStage)
-            merger.only = ShardSpec(tp: t, tpRank: r.tpRank, pp: r.pp, stage: r.stage, layers: stages[r.stage])
-        }
+    if case .split(let layout) = options.target {
+        try ParallelLayout.checkTensorParallel(config, tp: layout.tp)
+        if let g = options.rank { merger.only = try layout.place(ofRank: g, numLayers: config.numLayers) }
     }
     try merger.mergePieces(ranks, vocabRows: V)
     problems.append(contentsOf: merger.problems)
-    guard case .split(let t, _) = options.target else {
+    guard case .split(let layout) = options.target else {
         return (CanonicalCheckpoint(config: config, tensors: merger.pieces.mapValues { $0[0] }, format: format, sourceDType: dtype), nil)
     }
-    let shards = merger.only != nil ? [merger.pieces.mapValues { $0[0] }] : (0..<t).map { r in merger.pieces.mapValues { $0[r] } }
+    let shards = merger.only != nil ? [merger.pieces.mapValues { $0[0] }] : (0..<layout.tp).map { r in merger.pieces.mapValues { $0[r] } }
     return (CanonicalCheckpoint(config: config, tensors: [:], format: format, sourceDType: dtype), shards)
 }
 

@@ -18,8 +18,9 @@ import Model
 public enum MergeTarget: Sendable, Equatable {
     /// Full tensors (`CanonicalCheckpoint`).
     case canonical
-    /// Rank r's tensors for TP `tp`, exactly as `CanonicalCheckpoint.split(tp:divisibleBy:)` cuts them.
-    case split(tp: Int, divisibleBy: Int)
+    /// Rank r's tensors for the layout's TP and vocabulary padding, exactly as
+    /// `CanonicalCheckpoint.split(layout)` cuts them.
+    case split(ParallelLayout)
 }
 
 /// Writes one canonical tensor [rows, cols] (1-D: [n, 1]) into its pieces. A writer may hold only
@@ -163,10 +164,10 @@ struct PieceGeometry {
         self.shape = shape
         rows = shape.first ?? 1; cols = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
         var axis = TPSplit.replicated, tp = 1, pieceRows = rows, pieceCols = cols
-        if case .split(let t, let d) = target {
-            tp = t; axis = TPSplit.of(name)
+        if case .split(let layout) = target {
+            tp = layout.tp; axis = TPSplit.of(name)
             switch axis {
-            case .vocab: pieceRows = CanonicalCheckpoint.paddedVocab(rows, tp: tp, divisibleBy: d) / tp
+            case .vocab: pieceRows = layout.vocab.paddedVocab(rows, tp: tp) / tp
             case .rows: pieceRows = rows / tp
             case .columns: pieceCols = cols / tp
             case .replicated: break

@@ -113,7 +113,7 @@ struct MegatronMerger {
     var target: MergeTarget = .canonical
     /// With a `.split` target: write only this engine rank's tensors (`pieces` then hold one tensor
     /// each, that rank's), and read only the shard data they need.
-    var only: ShardSpec? = nil
+    var only: RankPlace? = nil
     /// Write only these canonical tensors (`LoadOptions.visit` reads a layer at a time).
     var names: Set<String>? = nil
     /// Source name for every canonical tensor, for messages.

@@ -1,14 +1,14 @@
 // CheckpointWriters: a `CanonicalCheckpoint` written as a Megatron-LM legacy save, a Megatron-DeepSpeed
-// pipeline save, or a Hugging Face folder, at any TP x PP (HF: TP 1 x PP 1).
+// pipeline save, or a Hugging Face folder, at any TP x PP (`WriteOptions.layout`; HF: TP 1 x PP 1).
 //
 // Contract:
 //   * Megatron legacy: `latest_checkpointed_iteration.txt` ("release" or the iteration), `release/` or
 //     `iter_%07d/`, `mp_rank_TT` (PP 1) or `mp_rank_TT_PPP`, each `model_optim_rng.pt` =
 //     {args: Namespace, checkpoint_version: 3.0, iteration, model: {language_model: {embedding (stage 0),
 //     encoder (LOCAL layer numbers; final_layernorm on the last stage), output_layer (untied, last stage)},
-//     word_embeddings_for_head (tied, last stage, PP > 1)}}. Vocabulary zero-padded to a multiple of
-//     128·TP; fused QKV rows per rank [ng, np/ng + 2, hn] (MHA: [np, 3, hn]); SwiGLU fc1 per rank [W; V];
-//     column/row-parallel splits as docs/formats.md#tp-splits (the same as `split(tp:)`).
+//     word_embeddings_for_head (tied, last stage, PP > 1)}}. Vocabulary zero-padded as the layout's
+//     `VocabPadding` says (by default a multiple of 128·TP); fused QKV rows per rank [ng, np/ng + 2, hn]
+//     (MHA: [np, 3, hn]); SwiGLU fc1 per rank [W; V]; column/row-parallel splits as docs/formats.md#tp-splits (the same as `split(_:)`).
 //   * DeepSpeed: `latest` -> `global_stepN/`, current numbering: layer_01 embedding, layer_02.. the
 //     layers, then the final norm, then (untied) the head `lm_head.weight`; one file per TP rank;
 //     `mp_rank_NN_model_states.pt` (NN = stage·TP + tp) with args, checkpoint_version, iteration, module None.
@@ -25,17 +25,17 @@ import Model
 public enum ConvertTarget: String, CaseIterable, Sendable { case megatron, deepspeed, hf }
 
 public struct WriteOptions: Sendable {
-    public var tp: Int
-    public var pp: Int
+    /// The save's TP x PP (DP 1: a save holds one replica; stages split evenly, as Megatron's args
+    /// record no other split) and its vocabulary padding (`make_vocab_size_divisible_by` in the args).
+    public var layout: ParallelLayout
     public var dtype: StorageDType
     /// nil writes a `release` checkpoint (DeepSpeed: global_step0).
     public var iteration: Int?
-    public var divisibleBy: Int
     /// Megatron-LM saves: the optimizer and scheduler state to write beside the model (fine-tuning).
     public var training: MegatronTrainingState?
-    public init(tp: Int = 1, pp: Int = 1, dtype: StorageDType = .float32, iteration: Int? = nil, divisibleBy: Int = 128,
+    public init(layout: ParallelLayout = ParallelLayout(vocab: .megatronDefault), dtype: StorageDType = .float32, iteration: Int? = nil,
                 training: MegatronTrainingState? = nil) {
-        self.tp = tp; self.pp = pp; self.dtype = dtype; self.iteration = iteration; self.divisibleBy = divisibleBy; self.training = training
+        self.layout = layout; self.dtype = dtype; self.iteration = iteration; self.training = training
     }
 }
 
@@ -58,10 +58,14 @@ public enum CheckpointWriter {
         if let it = o.iteration, it < 1 {
             throw CheckpointError.badConfig(file: output.path, "iteration must be >= 1, found \(it) (Megatron's tracker rejects 0; omit it for a release checkpoint)")
         }
-        if target == .hf && (o.tp != 1 || o.pp != 1) {
-            throw CheckpointError.badConfig(file: output.path, "HF folders hold one unsharded model; got TP \(o.tp) × PP \(o.pp), expected TP 1 × PP 1")
+        if target == .hf && (o.layout.tp != 1 || o.layout.pp != 1) {
+            throw CheckpointError.badConfig(file: output.path, "HF folders hold one unsharded model; got TP \(o.layout.tp) × PP \(o.layout.pp), expected TP 1 × PP 1")
         }
-        do { try ShardSpec.checkTensorParallel(ck.config, tp: o.tp); _ = try ShardSpec.stageLayers(numLayers: ck.config.numLayers, pp: o.pp) }
+        if o.layout.dp != 1 || o.layout.layersPerStage != nil {
+            throw CheckpointError.badConfig(file: output.path, "a save holds one replica with evenly split stages; got \(o.layout)" +
+                                            (o.layout.layersPerStage.map { ", layers per stage \($0)" } ?? "") + ", expected DP 1 and no layers per stage")
+        }
+        do { try o.layout.check(ck.config) }
         catch { throw CheckpointError.badConfig(file: output.path, "\(error)") }
         try atomicDirectory(output, replace: replace) { tmp in
             switch target {
@@ -109,7 +113,7 @@ struct MegatronWriter {
     let o: WriteOptions
     let shapes: [String: [Int]]
     var c: ModelConfig { ck.config }
-    var paddedVocab: Int { CanonicalCheckpoint.paddedVocab(c.vocabSize, tp: o.tp, divisibleBy: o.divisibleBy) }
+    var paddedVocab: Int { o.layout.vocab.paddedVocab(c.vocabSize, tp: o.layout.tp) }
 
     init(_ source: TensorSource, o: WriteOptions) {
         ck = source; self.o = o
@@ -126,19 +130,19 @@ struct MegatronWriter {
     }
     /// Rows [r·n/tp, (r+1)·n/tp) of a canonical tensor (column-parallel).
     func rows(_ name: String, _ r: Int) throws -> TorchValue {
-        var s = try shape(name); let n = s[0] / o.tp
+        var s = try shape(name); let n = s[0] / o.layout.tp
         s[0] = n
         return payload(s) { try t(name).rows(r * n, n) }
     }
     /// Columns of rank r (row-parallel weights).
     func cols(_ name: String, _ r: Int) throws -> TorchValue {
-        let s = try shape(name); let n = s[1] / o.tp
+        let s = try shape(name); let n = s[1] / o.layout.tp
         return payload([s[0], n]) { try t(name).slice(axis: 1, start: r * n, count: n) }
     }
     func full(_ name: String) throws -> TorchValue { payload(try shape(name)) { try t(name) } }
     /// Vocabulary-parallel rows of rank r, zero-padded to `paddedVocab`.
     func vocab(_ name: String, _ r: Int) throws -> TorchValue {
-        _ = try shape(name); let V = c.vocabSize, C = c.hiddenSize, n = paddedVocab / o.tp
+        _ = try shape(name); let V = c.vocabSize, C = c.hiddenSize, n = paddedVocab / o.layout.tp
         return payload([n, C]) {
             let x = try t(name)
             let start = r * n, real = max(0, min(n, V - start))
@@ -151,7 +155,7 @@ struct MegatronWriter {
     func qkv(_ layer: Int, _ p: String, _ r: Int) throws -> TorchValue {
         let (qn, kn, vn) = ("layers.\(layer).attn.q.\(p)", "layers.\(layer).attn.k.\(p)", "layers.\(layer).attn.v.\(p)")
         let qShape = try shape(qn); _ = try shape(kn); _ = try shape(vn)
-        let hn = c.headDim, ngp = c.numKVHeads / o.tp, qpg = c.numHeads / c.numKVHeads
+        let hn = c.headDim, ngp = c.numKVHeads / o.layout.tp, qpg = c.numHeads / c.numKVHeads
         let inner = qShape.dropFirst().reduce(1, *)
         var shape = qShape; shape[0] = ngp * (qpg + 2) * hn
         return payload(shape) {
@@ -171,7 +175,7 @@ struct MegatronWriter {
     func swigluFC1(_ layer: Int, _ p: String, _ r: Int) throws -> TorchValue {
         let (gn, un) = ("layers.\(layer).mlp.gate.\(p)", "layers.\(layer).mlp.up.\(p)")
         var shape = try shape(gn); _ = try self.shape(un)
-        let n = shape[0] / o.tp
+        let n = shape[0] / o.layout.tp
         shape[0] = 2 * n
         return payload(shape) { Tensor.concat([try t(gn).rows(r * n, n), try t(un).rows(r * n, n)], axis: 0) }
     }
@@ -217,8 +221,8 @@ struct MegatronWriter {
             ("group_query_attention", .bool(c.numKVHeads != c.numHeads)), ("num_query_groups", .int(c.numKVHeads)),
             ("max_position_embeddings", .int(c.maxPositions)), ("seq_length", .int(c.maxPositions)),
             ("padded_vocab_size", .int(paddedVocab)), ("orig_vocab_size", .int(c.vocabSize)),
-            ("make_vocab_size_divisible_by", .int(o.divisibleBy)),
-            ("tensor_model_parallel_size", .int(o.tp)), ("pipeline_model_parallel_size", .int(o.pp)),
+            ("make_vocab_size_divisible_by", .int(o.layout.vocab.divisibleBy)),
+            ("tensor_model_parallel_size", .int(o.layout.tp)), ("pipeline_model_parallel_size", .int(o.layout.pp)),
             ("virtual_pipeline_model_parallel_size", .none),
             ("layernorm_epsilon", .float(Double(c.normEpsilon))), ("norm_epsilon", .float(Double(c.normEpsilon))),
             ("normalization", .string(c.norm == .rmsnorm ? "RMSNorm" : "LayerNorm")),
@@ -252,11 +256,11 @@ struct MegatronWriter {
         }
         var enc: [(String, TorchValue)] = []
         for (local, g) in range.enumerated() { enc += try layer(g, r).map { ("layers.\(local)." + $0.0, $0.1) } }
-        if p == o.pp - 1 { enc += try finalNorm().map { ("final_layernorm." + $0.0, $0.1) } }
+        if p == o.layout.pp - 1 { enc += try finalNorm().map { ("final_layernorm." + $0.0, $0.1) } }
         lm.append(("encoder", .orderedDict(enc)))
-        if p == o.pp - 1 && !c.tiedEmbeddings { lm.append(("output_layer", .orderedDict([("weight", try vocab("lm_head.weight", r))]))) }
+        if p == o.layout.pp - 1 && !c.tiedEmbeddings { lm.append(("output_layer", .orderedDict([("weight", try vocab("lm_head.weight", r))]))) }
         var model: [(String, TorchValue)] = [("language_model", .orderedDict(lm))]
-        if p == o.pp - 1 && o.pp > 1 && c.tiedEmbeddings {
+        if p == o.layout.pp - 1 && o.layout.pp > 1 && c.tiedEmbeddings {
             model.append(("word_embeddings_for_head", .orderedDict([("weight", try vocab("embedding.word.weight", r))])))
         }
         return model
@@ -276,11 +280,11 @@ struct MegatronWriter {
     }
 
     func writeLegacy(_ dir: URL) throws {
-        let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: o.pp)
+        let stages = try o.layout.stageLayers(numLayers: c.numLayers)
         let tag = o.iteration.map { String(format: "iter_%07d", $0) } ?? "release"
         try writeText(o.iteration.map(String.init) ?? "release", dir.appendingPathComponent(MegatronLegacyAdapter.tracker))
         for (p, range) in stages.enumerated() {
-            for r in 0..<o.tp {
+            for r in 0..<o.layout.tp {
                 let model = try modelTree(stage: p, layers: range, rank: r)
                 var root: [(String, TorchValue)] = [("args", args), ("checkpoint_version", .float(3.0)),
                                                     ("iteration", .int(o.iteration ?? 0)), ("model", .dict(model))]
@@ -292,14 +296,14 @@ struct MegatronWriter {
                     root.append(("optimizer", tr.optimizerStateDict(params: Self.leaves(model), expAvg: Self.leaves(mTree), expAvgSq: Self.leaves(vTree))))
                     root.append(("opt_param_scheduler", tr.schedulerStateDict))
                 }
-                let name = o.pp == 1 ? String(format: "mp_rank_%02d", r) : String(format: "mp_rank_%02d_%03d", r, p)
+                let name = o.layout.pp == 1 ? String(format: "mp_rank_%02d", r) : String(format: "mp_rank_%02d_%03d", r, p)
                 try TorchWriter.save(.dict(root), to: dir.appendingPathComponent("\(tag)/\(name)/model_optim_rng.pt"))
             }
         }
     }
 
     func writeDeepSpeed(_ dir: URL) throws {
-        let stages = try ShardSpec.stageLayers(numLayers: c.numLayers, pp: o.pp)
+        let stages = try o.layout.stageLayers(numLayers: c.numLayers)
         let step = o.iteration ?? 0
         let tag = "global_step\(step)"
         try writeText(tag, dir.appendingPathComponent("latest"))
@@ -307,7 +311,7 @@ struct MegatronWriter {
         if step > 0 { try writeText(String(step), dir.appendingPathComponent("latest_checkpointed_iteration.txt")) }
         let td = dir.appendingPathComponent(tag)
         func layerFile(_ xx: Int, _ r: Int) -> URL { td.appendingPathComponent(String(format: "layer_%02d-model_%02d-model_states.pt", xx, r)) }
-        for r in 0..<o.tp {
+        for r in 0..<o.layout.tp {
             try TorchWriter.save(.orderedDict(try embedding(r)), to: layerFile(1, r))
             for i in 0..<c.numLayers { try TorchWriter.save(.orderedDict(try layer(i, r)), to: layerFile(2 + i, r)) }
             try TorchWriter.save(.orderedDict(try finalNorm()), to: layerFile(2 + c.numLayers, r))
@@ -316,18 +320,18 @@ struct MegatronWriter {
             }
         }
         for p in 0..<stages.count {
-            for r in 0..<o.tp {
+            for r in 0..<o.layout.tp {
                 let root: TorchValue = .dict([
                     ("module", .none), ("args", args), ("checkpoint_version", .float(3.0)), ("iteration", .int(step)),
-                    ("mp_world_size", .int(o.tp * o.pp)), ("dp_world_size", .int(1)),
-                    ("checkpoint_parallel_dimensions", .dict([("pp_degree", .int(o.pp)), ("tp_degree", .int(o.tp))])),
+                    ("mp_world_size", .int(o.layout.tp * o.layout.pp)), ("dp_world_size", .int(1)),
+                    ("checkpoint_parallel_dimensions", .dict([("pp_degree", .int(o.layout.pp)), ("tp_degree", .int(o.layout.tp))])),
                     // What DeepSpeed's engine reads back when resuming (as DeepSpeed 0.19.8 saves them, the fixtures' writer).
                     ("buffer_names", .list([])), ("optimizer", .none), ("lr_scheduler", .none), ("data_sampler", .none),
                     ("random_ltd", .none), ("sparse_tensor_module_names", .list([])), ("skipped_steps", .int(0)),
                     ("global_steps", .int(step)), ("global_samples", .int(0)), ("ds_config", .dict([])), ("ds_version", .string("0.19.8")),
                     ("tokens", .int(0)),
                 ])
-                try TorchWriter.save(root, to: td.appendingPathComponent(String(format: "mp_rank_%02d_model_states.pt", p * o.tp + r)))
+                try TorchWriter.save(root, to: td.appendingPathComponent(String(format: "mp_rank_%02d_model_states.pt", p * o.layout.tp + r)))
             }
         }
     }

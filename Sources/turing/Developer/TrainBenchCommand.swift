@@ -30,7 +30,7 @@ struct TrainBenchCommand: ParsableCommand {
         keepFreedMemory()    // as FinetuneJob.run: steps reuse their activation buffers
         Compute.setThreads(threads)
         let config = ModelConfig(vocabSize: vocab, hiddenSize: hidden, numLayers: layers, numHeads: heads, maxPositions: max(1024, seqLength), activation: .geluTanh)
-        let grid = TrainingLayout(tp: tp, pp: pp)
+        let grid = ParallelLayout(tp: tp, pp: pp)
         let ex = try InProcessTraining(config: config, grid: grid, recompute: recompute)
         if tp * pp == 1 { Compute.setThreads(threads) }
         let canon = ParameterLayout(config: config)

@@ -30,7 +30,7 @@ struct TrainCheckCommand: ParsableCommand {
         var grads: [String: [Float]] = [:]
         for e in canon.entries { grads[e.name] = try g.tensor(e.name).data }
         let mpi = MPIRuntime.isActive
-        let grid = TrainingLayout(tp: tp, pp: pp, dp: dp ?? (mpi ? max(1, MPIRuntime.worldSize / (tp * pp)) : 1))
+        let grid = ParallelLayout(tp: tp, pp: pp, dp: dp ?? (mpi ? max(1, MPIRuntime.worldSize / (tp * pp)) : 1))
         let ex: TrainingExecutor = mpi ? try MPITraining(config: ckpt.config, grid: grid, recompute: recompute)
                                        : try InProcessTraining(config: ckpt.config, grid: grid, recompute: recompute)
         let state = TrainerState(params: try canon.flatten(ckpt), adam: AdamW(layout: canon, config: AdamWConfig(beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1)), step: 0)

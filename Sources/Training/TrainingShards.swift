@@ -1,12 +1,13 @@
-// TrainingLayout: where every training rank sits (Megatron's grid) and what it holds.
+// TrainingShards: what every training rank of a `ParallelLayout` holds, and the cuts between the
+// ranks' flat buffers and canonical ones.
 //
-// World rank g = (p * DP + d) * TP + t: TP fastest, then data-parallel replica d, then stage p
-// (Megatron's default order). Rank (t, p, d) holds stage p's layers, TP shard t of them, cut by
-// the engine's rule (`TPSplit`, Model/Partition.swift) with the vocabulary padded only to a
-// multiple of TP (no 128 rounding: padding rows train nothing). Stage 0 holds the embeddings, the
-// last stage the final norm and the head; with tied embeddings and PP > 1 the last stage keeps its
-// own copy of the word embedding (Megatron's word_embeddings_for_head) whose gradient is summed
-// with stage 0's after every step, so both copies stay equal.
+// Ranks sit in the layout's (Megatron's) order, world rank g = (p * DP + d) * TP + t (`RankPlace`).
+// Rank (t, p, d) holds stage p's layers, TP shard t of them, cut by the engine's rule (`TPSplit`,
+// Model/Partition.swift) with the vocabulary padded only to a multiple of TP (`VocabPadding
+// .tensorParallel`, which `checkTrainingLayout` requires: padding rows train nothing). Stage 0 holds the
+// embeddings, the last stage the final norm and the head; with tied embeddings and PP > 1 the last
+// stage keeps its own copy of the word embedding (Megatron's word_embeddings_for_head) whose gradient
+// is summed with stage 0's after every step, so both copies stay equal.
 //
 // `scatter` cuts canonical flat buffers (parameters, or an Adam moment: same shapes) into a
 // rank's flat buffer; `gather` puts the ranks' buffers of one replica back together.
@@ -14,39 +15,23 @@
 import TensorCore
 import Model
 
-public struct TrainingLayout: Sendable, Equatable, CustomStringConvertible {
-    public var tp: Int, pp: Int, dp: Int
-    public var layersPerStage: [Int]?
-    public init(tp: Int = 1, pp: Int = 1, dp: Int = 1, layersPerStage: [Int]? = nil) {
-        self.tp = tp; self.pp = pp; self.dp = dp; self.layersPerStage = layersPerStage
+/// Throws a `TrainingError` saying why unless `grid` can train `c` (TP divides it, every stage has a
+/// layer, DP >= 1, vocabulary padded to a multiple of TP only).
+func checkTrainingLayout(_ grid: ParallelLayout, _ c: ModelConfig) throws {
+    guard grid.vocab == .tensorParallel else {
+        throw TrainingError("training holds the vocabulary padded to a multiple of TP only (VocabPadding.tensorParallel), got \(grid.vocab)")
     }
-    public var worldSize: Int { tp * pp * dp }
-    public var description: String { "TP \(tp) x PP \(pp) x DP \(dp)" }
-
-    public func position(ofRank g: Int) -> RankPosition {
-        RankPosition(t: g % tp, d: (g / tp) % dp, p: g / (tp * dp))
-    }
-    public func rank(t: Int, p: Int, d: Int) -> Int { (p * dp + d) * tp + t }
-
-    /// Throws when the model cannot be cut this way.
-    public func check(_ c: ModelConfig) throws -> [Range<Int>] {
-        guard dp >= 1 else { throw TrainingError("data-parallel size must be >= 1, found \(dp)") }
-        do {
-            try ShardSpec.checkTensorParallel(c, tp: tp)
-            return try ShardSpec.stageLayers(numLayers: c.numLayers, pp: pp, layersPerStage: layersPerStage)
-        } catch let e as LayoutError { throw TrainingError(e.description) }
-    }
+    do { try grid.check(c) } catch let e as LayoutError { throw TrainingError(e.description) }
 }
 
-public struct RankPosition: Sendable, Equatable { public var t: Int, d: Int, p: Int }
-
 extension ParameterLayout {
-    /// The flat layout of one training rank: its stage's tensors, at their TP-local shapes.
-    public init(config c: ModelConfig, tp: Int, stage p: Int, pp: Int, layers: Range<Int>) {
-        let Vp = VocabPadding.tensorParallel.paddedVocab(c.vocabSize, tp: tp)
+    /// The flat layout of one training rank: its stage's tensors, at their TP-local shapes
+    /// (vocabulary padded by the place's layout, as `DecoderWeights` views them).
+    public init(config c: ModelConfig, place: RankPlace) {
+        let Vp = place.layout.vocab.paddedVocab(c.vocabSize, tp: place.tp)
         var shapes: [(String, [Int])] = []
-        for (name, shape) in CanonicalSchema.shapes(for: c) where Self.holds(name, config: c, stage: p, pp: pp, layers: layers) {
-            shapes.append((name, TPSplit.of(name).localShape(shape, tp: tp, paddedVocab: Vp)))
+        for (name, shape) in CanonicalSchema.shapes(for: c) where Self.holds(name, config: c, stage: place.stage, pp: place.pp, layers: place.layers) {
+            shapes.append((name, TPSplit.of(name).localShape(shape, tp: place.tp, paddedVocab: Vp)))
         }
         self.init(shapes: shapes)
     }
@@ -66,7 +51,7 @@ extension ParameterLayout {
     }
 }
 
-extension TrainingLayout {
+extension ParallelLayout {
     /// A rank's flat buffer cut from a canonical flat buffer in `canonical`'s layout.
     public func scatter(_ flat: [Float], canonical: ParameterLayout, config c: ModelConfig, into local: ParameterLayout, t: Int) -> [Float] {
         if tp == 1 && pp == 1 { return flat }        // the same layout: share the buffer (copy on write)
