@@ -69,8 +69,12 @@ indirect enum HFNormalizer: Sendable {
         case .stripAccents: return HFNormalizer.filterBytes(b) { !CharClass.isMark($0) }
         case .replace(let pattern, let content):
             return b.withUnsafeBufferPointer { buf in
+                let ms = pattern.matcher.matches(buf)
+                // no match, or every match already spelled as its replacement (a lone space for `\s+` -> " "): unchanged
+                if ms.allSatisfy({ $0.1 - $0.0 == content.count && buf[$0.0..<$0.1].elementsEqual(content) }) { return b }
                 var out: [UInt8] = [], last = 0
-                for (s, e) in pattern.matcher.matches(buf) { out.append(contentsOf: buf[last..<s]); out.append(contentsOf: content); last = e }
+                out.reserveCapacity(b.count + ms.count * content.count)
+                for (s, e) in ms { out.append(contentsOf: buf[last..<s]); out.append(contentsOf: content); last = e }
                 out.append(contentsOf: buf[last...])
                 return out
             }
@@ -108,6 +112,12 @@ indirect enum HFNormalizer: Sendable {
     }
 
     static func lowercaseBytes(_ b: [UInt8]) -> [UInt8] {
+        if !b.contains(where: { $0 >= 0x80 }) {   // ASCII: in place on a copy, or the input when nothing changes
+            guard b.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return b }
+            var out = b
+            out.withUnsafeMutableBufferPointer { q in for i in q.indices where q[i] >= 0x41 && q[i] <= 0x5A { q[i] += 32 } }
+            return out
+        }
         var out: [UInt8] = []
         out.reserveCapacity(b.count)
         b.withUnsafeBufferPointer { q in

@@ -113,7 +113,16 @@ indirect enum HFPreTokenizer: Sendable {
             x.spans.removeAll(keepingCapacity: true)
             for sp in p.spans {
                 let s = x.buf.count
-                for c in p.buf[sp.start..<sp.end] { if c == 0x20 { x.buf.append(contentsOf: rep) } else { x.buf.append(c) } }
+                p.buf.withUnsafeBufferPointer { q in   // runs between spaces copied whole, each space written as rep
+                    var i = sp.start, run = sp.start
+                    while i < sp.end {
+                        if q[i] == 0x20 {
+                            x.buf.append(contentsOf: UnsafeBufferPointer(rebasing: q[run..<i])); x.buf.append(contentsOf: rep); run = i + 1
+                        }
+                        i += 1
+                    }
+                    x.buf.append(contentsOf: UnsafeBufferPointer(rebasing: q[run..<sp.end]))
+                }
                 let prepend = scheme == "always" || (scheme == "first" && sp.atStart)
                 if prepend && !(x.buf.count - s >= rep.count && x.buf[s..<(s + rep.count)].elementsEqual(rep)) { x.buf.insert(contentsOf: rep, at: s) }
                 x.spans.append(PreSpan(start: s, end: x.buf.count, atStart: sp.atStart))
@@ -129,9 +138,9 @@ indirect enum HFPreTokenizer: Sendable {
             HFPreTokenizer.whitespaceSplit.run(&p, &x)
             HFPreTokenizer.punctuation(.isolated).run(&p, &x)
         case .punctuation(let beh):
-            HFPreTokenizer.splitAll(&p, CharPattern { CharClass.isPunctuation($0) }, beh, invert: false, &x)
+            HFPreTokenizer.splitAll(&p, ClassPattern(bit: CharClass.punctuationBit), beh, invert: false, &x)
         case .digits(let individual):
-            HFPreTokenizer.splitAll(&p, CharPattern { CharClass.isNumber($0) }, individual ? .isolated : .contiguous, invert: false, &x)
+            HFPreTokenizer.splitAll(&p, ClassPattern(bit: CharClass.numberBit), individual ? .isolated : .contiguous, invert: false, &x)
         }
     }
 
@@ -159,7 +168,7 @@ indirect enum HFPreTokenizer: Sendable {
     }
 
     /// NormalizedString::split with a pattern and a behaviour, over every span.
-    static func splitAll(_ p: inout PreTokens, _ pat: SplitPattern, _ beh: SplitBehavior, invert: Bool, _ x: inout PreScratch) {
+    static func splitAll<P: SplitPattern>(_ p: inout PreTokens, _ pat: P, _ beh: SplitBehavior, invert: Bool, _ x: inout PreScratch) {
         x.spans.removeAll(keepingCapacity: true)
         p.buf.withUnsafeBufferPointer { q in
             for sp in p.spans { splitBy(q, sp, pat, beh, invert: invert, &x) }
@@ -168,9 +177,10 @@ indirect enum HFPreTokenizer: Sendable {
     }
 
     /// One span split, the pieces appended to x.spans.
-    static func splitBy(_ q: UnsafeBufferPointer<UInt8>, _ sp: PreSpan, _ pat: SplitPattern, _ beh: SplitBehavior, invert: Bool, _ x: inout PreScratch) {
+    @inline(__always)
+    static func splitBy<P: SplitPattern>(_ q: UnsafeBufferPointer<UInt8>, _ sp: PreSpan, _ pat: P, _ beh: SplitBehavior, invert: Bool, _ x: inout PreScratch) {
         if sp.end <= sp.start { return }
-        x.matches.removeAll(keepingCapacity: true)
+        if !x.matches.isEmpty { x.matches.removeAll(keepingCapacity: true) }
         pat.matches(UnsafeBufferPointer(rebasing: q[sp.start..<sp.end]), into: &x.matches)
         // (start, end, isMatch) covering the span, offsets within it
         x.parts.removeAll(keepingCapacity: true)
@@ -181,6 +191,10 @@ indirect enum HFPreTokenizer: Sendable {
             last = e
         }
         let n = sp.end - sp.start
+        if x.matches.isEmpty && !invert {   // no match: the span as it is (every behaviour keeps a lone non-match)
+            x.spans.append(sp)
+            return
+        }
         if last < n { x.parts.append((last, n, invert)) }
         let first = x.spans.count
         func add(_ s: Int, _ e: Int) { if e > s { x.spans.append(PreSpan(start: sp.start + s, end: sp.start + e, atStart: sp.atStart && s == 0)) } }
@@ -207,6 +221,27 @@ indirect enum HFPreTokenizer: Sendable {
                 if m == prevMatch, x.spans.count > first { x.spans[x.spans.count - 1].end = sp.start + e } else { add(s, e) }
                 prevMatch = m
             }
+        }
+    }
+}
+
+/// Each scalar of one CharClass class is one match (HF's punctuation and digit splitters).
+struct ClassPattern: SplitPattern {
+    let bit: UInt8
+    func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
+        var out: [(Int, Int)] = []
+        matches(b, into: &out)
+        return out
+    }
+    @inline(__always)
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) {
+        guard let p = b.baseAddress else { return }
+        var i = 0
+        while i < b.count {
+            if p[i] < 0x80 { if CharClass.bmp[Int(p[i])] & bit != 0 { out.append((i, i + 1)) }; i += 1; continue }
+            let (v, l) = UTF8Util.decode(p, i, b.count)
+            if let v, let u = Unicode.Scalar(v), CharClass.test(u, bit) { out.append((i, i + l)) }
+            i += l
         }
     }
 }

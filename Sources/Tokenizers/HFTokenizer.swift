@@ -205,11 +205,13 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
     struct AddedSet {
         let tokens: [Added]
         let byFirst: [[Int]]
+        let isFirst: [Bool]
         init(_ t: [Added]) {
             tokens = t
             var f = [[Int]](repeating: [], count: 256)
             for (i, a) in t.enumerated() { f[Int(a.content[0])].append(i) }
             byFirst = f
+            isFirst = f.map { !$0.isEmpty }
         }
         var isEmpty: Bool { tokens.isEmpty }
     }
@@ -222,6 +224,7 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
         var i = 0
         let n = b.count
         while i < n {
+            if !set.isFirst[Int(b[i])] { i += 1; continue }
             var hit: Added?
             for k in set.byFirst[Int(b[i])] where set.tokens[k].content.count <= n - i {
                 let a = set.tokens[k]

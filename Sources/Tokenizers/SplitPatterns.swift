@@ -28,7 +28,7 @@ public enum SplitPatterns {
             if regex == gpt2 { return GPT2Pattern() }
             if regex == llama3 { return Llama3Pattern(maxDigits: 3) }
             if regex == qwen2 { return Llama3Pattern(maxDigits: 1) }
-            if regex == #"\s+"# { return RunPattern(minimum: 1) { CharClass.isWhitespace($0) } }
+            if regex == #"\s+"# { return WhitespaceRunPattern() }
             if regex == " {2,}" { return RunPattern(minimum: 2) { $0 == " " } }
         }
         return try ICUPattern(regex)
@@ -83,6 +83,33 @@ struct RunPattern: SplitPattern {
             else if runStart >= 0 { if runLen >= minimum { out.append((runStart, i)) }; runStart = -1 }
             i += l
         }
+    }
+}
+
+/// `\s+`: maximal runs of White_Space scalars (RunPattern's rule, with the ASCII test inline).
+struct WhitespaceRunPattern: SplitPattern {
+    func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
+        var out: [(Int, Int)] = []
+        matches(b, into: &out)
+        return out
+    }
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) {
+        guard let p = b.baseAddress else { return }
+        var i = 0, runStart = -1
+        while i < b.count {
+            let c = p[i]
+            var ok: Bool, l = 1
+            if c < 0x80 { ok = c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+            else {
+                let (v, len) = UTF8Util.decode(p, i, b.count)
+                l = len
+                ok = v.flatMap { Unicode.Scalar($0) }.map { CharClass.isWhitespace($0) } ?? false
+            }
+            if ok { if runStart < 0 { runStart = i } }
+            else if runStart >= 0 { out.append((runStart, i)); runStart = -1 }
+            i += l
+        }
+        if runStart >= 0 { out.append((runStart, b.count)) }
     }
 }
 

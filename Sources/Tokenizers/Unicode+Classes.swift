@@ -19,6 +19,18 @@ enum CharClass {
     @inline(__always) static func has(_ u: Unicode.Scalar, _ bit: UInt8, _ slow: (Unicode.Scalar) -> Bool) -> Bool {
         u.value < 0x10000 ? bmp[Int(u.value)] & bit != 0 : slow(u)
     }
+    /// Whether `u` is in the class of `bit` (one of the bits above).
+    static func test(_ u: Unicode.Scalar, _ bit: UInt8) -> Bool {
+        if u.value < 0x10000 { return bmp[Int(u.value)] & bit != 0 }
+        switch bit {
+        case whitespaceBit: return Slow.isWhitespace(u)
+        case letterBit: return Slow.isLetter(u)
+        case numberBit: return Slow.isNumber(u)
+        case markBit: return Slow.isMark(u)
+        case wordBit: return Slow.isWord(u)
+        default: return Slow.isPunctuation(u)
+        }
+    }
     @inline(__always) static func isWhitespace(_ u: Unicode.Scalar) -> Bool {
         if u.value < 0x80 { return u.value == 0x20 || (0x09...0x0D).contains(u.value) }
         return has(u, whitespaceBit, Slow.isWhitespace)
