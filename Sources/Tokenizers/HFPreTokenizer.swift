@@ -28,7 +28,6 @@ struct PreTokens {
 /// Reused storage for the pre-tokenizer stages (one per encoder, under its lock).
 struct PreScratch {
     var spans: [PreSpan] = []
-    var spans2: [PreSpan] = []
     var buf: [UInt8] = []
     var matches: [(Int, Int)] = []
     var parts: [(Int, Int, Bool)] = []
@@ -241,27 +240,6 @@ struct ClassPattern: SplitPattern {
             if p[i] < 0x80 { if CharClass.bmp[Int(p[i])] & bit != 0 { out.append((i, i + 1)) }; i += 1; continue }
             let (v, l) = UTF8Util.decode(p, i, b.count)
             if let v, let u = Unicode.Scalar(v), CharClass.test(u, bit) { out.append((i, i + l)) }
-            i += l
-        }
-    }
-}
-
-/// Each scalar satisfying `pred` is one match (HF's `Fn(char) -> bool` patterns).
-struct CharPattern: SplitPattern {
-    let pred: @Sendable (Unicode.Scalar) -> Bool
-    init(_ pred: @escaping @Sendable (Unicode.Scalar) -> Bool) { self.pred = pred }
-    func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
-        var out: [(Int, Int)] = []
-        matches(b, into: &out)
-        return out
-    }
-    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) {
-        guard let p = b.baseAddress else { return }
-        var i = 0
-        while i < b.count {
-            if p[i] < 0x80 { if pred(Unicode.Scalar(p[i])) { out.append((i, i + 1)) }; i += 1; continue }
-            let (v, l) = UTF8Util.decode(p, i, b.count)
-            if let v, let u = Unicode.Scalar(v), pred(u) { out.append((i, i + l)) }
             i += l
         }
     }
