@@ -9,6 +9,7 @@ For each kind of Tests/Fixtures/tokenizers/kinds (see scripts/fixtures_tokenizer
 Protocol (as TokenizerBenchmark.run): one warm-up encode, then the best of REPEATS timed runs, for the whole file as
 one string and for the file line by line; MB/s with 1 MB = 1e6 UTF-8 bytes. Prints a Markdown table.
 Usage: swift build -c release --product turing && scripts/bench_tokenizers_kinds.py [REPEATS=5]
+       (TURING_BIN=path: another turing binary, e.g. a copy built before a change)
 """
 import bz2, json, os, subprocess, sys, time
 
@@ -16,7 +17,7 @@ os.environ["RAYON_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = os.path.join(ROOT, "Tests", "Fixtures", "tokenizers", "kinds")
-TURING = os.path.join(ROOT, ".build", "release", "turing")
+TURING = os.environ.get("TURING_BIN") or os.path.join(ROOT, ".build", "release", "turing")
 REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 
 

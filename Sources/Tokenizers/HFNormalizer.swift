@@ -1,7 +1,8 @@
 // HFNormalizer: tokenizer.json `normalizer` (NFC, NFD, NFKC, NFKD, Lowercase, Strip, StripAccents, Replace,
 // Prepend, Precompiled, BertNormalizer, Sequence) applied to a UTF-8 segment as HF tokenizers does.
 // Contract: `normalize` maps bytes to bytes (valid UTF-8 in, valid UTF-8 out); unknown types are refused at load
-// naming the type. Lowercase is per scalar (Rust `char::to_lowercase`, no final-sigma context).
+// naming the type. Lowercase is per scalar (Rust `char::to_lowercase`, no final-sigma context). The Unicode
+// normal forms skip already-normalized runs (UnicodeNormalForm); all of it works on bytes, no String per character.
 
 import Foundation
 
@@ -55,21 +56,25 @@ indirect enum HFNormalizer: Sendable {
         case .nfd where !b.contains(where: { $0 >= 0x80 }): return b
         case .nfkc where !b.contains(where: { $0 >= 0x80 }): return b
         case .nfkd where !b.contains(where: { $0 >= 0x80 }): return b
-        case .nfc: return Array(String(decoding: b, as: UTF8.self).precomposedStringWithCanonicalMapping.utf8)
-        case .nfd: return Array(String(decoding: b, as: UTF8.self).decomposedStringWithCanonicalMapping.utf8)
-        case .nfkc: return Array(String(decoding: b, as: UTF8.self).precomposedStringWithCompatibilityMapping.utf8)
-        case .nfkd: return Array(String(decoding: b, as: UTF8.self).decomposedStringWithCompatibilityMapping.utf8)
+        case .nfc: return UnicodeNormalForm.nfc.normalize(b)
+        case .nfd: return UnicodeNormalForm.nfd.normalize(b)
+        case .nfkc: return UnicodeNormalForm.nfkc.normalize(b)
+        case .nfkd: return UnicodeNormalForm.nfkd.normalize(b)
         case .lowercase: return HFNormalizer.lowercaseBytes(b)
         case .strip(let l, let r):
-            var s = String(decoding: b, as: UTF8.self).unicodeScalars[...]
-            if l { while let f = s.first, CharClass.isWhitespace(f) { s = s.dropFirst() } }
-            if r { while let f = s.last, CharClass.isWhitespace(f) { s = s.dropLast() } }
-            return Array(String(String.UnicodeScalarView(s)).utf8)
+            var s = 0, e = b.count
+            if l { while s < e, let (u, n) = HFTokenizer.scalarAt(b, s), CharClass.isWhitespace(u) { s += n } }
+            if r { while e > s, let (u, n) = HFTokenizer.scalarBefore(b, e), CharClass.isWhitespace(u) { e -= n } }
+            return s == 0 && e == b.count ? b : Array(b[s..<e])
         case .stripAccents: return HFNormalizer.filterBytes(b) { !CharClass.isMark($0) }
         case .replace(let pattern, let content):
             return b.withUnsafeBufferPointer { buf in
+                let ms = pattern.matcher.matches(buf)
+                // no match, or every match already spelled as its replacement (a lone space for `\s+` -> " "): unchanged
+                if ms.allSatisfy({ $0.1 - $0.0 == content.count && buf[$0.0..<$0.1].elementsEqual(content) }) { return b }
                 var out: [UInt8] = [], last = 0
-                for (s, e) in pattern.matcher.matches(buf) { out.append(contentsOf: buf[last..<s]); out.append(contentsOf: content); last = e }
+                out.reserveCapacity(b.count + ms.count * content.count)
+                for (s, e) in ms { out.append(contentsOf: buf[last..<s]); out.append(contentsOf: content); last = e }
                 out.append(contentsOf: buf[last...])
                 return out
             }
@@ -107,6 +112,12 @@ indirect enum HFNormalizer: Sendable {
     }
 
     static func lowercaseBytes(_ b: [UInt8]) -> [UInt8] {
+        if !b.contains(where: { $0 >= 0x80 }) {   // ASCII: in place on a copy, or the input when nothing changes
+            guard b.contains(where: { $0 >= 0x41 && $0 <= 0x5A }) else { return b }
+            var out = b
+            out.withUnsafeMutableBufferPointer { q in for i in q.indices where q[i] >= 0x41 && q[i] <= 0x5A { q[i] += 32 } }
+            return out
+        }
         var out: [UInt8] = []
         out.reserveCapacity(b.count)
         b.withUnsafeBufferPointer { q in

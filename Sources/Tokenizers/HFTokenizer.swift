@@ -37,6 +37,7 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
     private let lock = NSLock()
     private var cache = ByteStringMap(capacity: 4096)
     private var scratch: [Int32] = []
+    private var pre = PreScratch()
 
     public convenience init(path: String) throws {
         try self.init(data: readTokenizerFile(path), source: path)
@@ -150,8 +151,11 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
             for sub in HFTokenizer.findAdded(normalized, normSet, atStart: seg.atStart) {
                 if let id = sub.id { ids.append(id); continue }
                 if sub.bytes.isEmpty { continue }   // HF drops empty splits before pre-tokenizing
-                let words = preTokenizer?.run([PreToken(bytes: sub.bytes, atStart: sub.atStart)]) ?? (sub.bytes.isEmpty ? [] : [PreToken(bytes: sub.bytes, atStart: sub.atStart)])
-                for w in words { w.bytes.withUnsafeBufferPointer { tokenizeWord($0.baseAddress!, $0.count, into: &ids) } }
+                var words = PreTokens(sub.bytes, atStart: sub.atStart)
+                preTokenizer?.run(&words, &pre)
+                words.buf.withUnsafeBufferPointer { q in
+                    for w in words.spans { tokenizeWord(q.baseAddress! + w.start, w.end - w.start, into: &ids) }
+                }
             }
         }
         lock.unlock()
@@ -201,11 +205,13 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
     struct AddedSet {
         let tokens: [Added]
         let byFirst: [[Int]]
+        let isFirst: [Bool]
         init(_ t: [Added]) {
             tokens = t
             var f = [[Int]](repeating: [], count: 256)
             for (i, a) in t.enumerated() { f[Int(a.content[0])].append(i) }
             byFirst = f
+            isFirst = f.map { !$0.isEmpty }
         }
         var isEmpty: Bool { tokens.isEmpty }
     }
@@ -218,6 +224,7 @@ public final class HFTokenizer: Tokenizer, @unchecked Sendable {
         var i = 0
         let n = b.count
         while i < n {
+            if !set.isFirst[Int(b[i])] { i += 1; continue }
             var hit: Added?
             for k in set.byFirst[Int(b[i])] where set.tokens[k].content.count <= n - i {
                 let a = set.tokens[k]

@@ -9,6 +9,12 @@ import Foundation
 protocol SplitPattern: Sendable {
     /// Match ranges (start, end) in b, in order.
     func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)]
+    /// The same ranges appended to `out` (no allocation when `out` has room).
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)])
+}
+
+extension SplitPattern {
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) { out.append(contentsOf: matches(b)) }
 }
 
 public enum SplitPatterns {
@@ -22,7 +28,7 @@ public enum SplitPatterns {
             if regex == gpt2 { return GPT2Pattern() }
             if regex == llama3 { return Llama3Pattern(maxDigits: 3) }
             if regex == qwen2 { return Llama3Pattern(maxDigits: 1) }
-            if regex == #"\s+"# { return RunPattern(minimum: 1) { CharClass.isWhitespace($0) } }
+            if regex == #"\s+"# { return WhitespaceRunPattern() }
             if regex == " {2,}" { return RunPattern(minimum: 2) { $0 == " " } }
         }
         return try ICUPattern(regex)
@@ -33,15 +39,20 @@ struct LiteralPattern: SplitPattern {
     let bytes: [UInt8]
     func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
         var out: [(Int, Int)] = []
+        matches(b, into: &out)
+        return out
+    }
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) {
         let m = bytes.count
-        guard m > 0, b.count >= m else { return out }
+        guard m > 0, b.count >= m else { return }
+        let first = bytes[0]
         var i = 0
         while i + m <= b.count {
+            if b[i] != first { i += 1; continue }
             var ok = true
-            for j in 0..<m where b[i + j] != bytes[j] { ok = false; break }
+            for j in 1..<m where b[i + j] != bytes[j] { ok = false; break }
             if ok { out.append((i, i + m)); i += m } else { i += 1 }
         }
-        return out
     }
 }
 
@@ -51,21 +62,54 @@ struct RunPattern: SplitPattern {
     let pred: @Sendable (Unicode.Scalar) -> Bool
     init(minimum: Int, _ pred: @escaping @Sendable (Unicode.Scalar) -> Bool) { self.minimum = minimum; self.pred = pred }
     func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
-        guard let p = b.baseAddress else { return [] }
         var out: [(Int, Int)] = []
+        matches(b, into: &out)
+        return out
+    }
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) {
+        guard let p = b.baseAddress else { return }
         var i = 0, runStart = -1, runLen = 0
         while i <= b.count {
             var ok = false, l = 1
             if i < b.count {
-                let (v, len) = UTF8Util.decode(p, i, b.count)
-                l = len
-                if let v, let u = Unicode.Scalar(v) { ok = pred(u) }
+                if p[i] < 0x80 { ok = pred(Unicode.Scalar(p[i])) }
+                else {
+                    let (v, len) = UTF8Util.decode(p, i, b.count)
+                    l = len
+                    if let v, let u = Unicode.Scalar(v) { ok = pred(u) }
+                }
             }
             if ok { if runStart < 0 { runStart = i; runLen = 0 }; runLen += 1 }
             else if runStart >= 0 { if runLen >= minimum { out.append((runStart, i)) }; runStart = -1 }
             i += l
         }
+    }
+}
+
+/// `\s+`: maximal runs of White_Space scalars (RunPattern's rule, with the ASCII test inline).
+struct WhitespaceRunPattern: SplitPattern {
+    func matches(_ b: UnsafeBufferPointer<UInt8>) -> [(Int, Int)] {
+        var out: [(Int, Int)] = []
+        matches(b, into: &out)
         return out
+    }
+    func matches(_ b: UnsafeBufferPointer<UInt8>, into out: inout [(Int, Int)]) {
+        guard let p = b.baseAddress else { return }
+        var i = 0, runStart = -1
+        while i < b.count {
+            let c = p[i]
+            var ok: Bool, l = 1
+            if c < 0x80 { ok = c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+            else {
+                let (v, len) = UTF8Util.decode(p, i, b.count)
+                l = len
+                ok = v.flatMap { Unicode.Scalar($0) }.map { CharClass.isWhitespace($0) } ?? false
+            }
+            if ok { if runStart < 0 { runStart = i } }
+            else if runStart >= 0 { out.append((runStart, i)); runStart = -1 }
+            i += l
+        }
+        if runStart >= 0 { out.append((runStart, b.count)) }
     }
 }
 

@@ -28,12 +28,14 @@ public struct MegatronTokenizerArgs: Sendable {
     public var tiktokenNumSpecialTokens: Int?
     public var tiktokenSpecialTokens: [String]?
     public var vocabSize: Int?
+    /// `--vocab-extra-ids` (SentencePieceTokenizer's <extra_id_N> tokens).
+    public var vocabExtraIDs: Int?
     public init(tokenizerType: String? = nil, tokenizerModel: String? = nil, vocabFile: String? = nil, mergeFile: String? = nil,
                 tiktokenPattern: String? = nil, tiktokenNumSpecialTokens: Int? = nil, tiktokenSpecialTokens: [String]? = nil,
-                vocabSize: Int? = nil) {
+                vocabSize: Int? = nil, vocabExtraIDs: Int? = nil) {
         self.tokenizerType = tokenizerType; self.tokenizerModel = tokenizerModel; self.vocabFile = vocabFile
         self.mergeFile = mergeFile; self.tiktokenPattern = tiktokenPattern; self.tiktokenNumSpecialTokens = tiktokenNumSpecialTokens
-        self.tiktokenSpecialTokens = tiktokenSpecialTokens; self.vocabSize = vocabSize
+        self.tiktokenSpecialTokens = tiktokenSpecialTokens; self.vocabSize = vocabSize; self.vocabExtraIDs = vocabExtraIDs
     }
     /// From (field, readable value) pairs as `CheckpointInspection.args` lists them.
     public init(fields: [(String, String)]) {
@@ -43,7 +45,8 @@ public struct MegatronTokenizerArgs: Sendable {
         }
         self.init(tokenizerType: s("tokenizer_type"), tokenizerModel: s("tokenizer_model"), vocabFile: s("vocab_file"),
                   mergeFile: s("merge_file"), tiktokenPattern: s("tiktoken_pattern"),
-                  tiktokenNumSpecialTokens: s("tiktoken_num_special_tokens").flatMap { Int($0) }, vocabSize: s("vocab_size").flatMap { Int($0) })
+                  tiktokenNumSpecialTokens: s("tiktoken_num_special_tokens").flatMap { Int($0) }, vocabSize: s("vocab_size").flatMap { Int($0) },
+                  vocabExtraIDs: s("vocab_extra_ids").flatMap { Int($0) })
     }
 }
 
@@ -176,7 +179,12 @@ public enum TokenizerLoader {
                 case "GPT2BPETokenizer":
                     let v = try need(a.vocabFile, "vocab_file"), m = try need(a.mergeFile, "merge_file")
                     return LoadedTokenizer(tokenizer: try GPT2Tokenizer(vocabFile: v, mergesFile: m), description: "GPT2BPETokenizer (Megatron args) \(v) + \(m)")
-                case "SentencePieceTokenizer", "GPTSentencePieceTokenizer", "Llama2Tokenizer":
+                case "SentencePieceTokenizer":
+                    let p = try need(a.tokenizerModel, "tokenizer_model")
+                    let t = try MegatronSentencePieceTokenizer(base: SentencePieceTokenizer(path: p), vocabExtraIDs: a.vocabExtraIDs ?? 0)
+                    return LoadedTokenizer(tokenizer: t, description: "SentencePieceTokenizer (Megatron args): SentencePiece \(t.base.model.modelType == .bpe ? "BPE" : "unigram") \(p)"
+                                           + " + <CLS> <SEP> <EOD> <MASK>\(t.extraIDs.isEmpty ? "" : " + \(t.extraIDs.count) <extra_id_N>"), \(t.vocabSize) ids, eod \(t.eod)")
+                case "GPTSentencePieceTokenizer", "Llama2Tokenizer":
                     let p = try need(a.tokenizerModel, "tokenizer_model")
                     let t = try SentencePieceTokenizer(path: p, addBOS: type == "Llama2Tokenizer")
                     return LoadedTokenizer(tokenizer: t, description: "\(type) (Megatron args): SentencePiece \(t.model.modelType == .bpe ? "BPE" : "unigram") \(p)" + (t.addBOS ? ", adds BOS" : ""))

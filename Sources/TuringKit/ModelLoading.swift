@@ -45,6 +45,20 @@ public struct ModelSource: Sendable {
         if (vocabFile == nil) != (mergeFile == nil) { throw OpenError("--vocab-file and --merge-file go together") }
         if let t = tokenizer, checkpoint == nil { return try TokenizerLoader.load(path: t).tokenizer }
         guard let checkpoint, tokenizer != nil || FileManager.default.fileExists(atPath: checkpoint) else { return nil }
+        // A Megatron-style save names its tokenizer in its args, which win over tokenizer files beside it; the args
+        // are read from one small pickle here (SavedTokenizerArgs). A file the args name that is found nowhere
+        // leaves the folder's own files to decide, with a warning.
+        if megatronArgs == nil, tokenizer == nil, TuringFormat.resolve(URL(fileURLWithPath: checkpoint)) == nil,
+           let f = try? CheckpointLoader.detect(URL(fileURLWithPath: checkpoint)), f != .hf,
+           let saved = SavedTokenizerArgs.read(checkpoint, overrides: try MegatronArgs.parseOverrides(argOverrides)) {
+            do {
+                return try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: saved)?.tokenizer
+            } catch TokenizerError.fileNotFound(let what) {
+                guard let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: nil) else { throw TokenizerError.fileNotFound(what) }
+                EngineWarnings.handler("\(checkpoint): the saved args' tokenizer file is missing (\(what)); using \(t.description)")
+                return t.tokenizer
+            }
+        }
         if let t = try TokenizerLoader.find(besideCheckpoint: checkpoint, megatronArgs: megatronArgs, tokenizerPath: tokenizer) { return t.tokenizer }
         // A Megatron save without tokenizer files: its saved args name the tokenizer. (The checkpoint loader does
         // not expose the args alone, so this reads the checkpoint once more, only in this case, and not under
