@@ -16,37 +16,27 @@ static const long ITERS = 20000000;
 #define SINK do { __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(c0, c1), _mm512_add_ps(c2, c3)), _mm512_add_ps(_mm512_add_ps(c4, c5), _mm512_add_ps(c6, c7))); \
     s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(c8, c9), _mm512_add_ps(c10, c11))); if (_mm512_reduce_add_ps(s) == 42) puts(""); } while (0)
 
-__attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"), noinline))
-static double dp_rate(void) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-    __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80), b = (__m512bh)_mm512_set1_epi32(0x33803380);
-#define STEP(x) x = _mm512_dpbf16_ps(x, a, b)
-    double t = now();
-    for (long r = 0; r < ITERS; r++) {
-        STEP(c0); STEP(c1); STEP(c2); STEP(c3); STEP(c4); STEP(c5); STEP(c6); STEP(c7); STEP(c8); STEP(c9); STEP(c10); STEP(c11);
-        KEEP;
+// RATE(name, target, operand type, a, b, step, multiply-adds per instruction): one timed function
+#define RATE(NAME, TARGET, T, A, B, OP, MACS)                                                              \
+    __attribute__((target(TARGET), noinline)) static double NAME(void) {                                \
+        __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0,  \
+               c8 = c0, c9 = c0, c10 = c0, c11 = c0;                                                     \
+        T a = A, b = B;                                                                                 \
+        double t = now();                                                                               \
+        for (long r = 0; r < ITERS; r++) {                                                              \
+            c0 = OP(c0); c1 = OP(c1); c2 = OP(c2); c3 = OP(c3); c4 = OP(c4); c5 = OP(c5);               \
+            c6 = OP(c6); c7 = OP(c7); c8 = OP(c8); c9 = OP(c9); c10 = OP(c10); c11 = OP(c11);           \
+            KEEP;                                                                                       \
+        }                                                                                               \
+        t = now() - t;                                                                                  \
+        SINK;                                                                                           \
+        return ITERS * 12.0 * MACS / t;                                                                 \
     }
-    t = now() - t;
-#undef STEP
-    SINK;
-    return ITERS * 12.0 * 32 / t;
-}
-
-__attribute__((target("avx512f,fma"), noinline))
-static double fma_rate(void) {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-    __m512 a = _mm512_set1_ps(1.0f), b = _mm512_set1_ps(1e-7f);
-#define STEP(x) x = _mm512_fmadd_ps(a, b, x)
-    double t = now();
-    for (long r = 0; r < ITERS; r++) {
-        STEP(c0); STEP(c1); STEP(c2); STEP(c3); STEP(c4); STEP(c5); STEP(c6); STEP(c7); STEP(c8); STEP(c9); STEP(c10); STEP(c11);
-        KEEP;
-    }
-    t = now() - t;
-#undef STEP
-    SINK;
-    return ITERS * 12.0 * 16 / t;
-}
+#define DP(x) _mm512_dpbf16_ps(x, a, b)
+#define FM(x) _mm512_fmadd_ps(a, b, x)
+RATE(dp_rate, "avx512f,avx512bf16,avx512bw,avx512vl", __m512bh, (__m512bh)_mm512_set1_epi32(0x3f803f80),
+     (__m512bh)_mm512_set1_epi32(0x33803380), DP, 32)
+RATE(fma_rate, "avx512f,fma", __m512, _mm512_set1_ps(1.0f), _mm512_set1_ps(1e-7f), FM, 16)
 
 int main(void) {
     __builtin_cpu_init();
