@@ -3,7 +3,8 @@
 
 For each kind of Tests/Fixtures/tokenizers/kinds (see scripts/fixtures_tokenizers_kinds.py) on its 210 KB corpus:
   - HF `tokenizers` (Rust) on the kind's tokenizer.json (for sp_bpe: the tokenizer.json transformers converts from
-    it, hf_llama2; for tiktoken: the same vocabulary as hf_llama3; sp_unigram has none), RAYON_NUM_THREADS=1;
+    it, hf_llama2; for sp_unigram: hf_precompiled, its vocabulary and charsmap converted as the T5/XLM-R converters
+    write it; for tiktoken: the same vocabulary as hf_llama3), RAYON_NUM_THREADS=1;
   - the kind's own library where it is not `tokenizers` (sentencepiece, tiktoken);
   - Turing: `turing tokenize --tokenizer DIR --bench` (release build), single thread.
 Protocol (as TokenizerBenchmark.run): one warm-up encode, then the best of REPEATS timed runs, for the whole file as
@@ -39,9 +40,9 @@ def main():
     from tokenizers import Tokenizer
     whole = bz2.decompress(open(os.path.join(KINDS, "corpus.txt.bz2"), "rb").read()).decode()
     lines = whole.split("\n")
-    hf_for = {"sp_bpe": "hf_llama2", "tiktoken": "hf_llama3", "sp_unigram": None}
+    hf_for = {"sp_bpe": "hf_llama2", "tiktoken": "hf_llama3", "sp_unigram": "hf_precompiled"}
     rows = []
-    for kind in ["sp_bpe", "sp_unigram", "hf_llama2", "hf_llama2_legacy", "hf_llama3", "hf_unigram_seq", "hf_wordpiece", "tiktoken"]:
+    for kind in ["sp_bpe", "sp_unigram", "hf_llama2", "hf_llama2_legacy", "hf_llama3", "hf_unigram_seq", "hf_wordpiece", "hf_precompiled", "tiktoken"]:
         d = os.path.join(KINDS, kind)
         hf_kind = hf_for.get(kind, kind)
         hf = None
