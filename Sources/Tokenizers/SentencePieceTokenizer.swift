@@ -280,7 +280,17 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     /// Appends the ids of one normalized word (unknown pieces expanded to bytes under byte fallback).
     private func encodeWord(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
         var pieces: [(Int, Int)] = []   // (start, length)
-        if model.modelType == .bpe { bpe(p, n, &pieces) } else { unigram(p, n, &pieces) }
+        if model.modelType == .unigram {   // the lattice knows each piece's id (-1: unknown)
+            var ids: [Int] = []
+            unigram(p, n, &pieces, &ids)
+            for ((s, l), id) in zip(pieces, ids) {
+                if id >= 0 { out.append(id) }
+                else if model.byteFallback { for k in 0..<l { out.append(Int(byteIds[Int(p[s + k])])) } }
+                else { out.append(unkToken) }
+            }
+            return
+        }
+        bpe(p, n, &pieces)
         for (s, l) in pieces {
             if let r = pieceIds.find(p + s, l) {
                 out.append(Int(pieceIds.values[r.lowerBound]))
@@ -341,9 +351,11 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     /// unigram_model.cc EncodeOptimized of sentencepiece 0.2.3 (Viterbi in float; when the running score leaves
     /// +-1e5 the scores from here to the frontier are shifted by it; user-defined pieces score 0.1 * (bytes - 1)).
-    private func unigram(_ p: UnsafePointer<UInt8>, _ n: Int, _ result: inout [(Int, Int)]) {
+    /// `ids`: each piece's id, -1 for an unknown character.
+    private func unigram(_ p: UnsafePointer<UInt8>, _ n: Int, _ result: inout [(Int, Int)], _ ids: inout [Int]) {
         var best = [Float](repeating: 0, count: n + 1)
         var startsAt = [Int](repeating: -1, count: n + 1)
+        var pieceAt = [Int](repeating: -1, count: n + 1)   // id of the best piece ending at each position
         var frontier = 0
         var s = 0
         while s < n {
@@ -361,19 +373,20 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 frontier = max(frontier, e)
                 let score: Float = model.types[id] == .userDefined ? Float(0.1 * Double(length - 1)) : model.scores[id]
                 let cand = score + here
-                if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s }
+                if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s; pieceAt[e] = id }
                 if length == mblen { single = true }
             }
             if !single {
                 frontier = max(frontier, s + mblen)
                 let cand = unkScore + here
-                if startsAt[s + mblen] == -1 || cand > best[s + mblen] { best[s + mblen] = cand; startsAt[s + mblen] = s }
+                if startsAt[s + mblen] == -1 || cand > best[s + mblen] { best[s + mblen] = cand; startsAt[s + mblen] = s; pieceAt[s + mblen] = -1 }
             }
             s += mblen
         }
-        var e = n, rev: [(Int, Int)] = []
-        while e > 0 { let b = startsAt[e]; rev.append((b, e - b)); e = b }
+        var e = n, rev: [(Int, Int)] = [], revIds: [Int] = []
+        while e > 0 { let b = startsAt[e]; rev.append((b, e - b)); revIds.append(pieceAt[e]); e = b }
         result.append(contentsOf: rev.reversed())
+        ids.append(contentsOf: revIds.reversed())
     }
 }
 
