@@ -34,10 +34,11 @@ public final class MegatronSentencePieceTokenizer: Tokenizer, @unchecked Sendabl
         var next = base.vocabSize
         var list: [(bytes: [UInt8], id: Int)] = []
         var added: [String: Int] = [:]
+        var listed = Set<[UInt8]>()   // a spelling is listed once (its first id): linear in vocab_extra_ids
         func add(_ t: String) -> Int {
             let id: Int
             if let i = base.tokenID(t) ?? added[t] { id = i } else { id = next; next += 1; added[t] = id }
-            if !list.contains(where: { $0.bytes == Array(t.utf8) }) { list.append((Array(t.utf8), id)) }
+            if listed.insert(Array(t.utf8)).inserted { list.append((Array(t.utf8), id)) }
             return id
         }
         func piece(_ id: Int?, _ fallback: String) -> String { id.flatMap { base.tokenString($0) } ?? fallback }
