@@ -230,14 +230,26 @@ struct PrefixTrie {
 
     @inline(__always)
     func prefixes(_ p: UnsafePointer<UInt8>, _ n: Int, _ body: (Int, Int) -> Void) {
-        var node: Int32 = 0
-        var i = 0
-        while i < n, let c = child(node, p[i]) {
-            node = c
-            i += 1
-            let t = terminal[Int(node)]
-            if t >= 0 { body(i, Int(t)) }
-        }
+        let mask = self.mask
+        keys.withUnsafeBufferPointer { k in vals.withUnsafeBufferPointer { v in terminal.withUnsafeBufferPointer { term in
+            var node: UInt64 = 0
+            var i = 0
+            walk: while i < n {
+                let key = ((node << 8) | UInt64(p[i])) &+ 1
+                var s = PrefixTrie.slot(key, mask)
+                while true {   // k has a free slot (load <= 1/2), so the probe ends
+                    let kk = k[s]
+                    if kk == key { break }
+                    if kk == 0 { break walk }
+                    s = (s + 1) & mask
+                }
+                let c = Int(v[s])   // a child index the table stored: always < term.count
+                node = UInt64(c)
+                i += 1
+                let t = term[c]
+                if t >= 0 { body(i, Int(t)) }
+            }
+        } } }
     }
 
     private mutating func grow() {

@@ -46,6 +46,14 @@ struct PrecompiledCharsmap: Sendable {
         }
     }
 
+    /// Whether some key starts with byte `b` (a byte no key starts with normalizes to itself).
+    func hasRule(startingWith b: UInt8) -> Bool {
+        // as the first step of commonPrefixSearch: the root has an edge labelled b
+        guard !units.isEmpty else { return false }
+        let pos = PrecompiledCharsmap.offset(units[0]) ^ Int(b)
+        return pos >= 0 && pos < units.count && PrecompiledCharsmap.label(units[pos]) == UInt32(b)
+    }
+
     /// The NUL-terminated replacement at pool offset `v`, or nil when it is out of range or unterminated.
     func replacement(_ v: Int) -> ArraySlice<UInt8>? {
         guard v >= 0, v < pool.count else { return nil }

@@ -23,11 +23,13 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     private let pieceIds: ByteStringMap          // NORMAL, USER_DEFINED, UNUSED pieces -> id
     private let trie: PrefixTrie                 // the same pieces, for unigram
+    private let latticeScore: [Float]            // unigram: a piece's score in the lattice, NaN for UNUSED pieces
     private let reserved: [[UInt8]: Int]         // CONTROL, UNKNOWN, BYTE pieces -> id
     private let byteIds: [Int32]                 // id of <0xXX>, -1 without byte fallback
     private let userDefined: [[UInt8]]           // longest first
     private let userFirstByte: [Bool]
     private let charsmap: PrecompiledCharsmap?
+    private let plainByte: [Bool]                // [256] ASCII bytes no charsmap rule or user-defined piece starts with
     private let splitWords: Bool
     private let maxPieceBytes: Int
     private let unkScore: Float
@@ -71,6 +73,13 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             for i in 0..<m.pieces.count where [.normal, .userDefined, .unused].contains(m.types[i]) { tr.insert(m.pieceBytes[i], id: Int32(i)) }
         }
         trie = tr
+        latticeScore = (0..<m.pieces.count).map { i in
+            switch m.types[i] {
+            case .userDefined: return Float(0.1 * Double(m.pieceBytes[i].count - 1))
+            case .unused: return .nan
+            default: return m.scores[i]
+            }
+        }
         pieceIds = map; reserved = res; byteIds = bytes; unkToken = unk
         userDefined = ud.sorted { $0.count > $1.count }
         var first = [Bool](repeating: false, count: 256)
@@ -84,6 +93,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             }
             charsmap = c
         }
+        let cm = charsmap
+        plainByte = (0..<256).map { b in b < 0x80 && !first[b] && !(cm?.hasRule(startingWith: UInt8(b)) ?? false) }
         // Words may be encoded one at a time when no piece holds U+2581 right after another character.
         var ok = true
         for i in 0..<m.pieces.count where [.normal, .userDefined, .unused].contains(m.types[i]) {
@@ -188,22 +199,20 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             guard let p = b.baseAddress else { return }
             let n = b.count
             var i = 0
-            func piece(_ i: Int) -> (ArraySlice<UInt8>, Int) {
-                let (r, l) = normalizePrefix(p, i, n)
-                return (r ?? UnsafeBufferPointer(start: p + i, count: l)[...].map { $0 }[...], l)
-            }
-            if model.removeExtraWhitespaces {
+            let escape = model.escapeWhitespaces, remove = model.removeExtraWhitespaces
+            if remove {   // leading spaces (a character whose normal form is one space counts)
                 while i < n {
-                    let (s, l) = piece(i)
-                    if !(s.count == 1 && s.first == 0x20) { break }
+                    let (r, l) = normalizePrefix(p, i, n)
+                    let isSpace = r.map { $0.count == 1 && $0.first == 0x20 } ?? (l == 1 && p[i] == 0x20)
+                    if !isSpace { break }
                     i += l
                 }
             }
             if i >= n { return }
             if model.addDummyPrefix { appendSpace(&out) }
-            var isPrevSpace = model.removeExtraWhitespaces
-            let escape = model.escapeWhitespaces, remove = model.removeExtraWhitespaces
-            func emit(_ q: UnsafePointer<UInt8>, _ count: Int) {   // no allocation per character
+            var isPrevSpace = remove
+            // One normalized piece q[0..<count]: leading spaces dropped after a space when collapsing, spaces escaped.
+            func emit(_ q: UnsafePointer<UInt8>, _ count: Int, _ out: inout [UInt8], _ isPrevSpace: inout Bool) {
                 var k = 0
                 if isPrevSpace { while k < count && q[k] == 0x20 { k += 1 } }
                 if k == count { return }
@@ -214,15 +223,36 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 }
                 isPrevSpace = q[count - 1] == 0x20
             }
-            while i < n {
-                let (r, l) = normalizePrefix(p, i, n)
-                if let r { r.withUnsafeBufferPointer { if let a = $0.baseAddress, $0.count > 0 { emit(a, $0.count) } } } else { emit(p + i, l) }
-                i += l
-                if !remove { isPrevSpace = false }
+            plainByte.withUnsafeBufferPointer { plain in
+                while i < n {
+                    if plain[Int(p[i])] {   // a run of ASCII bytes that normalize to themselves
+                        var j = i
+                        while j < n && plain[Int(p[j])] && p[j] != 0x20 { j += 1 }
+                        if j > i {
+                            out.append(contentsOf: UnsafeBufferPointer(start: p + i, count: j - i))
+                            isPrevSpace = false
+                            i = j
+                            continue
+                        }
+                        // p[i] is a plain space
+                        if !isPrevSpace { appendSpace(&out) }
+                        isPrevSpace = remove
+                        i += 1
+                        continue
+                    }
+                    let (r, l) = normalizePrefix(p, i, n)
+                    if let r {
+                        r.withUnsafeBufferPointer { if let a = $0.baseAddress, $0.count > 0 { emit(a, $0.count, &out, &isPrevSpace) } }
+                    } else {
+                        emit(p + i, l, &out, &isPrevSpace)
+                    }
+                    i += l
+                    if !remove { isPrevSpace = false }
+                }
             }
-            if model.removeExtraWhitespaces {
-                let sp: [UInt8] = model.escapeWhitespaces ? spaceSymbol : [0x20]
-                while out.count >= sp.count && Array(out[(out.count - sp.count)...]) == sp { out.removeLast(sp.count) }
+            if remove {
+                let sp: [UInt8] = escape ? spaceSymbol : [0x20]
+                while out.count >= sp.count && out[(out.count - sp.count)...].elementsEqual(sp) { out.removeLast(sp.count) }
             }
         }
         return out
@@ -279,17 +309,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     /// Appends the ids of one normalized word (unknown pieces expanded to bytes under byte fallback).
     private func encodeWord(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
+        if model.modelType == .unigram { unigram(p, n, into: &out); return }
         var pieces: [(Int, Int)] = []   // (start, length)
-        if model.modelType == .unigram {   // the lattice knows each piece's id (-1: unknown)
-            var ids: [Int] = []
-            unigram(p, n, &pieces, &ids)
-            for ((s, l), id) in zip(pieces, ids) {
-                if id >= 0 { out.append(id) }
-                else if model.byteFallback { for k in 0..<l { out.append(Int(byteIds[Int(p[s + k])])) } }
-                else { out.append(unkToken) }
-            }
-            return
-        }
         bpe(p, n, &pieces)
         for (s, l) in pieces {
             if let r = pieceIds.find(p + s, l) {
@@ -351,42 +372,53 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
 
     /// unigram_model.cc EncodeOptimized of sentencepiece 0.2.3 (Viterbi in float; when the running score leaves
     /// +-1e5 the scores from here to the frontier are shifted by it; user-defined pieces score 0.1 * (bytes - 1)).
-    /// `ids`: each piece's id, -1 for an unknown character.
-    private func unigram(_ p: UnsafePointer<UInt8>, _ n: Int, _ result: inout [(Int, Int)], _ ids: inout [Int]) {
-        var best = [Float](repeating: 0, count: n + 1)
-        var startsAt = [Int](repeating: -1, count: n + 1)
-        var pieceAt = [Int](repeating: -1, count: n + 1)   // id of the best piece ending at each position
-        var frontier = 0
-        var s = 0
-        while s < n {
-            var here = best[s]
-            if here < -100_000 || here > 100_000 {
-                let offset = here
-                if frontier >= s { for i in s...frontier where i == s || startsAt[i] != -1 { best[i] -= offset } }
-                here = 0
+    /// Appends the best path's ids; an unknown character becomes <unk>, or its bytes' pieces under byte fallback.
+    private func unigram(_ p: UnsafePointer<UInt8>, _ n: Int, into out: inout [Int]) {
+        var best = [Float](repeating: 0, count: n + 1)      // [n + 1] best score of a path ending at each byte
+        var startsAt = [Int](repeating: -1, count: n + 1)   // [n + 1] where that path's last piece starts
+        var pieceAt = [Int32](repeating: -1, count: n + 1)  // [n + 1] its id, -1 for an unknown character
+        let unkScore = self.unkScore
+        best.withUnsafeMutableBufferPointer { best in startsAt.withUnsafeMutableBufferPointer { startsAt in
+        pieceAt.withUnsafeMutableBufferPointer { pieceAt in latticeScore.withUnsafeBufferPointer { scores in
+            var frontier = 0
+            var s = 0
+            while s < n {
+                var here = best[s]
+                if here < -100_000 || here > 100_000 {
+                    let offset = here
+                    if frontier >= s { for i in s...frontier where i == s || startsAt[i] != -1 { best[i] -= offset } }
+                    here = 0
+                }
+                var single = false
+                let mblen = min(UTF8Util.charLen(p[s]), n - s)
+                trie.prefixes(p + s, n - s) { length, id in
+                    let score = scores[id]
+                    guard !score.isNaN else { return }   // UNUSED
+                    let e = s + length
+                    frontier = max(frontier, e)
+                    let cand = score + here
+                    if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s; pieceAt[e] = Int32(id) }
+                    if length == mblen { single = true }
+                }
+                if !single {
+                    let e = s + mblen
+                    frontier = max(frontier, e)
+                    let cand = unkScore + here
+                    if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s; pieceAt[e] = -1 }
+                }
+                s += mblen
             }
-            var single = false
-            let mblen = min(UTF8Util.charLen(p[s]), n - s)
-            trie.prefixes(p + s, n - s) { length, id in
-                guard model.types[id] != .unused else { return }
-                let e = s + length
-                frontier = max(frontier, e)
-                let score: Float = model.types[id] == .userDefined ? Float(0.1 * Double(length - 1)) : model.scores[id]
-                let cand = score + here
-                if startsAt[e] == -1 || cand > best[e] { best[e] = cand; startsAt[e] = s; pieceAt[e] = id }
-                if length == mblen { single = true }
-            }
-            if !single {
-                frontier = max(frontier, s + mblen)
-                let cand = unkScore + here
-                if startsAt[s + mblen] == -1 || cand > best[s + mblen] { best[s + mblen] = cand; startsAt[s + mblen] = s; pieceAt[s + mblen] = -1 }
-            }
-            s += mblen
+        } } } }
+        let first = out.count
+        var e = n
+        while e > 0 {   // the path backwards, reversed below
+            let b = startsAt[e], id = Int(pieceAt[e])
+            if id >= 0 { out.append(id) }
+            else if model.byteFallback { var k = e - 1; while k >= b { out.append(Int(byteIds[Int(p[k])])); k -= 1 } }
+            else { out.append(unkToken) }
+            e = b
         }
-        var e = n, rev: [(Int, Int)] = [], revIds: [Int] = []
-        while e > 0 { let b = startsAt[e]; rev.append((b, e - b)); revIds.append(pieceAt[e]); e = b }
-        result.append(contentsOf: rev.reversed())
-        ids.append(contentsOf: revIds.reversed())
+        out[first...].reverse()
     }
 }
 
