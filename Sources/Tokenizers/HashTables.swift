@@ -180,19 +180,22 @@ struct PairMap {
 
 /// PrefixTrie: byte trie over token strings (edges in one open-addressing table), for the unigram Viterbi.
 /// Contract: `prefixes(p, n)` calls `body(length, id)` for every stored key that is a prefix of p[0..<n], shortest
-/// first; lookups never allocate.
+/// first; lookups never allocate. An edge's slot holds the child and the id stored at it, so each byte of a walk
+/// reads one 16-byte slot. The empty key is never reported.
 struct PrefixTrie {
-    private var keys: [UInt64]        // (node << 8 | byte) + 1; 0 = empty
-    private var vals: [Int32]         // child node
+    private struct Slot {
+        var key: UInt64 = 0     // (node << 8 | byte) + 1; 0 = empty
+        var child: Int32 = 0    // the node this edge leads to
+        var term: Int32 = -1    // id stored at that node, -1: none
+    }
+    private var slots: [Slot]
     private var mask: Int
-    private var count = 0
-    private(set) var terminal: [Int32] = [-1]   // node -> id (-1: none); node 0 is the root
+    private var edges = 0
 
     init(capacity: Int) {
         var cap = 16
         while cap < capacity * 2 { cap <<= 1 }
-        keys = [UInt64](repeating: 0, count: cap)
-        vals = [Int32](repeating: 0, count: cap)
+        slots = [Slot](repeating: Slot(), count: cap)
         mask = cap - 1
     }
 
@@ -200,68 +203,67 @@ struct PrefixTrie {
         Int(truncatingIfNeeded: (k &* 0x9E3779B97F4A7C15) >> 29) & mask
     }
 
-    @inline(__always) func child(_ node: Int32, _ b: UInt8) -> Int32? {
-        let k = ((UInt64(UInt32(bitPattern: node)) << 8) | UInt64(b)) &+ 1
+    @inline(__always) private static func key(_ node: Int32, _ b: UInt8) -> UInt64 {
+        ((UInt64(UInt32(bitPattern: node)) << 8) | UInt64(b)) &+ 1
+    }
+
+    /// The slot of the edge (node, b), or of the empty slot where it would go.
+    @inline(__always) private func probe(_ k: UInt64) -> Int {
         var s = PrefixTrie.slot(k, mask)
-        while true {
-            let kk = keys[s]
-            if kk == k { return vals[s] }
-            if kk == 0 { return nil }
-            s = (s + 1) & mask
-        }
+        while slots[s].key != k && slots[s].key != 0 { s = (s + 1) & mask }
+        return s
     }
 
     /// Stores `key` -> id (the first id stored for a key is kept).
     mutating func insert(_ key: [UInt8], id: Int32) {
         var node: Int32 = 0
+        var last = -1
         for b in key {
-            if let c = child(node, b) { node = c; continue }
-            if (count + 1) * 2 > keys.count { grow() }
-            let k = ((UInt64(UInt32(bitPattern: node)) << 8) | UInt64(b)) &+ 1
-            var s = PrefixTrie.slot(k, mask)
-            while keys[s] != 0 { s = (s + 1) & mask }
-            let new = Int32(terminal.count)
-            terminal.append(-1)
-            keys[s] = k; vals[s] = new; count += 1
-            node = new
+            if (edges + 1) * 2 > slots.count { grow() }
+            let k = PrefixTrie.key(node, b)
+            let s = probe(k)
+            if slots[s].key == 0 {
+                edges += 1
+                slots[s] = Slot(key: k, child: Int32(edges), term: -1)
+            }
+            node = slots[s].child
+            last = s
         }
-        if terminal[Int(node)] < 0 { terminal[Int(node)] = id }
+        if last >= 0 && slots[last].term < 0 { slots[last].term = id }
     }
 
     @inline(__always)
     func prefixes(_ p: UnsafePointer<UInt8>, _ n: Int, _ body: (Int, Int) -> Void) {
         let mask = self.mask
-        keys.withUnsafeBufferPointer { k in vals.withUnsafeBufferPointer { v in terminal.withUnsafeBufferPointer { term in
+        slots.withUnsafeBufferPointer { t in
             var node: UInt64 = 0
             var i = 0
             walk: while i < n {
                 let key = ((node << 8) | UInt64(p[i])) &+ 1
                 var s = PrefixTrie.slot(key, mask)
-                while true {   // k has a free slot (load <= 1/2), so the probe ends
-                    let kk = k[s]
+                while true {   // the table always has a free slot (load <= 1/2), so the probe ends
+                    let kk = t[s].key
                     if kk == key { break }
                     if kk == 0 { break walk }
                     s = (s + 1) & mask
                 }
-                let c = Int(v[s])   // a child index the table stored: always < term.count
-                node = UInt64(c)
+                node = UInt64(UInt32(bitPattern: t[s].child))
                 i += 1
-                let t = term[c]
-                if t >= 0 { body(i, Int(t)) }
+                let id = t[s].term
+                if id >= 0 { body(i, Int(id)) }
             }
-        } } }
+        }
     }
 
     private mutating func grow() {
-        let (ok, ov) = (keys, vals)
-        let cap = keys.count * 2
-        keys = [UInt64](repeating: 0, count: cap)
-        vals = [Int32](repeating: 0, count: cap)
+        let old = slots
+        let cap = slots.count * 2
+        slots = [Slot](repeating: Slot(), count: cap)
         mask = cap - 1
-        for i in 0..<ok.count where ok[i] != 0 {
-            var s = PrefixTrie.slot(ok[i], mask)
-            while keys[s] != 0 { s = (s + 1) & mask }
-            keys[s] = ok[i]; vals[s] = ov[i]
+        for e in old where e.key != 0 {
+            var s = PrefixTrie.slot(e.key, mask)
+            while slots[s].key != 0 { s = (s + 1) & mask }
+            slots[s] = e
         }
     }
 }
