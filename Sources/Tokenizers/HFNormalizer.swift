@@ -176,9 +176,33 @@ indirect enum HFNormalizer: Sendable {
     }
 
     /// spm_precompiled (HF `Precompiled`): per grapheme cluster shorter than 6 bytes, the first matching rule for the
-    /// whole cluster; otherwise per scalar.
+    /// whole cluster; otherwise per scalar. Between two ASCII bytes other than CR LF there is always a cluster
+    /// boundary (UAX #29 GB999; no ASCII character is Extend, SpacingMark, ZWJ or Prepend), so an ASCII byte with
+    /// ASCII on both sides is a cluster of its own, and the text between such bytes is segmented on its own.
     private static func precompiled(_ c: PrecompiledCharsmap, _ b: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        let n = b.count
+        // a boundary before b[k] is certain
+        func certain(_ k: Int) -> Bool {
+            k == 0 || k == n || (b[k - 1] < 0x80 && b[k] < 0x80 && !(b[k - 1] == 0x0D && b[k] == 0x0A))
+        }
+        var i = 0
+        while i < n {
+            if b[i] < 0x80 && certain(i) && certain(i + 1) {
+                if let r = c.asciiAlone[Int(b[i])] { out.append(contentsOf: r) } else { out.append(b[i]) }
+                i += 1
+                continue
+            }
+            var j = i + 1
+            while !certain(j) { j += 1 }
+            precompiledClusters(c, b[i..<j], into: &out)
+            i = j
+        }
+        return out
+    }
+
+    private static func precompiledClusters(_ c: PrecompiledCharsmap, _ b: ArraySlice<UInt8>, into out: inout [UInt8]) {
         for g in String(decoding: b, as: UTF8.self) {
             let gb = Array(String(g).utf8)
             if gb.count < 6, let r = gb.withUnsafeBufferPointer({ c.firstMatch($0.baseAddress!, $0.count) }) { out.append(contentsOf: r); continue }
@@ -187,7 +211,6 @@ indirect enum HFNormalizer: Sendable {
                 if let r = ub.withUnsafeBufferPointer({ c.firstMatch($0.baseAddress!, $0.count) }) { out.append(contentsOf: r) } else { out.append(contentsOf: ub) }
             }
         }
-        return out
     }
 }
 

@@ -8,6 +8,8 @@
 struct PrecompiledCharsmap: Sendable {
     private let units: [UInt32]
     private let pool: [UInt8]
+    /// [128] firstMatch of each ASCII byte alone (nil: the byte is kept).
+    private(set) var asciiAlone: [ArraySlice<UInt8>?] = []
 
     init?(_ blob: [UInt8]) {
         guard blob.count >= 4 else { return nil }
@@ -21,6 +23,9 @@ struct PrecompiledCharsmap: Sendable {
         }
         units = u
         pool = Array(blob[(4 + size)...])
+        var t: [ArraySlice<UInt8>?] = []
+        for b in UInt8(0)..<128 { t.append(withUnsafePointer(to: b) { firstMatch($0, 1) }) }
+        asciiAlone = t
     }
 
     @inline(__always) private static func offset(_ u: UInt32) -> Int { Int((u >> 10) << ((u & (1 << 9)) >> 6)) }
