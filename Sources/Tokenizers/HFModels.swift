@@ -166,9 +166,8 @@ final class HFUnigramModel: HFModel {
             let b = Array(piece.utf8)
             p.append(b); s.append(sc); m.insert(b, value: Int32(i)); ml = max(ml, b.count); mn = min(mn, sc)
         }
-        var tr = PrefixTrie(capacity: p.count * 4)
-        for (i, b) in p.enumerated() { tr.insert(b, id: Int32(i)) }
-        pieces = p; scores = s; map = m; trie = tr; maxLen = ml; minScore = mn
+        pieces = p; scores = s; map = m; maxLen = ml; minScore = mn
+        trie = try PrefixTrie(keys: p, ids: p.indices.map { Int32($0) })
         if let u = o["unk_id"] as? Int {
             guard u >= 0 && u < p.count else { throw TokenizerError.invalidJSON("model.unk_id \(u) outside the vocab (\(p.count))") }
             unk = u

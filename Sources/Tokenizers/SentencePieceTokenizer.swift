@@ -68,11 +68,8 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
                 if m.types[i] == .byte, let b = SentencePieceModel.byteOfPiece(p) { bytes[b] = Int32(i) }
             }
         }
-        var tr = PrefixTrie(capacity: m.pieces.count * 4)
-        if m.modelType == .unigram {
-            for i in 0..<m.pieces.count where [.normal, .userDefined, .unused].contains(m.types[i]) { tr.insert(m.pieceBytes[i], id: Int32(i)) }
-        }
-        trie = tr
+        let inTrie = m.modelType == .unigram ? (0..<m.pieces.count).filter { [.normal, .userDefined, .unused].contains(m.types[$0]) } : []
+        trie = try PrefixTrie(keys: inTrie.map { m.pieceBytes[$0] }, ids: inTrie.map { Int32($0) })
         latticeScore = (0..<m.pieces.count).map { i in
             switch m.types[i] {
             case .userDefined: return Float(0.1 * Double(m.pieceBytes[i].count - 1))
