@@ -38,7 +38,9 @@ struct GenerateCommand: ParsableCommand {
         if single { try writeStandardOutput(Data(prompts[0].utf8)) }
         let t0 = now()
         var writeError: Error? = nil
+        var tFirst: Double? = nil   // the first token: the prompts' prefill is done
         let out = try Generator(model: engine).generate(requests) { s, token in
+            if tFirst == nil { tFirst = now() }
             let (text, stopped) = streams[s].push(token)
             if single {
                 do { try writeStandardOutput(Data(text.utf8)) } catch { writeError = error; return false }   // stdout gone: stop
@@ -54,6 +56,12 @@ struct GenerateCommand: ParsableCommand {
             for i in prompts.indices { print("--- [\(i)] \(prompts[i])\(streams[i].text)") }
         }
         let n = out.reduce(0) { $0 + $1.count }
-        log(String(format: "[%d tokens in %.2f s, %.1f tokens/s]", n, dt, Double(n) / max(dt, 1e-9)))
+        let promptTokens = requests.reduce(0) { $0 + $1.prompt.count }
+        var line = String(format: "[%d tokens in %.2f s, %.1f tokens/s", n, dt, Double(n) / max(dt, 1e-9))
+        if let tFirst, n > prompts.count {   // the rest, after each prompt's first token
+            line += String(format: "; prefill %d tokens + first token %.2f s, then decode %.2f tokens/s",
+                           promptTokens, tFirst - t0, Double(n - prompts.count) / max(t0 + dt - tFirst, 1e-9))
+        }
+        log(line + "]")
     }
 }
