@@ -44,13 +44,17 @@ public final class LMEvalAdapter: LanguageModel {
         return try score(try encode(requests), groups: groups)
     }
 
-    public func loglikelihoodRolling(_ texts: [String]) throws -> [Double] {
+    public func loglikelihoodRolling(_ texts: [String]) throws -> [Double] { try rollingScores(texts).map(\.logprob) }
+
+    /// Each text's log-likelihood summed over its rolling windows, and its number of tokens.
+    public func rollingScores(_ texts: [String]) throws -> [(logprob: Double, tokens: Int)] {
         let scorer = Scorer(model: model)
-        let windows = texts.map { scorer.rollingRequests(lmEvalEncode(tokenizer, $0), prefixToken: prefix) }
+        let ids = texts.map { lmEvalEncode(tokenizer, $0) }
+        let windows = ids.map { scorer.rollingRequests($0, prefixToken: prefix) }
         let scores = try score(windows.flatMap { $0 }, groups: windows.map(\.count))   // a text's windows are summed together
-        var out: [Double] = [], j = 0
-        for w in windows {
-            out.append(scores[j..<(j + w.count)].reduce(0.0) { $0 + $1.logprob })   // is_greedy is discarded
+        var out: [(logprob: Double, tokens: Int)] = [], j = 0
+        for (w, t) in zip(windows, ids) {
+            out.append((scores[j..<(j + w.count)].reduce(0.0) { $0 + $1.logprob }, t.count))   // is_greedy is discarded
             j += w.count
         }
         return out

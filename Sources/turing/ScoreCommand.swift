@@ -43,8 +43,8 @@ struct ScoreCommand: ParsableCommand {
             let chunk = 64
             for lo in stride(from: 0, to: texts.count, by: chunk) {
                 let part = texts[lo..<min(lo + chunk, texts.count)].map(\.text)
-                for (text, lp) in zip(part, try adapter.loglikelihoodRolling(part)) {
-                    out.append(try enc.encode(["logprob": JSONNumberOrBool.number(lp), "tokens": .number(Double(lmEvalEncode(tok, text).count))]))
+                for r in try adapter.rollingScores(part) {
+                    out.append(try enc.encode(["logprob": JSONNumberOrBool.number(r.logprob), "tokens": .number(Double(r.tokens))]))
                     out.append(0x0A)
                 }
                 progress(lo + part.count, texts.count, t0)

@@ -123,6 +123,31 @@ final class CLITests: XCTestCase {
         XCTAssertGreaterThan(lines[0].logprob, lines[1].logprob)   // a dog is likelier than a spoon moon
     }
 
+    func testRollingScoreOfAShortTextEqualsItsLoglikelihoodAfterThePrefixToken() throws {
+        // one window: the text's tokens predicted after the prefix token, as an empty context is scored
+        let ckpt = try stories(), d = try tmp()
+        let texts = ["Once upon a time", "Lily went to the park. She saw a big dog."]
+        let roll = d.appendingPathComponent("roll.jsonl"), pairs = d.appendingPathComponent("pairs.jsonl")
+        let o1 = d.appendingPathComponent("o1.jsonl"), o2 = d.appendingPathComponent("o2.jsonl")
+        func json(_ o: [String: String]) throws -> String { String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self) }
+        try texts.map { try json(["text": $0]) }.joined(separator: "\n").write(to: roll, atomically: true, encoding: .utf8)
+        try texts.map { try json(["context": "", "continuation": $0]) }.joined(separator: "\n").write(to: pairs, atomically: true, encoding: .utf8)
+        let r1 = try run(["score", "--rolling", "--checkpoint", ckpt, "--requests", roll.path, "--output", o1.path])
+        let r2 = try run(["score", "--checkpoint", ckpt, "--requests", pairs.path, "--output", o2.path])
+        XCTAssertEqual(r1.status, 0, r1.err); XCTAssertEqual(r2.status, 0, r2.err)
+        struct Line: Decodable { let logprob: Double; let tokens: Int }
+        func read(_ u: URL) throws -> [Line] {
+            try String(contentsOf: u, encoding: .utf8).split(separator: "\n").map { try JSONDecoder().decode(Line.self, from: Data($0.utf8)) }
+        }
+        let (a, b) = (try read(o1), try read(o2))
+        XCTAssertEqual(a.count, 2); XCTAssertEqual(b.count, 2)
+        for (x, y) in zip(a, b) {
+            XCTAssertEqual(x.tokens, y.tokens)
+            XCTAssertGreaterThan(x.tokens, 3)
+            XCTAssertEqual(x.logprob, y.logprob, accuracy: 1e-6)
+        }
+    }
+
     func testMalformedLineNamesFileAndLineAndWritesNothing() throws {
         let ckpt = try stories(), d = try tmp()
         let reqs = d.appendingPathComponent("in.jsonl"), out = d.appendingPathComponent("out.jsonl")
