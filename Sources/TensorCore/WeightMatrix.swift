@@ -23,13 +23,18 @@ public struct WeightMatrix: Sendable {
         precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
         self.rows = rows; self.cols = cols
         let n = tk_packed_count(rows, cols)
+        func pack(_ dst: UnsafeMutableRawPointer, _ t: Int32, _ size: Int) {   // panels on the kernels' threads
+            data.withUnsafeBufferPointer { src in
+                Self.byPanels(rows) { q0, q1 in
+                    tk_pack_rows(dst + q0 * 32 * cols * size, t, src.baseAddress! + q0 * 32 * cols, cols, min(rows, q1 * 32) - q0 * 32, cols)
+                }
+            }
+        }
         switch dtype {
         case .float32:
-            storage = .f32([Float](unsafeUninitializedCapacity: n) { b, c in
-                data.withUnsafeBufferPointer { tk_pack_rows(b.baseAddress, Int32(TK_F32), $0.baseAddress, cols, rows, cols) }; c = n })
+            storage = .f32([Float](unsafeUninitializedCapacity: n) { b, c in pack(UnsafeMutableRawPointer(b.baseAddress!), Int32(TK_F32), 4); c = n })
         case .bfloat16:
-            storage = .bf16([UInt16](unsafeUninitializedCapacity: n) { b, c in
-                data.withUnsafeBufferPointer { tk_pack_rows(b.baseAddress, Int32(TK_BF16), $0.baseAddress, cols, rows, cols) }; c = n })
+            storage = .bf16([UInt16](unsafeUninitializedCapacity: n) { b, c in pack(UnsafeMutableRawPointer(b.baseAddress!), Int32(TK_BF16), 2); c = n })
         }
     }
 

@@ -12,9 +12,11 @@
 
 long tk_packed_count(long n, long k) { return ((n + 31) / 32) * 32 * k; }
 
-TK_INLINE void put(void *dst, int dtype, long i, float v) {
-    if (dtype == TK_BF16) tk_f32_to_bf16((uint16_t *)dst + i, &v, 1);
-    else ((float *)dst)[i] = v;
+/// bf16 of v, round to nearest even (a NaN stays a quiet NaN): tk_f32_to_bf16's rule.
+TK_INLINE uint16_t narrow(float v) {
+    uint32_t u; memcpy(&u, &v, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
 void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k) {
@@ -25,9 +27,10 @@ void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k
             float *d = (float *)dst + q * 32 * k;
             for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = src[p]; }
             for (long c = rows; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0.0f;
-        } else {
-            for (long p = 0; p < k; p++)
-                for (long c = 0; c < 32; c++) put(dst, dtype, q * 32 * k + p * 32 + c, c < rows ? w[(q * 32 + c) * ldw + p] : 0.0f);
+        } else {   // each source row read in order, narrowed as it is placed
+            uint16_t *d = (uint16_t *)dst + q * 32 * k;
+            for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = narrow(src[p]); }
+            for (long c = rows; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0;
         }
     }
 }
