@@ -97,7 +97,7 @@ echo "# 7B-shaped bf16 ($PARAMS parameters, $WEIGHT_BYTES bytes of bf16 weights;
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, threads $THREADS, $PROMPT_TOKENS-token prompt, $TOKENS tokens"
 printf '| run | load avg | load s | tokens/s (all) | decode tokens/s | peak RSS (GB) | RSS / bf16 weights |\n|---|---:|---:|---:|---:|---:|---:|\n'
 for copy in hf megatron-tp2-pp2; do
-    bytes=$(find "$W/$copy" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+    bytes=$(find "$W/$copy" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%.0f\n", s}')
     la=$(load); t0=$(now); find "$W/$copy" -type f -exec cat {} + > /dev/null; t1=$(now)
     printf '| cat %s (%.2f GB: %.1f GB/s) | %s | %.1f | | | | |\n' "$copy" "$(echo "$bytes / 1000000000" | bc -l)" \
         "$(echo "$bytes / 1000000000 / ($t1 - $t0)" | bc -l)" "$la" "$(echo "$t1 - $t0" | bc -l)"
