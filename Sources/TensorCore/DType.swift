@@ -34,9 +34,20 @@ public enum StorageDType: String, Codable, Sendable, CaseIterable {
 }
 
 /// Decode `count` elements of `dtype` starting at `base` (little-endian, unaligned allowed) into f32.
+/// Large tensors are decoded in chunks on the kernels' threads.
 public func decodeToFloat(_ base: UnsafeRawPointer, dtype: StorageDType, count: Int) -> [Float] {
-    var out = [Float](repeating: 0, count: count)
-    out.withUnsafeMutableBufferPointer { dst in
+    uninitializedArray(count: count) { (out: UnsafeMutablePointer<Float>) in
+        let chunk = 1 << 20, chunks = (count + chunk - 1) / chunk
+        let size = dtype.byteSize
+        Compute.parallelFor(chunks) { c in
+            let lo = c * chunk, n = min(count, lo + chunk) - lo
+            decodeChunk(base + lo * size, dtype: dtype, count: n, into: out + lo)
+        }
+    }
+}
+
+private func decodeChunk(_ base: UnsafeRawPointer, dtype: StorageDType, count: Int, into dst: UnsafeMutablePointer<Float>) {
+    do {
         switch dtype {
         case .float32:
             for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
@@ -58,5 +69,4 @@ public func decodeToFloat(_ base: UnsafeRawPointer, dtype: StorageDType, count: 
             for i in 0..<count { dst[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
         }
     }
-    return out
 }

@@ -32,9 +32,9 @@ public struct WeightMatrix: Sendable {
         }
         switch dtype {
         case .float32:
-            storage = .f32([Float](unsafeUninitializedCapacity: n) { b, c in pack(UnsafeMutableRawPointer(b.baseAddress!), Int32(TK_F32), 4); c = n })
+            storage = .f32(uninitializedArray(count: n) { (b: UnsafeMutablePointer<Float>) in pack(UnsafeMutableRawPointer(b), Int32(TK_F32), 4) })
         case .bfloat16:
-            storage = .bf16([UInt16](unsafeUninitializedCapacity: n) { b, c in pack(UnsafeMutableRawPointer(b.baseAddress!), Int32(TK_BF16), 2); c = n })
+            storage = .bf16(uninitializedArray(count: n) { (b: UnsafeMutablePointer<UInt16>) in pack(UnsafeMutableRawPointer(b), Int32(TK_BF16), 2) })
         }
     }
 
@@ -77,8 +77,8 @@ public struct WeightMatrix: Sendable {
         precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
         self.rows = rows; self.cols = cols
         let n = tk_packed_count(rows, cols)
-        storage = .bf16([UInt16](unsafeUninitializedCapacity: n) { b, c in
-            data.withUnsafeBufferPointer { tk_pack_rows_bf16(b.baseAddress, $0.baseAddress, cols, rows, cols) }; c = n })
+        storage = .bf16(uninitializedArray(count: n) { (b: UnsafeMutablePointer<UInt16>) in
+            data.withUnsafeBufferPointer { tk_pack_rows_bf16(b, $0.baseAddress, cols, rows, cols) } })
     }
 
     public var dtype: ComputeDType { if case .f32 = storage { return .float32 }; return .bfloat16 }

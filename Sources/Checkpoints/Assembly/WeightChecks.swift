@@ -14,12 +14,20 @@ public enum WeightChecks {
     }
 
     /// Values whose exponent bits are all ones (NaN or ±inf).
+    /// Large arrays are counted in chunks on the kernels' threads.
     public static func nonFiniteCount(_ xs: [Float]) -> Int {
         xs.withUnsafeBufferPointer { b in
             b.withMemoryRebound(to: UInt32.self) { u in
-                var bad = 0
-                for x in u { bad &+= (x & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
-                return bad
+                let chunk = 1 << 20, chunks = (u.count + chunk - 1) / chunk
+                var counts = [Int](repeating: 0, count: chunks)
+                counts.withUnsafeMutableBufferPointer { cb in
+                    Compute.parallelFor(chunks) { c in
+                        var bad = 0
+                        for x in u[(c * chunk)..<min(u.count, (c + 1) * chunk)] { bad &+= (x & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+                        cb[c] = bad
+                    }
+                }
+                return counts.reduce(0, +)
             }
         }
     }
