@@ -31,7 +31,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
     private let charsmap: PrecompiledCharsmap?
     private let plainByte: [Bool]                // [256] ASCII bytes no charsmap rule or user-defined piece starts with
     private let splitWords: Bool
-    private let maxPieceBytes: Int
     private let unkScore: Float
     private let spaceSymbol: [UInt8] = [0xE2, 0x96, 0x81]
 
@@ -50,7 +49,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var map = ByteStringMap(capacity: m.pieces.count)
         var res: [[UInt8]: Int] = [:]
         var ud: [[UInt8]] = []
-        var maxLen = 1
         var minScore = Float.greatestFiniteMagnitude
         var bytes = [Int32](repeating: -1, count: 256)
         var unk = -1
@@ -59,7 +57,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
             switch m.types[i] {
             case .normal, .userDefined, .unused:
                 map.insert(p, value: Int32(i))
-                maxLen = max(maxLen, p.count)
                 if m.types[i] == .userDefined { ud.append(p) }
                 if m.types[i] == .normal { minScore = min(minScore, m.scores[i]) }
             case .control, .unknown, .byte:
@@ -82,7 +79,6 @@ public final class SentencePieceTokenizer: Tokenizer, @unchecked Sendable {
         var first = [Bool](repeating: false, count: 256)
         for u in ud { first[Int(u[0])] = true }
         userFirstByte = first
-        maxPieceBytes = maxLen
         unkScore = minScore - 10
         if m.precompiledCharsmap.isEmpty { charsmap = nil } else {
             guard let c = PrecompiledCharsmap(m.precompiledCharsmap) else {
