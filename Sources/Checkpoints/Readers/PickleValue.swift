@@ -112,15 +112,22 @@ public struct TensorRef: Sendable {
         guard maxIndex < storage.numel else {
             throw bad("view offset \(offset) shape \(shape) stride \(stride) needs elements \(minIndex)...\(maxIndex), storage has \(storage.numel)")
         }
-        let bytes = try src.storageBytes(key: storage.key)
         let es = dtype.byteSize
-        guard bytes.count / es > maxIndex else {
-            throw CheckpointError.truncated(file: src.path,
-                "storage '\(storage.key)' of tensor '\(name)' has \(bytes.count) bytes, needs \(maxIndex + 1) elements of \(es) bytes")
-        }
         let span = maxIndex - minIndex + 1
-        let flat: [Float] = bytes.withUnsafeBytes { raw in
-            decodeToFloat(raw.baseAddress! + minIndex * es, dtype: dtype, count: span)
+        let flat: [Float]
+        let (start, o1) = minIndex.multipliedReportingOverflow(by: es), (length, o2) = span.multipliedReportingOverflow(by: es)
+        if !o1, !o2, let view = try? src.mappedStorage(key: storage.key, byteOffset: start, count: length), let base = view.baseAddress {
+            // a mapped file: decoded straight from its pages, which are then let go (no copy of the storage);
+            // any error here (a short record, a bad checksum) is raised by the copying path below instead
+            flat = decodeToFloat(base, dtype: dtype, count: span)
+            src.releaseMapped(view)
+        } else {
+            let bytes = try src.storageBytes(key: storage.key)
+            guard bytes.count / es > maxIndex else {
+                throw CheckpointError.truncated(file: src.path,
+                    "storage '\(storage.key)' of tensor '\(name)' has \(bytes.count) bytes, needs \(maxIndex + 1) elements of \(es) bytes")
+            }
+            flat = bytes.withUnsafeBytes { raw in decodeToFloat(raw.baseAddress! + minIndex * es, dtype: dtype, count: span) }
         }
         if isContiguous { return Tensor(shape: shape, data: n == span ? flat : Array(flat[(offset - minIndex)..<(offset - minIndex + n)])) }
         // General strided gather.
