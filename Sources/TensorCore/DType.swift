@@ -47,26 +47,24 @@ public func decodeToFloat(_ base: UnsafeRawPointer, dtype: StorageDType, count: 
 }
 
 private func decodeChunk(_ base: UnsafeRawPointer, dtype: StorageDType, count: Int, into dst: UnsafeMutablePointer<Float>) {
-    do {
-        switch dtype {
-        case .float32:
-            for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-        case .float16:
-            for i in 0..<count { dst[i] = f16ToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-        case .bfloat16:
-            for i in 0..<count { dst[i] = bf16ToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-        case .float64:
-            for i in 0..<count { dst[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
-        case .int64:
-            for i in 0..<count { dst[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
-        case .int32:
-            for i in 0..<count { dst[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
-        case .int16:
-            for i in 0..<count { dst[i] = Float(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
-        case .int8:
-            for i in 0..<count { dst[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
-        case .uint8, .bool:
-            for i in 0..<count { dst[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
-        }
+    switch dtype {
+    case .float32:
+        for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
+    case .float16:
+        for i in 0..<count { dst[i] = f16ToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+    case .bfloat16:
+        for i in 0..<count { dst[i] = bf16ToFloat(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+    case .float64:
+        for i in 0..<count { dst[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+    case .int64:
+        for i in 0..<count { dst[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
+    case .int32:
+        for i in 0..<count { dst[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+    case .int16:
+        for i in 0..<count { dst[i] = Float(Int16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
+    case .int8:
+        for i in 0..<count { dst[i] = Float(base.load(fromByteOffset: i, as: Int8.self)) }
+    case .uint8, .bool:
+        for i in 0..<count { dst[i] = Float(base.load(fromByteOffset: i, as: UInt8.self)) }
     }
 }
