@@ -35,6 +35,9 @@ public final class DecoderWeightsBuilder {
         for g in groups { for n in g { groupOf[n] = g } }
     }
 
+    /// Tensors placed so far, of the ones this shard takes.
+    public var progress: (placed: Int, of: Int) { (arrived.count, shapes.count) }
+
     /// The whole model at TP 1 x PP 1.
     public convenience init(config c: ModelConfig, dtype: ComputeDType = .float32) throws {
         try self.init(config: c, shard: .single(layers: c.numLayers), dtype: dtype)

@@ -146,6 +146,7 @@ extension ModelSource {
             guard let b = sink.builder else { throw OpenError("\(path): tensor '\(name)' arrived before the model's config") }
             if wantHash { sink.hasher.add(name, t) }
             try b.add(name, t)
+            if let report = LoadProgress.handler { let p = b.progress; report(p.placed, p.of) }
         }
         let r = try CheckpointLoader.loadReport(checkpointURL, options: options)
         r.problems.forEach { EngineWarnings.handler("\(checkpoint): \($0)") }
@@ -155,6 +156,12 @@ extension ModelSource {
         let hash = wantHash ? sink.hasher.value : nil
         return LoadedModel(engine: DecoderModel(weights: weights), tokenizer: tok, checkpoint: r.checkpoint.withoutTensors) { try hash ?? notComputed() }
     }
+}
+
+/// Progress of a streamed load (a 7B model takes tens of seconds): called after each tensor is placed, with
+/// (tensors placed, tensors the model takes). Nil: silent. Set by the command line, read on the loading thread.
+public enum LoadProgress {
+    nonisolated(unsafe) public static var handler: ((_ placed: Int, _ of: Int) -> Void)? = nil
 }
 
 /// A model could not be opened: the message names the path and what was looked for.

@@ -53,6 +53,19 @@ struct CheckpointOptions: ParsableArguments {
     /// Opens the model at the layout and compute settings given (`ModelSource.open`).
     func open(_ layout: LayoutOptions, _ compute: ComputeOptions, needTokenizer: Bool = true, weightsHash: Bool = false) throws -> LoadedModel {
         applyChecksumFlag(noVerifyChecksums)
+        // a load that takes more than a second shows its progress on one stderr line
+        let t0 = now()
+        var shown = false, last = 0.0
+        LoadProgress.handler = { placed, of in
+            let t = now() - t0
+            guard isPrimaryRank, t > 1, t - last >= 0.5 || placed == of else { return }
+            last = t; shown = true
+            FileHandle.standardError.write(Data(String(format: "\r  loading: %d/%d tensors, %.0f s ", placed, of, t).utf8))
+        }
+        defer {
+            LoadProgress.handler = nil
+            if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        }
         return try source.open(layout: layout.layout, microBatches: compute.microBatches, dtype: compute.dtype,
                         threads: compute.threads.threads, needTokenizer: needTokenizer, weightsHash: weightsHash)
     }
