@@ -79,11 +79,7 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
 // MARK: - bf16
 
 void tk_f32_to_bf16(uint16_t *dst, const float *src, long count) {
-    for (long i = 0; i < count; i++) {
-        uint32_t u; __builtin_memcpy(&u, &src[i], 4);
-        if ((u & 0x7FFFFFFFu) > 0x7F800000u) dst[i] = (uint16_t)((u >> 16) | 0x40);   // quiet NaN
-        else dst[i] = (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (long i = 0; i < count; i++) dst[i] = tk_bf16_round(src[i]);
 }
 
 void tk_bf16_to_f32(float *dst, const uint16_t *src, long count) {

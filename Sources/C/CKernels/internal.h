@@ -15,6 +15,13 @@ void tk_parallel(long ntasks, int threads, tk_task_fn fn, void *ctx);
 #define TK_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TK_INLINE static inline __attribute__((always_inline))
 
+/// bf16 of v, round to nearest even (a NaN stays a quiet NaN): the one narrowing rule of the kernels.
+TK_INLINE uint16_t tk_bf16_round(float v) {
+    uint32_t u; __builtin_memcpy(&u, &v, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
 /// One product on packed panels: c = alpha * A B (+ bias) (+ beta * c), A(i, p) = a[i * rsa + p * csa],
 /// B in panels of 32 columns (packed.c) of dtype `btype`.
 typedef struct {

@@ -12,13 +12,6 @@
 
 long tk_packed_count(long n, long k) { return ((n + 31) / 32) * 32 * k; }
 
-/// bf16 of v, round to nearest even (a NaN stays a quiet NaN): tk_f32_to_bf16's rule.
-TK_INLINE uint16_t narrow(float v) {
-    uint32_t u; memcpy(&u, &v, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
 void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k) {
     long panels = (n + 31) / 32;
     for (long q = 0; q < panels; q++) {
@@ -29,7 +22,7 @@ void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k
             for (long c = rows; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0.0f;
         } else {   // each source row read in order, narrowed as it is placed
             uint16_t *d = (uint16_t *)dst + q * 32 * k;
-            for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = narrow(src[p]); }
+            for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = tk_bf16_round(src[p]); }
             for (long c = rows; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0;
         }
     }
