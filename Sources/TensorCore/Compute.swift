@@ -51,6 +51,15 @@ public enum Compute {
         }
     }
 
+    /// `body` over consecutive ranges of 0..<count, `size` elements each (the last one shorter), on the kernels'
+    /// threads; the results in range order. For one pass over a large array (decode, checks) split across cores.
+    public static func mapChunks<R>(_ count: Int, size: Int = 1 << 20, _ body: (Range<Int>) -> R) -> [R] {
+        let n = (count + size - 1) / size
+        var out = [R?](repeating: nil, count: n)
+        out.withUnsafeMutableBufferPointer { o in parallelFor(n) { c in o[c] = body((c * size)..<min(count, (c + 1) * size)) } }
+        return out.map { $0! }
+    }
+
     /// C[m, n] = alpha * A[m, k] * op(B) + beta * C, row-major; B is [k, n] or, when `transB`, [n, k].
     @inline(__always)
     public static func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,

@@ -37,12 +37,7 @@ public enum StorageDType: String, Codable, Sendable, CaseIterable {
 /// Large tensors are decoded in chunks on the kernels' threads.
 public func decodeToFloat(_ base: UnsafeRawPointer, dtype: StorageDType, count: Int) -> [Float] {
     uninitializedArray(count: count) { (out: UnsafeMutablePointer<Float>) in
-        let chunk = 1 << 20, chunks = (count + chunk - 1) / chunk
-        let size = dtype.byteSize
-        Compute.parallelFor(chunks) { c in
-            let lo = c * chunk, n = min(count, lo + chunk) - lo
-            decodeChunk(base + lo * size, dtype: dtype, count: n, into: out + lo)
-        }
+        _ = Compute.mapChunks(count) { r in decodeChunk(base + r.lowerBound * dtype.byteSize, dtype: dtype, count: r.count, into: out + r.lowerBound) }
     }
 }
 

@@ -23,18 +23,13 @@ public struct WeightMatrix: Sendable {
         precondition(data.count == rows * cols, "WeightMatrix: \(data.count) values for [\(rows), \(cols)]")
         self.rows = rows; self.cols = cols
         let n = tk_packed_count(rows, cols)
-        func pack(_ dst: UnsafeMutableRawPointer, _ t: Int32, _ size: Int) {   // panels on the kernels' threads
-            data.withUnsafeBufferPointer { src in
-                Self.byPanels(rows) { q0, q1 in
-                    tk_pack_rows(dst + q0 * 32 * cols * size, t, src.baseAddress! + q0 * 32 * cols, cols, min(rows, q1 * 32) - q0 * 32, cols)
-                }
+        storage = data.withUnsafeBufferPointer { src in
+            switch dtype {
+            case .float32:
+                return .f32(uninitializedArray(count: n) { Self.packRows(UnsafeMutableRawPointer($0), Int32(TK_F32), size: 4, from: src.baseAddress!, rows: rows, cols: cols) })
+            case .bfloat16:
+                return .bf16(uninitializedArray(count: n) { Self.packRows(UnsafeMutableRawPointer($0), Int32(TK_BF16), size: 2, from: src.baseAddress!, rows: rows, cols: cols) })
             }
-        }
-        switch dtype {
-        case .float32:
-            storage = .f32(uninitializedArray(count: n) { (b: UnsafeMutablePointer<Float>) in pack(UnsafeMutableRawPointer(b), Int32(TK_F32), 4) })
-        case .bfloat16:
-            storage = .bf16(uninitializedArray(count: n) { (b: UnsafeMutablePointer<UInt16>) in pack(UnsafeMutableRawPointer(b), Int32(TK_BF16), 2) })
         }
     }
 
@@ -43,7 +38,7 @@ public struct WeightMatrix: Sendable {
     public init(rowsOf data: UnsafePointer<Float>, rows: Int, cols: Int, pool: PackedStoragePool? = nil) {
         self.rows = rows; self.cols = cols
         storage = .f32(Self.filled(tk_packed_count(rows, cols), pool) { dst in
-            Self.byPanels(rows) { q0, q1 in tk_pack_rows(dst + q0 * 32 * cols, Int32(TK_F32), data + q0 * 32 * cols, cols, min(rows, q1 * 32) - q0 * 32, cols) }
+            Self.packRows(UnsafeMutableRawPointer(dst), Int32(TK_F32), size: 4, from: data, rows: rows, cols: cols)
         })
     }
 
@@ -55,6 +50,12 @@ public struct WeightMatrix: Sendable {
         storage = .f32(Self.filled(tk_packed_count(inCols, outRows), pool) { dst in
             Self.byPanels(inCols) { q0, q1 in tk_pack_cols(dst + q0 * 32 * outRows, w + q0 * 32, inCols, outRows, min(inCols, q1 * 32) - q0 * 32) }
         })
+    }
+
+    /// rows x cols f32 values, row-major at `src`, packed into `dst` as kernel dtype `t` (`size` bytes a value),
+    /// panels on the kernels' threads.
+    private static func packRows(_ dst: UnsafeMutableRawPointer, _ t: Int32, size: Int, from src: UnsafePointer<Float>, rows: Int, cols: Int) {
+        byPanels(rows) { q0, q1 in tk_pack_rows(dst + q0 * 32 * cols * size, t, src + q0 * 32 * cols, cols, min(rows, q1 * 32) - q0 * 32, cols) }
     }
 
     /// pack(q0, q1) over runs of the ceil(n / 32) panels on the kernels' threads (each panel is

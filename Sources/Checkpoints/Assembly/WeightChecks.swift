@@ -18,16 +18,11 @@ public enum WeightChecks {
     public static func nonFiniteCount(_ xs: [Float]) -> Int {
         xs.withUnsafeBufferPointer { b in
             b.withMemoryRebound(to: UInt32.self) { u in
-                let chunk = 1 << 20, chunks = (u.count + chunk - 1) / chunk
-                var counts = [Int](repeating: 0, count: chunks)
-                counts.withUnsafeMutableBufferPointer { cb in
-                    Compute.parallelFor(chunks) { c in
-                        var bad = 0
-                        for x in u[(c * chunk)..<min(u.count, (c + 1) * chunk)] { bad &+= (x & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
-                        cb[c] = bad
-                    }
-                }
-                return counts.reduce(0, +)
+                Compute.mapChunks(u.count) { r in
+                    var bad = 0
+                    for x in u[r] { bad &+= (x & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0 }
+                    return bad
+                }.reduce(0, +)
             }
         }
     }
