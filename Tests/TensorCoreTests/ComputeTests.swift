@@ -112,6 +112,54 @@ final class ComputeTests: XCTestCase {
         check(c, { i, j in (0..<k).reduce(0.0) { $0 + Double(at[$1 * m + i]) * Double(b[$1 * n + j]) } + Double(c0[i * n + j]) }, "TN")
     }
 
+    /// What ckernels.h promises, bit for bit: each element is one FMA chain over k in order from 0, then the
+    /// epilogue (alpha, bias, beta). On the shapes that take the other paths: A stored transposed (packed per
+    /// call, row blocks first when A is larger than B), and k deep enough to run in passes (sums stored raw
+    /// between them); on every ISA and at 1 to 3 threads.
+    func testEveryProductIsOneFMAChainInOrder() {
+        func chain(_ a: (Int) -> Float, _ b: (Int) -> Float, k: Int) -> Float {
+            var s: Float = 0
+            for p in 0..<k { s = s.addingProduct(a(p), b(p)) }
+            return s
+        }
+        func epilogue(_ s: Float, alpha: Float, bias: Float?, beta: Float, c: Float) -> Float {
+            var v = alpha == 1 ? s : alpha * s
+            if let bias { v += bias }
+            if beta != 0 { v += beta * c }
+            return v
+        }
+        let best = Compute.isa, saved = Compute.threads
+        defer { Compute.limitISA(best); Compute.setThreads(saved) }
+        // A^T B + C (weight gradients): m larger than 32 x panels, so row blocks go first
+        let (m1, n1, k1) = (301, 40, 70)
+        let at = random(k1 * m1, seed: 20), b1 = random(k1 * n1, seed: 21), c1 = random(m1 * n1, seed: 22)
+        // deep k, beta 0: passes over k (A B with alpha, and x W^T + bias through a packed weight)
+        let (m2, n2, k2) = (30, 50, 5000)
+        let a2 = random(m2 * k2, seed: 23), b2 = random(k2 * n2, seed: 24), w2v = random(n2 * k2, seed: 25), bias2 = random(n2, seed: 26)
+        let w2 = WeightMatrix(w2v, rows: n2, cols: k2)
+        var want1 = [Float](repeating: 0, count: m1 * n1), want2 = [Float](repeating: 0, count: m2 * n2), want3 = want2
+        for i in 0..<m1 { for j in 0..<n1 {
+            want1[i * n1 + j] = epilogue(chain({ at[$0 * m1 + i] }, { b1[$0 * n1 + j] }, k: k1), alpha: 1, bias: nil, beta: 1, c: c1[i * n1 + j])
+        } }
+        for i in 0..<m2 { for j in 0..<n2 {
+            want2[i * n2 + j] = epilogue(chain({ a2[i * k2 + $0] }, { b2[$0 * n2 + j] }, k: k2), alpha: 0.5, bias: nil, beta: 0, c: 0)
+            want3[i * n2 + j] = epilogue(chain({ a2[i * k2 + $0] }, { w2v[j * k2 + $0] }, k: k2), alpha: 1, bias: bias2[j], beta: 0, c: 0)
+        } }
+        for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+            Compute.limitISA(isa)
+            for threads in [1, 2, 3] {
+                Compute.setThreads(threads)
+                var c = c1
+                c.withUnsafeMutableBufferPointer { Compute.gemmTA($0.baseAddress!, ldc: n1, at, lda: m1, b1, ldb: n1, m: m1, n: n1, k: k1) }
+                XCTAssertEqual(c, want1, "A^T B + C, \(isa), \(threads) threads")
+                var d = [Float](repeating: .nan, count: m2 * n2)
+                d.withUnsafeMutableBufferPointer { Compute.gemm($0.baseAddress!, ldc: n2, a2, lda: k2, b2, ldb: n2, transB: false, m: m2, n: n2, k: k2, alpha: 0.5) }
+                XCTAssertEqual(d, want2, "deep A B, \(isa), \(threads) threads")
+                XCTAssertEqual(linearOut(a2, w2, bias: bias2, rows: m2), want3, "deep x W^T + b, \(isa), \(threads) threads")
+            }
+        }
+    }
+
     /// f32 -> bf16 rounds to nearest even, keeps NaN a NaN and infinities infinite.
     func testBF16Rounding() {
         let src: [Float] = [1.0, Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x3F80_8001), .infinity, -.infinity, .nan]

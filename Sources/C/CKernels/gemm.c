@@ -1,10 +1,16 @@
 // gemm.c: the products' entry points. Weights are packed once (WeightMatrix); a general product
 // packs its right operand per call (O(k n) against O(m k n) work) and runs the same kernel, so
-// every product of Turing computes each element the same way. Tasks are column blocks of two
-// panels (64 columns; four for a single row), cut by rows too when there are few; a task walks its
-// rows in tiles.
+// every product of Turing computes each element the same way. A stored transposed (the weight
+// gradients' dY^T) is packed per call too, in tiles of the kernel's rows (p-major inside a tile:
+// one stream instead of a cache line per step of k). Very deep products (the head's dx: k = the
+// vocabulary) run in passes over blocks of k, each sum stored raw between passes and carried on:
+// the same FMA chain as one pass. Tasks are a block of rows x a group of panels; when A is larger
+// than B, row blocks sized for the core's cache go first (B read once per block), else all rows
+// of a group of panels (B read once).
 #include "internal.h"
 #include <stdlib.h>
+
+enum { K_DEEP = 4096, K_PASS = 512, A_BLOCK_FLOATS = 196608 };   // 768 KB of packed A per row block
 
 typedef void (*pk_block_fn)(const tk_pk_args *, long, long, long, long);
 typedef struct { tk_pk_args a; pk_block_fn block; long mb, qb, tasksQ, panels; } pk_job;
@@ -17,19 +23,57 @@ static void pk_task(void *ctx, long t) {
     J->block(&J->a, i0, i1, q0, q1);
 }
 
+/// A's columns [p0, p0 + kc) in tiles of `mr` rows: A(i, p0 + p) at dst[(i / mr) * mr * kc + p * mr + i % mr].
+typedef struct { float *dst; const float *a; long rsa, csa, m, p0, kc, mr, tilesPerTask; } pack_a_job;
+
+static void pack_a_task(void *ctx, long t) {
+    const pack_a_job *J = ctx;
+    long tiles = (J->m + J->mr - 1) / J->mr;
+    long t0 = t * J->tilesPerTask, t1 = t0 + J->tilesPerTask < tiles ? t0 + J->tilesPerTask : tiles;
+    for (long p = 0; p < J->kc; p++)   // A^T's columns: the task's stretch of each read in order
+        for (long tile = t0; tile < t1; tile++) {
+            long i0 = tile * J->mr, rows = J->m - i0 < J->mr ? J->m - i0 : J->mr;
+            float *d = J->dst + i0 * J->kc + p * J->mr;
+            const float *src = J->a + i0 * J->rsa + (J->p0 + p) * J->csa;
+            for (long r = 0; r < rows; r++) d[r] = src[r * J->rsa];
+        }
+}
+
 void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, const void *panels, int btype,
                     const float *bias, float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
-    pk_job J = { .a = { c, ldc, a, rsa, csa, panels, btype, bias, alpha, beta, m, n, k } };
+    pk_job J = { .a = { c, ldc, a, rsa, csa, rsa, 0, panels, btype, k, 0, k, 1, 1, bias, alpha, beta, m, n } };
     int isa = tk_isa();
     J.block = isa == TK_ISA_AVX512 ? tk_pk_block_avx512 : isa == TK_ISA_AVX2 ? tk_pk_block_avx2 : tk_pk_block_portable;
+    long mr = isa == TK_ISA_AVX512 ? 12 : isa == TK_ISA_AVX2 ? 4 : 0;   // rows of the kernel's tile (0: A read in place)
     J.panels = (n + 31) / 32;
     J.qb = m == 1 ? 4 : 2;   // one row (decode) takes four panels at a time
     J.tasksQ = (J.panels + J.qb - 1) / J.qb;
     int threads = (double)m * n * (k > 0 ? k : 1) < 65536.0 ? 1 : tk_threads();
+    // passes over k: only when sums may be stored in c between them (beta == 0: c is output only)
+    long kc = m > 1 && beta == 0.0f && k > K_DEEP ? K_PASS : k;
+    float *ap = mr && csa != 1 && m >= 2 * mr && J.panels >= 2 && kc > 0 ? malloc((size_t)((m + mr - 1) / mr) * mr * kc * 4 + 64) : NULL;
     J.mb = m;
-    if (threads > 1 && J.tasksQ < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
-    tk_parallel(((m + J.mb - 1) / J.mb) * J.tasksQ, threads, pk_task, &J);
+    if (ap && m > 32 * J.panels) {   // A larger than B: row blocks that stay in the core's cache, B read once per block
+        long rows = A_BLOCK_FLOATS / kc / 12 * 12;
+        J.mb = rows < 48 ? 48 : rows;
+    } else if (threads > 1 && J.tasksQ < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
+    long tasks = ((m + J.mb - 1) / J.mb) * J.tasksQ;
+    for (long p0 = 0; p0 < k || p0 == 0; p0 += kc) {
+        J.a.p0 = p0; J.a.kc = k - p0 < kc ? k - p0 : kc;
+        J.a.first = p0 == 0; J.a.last = p0 + kc >= k;
+        if (ap) {
+            long tiles = (m + mr - 1) / mr, per = (tiles + 4L * threads - 1) / (4L * threads);
+            pack_a_job P = { ap, a, rsa, csa, m, p0, J.a.kc, mr, per };
+            tk_parallel((tiles + per - 1) / per, threads, pack_a_task, &P);
+            J.a.a = ap; J.a.rsa = 1; J.a.csa = mr; J.a.tsa = J.a.kc;
+        } else {
+            J.a.a = a + p0 * csa;
+        }
+        tk_parallel(tasks, threads, pk_task, &J);
+        if (kc == 0) break;
+    }
+    free(ap);
 }
 
 /// Without memory for the packed operand: the same chains, element by element (same bits, slowly).
@@ -53,7 +97,7 @@ void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int
     long count = tk_packed_count(n, k);
     void *p = malloc((size_t)count * (wtype == TK_BF16 ? 2 : 4) + 64);
     if (!p) {
-        tk_pk_args a = { y, ldy, x, ldx, 1, NULL, 0, bias, alpha, beta, m, n, k };
+        tk_pk_args a = { y, ldy, x, ldx, 1, ldx, 0, NULL, 0, k, 0, k, 1, 1, bias, alpha, beta, m, n };
         direct(&a, w, wtype, ldw, 1);
         return;
     }
@@ -67,7 +111,7 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
     if (m <= 0 || n <= 0) return;
     float *p = malloc((size_t)tk_packed_count(n, k) * 4 + 64);
     if (!p) {
-        tk_pk_args args = { c, ldc, a, rsa, csa, NULL, 0, NULL, alpha, beta, m, n, k };
+        tk_pk_args args = { c, ldc, a, rsa, csa, rsa, 0, NULL, 0, k, 0, k, 1, 1, NULL, alpha, beta, m, n };
         direct(&args, b, TK_F32, ldb, 0);
         return;
     }

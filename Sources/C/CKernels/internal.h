@@ -22,21 +22,29 @@ TK_INLINE uint16_t tk_bf16_round(float v) {
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
-/// One product on packed panels: c = alpha * A B (+ bias) (+ beta * c), A(i, p) = a[i * rsa + p * csa],
-/// B in panels of 32 columns (packed.c) of dtype `btype`.
+/// One pass of a product on packed panels: p in [p0, p0 + kc) of c = alpha * A B (+ bias) (+ beta * c). The tile
+/// at row i reads A at a + (i - ai0) * tsa, its (r, p) at [r * rsa + p * csa] (A in place, or packed in tiles of
+/// rows). B lives in panels of 32 columns (packed.c) of depth k, dtype `btype`. A pass that is not `first` takes
+/// its sums from c (where the pass before stored them raw, exactly), so the passes of a product make each sum the
+/// one FMA chain over p in order that a single pass makes; only the `last` pass applies the epilogue.
 typedef struct {
     float *c; long ldc;
-    const float *a; long rsa, csa;
-    const void *b; int btype;
+    const float *a; long rsa, csa, tsa, ai0;
+    const void *b; int btype; long k;
+    long p0, kc; int first, last;
     const float *bias; float alpha, beta;
-    long m, n, k;
+    long m, n;
 } tk_pk_args;
 
-/// The epilogue every ISA applies to a finished sum `s` of row i, column j.
+/// Where the sum of row i, column j starts: 0, or the raw sum the pass before stored.
+TK_INLINE float tk_pk_start(const tk_pk_args *a, long i, long j) { return a->first ? 0.0f : a->c[i * a->ldc + j]; }
+
+/// The epilogue every ISA applies to a finished sum `s` of row i, column j (a pass before the last stores `s` raw).
 TK_INLINE void tk_pk_store(const tk_pk_args *a, long i, long j, float s) {
+    float *c = a->c + i * a->ldc + j;
+    if (!a->last) { *c = s; return; }
     float v = a->alpha == 1.0f ? s : a->alpha * s;
     if (a->bias) v += a->bias[j];
-    float *c = a->c + i * a->ldc + j;
     if (a->beta != 0.0f) { float t = a->beta * *c; v += t; }
     *c = v;
 }

@@ -1,7 +1,8 @@
 // packed.c: the one product kernel. B (the weights, or the right operand packed per call) lives in
 // panels of 32 columns: panel q holds B[p, 32q + c] at q * 32k + 32p + c, zero-padded past n.
 // A tile of rows x 32 columns keeps its sums in registers; each sum is one FMA chain over p in
-// order, from 0, then the shared epilogue (internal.h). AVX-512: 12 rows x 32 columns, and a single
+// order, from 0 (or carried on from the raw sums of the pass before), then the shared epilogue
+// (internal.h). AVX-512: 12 rows x 32 columns, and a single
 // row four panels at a time (decode); AVX2: 4 rows x 16 columns (a half panel); portable C: one
 // element at a time. Panels are prefetched ahead on AVX-512. Same operations, same bits.
 #include "internal.h"
@@ -68,21 +69,38 @@ TK_AVX512 TK_INLINE __m512 ldp512(const void *b, long off, int bf16) {
 }
 
 TK_AVX512 TK_INLINE void store512(const tk_pk_args *a, long i, long j, __m512 v, __mmask16 mask) {
-    if (a->alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(a->alpha));
-    if (a->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, a->bias + j));
     float *c = a->c + i * a->ldc + j;
-    if (a->beta != 0.0f) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(a->beta), _mm512_maskz_loadu_ps(mask, c)));
+    if (a->last) {
+        if (a->alpha != 1.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(a->alpha));
+        if (a->bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, a->bias + j));
+        if (a->beta != 0.0f) v = _mm512_add_ps(v, _mm512_mul_ps(_mm512_set1_ps(a->beta), _mm512_maskz_loadu_ps(mask, c)));
+    }
     _mm512_mask_storeu_ps(c, mask, v);
 }
 
+/// Where 16 sums of row i from column j start: 0, or the raw sums the pass before stored (a masked load: with
+/// the mask 0 of a first pass it reads nothing; a branch here would keep the sums out of registers).
+TK_AVX512 TK_INLINE __m512 start512(const tk_pk_args *a, long i, long j, __mmask16 mask) {
+    return _mm512_maskz_loadu_ps(a->first ? 0 : mask, a->c + i * a->ldc + j);
+}
+
+TK_AVX512 TK_INLINE void masks512(const tk_pk_args *a, long j, __mmask16 *m0, __mmask16 *m1) {
+    long nc = a->n - j < 32 ? a->n - j : 32;
+    *m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
+    *m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
+}
+
 TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int MR, const int BF) {
-    const long k = a->k, rsa = a->rsa, csa = a->csa;
-    const long boff = q * 32 * k;
+    const long kc = a->kc, rsa = a->rsa, csa = a->csa;
+    const long boff = q * 32 * a->k + a->p0 * 32;
+    const long j = q * 32;
+    __mmask16 m0, m1;
+    masks512(a, j, &m0, &m1);
     __m512 acc[12][2];
-    for (int r = 0; r < MR; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
-    const float *ap = a->a + i * rsa;
+    for (int r = 0; r < MR; r++) { acc[r][0] = start512(a, i + r, j, m0); acc[r][1] = start512(a, i + r, j + 16, m1); }
+    const float *ap = a->a + (i - a->ai0) * a->tsa;
     const char *pf = (const char *)a->b + (boff + 32 * PF_AHEAD) * (BF ? 2 : 4);
-    for (long p = 0; p < k; p++) {
+    for (long p = 0; p < kc; p++) {
         _mm_prefetch(pf + p * (BF ? 64 : 128), _MM_HINT_T0);   // the panel PF_AHEAD steps ahead (past its end: harmless)
         __m512 b0 = ldp512(a->b, boff + p * 32, BF), b1 = ldp512(a->b, boff + p * 32 + 16, BF);
         for (int r = 0; r < MR; r++) {
@@ -91,9 +109,6 @@ TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int 
             acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
         }
     }
-    long j = q * 32, nc = a->n - j < 32 ? a->n - j : 32;
-    __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
-    __mmask16 m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
     for (int r = 0; r < MR; r++) {
         store512(a, i + r, j, acc[r][0], m0);
         if (m1) store512(a, i + r, j + 16, acc[r][1], m1);
@@ -103,26 +118,28 @@ TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int 
 /// One row (decode): up to four panels at once, so eight FMA chains run side by side (each still one
 /// chain over p in order: the same bits as a row of a larger tile).
 TK_AVX512 TK_INLINE void row512(const tk_pk_args *a, long i, long q, const int NQ, const int BF) {
-    const long k = a->k, csa = a->csa;
-    const float *ap = a->a + i * a->rsa;
+    const long kc = a->kc, csa = a->csa;
+    const float *ap = a->a + (i - a->ai0) * a->tsa;
     const long es = BF ? 2 : 4;
     __m512 acc[4][2];
-    for (int t = 0; t < NQ; t++) { acc[t][0] = _mm512_setzero_ps(); acc[t][1] = _mm512_setzero_ps(); }
-    for (long p = 0; p < k; p++) {
+    __mmask16 m0[4], m1[4];
+    for (int t = 0; t < NQ; t++) {
+        masks512(a, (q + t) * 32, &m0[t], &m1[t]);
+        acc[t][0] = start512(a, i, (q + t) * 32, m0[t]); acc[t][1] = start512(a, i, (q + t) * 32 + 16, m1[t]);
+    }
+    for (long p = 0; p < kc; p++) {
         __m512 av = _mm512_set1_ps(ap[p * csa]);
         for (int t = 0; t < NQ; t++) {
-            long off = (q + t) * 32 * k + p * 32;
+            long off = (q + t) * 32 * a->k + (a->p0 + p) * 32;
             _mm_prefetch((const char *)a->b + (off + 32 * PF_AHEAD) * es, _MM_HINT_T0);
             acc[t][0] = _mm512_fmadd_ps(av, ldp512(a->b, off, BF), acc[t][0]);
             acc[t][1] = _mm512_fmadd_ps(av, ldp512(a->b, off + 16, BF), acc[t][1]);
         }
     }
     for (int t = 0; t < NQ; t++) {
-        long j = (q + t) * 32, nc = a->n - j < 32 ? a->n - j : 32;
-        __mmask16 m0 = nc >= 16 ? 0xFFFF : (__mmask16)((1u << nc) - 1);
-        __mmask16 m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
-        store512(a, i, j, acc[t][0], m0);
-        if (m1) store512(a, i, j + 16, acc[t][1], m1);
+        long j = (q + t) * 32;
+        store512(a, i, j, acc[t][0], m0[t]);
+        if (m1[t]) store512(a, i, j + 16, acc[t][1], m1[t]);
     }
 }
 #define R(NQ) \
@@ -161,12 +178,17 @@ TK_AVX2 TK_INLINE __m256 ldp256(const void *b, long off, int bf16) {
 }
 
 TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, const int MR, const int BF) {
-    const long k = a->k, rsa = a->rsa, csa = a->csa;
-    const long boff = q * 32 * k + half * 16;
+    const long kc = a->kc, rsa = a->rsa, csa = a->csa;
+    const long boff = q * 32 * a->k + a->p0 * 32 + half * 16;
+    const long j = q * 32 + half * 16;
     __m256 acc[4][2];
-    for (int r = 0; r < MR; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
-    const float *ap = a->a + i * rsa;
-    for (long p = 0; p < k; p++) {
+    for (int r = 0; r < MR; r++) {
+        float s0[16];
+        for (long c = 0; c < 16; c++) s0[c] = j + c < a->n ? tk_pk_start(a, i + r, j + c) : 0.0f;
+        acc[r][0] = _mm256_loadu_ps(s0); acc[r][1] = _mm256_loadu_ps(s0 + 8);
+    }
+    const float *ap = a->a + (i - a->ai0) * a->tsa;
+    for (long p = 0; p < kc; p++) {
         __m256 b0 = ldp256(a->b, boff + p * 32, BF), b1 = ldp256(a->b, boff + p * 32 + 8, BF);
         for (int r = 0; r < MR; r++) {
             __m256 av = _mm256_set1_ps(ap[r * rsa + p * csa]);
@@ -174,7 +196,6 @@ TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, c
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
     }
-    long j = q * 32 + half * 16;
     for (int r = 0; r < MR; r++) {
         float out[16];
         _mm256_storeu_ps(out, acc[r][0]); _mm256_storeu_ps(out + 8, acc[r][1]);
@@ -203,13 +224,14 @@ void tk_pk_block_portable(const tk_pk_args *a, long i0, long i1, long q0, long q
     for (long q = q0; q < q1; q++)
         for (long i = i0; i < i1; i++)
             for (long c = 0; c < 32 && q * 32 + c < a->n; c++) {
-                float s = 0.0f;
-                for (long p = 0; p < a->k; p++) {
-                    long off = q * 32 * a->k + p * 32 + c;
+                float s = tk_pk_start(a, i, q * 32 + c);
+                const float *ap = a->a + (i - a->ai0) * a->tsa;
+                for (long p = 0; p < a->kc; p++) {
+                    long off = q * 32 * a->k + (a->p0 + p) * 32 + c;
                     float bv;
                     if (a->btype == TK_BF16) { uint32_t u = (uint32_t)((const uint16_t *)a->b)[off] << 16; memcpy(&bv, &u, 4); }
                     else bv = ((const float *)a->b)[off];
-                    s = fmaf(a->a[i * a->rsa + p * a->csa], bv, s);
+                    s = fmaf(ap[p * a->csa], bv, s);
                 }
                 tk_pk_store(a, i, q * 32 + c, s);
             }
