@@ -1,9 +1,11 @@
 // BackwardKernels: vectorised (SIMD8) backward kernels for training, beside the scalar references
 // in Kernels.swift that the tests compare them against. Same formulas; the exp is FastMath's `vexp`.
 //
-// Owns: GeLU-tanh backward, SiLU-gate backward, LayerNorm and RMSNorm backward over rows.
+// Owns: GeLU-tanh backward, SiLU-gate backward, LayerNorm and RMSNorm backward over rows; the optimizer
+// pass and the gradient norm's sum of squares (C kernels, called from here).
 
 import Foundation
+import CKernels
 
 /// dx = GeLU'(x) * dout (tanh approximation), with tanh(u) = 1 - 2 / (1 + exp(2u)).
 public func geluTanhBackwardFast(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, count: Int) {
@@ -98,3 +100,14 @@ public func rmsNormBackwardFast(dx: UnsafeMutablePointer<Float>, dgamma: UnsafeM
         while i < c { dgamma[i] += dr[i] * xr[i] * s; dxr[i] += s * gamma[i] * dr[i] - k * xr[i]; i += 1 }
     }
 }
+
+/// One AdamW pass over `count` elements (CKernels' tk_adamw: torch.optim.AdamW's operations in its order,
+/// each rounded): g = grads * gradScale (stored back when not 1), then the moments and the parameters.
+public func adamwUpdate(params: UnsafeMutablePointer<Float>, m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                        grads: UnsafeMutablePointer<Float>, count: Int, gradScale: Float, beta1: Float, beta2: Float,
+                        stepSize: Float, bc2Sqrt: Float, eps: Float, decay: Float) {
+    tk_adamw(params, m, v, grads, count, gradScale, beta1, beta2, stepSize, bc2Sqrt, eps, decay)
+}
+
+/// The sum of x[i]^2 in double, in one fixed order on every ISA (CKernels' tk_sum_squares).
+public func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double { tk_sum_squares(x, count) }

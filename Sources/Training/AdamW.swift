@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay over the flat buffers (PyTorch's torch.optim.AdamW):
 //   p *= 1 - lr*wd (decayed tensors only); m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2
 //   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+// The element-wise pass is TensorCore's adamwUpdate (vectorized, each operation rounded in this order).
 // Weight decay applies to matrices and embeddings (rank >= 2), not to biases and norm gains,
 // as Megatron and nanoGPT configure it.
 
@@ -34,7 +35,9 @@ public struct AdamW: Sendable {
         self.m = m; self.v = v; self.step = step
     }
 
-    public mutating func update(params: inout [Float], grads: [Float], lr: Float) {
+    /// One step over the flat buffers. `gradScale` (clipping) multiplies the gradients first, and the scaled
+    /// gradients are stored back into `grads`, in the same pass.
+    public mutating func update(params: inout [Float], grads: inout [Float], lr: Float, gradScale: Float = 1) {
         step += 1
         let b1 = config.beta1, b2 = config.beta2, eps = config.eps
         let bc1 = 1 - powf(b1, Float(step)), bc2 = 1 - powf(b2, Float(step))
@@ -46,19 +49,12 @@ public struct AdamW: Sendable {
             var lo = e.offset
             while lo < e.offset + e.count { let hi = min(e.offset + e.count, lo + 65536); spans.append((lo, hi, decay)); lo = hi }
         }
-        params.withUnsafeMutableBufferPointer { pb in m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in grads.withUnsafeBufferPointer { gb in
+        params.withUnsafeMutableBufferPointer { pb in m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in grads.withUnsafeMutableBufferPointer { gb in
             let P = pb.baseAddress!, M = mb.baseAddress!, V = vb.baseAddress!, G = gb.baseAddress!
             Compute.parallelFor(spans.count) { k in
                 let (lo, hi, decay) = spans[k]
-                for i in lo..<hi {
-                    let g = G[i]
-                    let mi = b1 * M[i] + (1 - b1) * g
-                    let vi = b2 * V[i] + (1 - b2) * g * g
-                    M[i] = mi; V[i] = vi
-                    var p = P[i] * decay
-                    p -= stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps)
-                    P[i] = p
-                }
+                adamwUpdate(params: P + lo, m: M + lo, v: V + lo, grads: G + lo, count: hi - lo, gradScale: gradScale,
+                            beta1: b1, beta2: b2, stepSize: stepSize, bc2Sqrt: bc2Sqrt, eps: eps, decay: decay)
             }
         } } } }
     }

@@ -108,21 +108,15 @@ public final class RankTrainer {
         var partial = [Double](repeating: 0, count: spans.count)
         grads.withUnsafeBufferPointer { gb in partial.withUnsafeMutableBufferPointer { pb in
             let G = gb.baseAddress!, S = pb.baseAddress!
-            Compute.parallelFor(spans.count) { k in var a: Double = 0; for i in spans[k] { a += Double(G[i]) * Double(G[i]) }; S[k] = a }
+            Compute.parallelFor(spans.count) { k in S[k] = sumOfSquares(G + spans[k].lowerBound, count: spans[k].count) }
         } }
         let ss = partial.reduce(0, +)
         var red: [Float] = [Float(ss), model.isLast && place.tpRank == 0 ? Float(lossSum / Double(M)) : 0]
         try red.withUnsafeMutableBufferPointer { try world.allReduce($0) }
         let norm = red[0].squareRoot(), loss = red[1]
         guard loss.isFinite, norm.isFinite else { throw TrainingDiverged(loss: loss, gradNorm: norm) }
-        if clip > 0 && norm > clip {
-            let s = clip / (norm + 1e-6), n = grads.count
-            grads.withUnsafeMutableBufferPointer { gb in
-                let G = gb.baseAddress!
-                Compute.parallelFor((n + 65535) / 65536) { k in for i in (k * 65536)..<min(n, (k + 1) * 65536) { G[i] *= s } }
-            }
-        }
-        adam.update(params: &params, grads: grads, lr: lr)
+        // clipping scales the gradients inside the optimizer's pass (and stores them scaled)
+        adam.update(params: &params, grads: &grads, lr: lr, gradScale: clip > 0 && norm > clip ? clip / (norm + 1e-6) : 1)
         return (loss, norm)
     }
 

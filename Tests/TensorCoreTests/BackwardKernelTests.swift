@@ -58,4 +58,46 @@ final class BackwardKernelTests: XCTestCase {
             XCTAssertEqual(p.floats, WeightMatrix(w, rows: out, cols: inF).floats)
         }
     }
+
+    /// The AdamW pass equals torch.optim.AdamW's formula written out in Swift, each operation rounded in order,
+    /// bit for bit, on every ISA, with and without a clipping scale (whose scaled gradients are stored back);
+    /// the sum of squares is the same bits on every ISA and within 1e-12 of a plain double sum.
+    func testAdamWPassAndSumOfSquaresAreExact() {
+        let n = 1000 + 13
+        let p0 = values(n) { sin(Float($0) * 0.37) }, m0 = values(n) { 0.01 * cos(Float($0) * 0.11) }
+        let v0 = values(n) { 1e-4 * (1 + sin(Float($0) * 0.05)) }, g0 = values(n) { 0.1 * sin(Float($0) * 1.7) }
+        let (b1, b2, eps, decay, stepSize, bc2Sqrt): (Float, Float, Float, Float, Float, Float) = (0.9, 0.95, 1e-8, 0.9999, 1.3e-3, 0.31)
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        for scale: Float in [1, 0.37] {
+            var wp = p0, wm = m0, wv = v0, wg = g0
+            for i in 0..<n {
+                var g = wg[i]
+                if scale != 1 { g = g * scale; wg[i] = g }
+                let mi = b1 * wm[i] + (1 - b1) * g
+                let vi = b2 * wv[i] + (1 - b2) * g * g
+                wm[i] = mi; wv[i] = vi
+                var p = wp[i] * decay
+                p -= stepSize * mi / (vi.squareRoot() / bc2Sqrt + eps)
+                wp[i] = p
+            }
+            for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+                Compute.limitISA(isa)
+                var p = p0, m = m0, v = v0, g = g0
+                p.withUnsafeMutableBufferPointer { pb in m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in g.withUnsafeMutableBufferPointer { gb in
+                    adamwUpdate(params: pb.baseAddress!, m: mb.baseAddress!, v: vb.baseAddress!, grads: gb.baseAddress!, count: n, gradScale: scale,
+                                beta1: b1, beta2: b2, stepSize: stepSize, bc2Sqrt: bc2Sqrt, eps: eps, decay: decay)
+                } } } }
+                XCTAssertEqual(p, wp, "params, \(isa), scale \(scale)"); XCTAssertEqual(m, wm, "m, \(isa)")
+                XCTAssertEqual(v, wv, "v, \(isa)"); XCTAssertEqual(g, wg, "grads, \(isa), scale \(scale)")
+            }
+        }
+        var sums: [Double] = []
+        for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+            Compute.limitISA(isa)
+            sums.append(g0.withUnsafeBufferPointer { sumOfSquares($0.baseAddress!, count: n) })
+        }
+        XCTAssertEqual(Set(sums).count, 1, "\(sums)")
+        XCTAssertEqual(sums[0], g0.reduce(0.0) { $0 + Double($1) * Double($1) }, accuracy: 1e-12)
+    }
 }

@@ -17,10 +17,13 @@ void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k
     long panels = (n + 31) / 32;
     for (long q = 0; q < panels; q++) {
         long rows = n - q * 32 < 32 ? n - q * 32 : 32;
-        if (dtype == TK_F32) {
+        if (dtype == TK_F32) {   // one step of k at a time: 32 rows read side by side, the panel written in order
             float *d = (float *)dst + q * 32 * k;
-            for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = src[p]; }
-            for (long c = rows; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0.0f;
+            const float *src = w + q * 32 * ldw;
+            for (long p = 0; p < k; p++, d += 32) {
+                for (long c = 0; c < rows; c++) d[c] = src[c * ldw + p];
+                for (long c = rows; c < 32; c++) d[c] = 0.0f;
+            }
         } else {   // each source row read in order, narrowed as it is placed
             uint16_t *d = (uint16_t *)dst + q * 32 * k;
             for (long c = 0; c < rows; c++) { const float *src = w + (q * 32 + c) * ldw; for (long p = 0; p < k; p++) d[p * 32 + c] = tk_bf16_round(src[p]); }

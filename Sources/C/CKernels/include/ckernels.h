@@ -57,6 +57,14 @@ void tk_f32_to_bf16(uint16_t *dst, const float *src, long count);
 /// dst[i] = f32(src[i]) (exact).
 void tk_bf16_to_f32(float *dst, const uint16_t *src, long count);
 
+/// AdamW over n elements, torch.optim.AdamW's operations in its order, each rounded: g = G * gscale (stored
+/// back into G when gscale != 1: clipping), m = b1 m + (1 - b1) g, v = b2 v + ((1 - b2) g) g,
+/// p = p * decay - (stepSize * m) / (sqrt(v) / bc2Sqrt + eps). Element-wise: the same bits however split.
+void tk_adamw(float *p, float *m, float *v, float *g, long n, float gscale, float b1, float b2,
+              float stepSize, float bc2Sqrt, float eps, float decay);
+/// The sum of x[i]^2 in double, in a fixed order (16 lanes, i % 16, then the lanes in order) on every ISA.
+double tk_sum_squares(const float *x, long n);
+
 /// The instruction set the kernels use (TK_ISA_*), the best the CPU has unless limited.
 int tk_isa(void);
 /// The best instruction set the CPU itself has (ignores any limit).
