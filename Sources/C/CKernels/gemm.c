@@ -13,61 +13,79 @@
 enum { K_DEEP = 4096, K_PASS = 512, A_BLOCK_FLOATS = 196608 };   // 768 KB of packed A per row block
 
 typedef void (*pk_block_fn)(const tk_pk_args *, long, long, long, long);
-typedef struct { tk_pk_args a; pk_block_fn block; long mb, qb, tasksQ, panels; } pk_job;
+/// local: each task packs its own rows of A (its block takes every panel) into its thread's buffer.
+typedef struct { tk_pk_args a; pk_block_fn block; long mb, qb, tasksQ, panels, mr; const float *a0; int local; } pk_job;
+
+/// Rows [i0, i1) of A's columns [p0, p0 + kc) in tiles of `mr` rows from i0: A(i, p0 + p) at
+/// dst[((i - i0) / mr) * mr * kc + p * mr + (i - i0) % mr]. A^T's columns: each stretch read in order.
+static void pack_a_rows(float *dst, const float *a, long rsa, long csa, long i0, long i1, long p0, long kc, long mr) {
+    for (long p = 0; p < kc; p++)
+        for (long t0 = i0; t0 < i1; t0 += mr) {
+            long rows = i1 - t0 < mr ? i1 - t0 : mr;
+            float *d = dst + (t0 - i0) * kc + p * mr;
+            const float *src = a + t0 * rsa + (p0 + p) * csa;
+            for (long r = 0; r < rows; r++) d[r] = src[r * rsa];
+        }
+}
+
+static _Thread_local float *local_a;   // a thread's buffer for its task's rows of A (kept for the next product)
+static _Thread_local size_t local_cap;
 
 static void pk_task(void *ctx, long t) {
     const pk_job *J = ctx;
     long bi = t / J->tasksQ, bq = t % J->tasksQ;
     long i0 = bi * J->mb, i1 = i0 + J->mb < J->a.m ? i0 + J->mb : J->a.m;
     long q0 = bq * J->qb, q1 = q0 + J->qb < J->panels ? q0 + J->qb : J->panels;
-    J->block(&J->a, i0, i1, q0, q1);
+    if (!J->local) { J->block(&J->a, i0, i1, q0, q1); return; }
+    size_t need = (size_t)(i1 - i0 + J->mr) * J->a.kc;
+    if (need > local_cap) { free(local_a); local_a = malloc(need * 4 + 64); local_cap = local_a ? need : 0; }
+    tk_pk_args a = J->a;
+    if (local_a) {
+        pack_a_rows(local_a, J->a0, J->a.rsa, J->a.csa, i0, i1, J->a.p0, J->a.kc, J->mr);
+        a.a = local_a; a.ai0 = i0; a.rsa = 1; a.csa = J->mr; a.tsa = J->a.kc;
+    } else a.a = J->a0 + J->a.p0 * J->a.csa;   // no memory: A read in place (same sums)
+    J->block(&a, i0, i1, q0, q1);
 }
 
-/// A's columns [p0, p0 + kc) in tiles of `mr` rows: A(i, p0 + p) at dst[(i / mr) * mr * kc + p * mr + i % mr].
-typedef struct { float *dst; const float *a; long rsa, csa, m, p0, kc, mr, tilesPerTask; } pack_a_job;
+typedef struct { float *dst; const float *a; long rsa, csa, m, p0, kc, mr, rowsPerTask; } pack_a_job;
 
 static void pack_a_task(void *ctx, long t) {
     const pack_a_job *J = ctx;
-    long tiles = (J->m + J->mr - 1) / J->mr;
-    long t0 = t * J->tilesPerTask, t1 = t0 + J->tilesPerTask < tiles ? t0 + J->tilesPerTask : tiles;
-    for (long p = 0; p < J->kc; p++)   // A^T's columns: the task's stretch of each read in order
-        for (long tile = t0; tile < t1; tile++) {
-            long i0 = tile * J->mr, rows = J->m - i0 < J->mr ? J->m - i0 : J->mr;
-            float *d = J->dst + i0 * J->kc + p * J->mr;
-            const float *src = J->a + i0 * J->rsa + (J->p0 + p) * J->csa;
-            for (long r = 0; r < rows; r++) d[r] = src[r * J->rsa];
-        }
+    long i0 = t * J->rowsPerTask, i1 = i0 + J->rowsPerTask < J->m ? i0 + J->rowsPerTask : J->m;
+    pack_a_rows(J->dst + i0 * J->kc, J->a, J->rsa, J->csa, i0, i1, J->p0, J->kc, J->mr);
 }
 
 void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, const void *panels, int btype,
                     const float *bias, float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
-    pk_job J = { .a = { c, ldc, a, rsa, csa, rsa, 0, panels, btype, k, 0, k, 1, 1, bias, alpha, beta, m, n } };
+    pk_job J = { .a = { c, ldc, a, rsa, csa, rsa, 0, panels, btype, k, 0, k, 1, 1, bias, alpha, beta, m, n }, .a0 = a };
     int isa = tk_isa();
     J.block = isa == TK_ISA_AVX512 ? tk_pk_block_avx512 : isa == TK_ISA_AVX2 ? tk_pk_block_avx2 : tk_pk_block_portable;
-    long mr = isa == TK_ISA_AVX512 ? 12 : isa == TK_ISA_AVX2 ? 4 : 0;   // rows of the kernel's tile (0: A read in place)
+    J.mr = isa == TK_ISA_AVX512 ? 12 : isa == TK_ISA_AVX2 ? 4 : 0;   // rows of the kernel's tile (0: A read in place)
     J.panels = (n + 31) / 32;
     J.qb = m == 1 ? 4 : 2;   // one row (decode) takes four panels at a time
-    J.tasksQ = (J.panels + J.qb - 1) / J.qb;
     int threads = (double)m * n * (k > 0 ? k : 1) < 65536.0 ? 1 : tk_threads();
     // passes over k: only when sums may be stored in c between them (beta == 0: c is output only)
     long kc = m > 1 && beta == 0.0f && k > K_DEEP ? K_PASS : k;
-    float *ap = mr && csa != 1 && m >= 2 * mr && J.panels >= 2 && kc > 0 ? malloc((size_t)((m + mr - 1) / mr) * mr * kc * 4 + 64) : NULL;
+    int packA = J.mr && csa != 1 && m >= 2 * J.mr && J.panels >= 2 && kc > 0;
     J.mb = m;
-    if (ap && m > 32 * J.panels) {   // A larger than B: row blocks that stay in the core's cache, B read once per block
+    if (packA && m > 32 * J.panels) {   // A larger than B: a task is a block of rows that stays in the core's cache, every panel
         long rows = A_BLOCK_FLOATS / kc / 12 * 12;
         J.mb = rows < 48 ? 48 : rows;
-    } else if (threads > 1 && J.tasksQ < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
+        J.qb = J.panels; J.local = 1;
+    } else if (threads > 1 && (J.panels + J.qb - 1) / J.qb < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
+    J.tasksQ = (J.panels + J.qb - 1) / J.qb;
+    float *ap = packA && !J.local ? malloc((size_t)((m + J.mr - 1) / J.mr) * J.mr * kc * 4 + 64) : NULL;
     long tasks = ((m + J.mb - 1) / J.mb) * J.tasksQ;
     for (long p0 = 0; p0 < k || p0 == 0; p0 += kc) {
         J.a.p0 = p0; J.a.kc = k - p0 < kc ? k - p0 : kc;
         J.a.first = p0 == 0; J.a.last = p0 + kc >= k;
         if (ap) {
-            long tiles = (m + mr - 1) / mr, per = (tiles + 4L * threads - 1) / (4L * threads);
-            pack_a_job P = { ap, a, rsa, csa, m, p0, J.a.kc, mr, per };
-            tk_parallel((tiles + per - 1) / per, threads, pack_a_task, &P);
-            J.a.a = ap; J.a.rsa = 1; J.a.csa = mr; J.a.tsa = J.a.kc;
-        } else {
+            long per = ((m + 4L * threads - 1) / (4L * threads) + J.mr - 1) / J.mr * J.mr;
+            pack_a_job P = { ap, a, rsa, csa, m, p0, J.a.kc, J.mr, per };
+            tk_parallel((m + per - 1) / per, threads, pack_a_task, &P);
+            J.a.a = ap; J.a.rsa = 1; J.a.csa = J.mr; J.a.tsa = J.a.kc;
+        } else if (!J.local) {
             J.a.a = a + p0 * csa;
         }
         tk_parallel(tasks, threads, pk_task, &J);
