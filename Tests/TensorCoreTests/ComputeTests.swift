@@ -115,7 +115,7 @@ final class ComputeTests: XCTestCase {
     /// What ckernels.h promises, bit for bit: each element is one FMA chain over k in order from 0, then the
     /// epilogue (alpha, bias, beta). On the shapes that take the other paths: A stored transposed (packed per
     /// call, row blocks first when A is larger than B), and k deep enough to run in passes (sums stored raw
-    /// between them); on every ISA and at 1 to 3 threads.
+    /// between them), and A too large for a core's cache (blocks of rows); on every ISA and at 1 to 3 threads.
     func testEveryProductIsOneFMAChainInOrder() {
         func chain(_ a: (Int) -> Float, _ b: (Int) -> Float, k: Int) -> Float {
             var s: Float = 0
@@ -145,10 +145,19 @@ final class ComputeTests: XCTestCase {
             want2[i * n2 + j] = epilogue(chain({ a2[i * k2 + $0] }, { b2[$0 * n2 + j] }, k: k2), alpha: 0.5, bias: nil, beta: 0, c: 0)
             want3[i * n2 + j] = epilogue(chain({ a2[i * k2 + $0] }, { w2v[j * k2 + $0] }, k: k2), alpha: 1, bias: bias2[j], beta: 0, c: 0)
         } }
+        // A beyond a core's cache (600 x 700), read in place in blocks of rows: sampled elements
+        let (m4, n4, k4) = (600, 160, 700)
+        let x4 = random(m4 * k4, seed: 27), w4v = random(n4 * k4, seed: 28)
+        let w4 = WeightMatrix(w4v, rows: n4, cols: k4)
+        var g = LCG(s: 29)
+        let samples = (0..<64).map { _ in (Int(g.s >> 33) % m4, Int((g.next() + 1) * 1000) % n4) }
+        let want4 = samples.map { i, j in chain({ x4[i * k4 + $0] }, { w4v[j * k4 + $0] }, k: k4) }
         for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
             Compute.limitISA(isa)
             for threads in [1, 2, 3] {
                 Compute.setThreads(threads)
+                let y4 = linearOut(x4, w4, rows: m4)
+                XCTAssertEqual(samples.map { y4[$0.0 * n4 + $0.1] }, want4, "blocks of rows, \(isa), \(threads) threads")
                 var c = c1
                 c.withUnsafeMutableBufferPointer { Compute.gemmTA($0.baseAddress!, ldc: n1, at, lda: m1, b1, ldb: n1, m: m1, n: n1, k: k1) }
                 XCTAssertEqual(c, want1, "A^T B + C, \(isa), \(threads) threads")

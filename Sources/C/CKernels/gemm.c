@@ -10,7 +10,8 @@
 #include "internal.h"
 #include <stdlib.h>
 
-enum { K_DEEP = 4096, K_PASS = 512, A_BLOCK_FLOATS = 196608 };   // 768 KB of packed A per row block
+enum { K_DEEP = 4096, K_PASS = 512, A_BLOCK_FLOATS = 196608,   // 768 KB of A per row block
+       B_REREAD_FLOATS = 8 << 20 };                              // B up to 32 MB may be read once per row block
 
 typedef void (*pk_block_fn)(const tk_pk_args *, long, long, long, long);
 /// local: each task packs its own rows of A (its block takes every panel) into its thread's buffer.
@@ -73,6 +74,10 @@ void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, cons
         long rows = A_BLOCK_FLOATS / kc / 12 * 12;
         J.mb = rows < 48 ? 48 : rows;
         J.qb = J.panels; J.local = 1;
+    } else if (m * kc > 2L * A_BLOCK_FLOATS && J.panels > 4 && J.panels * 32 * kc <= B_REREAD_FLOATS) {
+        // A beyond the core's cache, B small enough to read again per block (not the head's): blocks of rows
+        long rows = A_BLOCK_FLOATS / kc / 12 * 12;
+        J.mb = rows < 48 ? 48 : rows;
     } else if (threads > 1 && (J.panels + J.qb - 1) / J.qb < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
     J.tasksQ = (J.panels + J.qb - 1) / J.qb;
     float *ap = packA && !J.local ? malloc((size_t)((m + J.mr - 1) / J.mr) * J.mr * kc * 4 + 64) : NULL;
