@@ -1,12 +1,14 @@
 // gemm.c: the products' entry points. Weights are packed once (WeightMatrix); a general product
 // packs its right operand per call (O(k n) against O(m k n) work) and runs the same kernel, so
 // every product of Turing computes each element the same way. A stored transposed (the weight
-// gradients' dY^T) is packed per call too, in tiles of the kernel's rows (p-major inside a tile:
-// one stream instead of a cache line per step of k). Very deep products (the head's dx: k = the
-// vocabulary) run in passes over blocks of k, each sum stored raw between passes and carried on:
-// the same FMA chain as one pass. Tasks are a block of rows x a group of panels; when A is larger
-// than B, row blocks sized for the core's cache go first (B read once per block), else all rows
-// of a group of panels (B read once).
+// gradients' dY^T) is packed too, in tiles of the kernel's rows (p-major inside a tile: one stream
+// instead of a cache line per step of k). Very deep products (the head's dx: k = the vocabulary)
+// run in passes over blocks of k, each sum stored raw between passes and carried on: the same FMA
+// chain as one pass. Tasks are a block of rows x a group of panels, taken in row-block order:
+//   - A^T larger than B: blocks of rows that stay in a core's cache, each task packing its own rows
+//     into its thread's buffer and taking every panel (B read once per block);
+//   - A beyond a core's cache and B small enough to read again (not the head): blocks of rows;
+//   - else all rows (48-row blocks when there are few columns), A^T packed once for all tasks.
 #include "internal.h"
 #include <stdlib.h>
 
@@ -59,7 +61,8 @@ static void pack_a_task(void *ctx, long t) {
 void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, const void *panels, int btype,
                     const float *bias, float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
-    pk_job J = { .a = { c, ldc, a, rsa, csa, rsa, 0, panels, btype, k, 0, k, 1, 1, bias, alpha, beta, m, n }, .a0 = a };
+    pk_job J = { .a = { .c = c, .ldc = ldc, .a = a, .rsa = rsa, .csa = csa, .tsa = rsa, .b = panels, .btype = btype, .k = k, .kc = k,
+                        .first = 1, .last = 1, .bias = bias, .alpha = alpha, .beta = beta, .m = m, .n = n }, .a0 = a };
     int isa = tk_isa();
     J.block = isa == TK_ISA_AVX512 ? tk_pk_block_avx512 : isa == TK_ISA_AVX2 ? tk_pk_block_avx2 : tk_pk_block_portable;
     J.mr = isa == TK_ISA_AVX512 ? 12 : isa == TK_ISA_AVX2 ? 4 : 0;   // rows of the kernel's tile (0: A read in place)
@@ -70,15 +73,11 @@ void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, cons
     long kc = m > 1 && beta == 0.0f && k > K_DEEP ? K_PASS : k;
     int packA = J.mr && csa != 1 && m >= 2 * J.mr && J.panels >= 2 && kc > 0;
     J.mb = m;
-    if (packA && m > 32 * J.panels) {   // A larger than B: a task is a block of rows that stays in the core's cache, every panel
-        long rows = A_BLOCK_FLOATS / kc / 12 * 12;
-        J.mb = rows < 48 ? 48 : rows;
-        J.qb = J.panels; J.local = 1;
-    } else if (m * kc > 2L * A_BLOCK_FLOATS && J.panels > 4 && J.panels * 32 * kc <= B_REREAD_FLOATS) {
-        // A beyond the core's cache, B small enough to read again per block (not the head's): blocks of rows
-        long rows = A_BLOCK_FLOATS / kc / 12 * 12;
-        J.mb = rows < 48 ? 48 : rows;
-    } else if (threads > 1 && (J.panels + J.qb - 1) / J.qb < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
+    long blockRows = A_BLOCK_FLOATS / (kc > 0 ? kc : 1) / 12 * 12;   // a multiple of 12 and 4, like 48
+    if (blockRows < 48) blockRows = 48;
+    if (packA && m > 32 * J.panels) { J.mb = blockRows; J.qb = J.panels; J.local = 1; }
+    else if (m * kc > 2L * A_BLOCK_FLOATS && J.panels > 4 && J.panels * 32 * kc <= B_REREAD_FLOATS) J.mb = blockRows;
+    else if (threads > 1 && (J.panels + J.qb - 1) / J.qb < 4L * threads && m >= 48) J.mb = 48;   // few columns: cut the rows too (a multiple of 12 and 4)
     J.tasksQ = (J.panels + J.qb - 1) / J.qb;
     float *ap = packA && !J.local ? malloc((size_t)((m + J.mr - 1) / J.mr) * J.mr * kc * 4 + 64) : NULL;
     long tasks = ((m + J.mb - 1) / J.mb) * J.tasksQ;
@@ -120,7 +119,8 @@ void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int
     long count = tk_packed_count(n, k);
     void *p = malloc((size_t)count * (wtype == TK_BF16 ? 2 : 4) + 64);
     if (!p) {
-        tk_pk_args a = { y, ldy, x, ldx, 1, ldx, 0, NULL, 0, k, 0, k, 1, 1, bias, alpha, beta, m, n };
+        tk_pk_args a = { .c = y, .ldc = ldy, .a = x, .rsa = ldx, .csa = 1, .tsa = ldx, .k = k, .kc = k, .first = 1, .last = 1,
+                          .bias = bias, .alpha = alpha, .beta = beta, .m = m, .n = n };
         direct(&a, w, wtype, ldw, 1);
         return;
     }
@@ -134,7 +134,8 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
     if (m <= 0 || n <= 0) return;
     float *p = malloc((size_t)tk_packed_count(n, k) * 4 + 64);
     if (!p) {
-        tk_pk_args args = { c, ldc, a, rsa, csa, rsa, 0, NULL, 0, k, 0, k, 1, 1, NULL, alpha, beta, m, n };
+        tk_pk_args args = { .c = c, .ldc = ldc, .a = a, .rsa = rsa, .csa = csa, .tsa = rsa, .k = k, .kc = k, .first = 1, .last = 1,
+                             .alpha = alpha, .beta = beta, .m = m, .n = n };
         direct(&args, b, TK_F32, ldb, 0);
         return;
     }

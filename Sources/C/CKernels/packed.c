@@ -180,16 +180,20 @@ TK_AVX2 TK_INLINE __m256 ldp256(const void *b, long off, int bf16) {
     return _mm256_loadu_ps((const float *)b + off);
 }
 
+/// Where 8 sums of row i from column j start: 0, or the raw sums the pass before stored (a masked load, as
+/// start512: no lanes on a first pass or past n).
+TK_AVX2 TK_INLINE __m256 start256(const tk_pk_args *a, long i, long j) {
+    long valid = a->first || j >= a->n ? 0 : a->n - j < 8 ? a->n - j : 8;
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)valid), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(a->c + i * a->ldc + j, mask);
+}
+
 TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, const int MR, const int BF) {
     const long kc = a->kc, rsa = a->rsa, csa = a->csa;
     const long boff = q * 32 * a->k + a->p0 * 32 + half * 16;
     const long j = q * 32 + half * 16;
     __m256 acc[4][2];
-    for (int r = 0; r < MR; r++) {
-        float s0[16];
-        for (long c = 0; c < 16; c++) s0[c] = j + c < a->n ? tk_pk_start(a, i + r, j + c) : 0.0f;
-        acc[r][0] = _mm256_loadu_ps(s0); acc[r][1] = _mm256_loadu_ps(s0 + 8);
-    }
+    for (int r = 0; r < MR; r++) { acc[r][0] = start256(a, i + r, j); acc[r][1] = start256(a, i + r, j + 8); }
     const float *ap = a->a + (i - a->ai0) * a->tsa;
     for (long p = 0; p < kc; p++) {
         __m256 b0 = ldp256(a->b, boff + p * 32, BF), b1 = ldp256(a->b, boff + p * 32 + 8, BF);
