@@ -131,10 +131,11 @@ public struct DecoderModel: Sendable {
         }
 
         var a = LayerActivations()
-        // attention scores: one [rows, len] slice per head when that stays under 16 MB (heads then run in parallel)
-        let maxLen = caches.map { $0.length }.max()! + counts.max()!
-        let oneHead = counts.max()! * maxLen
-        a.scores = [Float](repeating: 0, count: W.localHeads * oneHead <= 4 << 20 ? W.localHeads * oneHead : oneHead)
+        // attention scores: a [rows, len] slice per (sequence, head), up to 16 MB of them at once (they run in
+        // parallel, in waves), and at least the largest one
+        let all = W.localHeads * zip(caches, counts).reduce(0) { $0 + $1.1 * ($1.0.length + $1.1) }
+        let oneHead = zip(caches, counts).map { $0.1 * ($0.0.length + $0.1) }.max()!
+        a.scores = [Float](repeating: 0, count: min(all, max(4 << 20, oneHead)))
         // Without logits (a prefill that only fills caches), the last stage's last layer is needed only for
         // its K and V: its attention output, projection and MLP feed nothing, so they are skipped.
         var cacheOnly = false

@@ -47,53 +47,67 @@ public struct Attention {
 
     /// att[n, H*D] for every sequence's new rows. `probs` (training) receives every head's
     /// probabilities, sequence after sequence, [H][count][length] each; otherwise `scratch` holds them.
-    /// With `kvOnly` the new keys and values are cached and nothing is attended.
+    /// With `kvOnly` the new keys and values are cached and nothing is attended. Every (sequence, head)
+    /// is one task on the kernels' threads, in waves of tasks whose scores fit in `scratch` together (one
+    /// wave when `probs` is given); each task's bits are the same however they are grouped.
     public func forward(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, sequences: [SequenceRows], keys: Keys,
                         probs: UnsafeMutablePointer<Float>?, scratch: inout [Float], kvOnly: Bool = false) {
         let H = heads, G = groups, D = headDim, Q = qkvDim, HD = H * D, per = groupSize, scale = scale
-        var pbase = 0
-        for (s, seq) in sequences.enumerated() where seq.count > 0 {
-            let nNew = seq.count, len = seq.length, perHead = nNew * len
-            let q0 = qkv + seq.row * Q, o0 = att + seq.row * HD
-            func attend(_ kBase: (Int) -> UnsafePointer<Float>, _ vBase: (Int) -> UnsafePointer<Float>, _ ld: Int) {
-                if kvOnly { return }
-                let saved = probs.map { $0 + pbase }
-                let parallel = saved != nil || H * perHead <= scratch.count
-                scratch.withUnsafeMutableBufferPointer { sb in
-                    let sBase = saved ?? sb.baseAddress!
-                    func one(_ h: Int) {
-                        let S = sBase + (parallel ? h * perHead : 0), g = h / per
-                        if saved == nil && nNew <= 4 {
-                            Self.attendRows(o0 + h * D, ldo: HD, q0 + h * D, ldq: Q, kBase(g), vBase(g), ldkv: ld, scores: S,
-                                            start: seq.start, rows: nNew, headDim: D, scale: scale)
-                        } else {
-                            Self.attendProducts(o0 + h * D, ldo: HD, q0 + h * D, ldq: Q, kBase(g), vBase(g), ldkv: ld, scores: S,
-                                                start: seq.start, rows: nNew, headDim: D, scale: scale)
-                        }
-                    }
-                    if parallel { Compute.parallelFor(H, one) } else { for h in 0..<H { one(h) } }
-                }
-            }
-            switch keys {
-            case .batch:
-                precondition(seq.start == 0, "attention over the batch's own keys starts at position 0")
-                attend({ q0 + H * D + $0 * D }, { q0 + (H + G) * D + $0 * D }, Q)
-            case .caches(let caches, let layer):
+        if case .caches(let caches, let layer) = keys {   // the new rows' keys and values, appended to each cache
+            for (s, seq) in sequences.enumerated() where seq.count > 0 {
                 let cache = caches[s]
                 cache.k.withUnsafeMutableBufferPointer { kb in cache.v.withUnsafeMutableBufferPointer { vb in
-                    let k0 = kb.baseAddress!, v0 = vb.baseAddress!
-                    for i in 0..<nNew {
-                        let row = q0 + i * Q
+                    for i in 0..<seq.count {
+                        let row = qkv + (seq.row + i) * Q
                         for g in 0..<G {
                             let off = cache.offset(layer: layer, group: g) + (seq.start + i) * D
-                            (k0 + off).update(from: row + H * D + g * D, count: D)
-                            (v0 + off).update(from: row + (H + G) * D + g * D, count: D)
+                            (kb.baseAddress! + off).update(from: row + H * D + g * D, count: D)
+                            (vb.baseAddress! + off).update(from: row + (H + G) * D + g * D, count: D)
                         }
                     }
-                    attend({ UnsafePointer(k0 + cache.offset(layer: layer, group: $0)) }, { UnsafePointer(v0 + cache.offset(layer: layer, group: $0)) }, D)
                 } }
             }
-            pbase += H * perHead
+        }
+        if kvOnly { return }
+        var tasks: [(s: Int, h: Int, scores: Int)] = []   // scores: the offset of the task's [count, length] slice
+        var total = 0
+        for (s, seq) in sequences.enumerated() where seq.count > 0 {
+            for h in 0..<H { tasks.append((s, h, total)); total += seq.count * seq.length }
+        }
+        scratch.withUnsafeMutableBufferPointer { sb in
+            var base = 0   // the scores offset of the wave's first task
+            func run(_ t: Int) {
+                let (s, h, off) = tasks[t], seq = sequences[s], g = h / per
+                let S = probs.map { $0 + off } ?? sb.baseAddress! + (off - base)
+                let q = qkv + seq.row * Q + h * D, o = att + seq.row * HD + h * D
+                func attend(_ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, _ ld: Int) {
+                    if probs == nil && seq.count <= 4 {
+                        Self.attendRows(o, ldo: HD, q, ldq: Q, k, v, ldkv: ld, scores: S, start: seq.start, rows: seq.count, headDim: D, scale: scale)
+                    } else {
+                        Self.attendProducts(o, ldo: HD, q, ldq: Q, k, v, ldkv: ld, scores: S, start: seq.start, rows: seq.count, headDim: D, scale: scale)
+                    }
+                }
+                switch keys {
+                case .batch:
+                    precondition(seq.start == 0, "attention over the batch's own keys starts at position 0")
+                    attend(qkv + seq.row * Q + H * D + g * D, qkv + seq.row * Q + (H + G) * D + g * D, Q)
+                case .caches(let caches, let layer):
+                    let cache = caches[s], off = cache.offset(layer: layer, group: g)
+                    cache.k.withUnsafeBufferPointer { kb in cache.v.withUnsafeBufferPointer { vb in
+                        attend(kb.baseAddress! + off, vb.baseAddress! + off, D)
+                    } }
+                }
+            }
+            if probs != nil { Compute.parallelFor(tasks.count, run); return }
+            var first = 0
+            while first < tasks.count {
+                base = tasks[first].scores
+                var end = first + 1
+                while end < tasks.count && (end + 1 < tasks.count ? tasks[end + 1].scores : total) - base <= sb.count { end += 1 }
+                precondition((end < tasks.count ? tasks[end].scores : total) - base <= sb.count, "attention scratch holds no task's scores")
+                Compute.parallelFor(end - first) { run(first + $0) }
+                first = end
+            }
         }
     }
 
