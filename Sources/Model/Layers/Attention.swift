@@ -104,7 +104,8 @@ public struct Attention {
                 base = tasks[first].scores
                 var end = first + 1
                 while end < tasks.count && (end + 1 < tasks.count ? tasks[end + 1].scores : total) - base <= sb.count { end += 1 }
-                precondition((end < tasks.count ? tasks[end].scores : total) - base <= sb.count, "attention scratch holds no task's scores")
+                let need = (end < tasks.count ? tasks[end].scores : total) - base
+                precondition(need <= sb.count, "attention scratch of \(sb.count) floats is smaller than one (sequence, head)'s \(need) scores")
                 Compute.parallelFor(end - first) { run(first + $0) }
                 first = end
             }
