@@ -130,8 +130,9 @@ final class ComputeTests: XCTestCase {
         }
         let best = Compute.isa, saved = Compute.threads
         defer { Compute.limitISA(best); Compute.setThreads(saved) }
-        // A^T B + C (weight gradients): m larger than 32 x panels, so row blocks go first
-        let (m1, n1, k1) = (301, 40, 70)
+        // A^T B + C (weight gradients): m larger than 32 x panels, so blocks of rows go first, each task packing
+        // its own (k 2000: blocks of 96 rows, the last one 13)
+        let (m1, n1, k1) = (301, 40, 2000)
         let at = random(k1 * m1, seed: 20), b1 = random(k1 * n1, seed: 21), c1 = random(m1 * n1, seed: 22)
         // deep k, beta 0: passes over k (A B with alpha, and x W^T + bias through a packed weight)
         let (m2, n2, k2) = (30, 50, 5000)
