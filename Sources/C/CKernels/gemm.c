@@ -16,8 +16,8 @@ enum { K_DEEP = 4096, K_PASS = 512, A_BLOCK_FLOATS = 196608,   // 768 KB of A pe
        B_REREAD_FLOATS = 8 << 20 };                              // B up to 32 MB may be read once per row block
 
 typedef void (*pk_block_fn)(const tk_pk_args *, long, long, long, long);
-/// local: each task packs its own rows of A (its block takes every panel) into its thread's buffer.
-typedef struct { tk_pk_args a; pk_block_fn block; long mb, qb, tasksQ, panels, mr; const float *a0; int local; } pk_job;
+/// local: each task packs its own rows of A (its block takes every panel) into its thread's buffer; a.a stays A.
+typedef struct { tk_pk_args a; pk_block_fn block; long mb, qb, tasksQ, panels, mr; int local; } pk_job;
 
 /// Rows [i0, i1) of A's columns [p0, p0 + kc) in tiles of `mr` rows from i0: A(i, p0 + p) at
 /// dst[((i - i0) / mr) * mr * kc + p * mr + (i - i0) % mr]. A^T's columns: each stretch read in order.
@@ -44,9 +44,9 @@ static void pk_task(void *ctx, long t) {
     if (need > local_cap) { free(local_a); local_a = malloc(need * 4 + 64); local_cap = local_a ? need : 0; }
     tk_pk_args a = J->a;
     if (local_a) {
-        pack_a_rows(local_a, J->a0, J->a.rsa, J->a.csa, i0, i1, J->a.p0, J->a.kc, J->mr);
+        pack_a_rows(local_a, J->a.a, J->a.rsa, J->a.csa, i0, i1, J->a.p0, J->a.kc, J->mr);
         a.a = local_a; a.ai0 = i0; a.rsa = 1; a.csa = J->mr; a.tsa = J->a.kc;
-    } else a.a = J->a0 + J->a.p0 * J->a.csa;   // no memory: A read in place (same sums)
+    } else a.a = J->a.a + J->a.p0 * J->a.csa;   // no memory: A read in place (same sums)
     J->block(&a, i0, i1, q0, q1);
 }
 
@@ -62,7 +62,7 @@ void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, cons
                     const float *bias, float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
     pk_job J = { .a = { .c = c, .ldc = ldc, .a = a, .rsa = rsa, .csa = csa, .tsa = rsa, .b = panels, .btype = btype, .k = k, .kc = k,
-                        .first = 1, .last = 1, .bias = bias, .alpha = alpha, .beta = beta, .m = m, .n = n }, .a0 = a };
+                        .first = 1, .last = 1, .bias = bias, .alpha = alpha, .beta = beta, .m = m, .n = n } };
     int isa = tk_isa();
     J.block = isa == TK_ISA_AVX512 ? tk_pk_block_avx512 : isa == TK_ISA_AVX2 ? tk_pk_block_avx2 : tk_pk_block_portable;
     J.mr = isa == TK_ISA_AVX512 ? 12 : isa == TK_ISA_AVX2 ? 4 : 0;   // rows of the kernel's tile (0: A read in place)
