@@ -46,8 +46,7 @@ public struct AdamW: Sendable {
         var spans: [(lo: Int, hi: Int, decay: Float)] = []
         for (k, e) in layout.entries.enumerated() {
             let decay = decayMask[k] ? 1 - lr * config.weightDecay : 1
-            var lo = e.offset
-            while lo < e.offset + e.count { let hi = min(e.offset + e.count, lo + 65536); spans.append((lo, hi, decay)); lo = hi }
+            spans += e.spans.map { ($0.lowerBound, $0.upperBound, decay) }
         }
         params.withUnsafeMutableBufferPointer { pb in m.withUnsafeMutableBufferPointer { mb in v.withUnsafeMutableBufferPointer { vb in grads.withUnsafeMutableBufferPointer { gb in
             let P = pb.baseAddress!, M = mb.baseAddress!, V = vb.baseAddress!, G = gb.baseAddress!

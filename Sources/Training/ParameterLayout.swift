@@ -6,7 +6,13 @@ import TensorCore
 import Model
 
 public struct ParameterLayout: Sendable {
-    public struct Entry: Sendable { public let name: String; public let shape: [Int]; public let offset: Int; public var count: Int { shape.reduce(1, *) } }
+    public struct Entry: Sendable {
+        public let name: String; public let shape: [Int]; public let offset: Int
+        public var count: Int { shape.reduce(1, *) }
+        /// The entry's elements in fixed runs of 65536 (the last shorter): the unit of the element-wise passes
+        /// over the flat buffers (AdamW, the gradient norm), the same on any thread count.
+        public var spans: [Range<Int>] { stride(from: offset, to: offset + count, by: 65536).map { $0..<min(offset + count, $0 + 65536) } }
+    }
     public let entries: [Entry]
     public let total: Int
     let index: [String: Int]

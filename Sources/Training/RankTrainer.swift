@@ -100,11 +100,8 @@ public final class RankTrainer {
         // global norm (each tensor counted once: replica 0 only, after the DP sum every replica holds
         // the same gradients) and the loss (every replica's last stage), over every rank
         // fixed spans, partial sums added in span order: the same bits on any number of threads
-        var spans: [Range<Int>] = []
-        for e in model.layout.entries where place.dpRank == 0 && model.layout.countsInNorm(e, tpRank: place.tpRank, stage: place.stage) {
-            var lo = e.offset
-            while lo < e.offset + e.count { let hi = min(e.offset + e.count, lo + 65536); spans.append(lo..<hi); lo = hi }
-        }
+        let spans = model.layout.entries.filter { place.dpRank == 0 && model.layout.countsInNorm($0, tpRank: place.tpRank, stage: place.stage) }
+            .flatMap(\.spans)
         var partial = [Double](repeating: 0, count: spans.count)
         grads.withUnsafeBufferPointer { gb in partial.withUnsafeMutableBufferPointer { pb in
             let G = gb.baseAddress!, S = pb.baseAddress!
