@@ -43,14 +43,12 @@ struct BenchCommand: ParsableCommand {
             if layout.tp == 1 && layout.pp == 1 { return DecoderModel(weights: try DecoderWeights(ckpt, dtype: dtype)) }
             return try ShardedEngine(ckpt, layout: layout, microBatches: microBatches, dtype: dtype)
         }()
-        releaseFreedMemory()
-        let rssReset = resetPeakRSS()
+        releaseFreedMemory()   // the load's transients: Benchmark.run's peaks start from the loaded model
         let mode = MPIRuntime.isActive ? "\(MPIRuntime.worldSize) MPI processes" : "in-process"
         log(Compute.systemSummary)
         log("model: \(layers) layers, \(hidden) hidden, \(heads) heads, vocab \(vocab), \(dtype.rawValue) weights; \(layout) \(mode), micro-batches \(microBatches ?? layout.pp); \(Compute.threads) threads per rank")
         var res = try Benchmark.run(model: model, promptLength: promptLength, decodeTokens: decodeTokens, batches: batch, reps: reps, score: score,
                                     log: json ? { _ in } : log)
-        if rssReset, let hwm = highWaterRSSMegabytes() { res.peakRSSMB = hwm }
         res.threads = Compute.threads
         res.dtype = dtype.rawValue
         res.isa = Compute.isa.description
