@@ -58,6 +58,9 @@ public enum StageOutput {
 public struct DecoderModel: Sendable {
     public let weights: DecoderWeights
     public var config: ModelConfig { weights.config }
+    /// New rows per group of sequences that the layers take at once (a sequence longer than this is a group
+    /// alone): llama.cpp's default n_ubatch.
+    public var microBatchTokens = 512
 
     public init(weights: DecoderWeights) { self.weights = weights }
 
@@ -130,20 +133,23 @@ public struct DecoderModel: Sendable {
             return W.shard.isLastStage ? .logits(Tensor(zeros: [0, c.vocabSize])) : .hidden([])
         }
 
-        var a = LayerActivations()
-        // attention scores: a [rows, len] slice per (sequence, head), up to 16 MB of them at once (they run in
-        // parallel, in waves), and at least the largest one
-        let all = W.localHeads * zip(caches, counts).reduce(0) { $0 + $1.1 * ($1.0.length + $1.1) }
-        let oneHead = zip(caches, counts).map { $0.1 * ($0.0.length + $0.1) }.max()!
-        a.scores = [Float](repeating: 0, count: min(all, max(4 << 20, oneHead)))
         // Without logits (a prefill that only fills caches), the last stage's last layer is needed only for
         // its K and V: its attention output, projection and MLP feed nothing, so they are skipped.
         var cacheOnly = false
         if case .none = logits, W.shard.isLastStage { cacheOnly = true }
-        for li in W.layers.indices {
-            let kvOnly = cacheOnly && li == W.layers.count - 1
-            try layer(li).forward(&x, &a, sequences: sequences, positions: positions, keys: .caches(caches, layer: li),
-                                  training: false, kvOnly: kvOnly, tp: tp)
+        // The layers run over groups of whole sequences of up to `microBatchTokens` new rows (llama.cpp's
+        // n_ubatch): activations scale with a group, not with the batch. Rows of different sequences never
+        // mix and every row of a product is the same FMA chain in any batch, so a group's bits are the batch's.
+        for g in Self.microBatches(counts: counts, tokens: microBatchTokens) {
+            let r0 = sequences[g.lowerBound].row, r1 = sequences[g.upperBound - 1].row + counts[g.upperBound - 1]
+            let seqs = sequences[g].map { SequenceRows(row: $0.row - r0, count: $0.count, start: $0.start) }
+            if r0 == 0 && r1 == n {
+                try runLayers(&x, sequences: seqs, positions: positions, caches: caches, cacheOnly: cacheOnly, tp: tp)
+            } else {
+                var xg = Array(x[(r0 * C)..<(r1 * C)])
+                try runLayers(&xg, sequences: seqs, positions: Array(positions[r0..<r1]), caches: Array(caches[g]), cacheOnly: cacheOnly, tp: tp)
+                x.replaceSubrange((r0 * C)..<(r1 * C), with: xg)
+            }
         }
         for (s, k) in counts.enumerated() { caches[s].length += k }
         if !W.shard.isLastStage { return .hidden(x) }
@@ -168,5 +174,31 @@ public struct DecoderModel: Sendable {
             return .logits(Tensor(shape: [sel.count, 3], data: try head.scores(&hs, targets: targets.flatMap { $0 }, tp: tp)))
         }
         return .logits(Tensor(shape: [sel.count, c.vocabSize], data: try head.logits(&hs, rows: sel.count, tp: tp)))
+    }
+
+    /// Consecutive ranges of sequences, each of at most `tokens` new rows (or one sequence and empty ones).
+    static func microBatches(counts: [Int], tokens: Int) -> [Range<Int>] {
+        var out: [Range<Int>] = [], start = 0, rows = 0
+        for (s, k) in counts.enumerated() {
+            if rows > 0 && k > 0 && rows + k > tokens { out.append(start..<s); start = s; rows = 0 }
+            rows += k
+        }
+        out.append(start..<counts.count)
+        return out
+    }
+
+    /// Every layer of this stage over x [rows, C] of `sequences` (rows from 0).
+    func runLayers(_ x: inout [Float], sequences: [SequenceRows], positions: [Int], caches: [KVCache], cacheOnly: Bool, tp: Collective) throws {
+        let W = weights
+        var a = LayerActivations()
+        // attention scores: a [rows, len] slice per (sequence, head), up to 16 MB of them at once (they run in
+        // parallel, in waves), and at least the largest one
+        let all = W.localHeads * sequences.reduce(0) { $0 + $1.count * $1.length }
+        let oneHead = sequences.map { $0.count * $0.length }.max()!
+        a.scores = [Float](repeating: 0, count: min(all, max(4 << 20, oneHead)))
+        for li in W.layers.indices {
+            try layer(li).forward(&x, &a, sequences: sequences, positions: positions, keys: .caches(caches, layer: li),
+                                  training: false, kvOnly: cacheOnly && li == W.layers.count - 1, tp: tp)
+        }
     }
 }

@@ -1,7 +1,7 @@
 import XCTest
 @testable import Engine
 @testable import Checkpoints
-import Model
+@testable import Model
 import TensorCore
 
 final class KVCacheTests: XCTestCase {
@@ -45,6 +45,34 @@ final class KVCacheTests: XCTestCase {
         let branched = try model.forward(tokens: [Array(a[3...])], caches: [fork], logits: .last)
         XCTAssertEqual(zip(branched.data, alone.data).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
         XCTAssertEqual(base.length, 3)
+    }
+
+    /// The layers over groups of sequences (`microBatchTokens`) give the bits of the whole batch: logits of
+    /// every row and of the last, caches after, with sequences that add no rows between the others.
+    func testMicroBatchesGiveTheWholeBatchsBits() throws {
+        XCTAssertEqual(DecoderModel.microBatches(counts: [600, 0, 600], tokens: 512), [0..<2, 2..<3])
+        XCTAssertEqual(DecoderModel.microBatches(counts: [0, 600, 3, 4], tokens: 512), [0..<2, 2..<4])
+        XCTAssertEqual(DecoderModel.microBatches(counts: [5, 5, 5], tokens: 10), [0..<2, 2..<3])
+        XCTAssertEqual(DecoderModel.microBatches(counts: [5, 5, 5], tokens: 512), [0..<3])
+        // rotary positions: the layers see each row's position
+        let config = ModelConfig(vocabSize: 97, hiddenSize: 32, numLayers: 2, numHeads: 4, numKVHeads: 2, ffnSize: 48, maxPositions: 64,
+                                 norm: .rmsnorm, activation: .swiglu, positions: .rope, tiedEmbeddings: false, linearBias: false)
+        let whole = DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 3, std: 0.2)))
+        var rng = SplitMix64(seed: 11)
+        let prompts = [9, 0, 17, 4, 30].map { n in (0..<n).map { _ in Int(rng.next() % 97) } }
+        func run(_ model: DecoderModel) throws -> [[Float]] {
+            let caches = prompts.map { _ in model.makeCache(capacity: 64) }
+            _ = try model.forward(tokens: prompts.map { [3] + $0 }, caches: caches, logits: .none)
+            let all = try model.forward(tokens: prompts, caches: caches, logits: .all)
+            let last = try model.forward(tokens: prompts.map { Array($0.prefix(1)) }, caches: caches, logits: .last)
+            return [all.data, last.data] + caches.map { $0.k + $0.v }
+        }
+        let reference = try run(whole)
+        for tokens in [1, 8, 20, 31] {
+            var grouped = whole
+            grouped.microBatchTokens = tokens
+            XCTAssertEqual(try run(grouped).map { $0.map(\.bitPattern) }, reference.map { $0.map(\.bitPattern) }, "groups of \(tokens) rows")
+        }
     }
 
     func testScorerMatchesDirectComputation() throws {
