@@ -65,13 +65,31 @@ final class KVCacheTests: XCTestCase {
             _ = try model.forward(tokens: prompts.map { [3] + $0 }, caches: caches, logits: .none)
             let all = try model.forward(tokens: prompts, caches: caches, logits: .all)
             let last = try model.forward(tokens: prompts.map { Array($0.prefix(1)) }, caches: caches, logits: .last)
-            return [all.data, last.data] + caches.map { $0.k + $0.v }
+            return [all.data, last.data] + caches.map { $0.contents() }
         }
         let reference = try run(whole)
         for tokens in [1, 8, 20, 31] {
             var grouped = whole
             grouped.microBatchTokens = tokens
             XCTAssertEqual(try run(grouped).map { $0.map(\.bitPattern) }, reference.map { $0.map(\.bitPattern) }, "groups of \(tokens) rows")
+        }
+    }
+
+    /// A bf16 model keeps its keys and values in float16 (half an f32 cache's bytes); one beyond float16's
+    /// range is refused with an error naming the layer, sequence and position, never stored as infinite.
+    func testBF16ModelsCacheFloat16AndRefuseWhatItCannotHold() throws {
+        let config = ModelConfig(vocabSize: 50, hiddenSize: 32, numLayers: 2, numHeads: 4, maxPositions: 16)
+        let tame = DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 2, std: 0.2), dtype: .bfloat16))
+        let cache = tame.makeCache()
+        XCTAssertEqual(cache.storage, .float16)
+        XCTAssertEqual(cache.bytes, DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 2, std: 0.2))).makeCache().bytes / 2)
+        _ = try tame.forward(tokens: [[1, 2, 3]], caches: [cache], logits: .last)
+        // keys and values of magnitude ~ 1e5 x sqrt(32): beyond 65504
+        let wild = DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 2, std: 1e5), dtype: .bfloat16))
+        let c = wild.makeCache()
+        XCTAssertThrowsError(try wild.forward(tokens: [[1, 2, 3]], caches: [c], logits: .last)) { e in
+            let text = "\(e)"
+            XCTAssertTrue(text.contains("float16") && text.contains("layer 0") && text.contains("--dtype float32"), text)
         }
     }
 

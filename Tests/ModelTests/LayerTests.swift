@@ -36,30 +36,38 @@ final class LayerTests: XCTestCase {
     /// Attention over several sequences' caches: every (sequence, head) task gives the same bits whether
     /// the scores scratch holds them all (one parallel wave), a few at a time (several waves) or only one
     /// (one wave per task); and the caches receive the same keys and values.
-    func testAttentionWavesGiveTheSameBits() {
+    func testAttentionWavesGiveTheSameBits() throws {
         let H = 4, G = 2, D = 8, att = Attention(heads: H, groups: G, headDim: D), Q = att.qkvDim
         let prior = [3, 0, 7], counts = [5, 2, 1]   // cached tokens and new rows per sequence
         var rows: [SequenceRows] = [], r = 0
         for (p, c) in zip(prior, counts) { rows.append(SequenceRows(row: r, count: c, start: p)); r += c }
         let qkv = values(r * Q, seed: 0.41)
         let largest = zip(prior, counts).map { ($0 + $1) * $1 }.max()!, all = H * zip(prior, counts).reduce(0) { $0 + ($1.0 + $1.1) * $1.1 }
-        var outputs: [[Float]] = [], cacheKeys: [[Float]] = []
-        for size in [all, 3 * largest, largest] {
-            let caches = zip(prior, counts).map { p, c -> KVCache in
-                let cache = KVCache(layers: 1, groups: G, headDim: D, capacity: 16)
-                cache.k = values(cache.k.count, seed: 0.23); cache.v = values(cache.v.count, seed: 0.29); cache.length = p
-                return cache
+        for storage in [KVStorage.float32, .float16] {
+            var outputs: [[Float]] = [], cacheKeys: [[Float]] = []
+            for size in [all, 3 * largest, largest] {
+                let caches = zip(prior, counts).map { p, c -> KVCache in
+                    let cache = KVCache(layers: 1, groups: G, headDim: D, capacity: 16, storage: storage)
+                    for (base, seed) in [(cache.k, 0.23), (cache.v, 0.29)] {
+                        for (i, x) in values(G * 16 * D, seed: Float(seed)).enumerated() {
+                            if storage == .float32 { base.assumingMemoryBound(to: Float.self)[i] = x }
+                            else { base.assumingMemoryBound(to: UInt16.self)[i] = Float16(x).bitPattern }
+                        }
+                    }
+                    cache.length = p
+                    return cache
+                }
+                var out = [Float](repeating: 0, count: r * H * D), scratch = [Float](repeating: 0, count: size)
+                try out.withUnsafeMutableBufferPointer { o in
+                    try att.forward(o.baseAddress!, qkv, sequences: rows, keys: .caches(caches, layer: 0), probs: nil, scratch: &scratch)
+                }
+                outputs.append(out); cacheKeys.append(caches.flatMap { $0.contents() })
             }
-            var out = [Float](repeating: 0, count: r * H * D), scratch = [Float](repeating: 0, count: size)
-            out.withUnsafeMutableBufferPointer { o in
-                att.forward(o.baseAddress!, qkv, sequences: rows, keys: .caches(caches, layer: 0), probs: nil, scratch: &scratch)
+            XCTAssertGreaterThan(outputs[0].map(abs).max()!, 0.01, "a non-trivial output")
+            for i in 1..<outputs.count {
+                XCTAssertEqual(outputs[i].map(\.bitPattern), outputs[0].map(\.bitPattern), "\(storage): scratch size \(i)")
+                XCTAssertEqual(cacheKeys[i], cacheKeys[0])
             }
-            outputs.append(out); cacheKeys.append(caches.flatMap { $0.k + $0.v })
-        }
-        XCTAssertGreaterThan(outputs[0].map(abs).max()!, 0.01, "a non-trivial output")
-        for i in 1..<outputs.count {
-            XCTAssertEqual(outputs[i].map(\.bitPattern), outputs[0].map(\.bitPattern), "scratch size \(i)")
-            XCTAssertEqual(cacheKeys[i], cacheKeys[0])
         }
     }
 

@@ -1,5 +1,6 @@
 import XCTest
 import Foundation
+import CKernels
 @testable import TensorCore
 
 final class KernelTests: XCTestCase {
@@ -31,6 +32,38 @@ final class KernelTests: XCTestCase {
             }
         }
         XCTAssertEqual(mismatches, 0, "of \(lanes.count) values")
+    }
+
+    /// The float16 storage of a bf16 model's KV cache: on every ISA, widening every float16 and narrowing a
+    /// spread of floats (every 4093rd bit pattern, and the edges: 65504, 65520, subnormals, ties) give the bits of
+    /// Swift's own Float16 conversions (IEEE, nearest even); a NaN stays a NaN; too-large finite values are
+    /// counted (and stored as infinite).
+    func testFloat16ConversionsAreIEEEOnEveryISA() {
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        var floats: [Float] = [65504, 65519.99, 65520, 65536, -65520, 1e-8, 5.96e-8, 2.9802322e-8, 2.9802326e-8, 6.1035156e-5, 0, -0.0,
+                               .infinity, -.infinity, .nan, 1 + .ulpOfOne, 1.00048828125, 1.000732421875]
+        for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { floats.append(Float(bitPattern: UInt32(bits))) }
+        let halves = (0...UInt16.max).map { $0 }
+        let tooLarge = floats.filter { $0.isFinite && abs($0) >= 65520 }.count
+        for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+            Compute.limitISA(isa)
+            var wide = [Float](repeating: 0, count: halves.count)
+            tk_f16_to_f32(&wide, halves, halves.count)
+            var bad = 0
+            for (h, w) in zip(halves, wide) where !(w.isNaN && Float16(bitPattern: h).isNaN) && w.bitPattern != Float(Float16(bitPattern: h)).bitPattern {
+                if bad < 3 { XCTFail("\(isa): float16 \(String(h, radix: 16)) widened to \(w)") }
+                bad += 1
+            }
+            var narrow = [UInt16](repeating: 0, count: floats.count)
+            XCTAssertEqual(tk_f32_to_f16(&narrow, floats, floats.count), tooLarge, "\(isa)")
+            for (f, h) in zip(floats, narrow) where !(f.isNaN && Float16(bitPattern: h).isNaN) && h != Float16(f).bitPattern {
+                if bad < 6 { XCTFail("\(isa): \(f) narrowed to \(String(h, radix: 16)), Float16 gives \(String(Float16(f).bitPattern, radix: 16))") }
+                bad += 1
+            }
+            XCTAssertEqual(bad, 0, "\(isa)")
+            XCTAssertGreaterThan(tooLarge, 1000)
+        }
     }
 
     func testFastActivationsMatchReference() {

@@ -26,7 +26,7 @@ static void detect(void) {
     if (cpu_isa >= 0) return;
     __builtin_cpu_init();
     int isa = TK_ISA_PORTABLE;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) isa = TK_ISA_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) isa = TK_ISA_AVX2;
     if (isa == TK_ISA_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
         && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) isa = TK_ISA_AVX512;
     has_bf16 = __builtin_cpu_supports("avx512bf16");

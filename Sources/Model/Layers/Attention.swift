@@ -51,21 +51,31 @@ public struct Attention {
     /// is one task on the kernels' threads, in waves of tasks whose scores fit in `scratch` together (one
     /// wave when `probs` is given); each task's bits are the same however they are grouped.
     public func forward(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, sequences: [SequenceRows], keys: Keys,
-                        probs: UnsafeMutablePointer<Float>?, scratch: inout [Float], kvOnly: Bool = false) {
+                        probs: UnsafeMutablePointer<Float>?, scratch: inout [Float], kvOnly: Bool = false) throws {
         let H = heads, G = groups, D = headDim, Q = qkvDim, HD = H * D, per = groupSize, scale = scale
         if case .caches(let caches, let layer) = keys {   // the new rows' keys and values, appended to each cache
             for (s, seq) in sequences.enumerated() where seq.count > 0 {
                 let cache = caches[s]
-                cache.k.withUnsafeMutableBufferPointer { kb in cache.v.withUnsafeMutableBufferPointer { vb in
-                    for i in 0..<seq.count {
-                        let row = qkv + (seq.row + i) * Q
-                        for g in 0..<G {
-                            let off = cache.offset(layer: layer, group: g) + (seq.start + i) * D
-                            (kb.baseAddress! + off).update(from: row + H * D + g * D, count: D)
-                            (vb.baseAddress! + off).update(from: row + (H + G) * D + g * D, count: D)
+                for i in 0..<seq.count {
+                    let row = qkv + (seq.row + i) * Q
+                    for g in 0..<G {
+                        let at = cache.offset(layer: layer, group: g) + (seq.start + i) * D
+                        let (kNew, vNew) = (row + H * D + g * D, row + (H + G) * D + g * D)
+                        switch cache.storage {
+                        case .float32:
+                            (cache.k.assumingMemoryBound(to: Float.self) + at).update(from: kNew, count: D)
+                            (cache.v.assumingMemoryBound(to: Float.self) + at).update(from: vNew, count: D)
+                        case .float16:   // rounded once, here
+                            let over = tk_f32_to_f16(cache.k.assumingMemoryBound(to: UInt16.self) + at, kNew, D)
+                                + tk_f32_to_f16(cache.v.assumingMemoryBound(to: UInt16.self) + at, vNew, D)
+                            if over > 0 {
+                                let big = (0..<D).map { max(abs(kNew[$0]), abs(vNew[$0])) }.filter(\.isFinite).max() ?? 0
+                                throw DecoderError(description: "layer \(layer), sequence \(s), position \(seq.start + i): a key or value of magnitude \(big) "
+                                    + "is beyond float16's range (65504), the KV cache of a bf16 model; run it with --dtype float32")
+                            }
                         }
                     }
-                } }
+                }
             }
         }
         if kvOnly { return }
@@ -92,10 +102,17 @@ public struct Attention {
                     precondition(seq.start == 0, "attention over the batch's own keys starts at position 0")
                     attend(qkv + seq.row * Q + H * D + g * D, qkv + seq.row * Q + (H + G) * D + g * D, Q)
                 case .caches(let caches, let layer):
-                    let cache = caches[s], off = cache.offset(layer: layer, group: g)
-                    cache.k.withUnsafeBufferPointer { kb in cache.v.withUnsafeBufferPointer { vb in
-                        attend(kb.baseAddress! + off, vb.baseAddress! + off, D)
-                    } }
+                    let cache = caches[s], at = cache.offset(layer: layer, group: g)
+                    switch cache.storage {
+                    case .float32:
+                        attend(cache.k.assumingMemoryBound(to: Float.self) + at, cache.v.assumingMemoryBound(to: Float.self) + at, D)
+                    case .float16:   // this group's rows widened (exactly) into this thread's buffers
+                        guard let kw = tk_f16_rows(cache.k.assumingMemoryBound(to: UInt16.self) + at, D, seq.length, D, 0),
+                              let vw = tk_f16_rows(cache.v.assumingMemoryBound(to: UInt16.self) + at, D, seq.length, D, 1) else {
+                            fatalError("attention: no memory to widen \(seq.length) cached positions")
+                        }
+                        attend(kw, vw, D)
+                    }
                 }
             }
             if probs != nil { Compute.parallelFor(tasks.count, run); return }

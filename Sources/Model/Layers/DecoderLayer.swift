@@ -73,8 +73,8 @@ public struct DecoderLayer {
         try a.qkv.withUnsafeMutableBufferPointer { qb in try a.n1.withUnsafeMutableBufferPointer {
             try ColumnParallelLinear.forward(qb.baseAddress!, $0, W.qkvW, bias: W.qkvB, rows: n, tp: tp) } }
         if let rot = rotary { a.qkv.withUnsafeMutableBufferPointer { attention.rope($0.baseAddress!, positions: positions, rot) } }
-        a.att.withUnsafeMutableBufferPointer { ab in a.qkv.withUnsafeBufferPointer { qb in a.probs.withUnsafeMutableBufferPointer { pb in
-            attention.forward(ab.baseAddress!, qb.baseAddress!, sequences: sequences, keys: keys, probs: training ? pb.baseAddress! : nil,
+        try a.att.withUnsafeMutableBufferPointer { ab in try a.qkv.withUnsafeBufferPointer { qb in try a.probs.withUnsafeMutableBufferPointer { pb in
+            try attention.forward(ab.baseAddress!, qb.baseAddress!, sequences: sequences, keys: keys, probs: training ? pb.baseAddress! : nil,
                               scratch: &a.scores, kvOnly: kvOnly)
         } } }
         if kvOnly { return }

@@ -52,6 +52,15 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
 void tk_dot_rows(float *s, const float *q, const float *k, long ldk, long n, long D, float scale);
 void tk_weighted_sum(float *o, const float *p, const float *v, long ldv, long n, long D);
 
+/// dst[i] = float16(src[i]), round to nearest even (NaN stays a quiet NaN); returns how many finite values
+/// were too large for float16 (magnitude 65520 or more: stored as infinite).
+long tk_f32_to_f16(uint16_t *dst, const float *src, long count);
+/// dst[i] = src[i] (float16 bits) as f32, exactly.
+void tk_f16_to_f32(float *dst, const uint16_t *src, long count);
+/// `rows` rows of D float16 values (row r at src + r * ld) widened into this thread's buffer `slot` (0 or 1),
+/// [rows, D]; valid until this thread's next call with that slot. NULL without memory.
+const float *tk_f16_rows(const uint16_t *src, long ld, long rows, long D, int slot);
+
 /// dst[i] = bf16(src[i]), round to nearest even (NaN stays NaN).
 void tk_f32_to_bf16(uint16_t *dst, const float *src, long count);
 /// dst[i] = f32(src[i]) (exact).
