@@ -67,8 +67,9 @@ struct EvalCommand: ParsableCommand {
         var cache: RequestCache? = nil
         if !noCache {
             // keyed by the weights' hash, the layout (layouts agree to ~1e-6, not bit for bit), the weights'
-            // dtype and the kernels' generation ("tk1": Turing's own; every ISA gives the same bits)
-            let dt = compute.dtype == .float32 ? "" : "-\(compute.dtype.rawValue)"
+            // dtype with the KV cache's ("kvf16": a bf16 model's float16 cache, whose bits differ from the f32
+            // cache before it) and the kernels' generation ("tk1": Turing's own; every ISA gives the same bits)
+            let dt = compute.dtype == .float32 ? "" : "-\(compute.dtype.rawValue)-kvf16"
             let c = try RequestCache(directory: URL(fileURLWithPath: cacheDir), modelHash: "\(hash)-tp\(layout.tp)pp\(layout.pp)\(dt)-tk1")
             if c.count > 0 { log("request cache \(c.url.path): \(c.count) scored requests reused") }
             cache = c
