@@ -50,6 +50,7 @@ public final class KVCache {
     /// Copy of the first `n` positions, for branching several continuations from one context.
     public func fork(keeping n: Int? = nil, capacity newCap: Int? = nil) -> KVCache {
         let keep = n ?? length, cap = newCap ?? capacity
+        precondition(keep <= length && keep <= cap, "fork keeps \(keep) of \(length) positions into a capacity of \(cap)")
         let c = KVCache(layers: layers, groups: groups, headDim: headDim, capacity: cap, storage: storage)
         let row = headDim * storage.bytes
         for lg in 0..<(layers * groups) {
