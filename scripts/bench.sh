@@ -102,7 +102,7 @@ rows = [("prefill tok/s, batch 1", ("prefillTokensPerSecond", "b1"), ("prefill_t
         ("decode tok/s, batch 8", ("decodeTokensPerSecond", "b8"), ("decode_tokens_per_s", "b8"), True),
         ("time to first token, ms", ("timeToFirstTokenMs",), ("ttft_ms_b1",), False),
         ("scoring tok/s, batch 1 (all logits)", ("scoreTokensPerSecond", "b1"), ("score_tokens_per_s", "b1"), True),
-        ("peak RSS, MB (load and generation)", ("peakRSSMB",), ("peak_rss_mb",), False),
+        ("peak RSS of generation, MB (the peers' with their load)", ("peakRSSMB",), ("peak_rss_mb",), False),
         ("peak RSS while scoring, MB", ("scorePeakRSSMB",), ("score_peak_rss_mb",), False)]
 peer_cols = [("llama.cpp f32", "llama-f32"), ("llama.cpp bf16", "llama-bf16"),
              ("PyTorch f32", "torch-f32"), ("PyTorch bf16", "torch-bf16")]

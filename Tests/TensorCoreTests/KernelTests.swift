@@ -36,8 +36,8 @@ final class KernelTests: XCTestCase {
 
     /// The float16 storage of a bf16 model's KV cache: on every ISA, widening every float16 and narrowing a
     /// spread of floats (every 4093rd bit pattern, and the edges: 65504, 65520, subnormals, ties) give the bits of
-    /// Swift's own Float16 conversions (IEEE, nearest even); a NaN stays a NaN; too-large finite values are
-    /// counted (and stored as infinite).
+    /// Swift's own Float16 conversions (IEEE, nearest even); a NaN stays a NaN, with the same bits on every ISA
+    /// as every other value; too-large finite values are counted (and stored as infinite).
     func testFloat16ConversionsAreIEEEOnEveryISA() {
         let best = Compute.isa
         defer { Compute.limitISA(best) }
@@ -46,6 +46,7 @@ final class KernelTests: XCTestCase {
         for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { floats.append(Float(bitPattern: UInt32(bits))) }
         let halves = (0...UInt16.max).map { $0 }
         let tooLarge = floats.filter { $0.isFinite && abs($0) >= 65520 }.count
+        var outputs: [[UInt32]] = []
         for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
             Compute.limitISA(isa)
             var wide = [Float](repeating: 0, count: halves.count)
@@ -63,7 +64,9 @@ final class KernelTests: XCTestCase {
             }
             XCTAssertEqual(bad, 0, "\(isa)")
             XCTAssertGreaterThan(tooLarge, 1000)
+            outputs.append(wide.map(\.bitPattern) + narrow.map(UInt32.init))
         }
+        XCTAssertEqual(Set(outputs).count, 1, "every ISA gives the same bits, NaNs included")
     }
 
     func testFastActivationsMatchReference() {
