@@ -3,6 +3,7 @@
 // on it. The scalar kernels in Kernels.swift stay the reference the tests compare against.
 
 import Foundation
+import CKernels
 
 @inline(__always) public func vexp(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
     // Clamp, floor and the float-to-int conversion use compares and the 1.5*2^23 rounding trick instead of
@@ -47,7 +48,16 @@ public func vexpReference(_ xIn: SIMD8<Float>) -> SIMD8<Float> {
 @inline(__always) func store8(_ p: UnsafeMutablePointer<Float>, _ v: SIMD8<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }
 
 /// In place, vectorised: gelu_tanh(x) = x * sigmoid(2u) = x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3).
+/// The C kernel (`tk_gelu_tanh`: 16 lanes on AVX-512) computes `geluTanhVectorReference`'s bits; the
+/// count % 8 tail is the scalar reference, as there.
 public func geluTanhFast(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    let done = tk_gelu_tanh(x, count)
+    if done < count { geluTanh(x + done, count: count - done) }
+}
+
+/// geluTanhFast in Swift SIMD8 (compiled for the baseline ISA): the definition the C kernel must equal bit
+/// for bit (TensorCoreTests).
+public func geluTanhVectorReference(_ x: UnsafeMutablePointer<Float>, count: Int) {
     let k: Float = 0.7978845608028654
     var i = 0
     while i + 8 <= count {

@@ -69,6 +69,28 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(Set(outputs).count, 1, "every ISA gives the same bits, NaNs included")
     }
 
+    /// GeLU's C kernel gives the bits of its Swift SIMD8 definition on every ISA: every 4093rd float bit pattern
+    /// (both signs, NaN and infinities included), the activations' usual range densely, at lengths with and
+    /// without a tail.
+    func testGeluKernelIsItsSwiftDefinitionBitForBit() {
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        var inputs: [Float] = (0..<200_000).map { Float($0 - 100_000) / 8000 }
+        for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { inputs.append(Float(bitPattern: UInt32(bits))) }
+        inputs += [.nan, .infinity, -.infinity, 0, -0.0, 88, -88, 1e-30, -1e-30]
+        for count in [inputs.count - inputs.count % 16, inputs.count - inputs.count % 16 + 8, inputs.count] {
+            var want = Array(inputs[..<count])
+            want.withUnsafeMutableBufferPointer { geluTanhVectorReference($0.baseAddress!, count: count) }
+            for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+                Compute.limitISA(isa)
+                var got = Array(inputs[..<count])
+                got.withUnsafeMutableBufferPointer { geluTanhFast($0.baseAddress!, count: count) }
+                let bad = zip(got, want).enumerated().filter { $0.element.0.bitPattern != $0.element.1.bitPattern && !($0.element.0.isNaN && $0.element.1.isNaN) }
+                XCTAssertEqual(bad.count, 0, "\(isa), \(count) values: first at \(bad.first.map { "\(inputs[$0.offset]) -> \($0.element.0) vs \($0.element.1)" } ?? "")")
+            }
+        }
+    }
+
     func testFastActivationsMatchReference() {
         let n = 1003
         var a = (0..<n).map { Float($0 - 500) / 60 }, b = a

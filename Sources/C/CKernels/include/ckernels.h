@@ -52,6 +52,10 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
 void tk_dot_rows(float *s, const float *q, const float *k, long ldk, long n, long D, float scale);
 void tk_weighted_sum(float *o, const float *p, const float *v, long ldv, long n, long D);
 
+/// In place, the first count - count % 8 values (returned): GeLU's tanh form exactly as TensorCore's
+/// geluTanhFast computes it (the same bits; its scalar tail stays in Swift).
+long tk_gelu_tanh(float *x, long count);
+
 /// dst[i] = float16(src[i]), round to nearest even (NaN stays a quiet NaN); returns how many finite values
 /// were too large for float16 (magnitude 65520 or more: stored as infinite).
 long tk_f32_to_f16(uint16_t *dst, const float *src, long count);
