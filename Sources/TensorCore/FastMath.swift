@@ -80,8 +80,22 @@ public func siluGateFast(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePoint
     if i < count { siluGate(out + i, gate + i, up + i, count: count - i) }
 }
 
-/// In-place softmax over n, vectorised exp.
+/// In-place softmax over n, vectorised exp (the exp pass in C, `tk_exp_shifted8`: `softmaxVectorReference`'s bits).
 public func softmaxFast(_ x: UnsafeMutablePointer<Float>, count n: Int) {
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    var acc = SIMD8<Float>(repeating: 0)
+    var i = withUnsafeMutableBytes(of: &acc) { tk_exp_shifted8(x, n, m, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+    var s = acc.sum()
+    while i < n { let e = expf(x[i] - m); x[i] = e; s += e; i += 1 }
+    let inv = 1 / s
+    i = 0
+    while i + 8 <= n { store8(x + i, load8(x + i) * inv); i += 8 }
+    while i < n { x[i] *= inv; i += 1 }
+}
+
+/// softmaxFast in Swift SIMD8 alone: the definition the C exp pass must equal bit for bit (TensorCoreTests).
+public func softmaxVectorReference(_ x: UnsafeMutablePointer<Float>, count n: Int) {
     var m = -Float.infinity
     for i in 0..<n { m = max(m, x[i]) }
     let vm = SIMD8<Float>(repeating: m)

@@ -91,6 +91,36 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The softmax with its exp pass in C gives the bits of its Swift SIMD8 definition on every ISA, at every
+    /// length from 1 to 70 and a long one, on rows of attention-like scores and on rows with huge and -inf values.
+    func testSoftmaxKernelIsItsSwiftDefinitionBitForBit() {
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        var state: UInt64 = 5
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        func row(_ n: Int, wild: Bool) -> [Float] {
+            (0..<n).map { _ in
+                let u = Float(next() % 1_000_000) / 1_000_000
+                if wild && next() % 7 == 0 { return [-Float.infinity, 1e30, -1e30, 90, -90][Int(next() % 5)] }
+                return (u - 0.5) * 24
+            }
+        }
+        for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+            Compute.limitISA(isa)
+            var bad = 0
+            for n in Array(1...70) + [1029] {
+                for wild in [false, true] {
+                    let input = row(n, wild: wild)
+                    var want = input, got = input
+                    want.withUnsafeMutableBufferPointer { softmaxVectorReference($0.baseAddress!, count: n) }
+                    got.withUnsafeMutableBufferPointer { softmaxFast($0.baseAddress!, count: n) }
+                    for (g, w) in zip(got, want) where g.bitPattern != w.bitPattern && !(g.isNaN && w.isNaN) { bad += 1 }
+                }
+            }
+            XCTAssertEqual(bad, 0, "\(isa)")
+        }
+    }
+
     func testFastActivationsMatchReference() {
         let n = 1003
         var a = (0..<n).map { Float($0 - 500) / 60 }, b = a

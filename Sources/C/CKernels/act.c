@@ -1,9 +1,10 @@
-// act.c: the tanh-approximation GeLU of the forward pass, x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3),
-// with TensorCore's vexp (Cephes expf: clamp, floor by the 1.5*2^23 rounding trick, degree-6 polynomial,
-// exponent by bit shifting), the same operations in the same order on every lane as Swift's geluTanhFast
-// (FastMath.swift), each rounded, nothing fused: the same bits on every ISA (KernelTests checks them
-// against the Swift function). AVX-512 takes 16 lanes, AVX2 8, portable C one at a time; Swift keeps the
-// count % 8 tail (its scalar reference), so this takes the first count - count % 8 values.
+// act.c: TensorCore's vexp (Cephes expf: clamp, floor by the 1.5*2^23 rounding trick, degree-6 polynomial,
+// exponent by bit shifting) and what the forward pass builds on it: the tanh-approximation GeLU,
+// x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3), and the softmax's exp pass. The same operations in
+// the same order on every lane as their Swift SIMD8 definitions (FastMath.swift), each rounded, nothing
+// fused, sums kept per SIMD8 lane in the order of the elements: the same bits on every ISA (KernelTests
+// checks them against the Swift functions). AVX-512 takes 16 lanes, AVX2 8, portable C one at a time;
+// Swift keeps the count % 8 tail (its scalar reference), so these take the first count - count % 8 values.
 #include "internal.h"
 #include <string.h>
 
@@ -11,9 +12,7 @@
 #define EXP_HI 88.37626f
 #define MAGIC 12582912.0f   /* 1.5 * 2^23 */
 
-TK_INLINE float gelu1(float v) {
-    float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-    float x = -2 * u;
+TK_INLINE float exp1(float x) {
     x = x >= EXP_LO ? x : EXP_LO;   // NaN too, as vexp's compare
     x = x > EXP_HI ? EXP_HI : x;
     float w = x * 1.44269504088896341f + 0.5f;
@@ -30,54 +29,70 @@ TK_INLINE float gelu1(float v) {
     y = y * y1 + 5.0000001201e-1f;
     y = y * z + y1 + 1;
     uint32_t pb = (uint32_t)n << 23; float pow2; memcpy(&pow2, &pb, 4);
-    return v / (1 + y * pow2);
+    return y * pow2;
 }
 
-#define GELU_BODY(V, SET, ADD, SUB, MUL, DIV, GE, GT, BLEND, ICAST, FCAST, IADD, ISUB, ISET, SHL)          \
-    V u = MUL(SET(0.7978845608028654f), ADD(v, MUL(MUL(MUL(SET(0.044715f), v), v), v)));             \
-    V x = MUL(SET(-2.0f), u);                                                                            \
-    x = BLEND(GE(x, SET(EXP_LO)), SET(EXP_LO), x);                                                       \
-    x = BLEND(GT(x, SET(EXP_HI)), x, SET(EXP_HI));                                                       \
-    V w = ADD(MUL(x, SET(1.44269504088896341f)), SET(0.5f));                                             \
-    V r = SUB(ADD(w, SET(MAGIC)), SET(MAGIC));                                                           \
-    V fx = BLEND(GT(r, w), r, SUB(r, SET(1.0f)));                                                        \
-    V pow2 = FCAST(SHL(IADD(ISUB(ICAST(ADD(fx, SET(MAGIC))), ISET(0x4B400000)), ISET(127)), 23));       \
-    V y1 = SUB(x, MUL(fx, SET(0.693359375f)));                                                           \
-    y1 = SUB(y1, MUL(fx, SET(-2.12194440e-4f)));                                                         \
-    V z = MUL(y1, y1), y = SET(1.9875691500e-4f);                                                        \
-    y = ADD(MUL(y, y1), SET(1.3981999507e-3f));                                                          \
-    y = ADD(MUL(y, y1), SET(8.3334519073e-3f));                                                          \
-    y = ADD(MUL(y, y1), SET(4.1665795894e-2f));                                                          \
-    y = ADD(MUL(y, y1), SET(1.6666665459e-1f));                                                          \
-    y = ADD(MUL(y, y1), SET(5.0000001201e-1f));                                                          \
-    y = ADD(ADD(MUL(y, z), y1), SET(1.0f));                                                              \
-    V out = DIV(v, ADD(SET(1.0f), MUL(y, pow2)));
+TK_INLINE float gelu1(float v) {
+    float u = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+    return v / (1 + exp1(-2 * u));
+}
+
+// vexp on a vector: clamp (NaN to the low bound), floor by the rounding trick, polynomial, 2^n by bits.
+#define VEXP(V, SET, ADD, SUB, MUL, GE, GT, BLEND, ICAST, FCAST, IADD, ISUB, ISET, SHL, xin, result)          \
+    V result;                                                                                            \
+    {                                                                                                    \
+        V x = BLEND(GE(xin, SET(EXP_LO)), SET(EXP_LO), xin);                                             \
+        x = BLEND(GT(x, SET(EXP_HI)), x, SET(EXP_HI));                                                   \
+        V w = ADD(MUL(x, SET(1.44269504088896341f)), SET(0.5f));                                         \
+        V r = SUB(ADD(w, SET(MAGIC)), SET(MAGIC));                                                       \
+        V fx = BLEND(GT(r, w), r, SUB(r, SET(1.0f)));                                                    \
+        V pow2 = FCAST(SHL(IADD(ISUB(ICAST(ADD(fx, SET(MAGIC))), ISET(0x4B400000)), ISET(127)), 23));   \
+        V y1 = SUB(x, MUL(fx, SET(0.693359375f)));                                                       \
+        y1 = SUB(y1, MUL(fx, SET(-2.12194440e-4f)));                                                     \
+        V z = MUL(y1, y1), y = SET(1.9875691500e-4f);                                                    \
+        y = ADD(MUL(y, y1), SET(1.3981999507e-3f));                                                      \
+        y = ADD(MUL(y, y1), SET(8.3334519073e-3f));                                                      \
+        y = ADD(MUL(y, y1), SET(4.1665795894e-2f));                                                      \
+        y = ADD(MUL(y, y1), SET(1.6666665459e-1f));                                                      \
+        y = ADD(MUL(y, y1), SET(5.0000001201e-1f));                                                      \
+        y = ADD(ADD(MUL(y, z), y1), SET(1.0f));                                                          \
+        result = MUL(y, pow2);                                                                           \
+    }
 
 // masks select where the compare holds: BLEND(m, a, b) = m ? b : a
 #define B512(m, a, b) _mm512_mask_blend_ps((m), (a), (b))
 #define GE512(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GE_OQ)
 #define GT512(a, b) _mm512_cmp_ps_mask((a), (b), _CMP_GT_OQ)
+#define VEXP512(xin, result) VEXP(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, GE512, GT512, B512, \
+    _mm512_castps_si512, _mm512_castsi512_ps, _mm512_add_epi32, _mm512_sub_epi32, _mm512_set1_epi32, _mm512_slli_epi32, xin, result)
+#define B256(m, a, b) _mm256_blendv_ps((a), (b), (m))
+#define GE256(a, b) _mm256_cmp_ps((a), (b), _CMP_GE_OQ)
+#define GT256(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
+#define VEXP256(xin, result) VEXP(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, GE256, GT256, B256, \
+    _mm256_castps_si256, _mm256_castsi256_ps, _mm256_add_epi32, _mm256_sub_epi32, _mm256_set1_epi32, _mm256_slli_epi32, xin, result)
+
 TK_AVX512 static void gelu_avx512(float *p, long n) {
     long i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(p + i);
-        GELU_BODY(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps, GE512, GT512, B512,
-                  _mm512_castps_si512, _mm512_castsi512_ps, _mm512_add_epi32, _mm512_sub_epi32, _mm512_set1_epi32, _mm512_slli_epi32)
-        _mm512_storeu_ps(p + i, out);
+        __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
+                                 _mm512_add_ps(v, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), v), v)));
+        __m512 t = _mm512_mul_ps(_mm512_set1_ps(-2.0f), u);
+        VEXP512(t, e)
+        _mm512_storeu_ps(p + i, _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
     }
     for (; i < n; i++) p[i] = gelu1(p[i]);
 }
 
-#define B256(m, a, b) _mm256_blendv_ps((a), (b), (m))
-#define GE256(a, b) _mm256_cmp_ps((a), (b), _CMP_GE_OQ)
-#define GT256(a, b) _mm256_cmp_ps((a), (b), _CMP_GT_OQ)
 TK_AVX2 static void gelu_avx2(float *p, long n) {
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(p + i);
-        GELU_BODY(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps, GE256, GT256, B256,
-                  _mm256_castps_si256, _mm256_castsi256_ps, _mm256_add_epi32, _mm256_sub_epi32, _mm256_set1_epi32, _mm256_slli_epi32)
-        _mm256_storeu_ps(p + i, out);
+        __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
+                                 _mm256_add_ps(v, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), v), v)));
+        __m256 t = _mm256_mul_ps(_mm256_set1_ps(-2.0f), u);
+        VEXP256(t, e)
+        _mm256_storeu_ps(p + i, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
     }
     for (; i < n; i++) p[i] = gelu1(p[i]);
 }
@@ -88,5 +103,47 @@ long tk_gelu_tanh(float *x, long count) {
     if (isa == TK_ISA_AVX512) gelu_avx512(x, n);
     else if (isa == TK_ISA_AVX2) gelu_avx2(x, n);
     else for (long i = 0; i < n; i++) x[i] = gelu1(x[i]);
+    return n;
+}
+
+TK_AVX512 static void exp_shifted_avx512(float *p, long n, float m, float *acc) {
+    __m256 a = _mm256_setzero_ps();
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {   // lanes 0-7 then 8-15 added in turn: each sum in the order of i
+        __m512 t = _mm512_sub_ps(_mm512_loadu_ps(p + i), _mm512_set1_ps(m));
+        VEXP512(t, e)
+        _mm512_storeu_ps(p + i, e);
+        a = _mm256_add_ps(a, _mm512_castps512_ps256(e));
+        a = _mm256_add_ps(a, _mm512_extractf32x8_ps(e, 1));
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(m));
+        VEXP256(t, e)
+        _mm256_storeu_ps(p + i, e);
+        a = _mm256_add_ps(a, e);
+    }
+    _mm256_storeu_ps(acc, a);
+}
+
+TK_AVX2 static void exp_shifted_avx2(float *p, long n, float m, float *acc) {
+    __m256 a = _mm256_setzero_ps();
+    for (long i = 0; i + 8 <= n; i += 8) {
+        __m256 t = _mm256_sub_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(m));
+        VEXP256(t, e)
+        _mm256_storeu_ps(p + i, e);
+        a = _mm256_add_ps(a, e);
+    }
+    _mm256_storeu_ps(acc, a);
+}
+
+long tk_exp_shifted8(float *x, long count, float m, float acc[8]) {
+    long n = count - count % 8;
+    int isa = tk_isa();
+    if (isa == TK_ISA_AVX512) exp_shifted_avx512(x, n, m, acc);
+    else if (isa == TK_ISA_AVX2) exp_shifted_avx2(x, n, m, acc);
+    else {
+        for (int j = 0; j < 8; j++) acc[j] = 0;
+        for (long i = 0; i < n; i++) { x[i] = exp1(x[i] - m); acc[i % 8] += x[i]; }
+    }
     return n;
 }

@@ -55,6 +55,9 @@ void tk_weighted_sum(float *o, const float *p, const float *v, long ldv, long n,
 /// In place, the first count - count % 8 values (returned): GeLU's tanh form exactly as TensorCore's
 /// geluTanhFast computes it (the same bits; its scalar tail stays in Swift).
 long tk_gelu_tanh(float *x, long count);
+/// The softmax's exp pass over the first count - count % 8 values (returned): x[i] = vexp(x[i] - m), and acc[j]
+/// the sum of the values with i % 8 == j, added in the order of i (TensorCore's SIMD8 lanes).
+long tk_exp_shifted8(float *x, long count, float m, float acc[8]);
 
 /// dst[i] = float16(src[i]), round to nearest even (NaN stays a quiet NaN); returns how many finite values
 /// were too large for float16 (magnitude 65520 or more: stored as infinite).
