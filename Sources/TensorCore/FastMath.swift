@@ -82,27 +82,32 @@ public func siluGateFast(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePoint
 
 /// In-place softmax over n, vectorised exp (the exp pass in C, `tk_exp_shifted8`: `softmaxVectorReference`'s bits).
 public func softmaxFast(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-    var m = -Float.infinity
-    for i in 0..<n { m = max(m, x[i]) }
+    let m = rowMax(x, count: n)
     var acc = SIMD8<Float>(repeating: 0)
-    var i = withUnsafeMutableBytes(of: &acc) { tk_exp_shifted8(x, n, m, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
-    var s = acc.sum()
-    while i < n { let e = expf(x[i] - m); x[i] = e; s += e; i += 1 }
-    let inv = 1 / s
-    i = 0
-    while i + 8 <= n { store8(x + i, load8(x + i) * inv); i += 8 }
-    while i < n { x[i] *= inv; i += 1 }
+    let i = withUnsafeMutableBytes(of: &acc) { tk_exp_shifted8(x, n, m, $0.baseAddress!.assumingMemoryBound(to: Float.self)) }
+    softmaxFinish(x, count: n, max: m, from: i, sum: acc.sum())
 }
 
 /// softmaxFast in Swift SIMD8 alone: the definition the C exp pass must equal bit for bit (TensorCoreTests).
 public func softmaxVectorReference(_ x: UnsafeMutablePointer<Float>, count n: Int) {
-    var m = -Float.infinity
-    for i in 0..<n { m = max(m, x[i]) }
-    let vm = SIMD8<Float>(repeating: m)
+    let m = rowMax(x, count: n), vm = SIMD8<Float>(repeating: m)
     var acc = SIMD8<Float>(repeating: 0)
     var i = 0
     while i + 8 <= n { let e = vexp(load8(x + i) - vm); store8(x + i, e); acc += e; i += 8 }
-    var s = acc.sum()
+    softmaxFinish(x, count: n, max: m, from: i, sum: acc.sum())
+}
+
+/// The largest of x[0..<n] (Swift.max in order: a NaN is kept only where it comes first).
+@inline(__always) func rowMax(_ x: UnsafePointer<Float>, count n: Int) -> Float {
+    var m = -Float.infinity
+    for i in 0..<n { m = max(m, x[i]) }
+    return m
+}
+
+/// A softmax after its exp pass over x[0..<start] (whose lane sums gave `sum`): the scalar tail's exps, then
+/// every value times 1 / sum.
+@inline(__always) func softmaxFinish(_ x: UnsafeMutablePointer<Float>, count n: Int, max m: Float, from start: Int, sum: Float) {
+    var i = start, s = sum
     while i < n { let e = expf(x[i] - m); x[i] = e; s += e; i += 1 }
     let inv = 1 / s
     i = 0
