@@ -71,15 +71,22 @@ TK_INLINE float gelu1(float v) {
 #define VEXP256(xin, result) VEXP(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, GE256, GT256, B256, \
     _mm256_castps_si256, _mm256_castsi256_ps, _mm256_add_epi32, _mm256_sub_epi32, _mm256_set1_epi32, _mm256_slli_epi32, xin, result)
 
+// GeLU of the vector v into `out`, with the vector width's ops and vexp (the formula of gelu1, lane by lane).
+#define GELU_STEP(V, SET, ADD, MUL, DIV, VEXPW, v, out)                                                  \
+    V out;                                                                                               \
+    {                                                                                                    \
+        V u = MUL(SET(0.7978845608028654f), ADD(v, MUL(MUL(MUL(SET(0.044715f), v), v), v)));            \
+        V t = MUL(SET(-2.0f), u);                                                                        \
+        VEXPW(t, e)                                                                                      \
+        out = DIV(v, ADD(SET(1.0f), e));                                                                 \
+    }
+
 TK_AVX512 static void gelu_avx512(float *p, long n) {
     long i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 v = _mm512_loadu_ps(p + i);
-        __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.7978845608028654f),
-                                 _mm512_add_ps(v, _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.044715f), v), v), v)));
-        __m512 t = _mm512_mul_ps(_mm512_set1_ps(-2.0f), u);
-        VEXP512(t, e)
-        _mm512_storeu_ps(p + i, _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+        GELU_STEP(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_mul_ps, _mm512_div_ps, VEXP512, v, g)
+        _mm512_storeu_ps(p + i, g);
     }
     for (; i < n; i++) p[i] = gelu1(p[i]);
 }
@@ -88,11 +95,8 @@ TK_AVX2 static void gelu_avx2(float *p, long n) {
     long i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(p + i);
-        __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f),
-                                 _mm256_add_ps(v, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.044715f), v), v), v)));
-        __m256 t = _mm256_mul_ps(_mm256_set1_ps(-2.0f), u);
-        VEXP256(t, e)
-        _mm256_storeu_ps(p + i, _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e)));
+        GELU_STEP(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_mul_ps, _mm256_div_ps, VEXP256, v, g)
+        _mm256_storeu_ps(p + i, g);
     }
     for (; i < n; i++) p[i] = gelu1(p[i]);
 }
