@@ -100,23 +100,17 @@ public struct DecoderWeights: Sendable {
         try c.validate()
         try ParallelLayout.checkTensorParallel(c, tp: shard.tp)
         let shapes = Dictionary(uniqueKeysWithValues: Self.localShapes(c, shard: shard))
-        func rowsOf(_ names: [String]) -> (rows: Int, cols: Int, data: [Float]?) {
-            let rows = names.reduce(0) { $0 + shapes[$1]![0] }, cols = shapes[names[0]]![1]
-            if names.count == 1 { return (rows, cols, nil) }
-            var d: [Float] = []; d.reserveCapacity(rows * cols)
-            for n in names { d.append(contentsOf: UnsafeBufferPointer(start: parameter(n), count: shapes[n]![0] * cols)) }
-            return (rows, cols, d)
+        func parts(_ names: [String]) -> (parts: [(data: UnsafePointer<Float>, rows: Int)], cols: Int) {
+            (names.map { (parameter($0), shapes[$0]![0]) }, shapes[names[0]]![1])
         }
         self.init(c, shard: shard, dtype: .float32, array: { name in
             shapes[name].map { Array(UnsafeBufferPointer(start: parameter(name), count: $0.reduce(1, *))) }
         }, matrix: { names in
-            let (r, k, d) = rowsOf(names)
-            guard let d else { return WeightMatrix(rowsOf: parameter(names[0]), rows: r, cols: k, pool: pool) }
-            return d.withUnsafeBufferPointer { WeightMatrix(rowsOf: $0.baseAddress!, rows: r, cols: k, pool: pool) }
+            let (p, k) = parts(names)
+            return WeightMatrix(rowsOf: p, cols: k, pool: pool)
         }, transposed: { names in
-            let (r, k, d) = rowsOf(names)
-            guard let d else { return WeightMatrix(transposing: parameter(names[0]), rows: r, cols: k, pool: pool) }
-            return d.withUnsafeBufferPointer { WeightMatrix(transposing: $0.baseAddress!, rows: r, cols: k, pool: pool) }
+            let (p, k) = parts(names)
+            return WeightMatrix(transposing: p, cols: k, pool: pool)
         })
     }
 

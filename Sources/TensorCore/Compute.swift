@@ -60,6 +60,13 @@ public enum Compute {
         return out.map { $0! }
     }
 
+    /// Sets every element to 0, chunks of 1M on the kernels' threads (a training step's gradients:
+    /// hundreds of MB that one thread would zero while the others wait).
+    public static func zero(_ b: UnsafeMutableBufferPointer<Float>) {
+        guard let base = b.baseAddress else { return }
+        _ = mapChunks(b.count) { r in (base + r.lowerBound).update(repeating: 0, count: r.count) }
+    }
+
     /// C[m, n] = alpha * A[m, k] * op(B) + beta * C, row-major; B is [k, n] or, when `transB`, [n, k].
     @inline(__always)
     public static func gemm(_ c: UnsafeMutablePointer<Float>, ldc: Int,

@@ -116,24 +116,29 @@ public func softmaxVectorReference(_ x: UnsafeMutablePointer<Float>, count n: In
 }
 
 /// x[i] = exp(x[i] - shift) in place (vectorised exp); returns the sum (accumulated in Double per block).
+/// The exp pass is C's (`tk_exp_shifted8`), `expShiftedVectorReference`'s bits.
 public func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, count n: Int, shift: Float) -> Double {
-    let vm = SIMD8<Float>(repeating: shift)
-    var total: Double = 0
-    var i = 0
-    while i + 8 <= n {
-        var acc = SIMD8<Float>(repeating: 0)
-        let end = min(n - (n - i) % 8, i + 1024)         // blocks of 1024 in Float, then into the Double total
-        while i < end { let e = vexp(load8(x + i) - vm); store8(x + i, e); acc += e; i += 8 }
-        total += Double(acc.sum())
-    }
-    while i < n { let e = expf(x[i] - shift); x[i] = e; total += Double(e); i += 1 }
-    return total
+    blockedExpSum(x, count: n, shift: shift, store: true, pass: expPassC)
+}
+
+/// expShiftedInPlace with the exp pass in Swift SIMD8: the definition (TensorCoreTests).
+public func expShiftedVectorReference(_ x: UnsafeMutablePointer<Float>, count n: Int, shift: Float) -> Double {
+    blockedExpSum(x, count: n, shift: shift, store: true, pass: expPassSwift)
 }
 
 /// One row of logits reduced for a log-softmax: its max, the first index holding it, and the sum of
 /// exp(x - max) (vectorised exp, blocks of 1024 in Float, then a Double total; the same order for a
-/// row whatever else is computed). n > 0.
+/// row whatever else is computed). n > 0. The exp pass is C's (`tk_sum_exp8`), the reference's bits.
 public func maxArgmaxSumExp(_ x: UnsafePointer<Float>, count n: Int) -> (max: Float, argmax: Int, sumExp: Double) {
+    maxArgmaxSumExp(x, count: n, pass: expPassC)
+}
+
+/// maxArgmaxSumExp with the exp pass in Swift SIMD8: the definition (TensorCoreTests).
+public func maxArgmaxSumExpVectorReference(_ x: UnsafePointer<Float>, count n: Int) -> (max: Float, argmax: Int, sumExp: Double) {
+    maxArgmaxSumExp(x, count: n, pass: expPassSwift)
+}
+
+func maxArgmaxSumExp(_ x: UnsafePointer<Float>, count n: Int, pass: ExpPass) -> (max: Float, argmax: Int, sumExp: Double) {
     var vmax = SIMD8<Float>(repeating: -.infinity)
     var i = 0
     while i + 8 <= n { vmax = pointwiseMax(vmax, load8(x + i)); i += 8 }
@@ -142,15 +147,38 @@ public func maxArgmaxSumExp(_ x: UnsafePointer<Float>, count n: Int) -> (max: Fl
     var arg = 0
     while arg < n && !(x[arg] == m) { arg += 1 }
     if arg == n { arg = 0 }   // all NaN: the caller checks finiteness
-    let vm = SIMD8<Float>(repeating: m)
-    var total: Double = 0
-    i = 0
-    while i + 8 <= n {
-        var acc = SIMD8<Float>(repeating: 0)
-        let end = Swift.min(n - (n - i) % 8, i + 1024)
-        while i < end { acc += vexp(load8(x + i) - vm); i += 8 }
-        total += Double(acc.sum())
+    return (m, arg, blockedExpSum(UnsafeMutablePointer(mutating: x), count: n, shift: m, store: false, pass: pass))
+}
+
+/// An exp pass over x[0..<n], n a multiple of 8: the sums of exp(x[i] - m) per SIMD8 lane, each in the
+/// order of i, the exps written back when `store`.
+typealias ExpPass = (_ x: UnsafeMutablePointer<Float>, _ n: Int, _ m: Float, _ store: Bool) -> SIMD8<Float>
+
+let expPassC: ExpPass = { x, n, m, store in
+    var acc = SIMD8<Float>(repeating: 0)
+    _ = withUnsafeMutableBytes(of: &acc) { a in
+        let lanes = a.baseAddress!.assumingMemoryBound(to: Float.self)
+        return store ? tk_exp_shifted8(x, n, m, lanes) : tk_sum_exp8(x, n, m, lanes)
     }
-    while i < n { total += Double(expf(x[i] - m)); i += 1 }
-    return (m, arg, total)
+    return acc
+}
+
+let expPassSwift: ExpPass = { x, n, m, store in
+    let vm = SIMD8<Float>(repeating: m)
+    var acc = SIMD8<Float>(repeating: 0), i = 0
+    while i < n { let e = vexp(load8(x + i) - vm); if store { store8(x + i, e) }; acc += e; i += 8 }
+    return acc
+}
+
+/// The sum of exp(x[i] - shift) over x[0..<n]: blocks of 1024 summed per lane in Float, each block's lanes
+/// into a Double total, then the n % 8 tail one at a time; the exps written back when `store`.
+@inline(__always) func blockedExpSum(_ x: UnsafeMutablePointer<Float>, count n: Int, shift: Float, store: Bool, pass: ExpPass) -> Double {
+    var total: Double = 0, i = 0
+    while i + 8 <= n {
+        let end = min(n - (n - i) % 8, i + 1024)
+        total += Double(pass(x + i, end - i, shift, store).sum())
+        i = end
+    }
+    while i < n { let e = expf(x[i] - shift); if store { x[i] = e }; total += Double(e); i += 1 }
+    return total
 }

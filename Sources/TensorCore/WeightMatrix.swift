@@ -33,23 +33,41 @@ public struct WeightMatrix: Sendable {
         }
     }
 
-    /// `data` points at rows * cols f32 values, row-major (a view into a training rank's flat
-    /// parameters, repacked once per optimizer step); the packed storage comes from `pool` when it has some.
-    public init(rowsOf data: UnsafePointer<Float>, rows: Int, cols: Int, pool: PackedStoragePool? = nil) {
+    /// The matrix stacking `parts` by rows (each `rows` x cols f32 values, row-major: views into a
+    /// training rank's flat parameters, e.g. Q, K and V of a fused QKV), packed in place from the parts
+    /// (no stacked copy) once per optimizer step; the packed storage comes from `pool` when it has some.
+    public init(rowsOf parts: [(data: UnsafePointer<Float>, rows: Int)], cols: Int, pool: PackedStoragePool? = nil) {
+        let rows = parts.reduce(0) { $0 + $1.rows }
         self.rows = rows; self.cols = cols
+        let list = Self.rowList(parts, cols: cols)
         storage = .f32(Self.filled(tk_packed_count(rows, cols), pool) { dst in
-            Self.packRows(UnsafeMutableRawPointer(dst), Int32(TK_F32), size: 4, from: data, rows: rows, cols: cols)
+            list.withUnsafeBufferPointer { l in
+                Self.byPanels(rows) { q0, q1 in tk_pack_row_list(dst + q0 * 32 * cols, Int32(TK_F32), l.baseAddress! + q0 * 32, min(rows, q1 * 32) - q0 * 32, cols) }
+            }
         })
     }
 
-    /// The transpose of w[outRows, inCols] (row-major at `w`): a [inCols, outRows] matrix, so that
-    /// `linear(dx, dy, WeightMatrix(transposing: w, ...))` is dx[N, in] = dy[N, out] w, the input
-    /// gradient of `linear` with the same per-element FMA chains as a general product.
-    public init(transposing w: UnsafePointer<Float>, rows outRows: Int, cols inCols: Int, pool: PackedStoragePool? = nil) {
+    /// The transpose of the matrix stacking `parts` by rows (w[outRows, inCols], outRows the sum of the
+    /// parts' rows): a [inCols, outRows] matrix, so that `linear(dx, dy, WeightMatrix(transposing: ...))`
+    /// is dx[N, in] = dy[N, out] w, the input gradient of `linear` with the same per-element FMA chains
+    /// as a general product.
+    public init(transposing parts: [(data: UnsafePointer<Float>, rows: Int)], cols inCols: Int, pool: PackedStoragePool? = nil) {
+        let outRows = parts.reduce(0) { $0 + $1.rows }
         self.rows = inCols; self.cols = outRows
+        let list = Self.rowList(parts, cols: inCols)
         storage = .f32(Self.filled(tk_packed_count(inCols, outRows), pool) { dst in
-            Self.byPanels(inCols) { q0, q1 in tk_pack_cols(dst + q0 * 32 * outRows, w + q0 * 32, inCols, outRows, min(inCols, q1 * 32) - q0 * 32) }
+            list.withUnsafeBufferPointer { l in
+                Self.byPanels(inCols) { q0, q1 in tk_pack_cols_list(dst + q0 * 32 * outRows, l.baseAddress!, q0 * 32, outRows, min(inCols, q1 * 32) - q0 * 32) }
+            }
         })
+    }
+
+    /// Where each row of the stacked parts starts.
+    private static func rowList(_ parts: [(data: UnsafePointer<Float>, rows: Int)], cols: Int) -> [UnsafePointer<Float>?] {
+        var list: [UnsafePointer<Float>?] = []
+        list.reserveCapacity(parts.reduce(0) { $0 + $1.rows })
+        for p in parts { for r in 0..<p.rows { list.append(p.data + r * cols) } }
+        return list
     }
 
     /// rows x cols f32 values, row-major at `src`, packed into `dst` as kernel dtype `t` (`size` bytes a value),

@@ -56,7 +56,7 @@ public final class RankTrainer {
         let mine = Array(micro[(place.dpRank * M / DP)..<((place.dpRank + 1) * M / DP)])
         for b in mine { _ = try model.check(b) }
         let scale = 1 / Float(M)
-        grads.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        grads.withUnsafeMutableBufferPointer { Compute.zero($0) }
         var lossSum: Double = 0
         var acts: [Int: StageActivations] = [:]
         peakInFlight = 0; peakActivationFloats = 0

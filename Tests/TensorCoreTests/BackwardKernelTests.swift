@@ -48,14 +48,35 @@ final class BackwardKernelTests: XCTestCase {
         for (n, out, inF) in [(5, 33, 17), (13, 64, 100), (1, 7, 3)] {
             let w = values(out * inF) { sin(Float($0) * 1.3) }, dy = values(n * out) { cos(Float($0) * 0.9) }
             var a = [Float](repeating: 0, count: n * inF), b = a
-            let wt = w.withUnsafeBufferPointer { WeightMatrix(transposing: $0.baseAddress!, rows: out, cols: inF) }
+            let wt = w.withUnsafeBufferPointer { WeightMatrix(transposing: [($0.baseAddress!, out)], cols: inF) }
             XCTAssertEqual(wt.rows, inF); XCTAssertEqual(wt.cols, out)
             a.withUnsafeMutableBufferPointer { ab in dy.withUnsafeBufferPointer { linear(ab.baseAddress!, $0.baseAddress!, wt, nil, rows: n) } }
             b.withUnsafeMutableBufferPointer { bb in dy.withUnsafeBufferPointer { d in w.withUnsafeBufferPointer {
                 Compute.gemm(bb.baseAddress!, ldc: inF, d.baseAddress!, lda: out, $0.baseAddress!, ldb: inF, transB: false, m: n, n: inF, k: out) } } }
             XCTAssertEqual(a, b, "[\(n), \(out)] x [\(out), \(inF)]")
-            let p = w.withUnsafeBufferPointer { WeightMatrix(rowsOf: $0.baseAddress!, rows: out, cols: inF) }
+            let p = w.withUnsafeBufferPointer { WeightMatrix(rowsOf: [($0.baseAddress!, out)], cols: inF) }
             XCTAssertEqual(p.floats, WeightMatrix(w, rows: out, cols: inF).floats)
+        }
+    }
+
+    /// A fused matrix packed from its parts where they lie (training's QKV from Q, K and V in the flat
+    /// parameters) equals the one packed from their stacked copy, forward and transposed, with parts
+    /// that end inside a 32-row panel and more panels than threads.
+    func testMatrixPackedFromPartsEqualsStackedCopy() {
+        for (sizes, inF) in [([5, 40, 19], 17), ([64, 64, 64], 33), ([1], 3), ([300, 7, 100], 70)] {
+            let parts = sizes.enumerated().map { i, r in values(r * inF) { sin(Float($0 + 1000 * i) * 0.7) } }
+            let stacked = parts.flatMap { $0 }, out = sizes.reduce(0, +)
+            let held = parts.map { p in UnsafeMutableBufferPointer<Float>.allocate(capacity: p.count) }
+            defer { held.forEach { $0.deallocate() } }
+            for (h, p) in zip(held, parts) { _ = h.initialize(from: p) }
+            let list = zip(held, sizes).map { (data: UnsafePointer($0.baseAddress!), rows: $1) }
+            func packed(_ m: WeightMatrix) -> [Float] { if case .f32(let a) = m.storage { return a }; return [] }
+            XCTAssertEqual(packed(WeightMatrix(rowsOf: list, cols: inF)), packed(WeightMatrix(stacked, rows: out, cols: inF)), "\(sizes) x \(inF)")
+            let t = stacked.withUnsafeBufferPointer { WeightMatrix(transposing: [($0.baseAddress!, out)], cols: inF) }
+            let f = WeightMatrix(transposing: list, cols: inF)
+            XCTAssertEqual(f.rows, inF); XCTAssertEqual(f.cols, out)
+            XCTAssertEqual(packed(f), packed(t), "transposed \(sizes) x \(inF)")
+            XCTAssertEqual(f.floats, (0..<inF).flatMap { c in (0..<out).map { stacked[$0 * inF + c] } }, "the transpose's values")
         }
     }
 

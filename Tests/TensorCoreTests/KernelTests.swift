@@ -121,6 +121,42 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The log-softmax's and the cross-entropy's exp passes in C (`maxArgmaxSumExp`, `expShiftedInPlace`:
+    /// blocks of 1024, lane sums into a Double) give their Swift SIMD8 definitions' bits on every ISA, at
+    /// lengths around the block and lane boundaries and GPT-2's vocabulary, on tame rows and wild ones.
+    func testLogSoftmaxExpPassesAreTheirSwiftDefinitionsBitForBit() {
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        var state: UInt64 = 11
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        func row(_ n: Int, wild: Bool) -> [Float] {
+            (0..<n).map { _ in
+                if wild && next() % 5 == 0 { return [-Float.infinity, 1e30, -1e30, 90, -90, .nan][Int(next() % 6)] }
+                return (Float(next() % 1_000_000) / 1_000_000 - 0.5) * 30
+            }
+        }
+        for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+            Compute.limitISA(isa)
+            var bad: [String] = []
+            for n in [1, 7, 8, 9, 16, 17, 1023, 1024, 1025, 1031, 2048 + 24, 50257] {
+                for wild in [false, true] {
+                    let input = row(n, wild: wild)
+                    let w = input.withUnsafeBufferPointer { maxArgmaxSumExpVectorReference($0.baseAddress!, count: n) }
+                    let g = input.withUnsafeBufferPointer { maxArgmaxSumExp($0.baseAddress!, count: n) }
+                    if g.max.bitPattern != w.max.bitPattern || g.argmax != w.argmax || !(g.sumExp.bitPattern == w.sumExp.bitPattern || (g.sumExp.isNaN && w.sumExp.isNaN)) {
+                        bad.append("maxArgmaxSumExp n \(n) wild \(wild): \(g) vs \(w)")
+                    }
+                    var want = input, got = input
+                    let ws = want.withUnsafeMutableBufferPointer { expShiftedVectorReference($0.baseAddress!, count: n, shift: 3.5) }
+                    let gs = got.withUnsafeMutableBufferPointer { expShiftedInPlace($0.baseAddress!, count: n, shift: 3.5) }
+                    let rows = zip(got, want).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }.count
+                    if rows > 0 || !(gs.bitPattern == ws.bitPattern || (gs.isNaN && ws.isNaN)) { bad.append("expShifted n \(n) wild \(wild): \(rows) values, sum \(gs) vs \(ws)") }
+                }
+            }
+            XCTAssertEqual(bad, [], "\(isa)")
+        }
+    }
+
     func testFastActivationsMatchReference() {
         let n = 1003
         var a = (0..<n).map { Float($0 - 500) / 60 }, b = a

@@ -110,39 +110,43 @@ long tk_gelu_tanh(float *x, long count) {
     return n;
 }
 
-/// 8 lanes at a time, adding to the lane sums already in acc.
-TK_AVX2 static void exp_shifted_avx2(float *p, long n, float m, float *acc) {
+/// 8 lanes at a time, adding to the lane sums already in acc; the exps stored to `out` unless it is NULL.
+TK_AVX2 static void exp_shifted_avx2(const float *p, float *out, long n, float m, float *acc) {
     __m256 a = _mm256_loadu_ps(acc);
     for (long i = 0; i + 8 <= n; i += 8) {
         __m256 t = _mm256_sub_ps(_mm256_loadu_ps(p + i), _mm256_set1_ps(m));
         VEXP256(t, e)
-        _mm256_storeu_ps(p + i, e);
+        if (out) _mm256_storeu_ps(out + i, e);
         a = _mm256_add_ps(a, e);
     }
     _mm256_storeu_ps(acc, a);
 }
 
 /// 16 at a time, lanes 0-7 then 8-15 added in turn (each sum in the order of i); a last 8 by the AVX2 pass.
-TK_AVX512 static void exp_shifted_avx512(float *p, long n, float m, float *acc) {
+TK_AVX512 static void exp_shifted_avx512(const float *p, float *out, long n, float m, float *acc) {
     __m256 a = _mm256_loadu_ps(acc);
     long i = 0;
     for (; i + 16 <= n; i += 16) {
         __m512 t = _mm512_sub_ps(_mm512_loadu_ps(p + i), _mm512_set1_ps(m));
         VEXP512(t, e)
-        _mm512_storeu_ps(p + i, e);
+        if (out) _mm512_storeu_ps(out + i, e);
         a = _mm256_add_ps(a, _mm512_castps512_ps256(e));
         a = _mm256_add_ps(a, _mm512_extractf32x8_ps(e, 1));
     }
     _mm256_storeu_ps(acc, a);
-    exp_shifted_avx2(p + i, n - i, m, acc);
+    exp_shifted_avx2(p + i, out ? out + i : NULL, n - i, m, acc);
 }
 
-long tk_exp_shifted8(float *x, long count, float m, float acc[8]) {
+static long exp_pass(const float *x, float *out, long count, float m, float acc[8]) {
     long n = count - count % 8;
     for (int j = 0; j < 8; j++) acc[j] = 0;
     int isa = tk_isa();
-    if (isa == TK_ISA_AVX512) exp_shifted_avx512(x, n, m, acc);
-    else if (isa == TK_ISA_AVX2) exp_shifted_avx2(x, n, m, acc);
-    else for (long i = 0; i < n; i++) { x[i] = exp1(x[i] - m); acc[i % 8] += x[i]; }
+    if (isa == TK_ISA_AVX512) exp_shifted_avx512(x, out, n, m, acc);
+    else if (isa == TK_ISA_AVX2) exp_shifted_avx2(x, out, n, m, acc);
+    else for (long i = 0; i < n; i++) { float e = exp1(x[i] - m); if (out) out[i] = e; acc[i % 8] += e; }
     return n;
 }
+
+long tk_exp_shifted8(float *x, long count, float m, float acc[8]) { return exp_pass(x, x, count, m, acc); }
+
+long tk_sum_exp8(const float *x, long count, float m, float acc[8]) { return exp_pass(x, NULL, count, m, acc); }

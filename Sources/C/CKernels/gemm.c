@@ -113,6 +113,28 @@ static void direct(const tk_pk_args *a, const void *w, int wtype, long ldw, int 
     }
 }
 
+/// A general product's right operand packed per call, panels split over the kernels' threads (each
+/// panel packed alone: the same result on any number of threads). how: 0 tk_pack_cols of b[k, n],
+/// 1 tk_pack_rows of w[n, k] in f32, 2 from bf16.
+typedef struct { void *dst; const void *src; long ld, n, k, per; int how; } pack_b_job;
+
+static void pack_b_task(void *ctx, long t) {
+    const pack_b_job *J = ctx;
+    long panels = (J->n + 31) / 32, q0 = t * J->per, q1 = q0 + J->per < panels ? q0 + J->per : panels;
+    long n0 = q0 * 32, nn = (J->n < q1 * 32 ? J->n : q1 * 32) - n0;
+    if (J->how == 0) tk_pack_cols((float *)J->dst + n0 * J->k, (const float *)J->src + n0, J->ld, J->k, nn);
+    else if (J->how == 1) tk_pack_rows((float *)J->dst + n0 * J->k, TK_F32, (const float *)J->src + n0 * J->ld, J->ld, nn, J->k);
+    else tk_pack_rows_bf16((uint16_t *)J->dst + n0 * J->k, (const uint16_t *)J->src + n0 * J->ld, J->ld, nn, J->k);
+}
+
+static void pack_b(void *dst, const void *src, long ld, long n, long k, int how) {
+    long panels = (n + 31) / 32;
+    int threads = (double)n * k < 262144.0 ? 1 : tk_threads();
+    long per = (panels + 4L * threads - 1) / (4L * threads);
+    pack_b_job J = { dst, src, ld, n, k, per, how };
+    tk_parallel((panels + per - 1) / per, threads, pack_b_task, &J);
+}
+
 void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int wtype, long ldw,
                 const float *bias, float alpha, float beta, long m, long n, long k) {
     if (m <= 0 || n <= 0) return;
@@ -124,7 +146,7 @@ void tk_gemm_nt(float *y, long ldy, const float *x, long ldx, const void *w, int
         direct(&a, w, wtype, ldw, 1);
         return;
     }
-    if (wtype == TK_BF16) tk_pack_rows_bf16(p, w, ldw, n, k); else tk_pack_rows(p, TK_F32, w, ldw, n, k);
+    pack_b(p, w, ldw, n, k, wtype == TK_BF16 ? 2 : 1);
     tk_gemm_packed(y, ldy, x, ldx, 1, p, wtype, bias, alpha, beta, m, n, k);
     free(p);
 }
@@ -139,7 +161,7 @@ void tk_gemm_nn(float *c, long ldc, const float *a, long rsa, long csa, const fl
         direct(&args, b, TK_F32, ldb, 0);
         return;
     }
-    tk_pack_cols(p, b, ldb, k, n);
+    pack_b(p, b, ldb, n, k, 0);
     tk_gemm_packed(c, ldc, a, rsa, csa, p, TK_F32, NULL, alpha, beta, m, n, k);
     free(p);
 }

@@ -42,6 +42,36 @@ void tk_pack_rows_bf16(uint16_t *dst, const uint16_t *w, long ldw, long n, long 
             }
 }
 
+void tk_pack_row_list(void *dst, int dtype, const float *const *rows, long n, long k) {
+    long panels = (n + 31) / 32;
+    for (long q = 0; q < panels; q++) {
+        long nr = n - q * 32 < 32 ? n - q * 32 : 32;
+        const float *const *src = rows + q * 32;
+        if (dtype == TK_F32) {
+            float *d = (float *)dst + q * 32 * k;
+            for (long p = 0; p < k; p++, d += 32) {
+                for (long c = 0; c < nr; c++) d[c] = src[c][p];
+                for (long c = nr; c < 32; c++) d[c] = 0.0f;
+            }
+        } else {
+            uint16_t *d = (uint16_t *)dst + q * 32 * k;
+            for (long c = 0; c < nr; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = tk_bf16_round(src[c][p]);
+            for (long c = nr; c < 32; c++) for (long p = 0; p < k; p++) d[p * 32 + c] = 0;
+        }
+    }
+}
+
+void tk_pack_cols_list(float *dst, const float *const *rows, long c0, long k, long n) {
+    long panels = (n + 31) / 32;
+    for (long q = 0; q < panels; q++)
+        for (long p = 0; p < k; p++) {
+            float *d = dst + q * 32 * k + p * 32;
+            long cn = n - q * 32 < 32 ? n - q * 32 : 32;
+            memcpy(d, rows[p] + c0 + q * 32, (size_t)cn * 4);
+            for (long c = cn; c < 32; c++) d[c] = 0.0f;
+        }
+}
+
 void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n) {
     long panels = (n + 31) / 32;
     for (long q = 0; q < panels; q++)

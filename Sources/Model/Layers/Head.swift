@@ -52,14 +52,17 @@ public struct VocabParallelHead {
     public func statistics(_ local: UnsafePointer<Float>, targets: [Int], tp: Collective) throws -> RowStatistics {
         let Vl = localVocab, lo = first, valid = valid, rows = targets.count
         var stats = [Float](repeating: 0, count: rows * 5)
-        for r in 0..<rows {
-            let row = local + r * Vl
-            var m = -Float.infinity, am = -1, sum = 0.0
-            if valid > 0 { let st = maxArgmaxSumExp(row, count: valid); m = st.max; am = lo + st.argmax; sum = st.sumExp }
-            let t = targets[r] - lo
-            let hi = Float(sum)
-            stats[r * 5 + 0] = m; stats[r * 5 + 1] = Float(am); stats[r * 5 + 2] = hi; stats[r * 5 + 3] = Float(sum - Double(hi))
-            stats[r * 5 + 4] = t >= 0 && t < valid ? row[t] : -.infinity
+        stats.withUnsafeMutableBufferPointer { sb in
+            let S = sb.baseAddress!
+            Compute.parallelFor(rows) { r in   // rows apart: the same bits on any number of threads
+                let row = local + r * Vl
+                var m = -Float.infinity, am = -1, sum = 0.0
+                if valid > 0 { let st = maxArgmaxSumExp(row, count: valid); m = st.max; am = lo + st.argmax; sum = st.sumExp }
+                let t = targets[r] - lo
+                let hi = Float(sum)
+                S[r * 5 + 0] = m; S[r * 5 + 1] = Float(am); S[r * 5 + 2] = hi; S[r * 5 + 3] = Float(sum - Double(hi))
+                S[r * 5 + 4] = t >= 0 && t < valid ? row[t] : -.infinity
+            }
         }
         let size = tp.size
         var all = [Float](repeating: 0, count: size * rows * 5)      // [rank][row][5]

@@ -30,6 +30,10 @@ void tk_pack_rows(void *dst, int dtype, const float *w, long ldw, long n, long k
 void tk_pack_rows_bf16(uint16_t *dst, const uint16_t *w, long ldw, long n, long k);
 /// Pack b[k, n] (row stride ldb) as the right operand of a b.
 void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n);
+/// tk_pack_rows of a matrix whose row j (k values) is at rows[j]: a fused matrix packed from its parts in place.
+void tk_pack_row_list(void *dst, int dtype, const float *const *rows, long n, long k);
+/// tk_pack_cols of b[k, n] whose row p starts at rows[p] + c0 (the transpose of a fused matrix, from its parts).
+void tk_pack_cols_list(float *dst, const float *const *rows, long c0, long k, long n);
 /// Row j of the packed weight (the k values of w[j, :]) widened to f32.
 void tk_packed_row(float *dst, const void *panels, int dtype, long k, long j);
 
@@ -58,6 +62,8 @@ long tk_gelu_tanh(float *x, long count);
 /// The softmax's exp pass over the first count - count % 8 values (returned): x[i] = vexp(x[i] - m), and acc[j]
 /// the sum of the values with i % 8 == j, added in the order of i (TensorCore's SIMD8 lanes).
 long tk_exp_shifted8(float *x, long count, float m, float acc[8]);
+/// The same lane sums without storing the exps (x unchanged).
+long tk_sum_exp8(const float *x, long count, float m, float acc[8]);
 
 /// dst[i] = float16(src[i]), round to nearest even (NaN stays a quiet NaN); returns how many finite values
 /// were too large for float16 (magnitude 65520 or more: stored as infinite).
