@@ -67,7 +67,9 @@ void tk_gemm_packed(float *c, long ldc, const float *a, long rsa, long csa, cons
     J.block = isa == TK_ISA_AVX512 ? tk_pk_block_avx512 : isa == TK_ISA_AVX2 ? tk_pk_block_avx2 : tk_pk_block_portable;
     J.mr = isa == TK_ISA_AVX512 ? 12 : isa == TK_ISA_AVX2 ? 4 : 0;   // rows of the kernel's tile (0: A read in place)
     J.panels = (n + 31) / 32;
-    J.qb = m == 1 ? 4 : 2;   // one row (decode) takes four panels at a time
+    // one row (decode) takes four panels at a time; rows take two, or eight when there are many panels (the
+    // head): a task's panels after its first are fetched while the one before is computed (tk_pk_block_*)
+    J.qb = m == 1 ? 4 : J.panels >= 128L * tk_threads() ? 8 : 2;
     int threads = (double)m * n * (k > 0 ? k : 1) < 65536.0 ? 1 : tk_threads();
     // passes over k: only when sums may be stored in c between them (beta == 0: c is output only)
     long kc = m > 1 && beta == 0.0f && k > K_DEEP ? K_PASS : k;

@@ -123,7 +123,9 @@ TK_AVX512 TK_INLINE void masks512(const tk_pk_args *a, long j, __mmask16 *m0, __
     *m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
 }
 
-TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int MR, const int BF) {
+/// nx, nl: nl cache lines at nx (a share of the task's next panel) fetched into L2 along the way, one every
+/// kc / nl steps, so that panel's first tile finds it there instead of waiting on memory at every step.
+TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const char *nx, long nl, const int MR, const int BF) {
     const long kc = a->kc, rsa = a->rsa, csa = a->csa;
     const long boff = q * 32 * a->k + a->p0 * 32;
     const long j = q * 32;
@@ -133,8 +135,11 @@ TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const int 
     for (int r = 0; r < MR; r++) { acc[r][0] = start512(a, i + r, j, m0); acc[r][1] = start512(a, i + r, j + 16, m1); }
     const float *ap = a->a + (i - a->ai0) * a->tsa;
     const char *pf = (const char *)a->b + (boff + 32 * PF_AHEAD) * (BF ? 2 : 4);
+    const long every = nl > 0 ? (kc / nl > 0 ? kc / nl : 1) : kc + 1;
+    long countdown = every;
     for (long p = 0; p < kc; p++) {
         _mm_prefetch(pf + p * (BF ? 64 : 128), _MM_HINT_T0);   // the panel PF_AHEAD steps ahead (past its end: harmless)
+        if (--countdown == 0) { countdown = every; if (nl > 0) { _mm_prefetch(nx, _MM_HINT_T1); nx += 64; nl--; } }
         __m512 b0 = ldp512(a->b, boff + p * 32, BF), b1 = ldp512(a->b, boff + p * 32 + 16, BF);
         for (int r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(ap[r * rsa + p * csa]);
@@ -184,13 +189,14 @@ R(1) R(2) R(3) R(4)
 typedef void (*tile_fn)(const tk_pk_args *, long, long);
 static const tile_fn rf512[4] = { rf512_1, rf512_2, rf512_3, rf512_4 };
 static const tile_fn rh512[4] = { rh512_1, rh512_2, rh512_3, rh512_4 };
+typedef void (*tile_pf_fn)(const tk_pk_args *, long, long, const char *, long);
 #define T(MR) \
-    static TK_AVX512 void f512_##MR(const tk_pk_args *a, long i, long q) { tile512(a, i, q, MR, 0); } \
-    static TK_AVX512 void h512_##MR(const tk_pk_args *a, long i, long q) { tile512(a, i, q, MR, 1); }
+    static TK_AVX512 void f512_##MR(const tk_pk_args *a, long i, long q, const char *nx, long nl) { tile512(a, i, q, nx, nl, MR, 0); } \
+    static TK_AVX512 void h512_##MR(const tk_pk_args *a, long i, long q, const char *nx, long nl) { tile512(a, i, q, nx, nl, MR, 1); }
 T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11) T(12)
 #undef T
-static const tile_fn f512[12] = { f512_1, f512_2, f512_3, f512_4, f512_5, f512_6, f512_7, f512_8, f512_9, f512_10, f512_11, f512_12 };
-static const tile_fn h512[12] = { h512_1, h512_2, h512_3, h512_4, h512_5, h512_6, h512_7, h512_8, h512_9, h512_10, h512_11, h512_12 };
+static const tile_pf_fn f512[12] = { f512_1, f512_2, f512_3, f512_4, f512_5, f512_6, f512_7, f512_8, f512_9, f512_10, f512_11, f512_12 };
+static const tile_pf_fn h512[12] = { h512_1, h512_2, h512_3, h512_4, h512_5, h512_6, h512_7, h512_8, h512_9, h512_10, h512_11, h512_12 };
 
 void tk_pk_block_avx512(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
     if (i1 - i0 == 1) {
@@ -198,9 +204,17 @@ void tk_pk_block_avx512(const tk_pk_args *a, long i0, long i1, long q0, long q1)
         for (long q = q0; q < q1; q += 4) { long nq = q1 - q < 4 ? q1 - q : 4; r[nq - 1](a, i0, q); }
         return;
     }
-    const tile_fn *t = a->btype == TK_BF16 ? h512 : f512;
-    for (long q = q0; q < q1; q++)
-        for (long i = i0; i < i1; i += 12) { long mr = i1 - i < 12 ? i1 - i : 12; t[mr - 1](a, i, q); }
+    const tile_pf_fn *t = a->btype == TK_BF16 ? h512 : f512;
+    const long es = a->btype == TK_BF16 ? 2 : 4, tiles = (i1 - i0 + 11) / 12;
+    for (long q = q0; q < q1; q++) {
+        // the next panel's kc steps, a share per tile of this one (none after the task's last panel)
+        const char *next = (const char *)a->b + ((q + 1) * 32 * a->k + a->p0 * 32) * es;
+        long lines = q + 1 < q1 ? 32 * a->kc * es / 64 : 0;
+        for (long i = i0, ti = 0; i < i1; i += 12, ti++) {
+            long mr = i1 - i < 12 ? i1 - i : 12, l0 = lines * ti / tiles, l1 = lines * (ti + 1) / tiles;
+            t[mr - 1](a, i, q, next + l0 * 64, l1 - l0);
+        }
+    }
 }
 
 // MARK: - AVX2
