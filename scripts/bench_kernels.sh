@@ -14,8 +14,11 @@ if [ ${#libs[@]} -gt 0 ]; then
     cc -O3 -DPEERS "${flags[@]}" -ISources/C/CKernels/include -o "$out/bench_peers" scripts/bench_kernels/bench_kernels.c Sources/C/CKernels/*.c "${libs[@]}" -lpthread -lm
 fi
 grep -m1 "model name" /proc/cpuinfo
-for shape in "128 2304 768" "128 768 3072" "1024 3072 768" "1 2304 768" "1 50257 768"; do
-    "$out/bench_kernels" $shape 20 "${1:-2}"
-    [ -x "$out/bench_peers" ] && "$out/bench_peers" $shape 20 "${1:-2}" | tail -n +2
+# shape and how many copies of its weights to stream (more than the L3 holds, as a model's weights), or 1
+threads=${1:-2}
+for run in "128 2304 768 60" "128 768 3072 60" "1024 3072 768 1" "1 2304 768 1" "1 50257 768 1" "128 50257 768 3"; do
+    read -r m n k copies <<< "$run"; shape="$m $n $k"
+    "$out/bench_kernels" $shape 20 "$threads" "$copies"
+    [ -x "$out/bench_peers" ] && "$out/bench_peers" $shape 20 "$threads" | tail -n +2
     echo
 done

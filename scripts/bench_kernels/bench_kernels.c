@@ -2,11 +2,14 @@
 // -DWITH_OPENBLAS) oneDNN's dnnl_sgemm and OpenBLAS's cblas_sgemm, on one shape, best of N; and whether
 // Turing's rows are the same alone, and on AVX2, as in the batch (they must be). Turing is timed in a
 // binary that links no BLAS: OpenBLAS's threads spin after process start and would take its cores.
-// Usage: bench_kernels M N K [reps] [threads]   (scripts/bench_kernels.sh builds and runs it)
+// With `copies` > 1, Turing's f32 product also runs over that many copies of the packed weights in turn (more
+// than the L3 holds: weights streamed from memory, as a model's are), reported per product.
+// Usage: bench_kernels M N K [reps] [threads] [copies]   (scripts/bench_kernels.sh builds and runs it)
 #include "ckernels.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #ifdef WITH_DNNL
 #include <oneapi/dnnl/dnnl.h>
@@ -30,6 +33,17 @@ int main(int argc, char **argv) {
     const char *isa[] = { "portable", "AVX2", "AVX-512" };
     printf("%ld x %ld x %ld, %d threads, ISA %s\n", M, N, K, tk_threads(), isa[tk_isa()]);
 #ifndef PEERS
+    int copies = argc > 6 ? atoi(argv[6]) : 1;
+    if (copies > 1) {
+        float **cp = malloc(copies * sizeof(float *));
+        for (int c = 0; c < copies; c++) { cp[c] = malloc(tk_packed_count(N, K) * 4); memcpy(cp[c], pk, tk_packed_count(N, K) * 4); }
+        char name[64]; snprintf(name, sizeof name, "turing f32, %d copies (%.0f MB)", copies, copies * 4.0 * N * K / 1e6);
+        fl *= copies;
+        BENCH(name, for (int c = 0; c < copies; c++) tk_gemm_packed(y, N, x, K, 1, cp[c], TK_F32, NULL, 1, 0, M, N, K));
+        fl /= copies;
+        for (int c = 0; c < copies; c++) free(cp[c]);
+        free(cp);
+    }
     BENCH("turing f32 (packed)", tk_gemm_packed(y, N, x, K, 1, pk, TK_F32, NULL, 1, 0, M, N, K));
     BENCH("turing bf16 weights", tk_gemm_packed(y2, N, x, K, 1, pb, TK_BF16, NULL, 1, 0, M, N, K));
 #else
