@@ -232,14 +232,18 @@ TK_AVX2 TK_INLINE __m256 start256(const tk_pk_args *a, long i, long j) {
     return _mm256_maskload_ps(a->c + i * a->ldc + j, mask);
 }
 
-TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, const int MR, const int BF) {
+/// nx, nl: as tile512's, a share of the task's next panel fetched into L2 along the way.
+TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, const char *nx, long nl, const int MR, const int BF) {
     const long kc = a->kc, rsa = a->rsa, csa = a->csa;
     const long boff = q * 32 * a->k + a->p0 * 32 + half * 16;
     const long j = q * 32 + half * 16;
     __m256 acc[4][2];
     for (int r = 0; r < MR; r++) { acc[r][0] = start256(a, i + r, j); acc[r][1] = start256(a, i + r, j + 8); }
     const float *ap = a->a + (i - a->ai0) * a->tsa;
+    const long every = nl > 0 ? (kc / nl > 0 ? kc / nl : 1) : kc + 1;
+    long countdown = every;
     for (long p = 0; p < kc; p++) {
+        if (--countdown == 0) { countdown = every; if (nl > 0) { _mm_prefetch(nx, _MM_HINT_T1); nx += 64; nl--; } }
         __m256 b0 = ldp256(a->b, boff + p * 32, BF), b1 = ldp256(a->b, boff + p * 32 + 8, BF);
         for (int r = 0; r < MR; r++) {
             __m256 av = _mm256_set1_ps(ap[r * rsa + p * csa]);
@@ -254,19 +258,26 @@ TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, c
     }
 }
 #define T(MR) \
-    static TK_AVX2 void f256_##MR(const tk_pk_args *a, long i, long q, long h) { tile256(a, i, q, h, MR, 0); } \
-    static TK_AVX2 void h256_##MR(const tk_pk_args *a, long i, long q, long h) { tile256(a, i, q, h, MR, 1); }
+    static TK_AVX2 void f256_##MR(const tk_pk_args *a, long i, long q, long h, const char *nx, long nl) { tile256(a, i, q, h, nx, nl, MR, 0); } \
+    static TK_AVX2 void h256_##MR(const tk_pk_args *a, long i, long q, long h, const char *nx, long nl) { tile256(a, i, q, h, nx, nl, MR, 1); }
 T(1) T(2) T(3) T(4)
 #undef T
-typedef void (*tile2_fn)(const tk_pk_args *, long, long, long);
+typedef void (*tile2_fn)(const tk_pk_args *, long, long, long, const char *, long);
 static const tile2_fn f256[4] = { f256_1, f256_2, f256_3, f256_4 };
 static const tile2_fn h256[4] = { h256_1, h256_2, h256_3, h256_4 };
 
 void tk_pk_block_avx2(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
     const tile2_fn *t = a->btype == TK_BF16 ? h256 : f256;
-    for (long q = q0; q < q1; q++)
+    const long es = a->btype == TK_BF16 ? 2 : 4, tiles = 2 * ((i1 - i0 + 3) / 4);
+    for (long q = q0; q < q1; q++) {
+        const char *next = (const char *)a->b + ((q + 1) * 32 * a->k + a->p0 * 32) * es;   // as tk_pk_block_avx512
+        long lines = q + 1 < q1 ? 32 * a->kc * es / 64 : 0, ti = 0;
         for (long h = 0; h < 2 && q * 32 + h * 16 < a->n; h++)
-            for (long i = i0; i < i1; i += 4) { long mr = i1 - i < 4 ? i1 - i : 4; t[mr - 1](a, i, q, h); }
+            for (long i = i0; i < i1; i += 4, ti++) {
+                long mr = i1 - i < 4 ? i1 - i : 4, l0 = lines * ti / tiles, l1 = lines * (ti + 1) / tiles;
+                t[mr - 1](a, i, q, h, next + l0 * 64, l1 - l0);
+            }
+    }
 }
 
 // MARK: - portable
