@@ -96,15 +96,8 @@ final class KernelTests: XCTestCase {
     func testSoftmaxKernelIsItsSwiftDefinitionBitForBit() {
         let best = Compute.isa
         defer { Compute.limitISA(best) }
-        var state: UInt64 = 5
-        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
-        func row(_ n: Int, wild: Bool) -> [Float] {
-            (0..<n).map { _ in
-                let u = Float(next() % 1_000_000) / 1_000_000
-                if wild && next() % 7 == 0 { return [-Float.infinity, 1e30, -1e30, 90, -90][Int(next() % 5)] }
-                return (u - 0.5) * 24
-            }
-        }
+        var rows = ScoreRows(seed: 5, spread: 24, wildEvery: 7, wild: [-Float.infinity, 1e30, -1e30, 90, -90])
+        func row(_ n: Int, wild: Bool) -> [Float] { rows.next(n, wild: wild) }
         for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
             Compute.limitISA(isa)
             var bad = 0
@@ -127,14 +120,8 @@ final class KernelTests: XCTestCase {
     func testLogSoftmaxExpPassesAreTheirSwiftDefinitionsBitForBit() {
         let best = Compute.isa
         defer { Compute.limitISA(best) }
-        var state: UInt64 = 11
-        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
-        func row(_ n: Int, wild: Bool) -> [Float] {
-            (0..<n).map { _ in
-                if wild && next() % 5 == 0 { return [-Float.infinity, 1e30, -1e30, 90, -90, .nan][Int(next() % 6)] }
-                return (Float(next() % 1_000_000) / 1_000_000 - 0.5) * 30
-            }
-        }
+        var rows = ScoreRows(seed: 11, spread: 30, wildEvery: 5, wild: [-Float.infinity, 1e30, -1e30, 90, -90, .nan])
+        func row(_ n: Int, wild: Bool) -> [Float] { rows.next(n, wild: wild) }
         for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
             Compute.limitISA(isa)
             var bad: [String] = []
@@ -187,4 +174,20 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(y[1], -0.1586553, accuracy: 1e-6)
     }
 
+}
+
+/// Rows of scores for the element-wise kernels' tests: uniform in (-spread/2, spread/2) from a seeded LCG, and on
+/// wild rows one value in `wildEvery` drawn from `wild` (infinities, huge values, NaN).
+struct ScoreRows {
+    var state: UInt64
+    let spread: Float, wildEvery: UInt64, wild: [Float]
+    init(seed: UInt64, spread: Float, wildEvery: UInt64, wild: [Float]) { state = seed; self.spread = spread; self.wildEvery = wildEvery; self.wild = wild }
+    mutating func draw() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+    mutating func next(_ n: Int, wild isWild: Bool) -> [Float] {
+        (0..<n).map { _ in
+            let u = Float(draw() % 1_000_000) / 1_000_000
+            if isWild && draw() % wildEvery == 0 { return wild[Int(draw() % UInt64(wild.count))] }
+            return (u - 0.5) * spread
+        }
+    }
 }
