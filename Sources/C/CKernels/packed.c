@@ -4,7 +4,9 @@
 // order, from 0 (or carried on from the raw sums of the pass before), then the shared epilogue
 // (internal.h). AVX-512: 12 rows x 32 columns, and a single
 // row four panels at a time (decode); AVX2: 4 rows x 16 columns (a half panel); portable C: one
-// element at a time. Panels are prefetched ahead on AVX-512. Same operations, same bits.
+// element at a time. Panels are prefetched ahead on AVX-512, and the tiles of a panel fetch shares of
+// their task's next panel into L2 as they go (AVX-512 and AVX2): weights come from memory once per task.
+// Same operations, same bits.
 #include "internal.h"
 #include <math.h>
 #include <string.h>
