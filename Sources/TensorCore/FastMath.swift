@@ -97,7 +97,7 @@ public func softmaxVectorReference(_ x: UnsafeMutablePointer<Float>, count n: In
     softmaxFinish(x, count: n, max: m, from: i, sum: acc.sum())
 }
 
-/// The largest of x[0..<n] (Swift.max in order: a NaN is kept only where it comes first).
+/// The largest of x[0..<n] (Swift.max in order, from -infinity: NaNs are passed over, and of +0 and -0 the later).
 @inline(__always) func rowMax(_ x: UnsafePointer<Float>, count n: Int) -> Float {
     var m = -Float.infinity
     for i in 0..<n { m = max(m, x[i]) }
