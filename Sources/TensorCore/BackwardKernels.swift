@@ -1,5 +1,7 @@
-// BackwardKernels: vectorised (SIMD8) backward kernels for training, beside the scalar references
-// in Kernels.swift that the tests compare them against. Same formulas; the exp is FastMath's `vexp`.
+// BackwardKernels: vectorised backward kernels for training, beside the scalar references in
+// Kernels.swift that the tests compare them against. Same formulas; the exp is FastMath's `vexp`.
+// The activations' backward run in C (16 lanes on AVX-512) with the bits of their Swift SIMD8
+// definitions here (`...VectorReference`, which KernelTests compares them against on every ISA).
 //
 // Owns: GeLU-tanh backward, SiLU-gate backward, LayerNorm and RMSNorm backward over rows; the optimizer
 // pass and the gradient norm's sum of squares (C kernels, called from here).
@@ -7,8 +9,15 @@
 import Foundation
 import CKernels
 
-/// dx = GeLU'(x) * dout (tanh approximation), with tanh(u) = 1 - 2 / (1 + exp(2u)).
+/// dx = GeLU'(x) * dout (tanh approximation), with tanh(u) = 1 - 2 / (1 + exp(2u)): C's pass
+/// (`tk_gelu_tanh_backward`, `geluTanhBackwardVectorReference`'s bits), the count % 8 tail the scalar reference.
 public func geluTanhBackwardFast(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, count: Int) {
+    let done = tk_gelu_tanh_backward(dx, x, dout, count)
+    if done < count { geluTanhBackward(dx + done, x + done, dout + done, count: count - done) }
+}
+
+/// geluTanhBackwardFast in Swift SIMD8: the definition the C pass must equal bit for bit (KernelTests).
+public func geluTanhBackwardVectorReference(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dout: UnsafePointer<Float>, count: Int) {
     let k: Float = 0.7978845608028654
     var i = 0
     while i + 8 <= count {
@@ -26,9 +35,17 @@ public func geluTanhBackwardFast(_ dx: UnsafeMutablePointer<Float>, _ x: UnsafeP
     if i < count { geluTanhBackward(dx + i, x + i, dout + i, count: count - i) }
 }
 
-/// Backward of out = silu(gate) * up: dgate, dup (overwritten), vectorised.
+/// Backward of out = silu(gate) * up: dgate, dup (overwritten): C's pass (`tk_silu_gate_backward`,
+/// `siluGateBackwardVectorReference`'s bits), the count % 8 tail the scalar reference.
 public func siluGateBackwardFast(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
                                  gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
+    let i = tk_silu_gate_backward(dgate, dup, dout, gate, up, count)
+    if i < count { siluGateBackward(dgate: dgate + i, dup: dup + i, dout: dout + i, gate: gate + i, up: up + i, count: count - i) }
+}
+
+/// siluGateBackwardFast in Swift SIMD8: the definition the C pass must equal bit for bit (KernelTests).
+public func siluGateBackwardVectorReference(dgate: UnsafeMutablePointer<Float>, dup: UnsafeMutablePointer<Float>, dout: UnsafePointer<Float>,
+                                            gate: UnsafePointer<Float>, up: UnsafePointer<Float>, count: Int) {
     var i = 0
     while i + 8 <= count {
         let g = load8(gate + i), d = load8(dout + i)

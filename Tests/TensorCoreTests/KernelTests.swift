@@ -91,6 +91,34 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The MLP's backward activations in C (GeLU's and the SiLU gate's) give the bits of their Swift SIMD8
+    /// definitions on every ISA: inputs as GeLU's test above (every 4093rd bit pattern included), gradients
+    /// and up-projections drawn alongside, at lengths with and without a tail.
+    func testActivationBackwardKernelsAreTheirSwiftDefinitionsBitForBit() {
+        let best = Compute.isa
+        defer { Compute.limitISA(best) }
+        var x: [Float] = (0..<100_000).map { Float($0 - 50_000) / 4000 }
+        for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { x.append(Float(bitPattern: UInt32(bits))) }
+        x += [.nan, .infinity, -.infinity, 0, -0.0, 88, -88, 1e-30, -1e-30]
+        var draws = ScoreRows(seed: 17, spread: 8, wildEvery: 97, wild: [.nan, .infinity, 1e30, -0.0])
+        let dout = draws.next(x.count, wild: true), up = draws.next(x.count, wild: true)
+        func same(_ a: [Float], _ b: [Float]) -> Int { zip(a, b).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }.count }
+        for count in [x.count - x.count % 16, x.count - x.count % 16 + 8, x.count] {
+            var wantDx = [Float](repeating: 0, count: count), wantGate = wantDx, wantUp = wantDx
+            geluTanhBackwardVectorReference(&wantDx, x, dout, count: count)
+            siluGateBackwardVectorReference(dgate: &wantGate, dup: &wantUp, dout: dout, gate: x, up: up, count: count)
+            for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
+                Compute.limitISA(isa)
+                var dx = [Float](repeating: 1, count: count), dgate = dx, dup = dx
+                geluTanhBackwardFast(&dx, x, dout, count: count)
+                siluGateBackwardFast(dgate: &dgate, dup: &dup, dout: dout, gate: x, up: up, count: count)
+                XCTAssertEqual(same(dx, wantDx), 0, "GeLU backward, \(isa), \(count) values")
+                XCTAssertEqual(same(dgate, wantGate), 0, "SiLU gate backward dgate, \(isa), \(count) values")
+                XCTAssertEqual(same(dup, wantUp), 0, "SiLU gate backward dup, \(isa), \(count) values")
+            }
+        }
+    }
+
     /// The softmax with its exp pass in C gives the bits of its Swift SIMD8 definition on every ISA, at every
     /// length from 1 to 70 and a long one, on rows of attention-like scores and on rows with huge and -inf values.
     func testSoftmaxKernelIsItsSwiftDefinitionBitForBit() {

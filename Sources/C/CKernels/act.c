@@ -1,6 +1,7 @@
 // act.c: TensorCore's vexp (Cephes expf: clamp, floor by the 1.5*2^23 rounding trick, degree-6 polynomial,
-// exponent by bit shifting) and what the forward pass builds on it: the tanh-approximation GeLU,
-// x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3), and the softmax's exp pass. The same operations in
+// exponent by bit shifting) and what the passes build on it: the tanh-approximation GeLU,
+// x / (1 + exp(-2u)), u = sqrt(2/pi)(x + 0.044715 x^3), the softmax's exp pass, and the backward of the
+// GeLU and of the SiLU gate (training's MLP). The same operations in
 // the same order on every lane as their Swift SIMD8 definitions (FastMath.swift), each rounded, nothing
 // fused, sums kept per SIMD8 lane in the order of the elements: the same bits on every ISA (KernelTests
 // checks them against the Swift functions). AVX-512 takes 16 lanes, AVX2 8, portable C one at a time;
@@ -150,3 +151,105 @@ static long exp_pass(const float *x, float *out, long count, float m, float acc[
 long tk_exp_shifted8(float *x, long count, float m, float acc[8]) { return exp_pass(x, x, count, m, acc); }
 
 long tk_sum_exp8(const float *x, long count, float m, float acc[8]) { return exp_pass(x, NULL, count, m, acc); }
+
+// MARK: - the MLP's backward activations
+
+#define GK 0.7978845608028654f
+
+/// dx = GeLU'(x) * dout (tanh form, tanh(u) = 1 - 2 / (1 + exp(2u))), as geluTanhBackwardVectorReference per lane.
+#define GELU_BACK_STEP(V, SET, ADD, SUB, MUL, DIV, VEXPW, v, d, out)                                       \
+    V out;                                                                                               \
+    {                                                                                                    \
+        V v2 = MUL(v, v);                                                                                \
+        V u = MUL(SET(GK), ADD(v, MUL(MUL(SET(0.044715f), v2), v)));                                     \
+        V tu = MUL(SET(2.0f), u);                                                                        \
+        VEXPW(tu, e)                                                                                     \
+        V t = SUB(SET(1.0f), DIV(SET(2.0f), ADD(SET(1.0f), e)));                                         \
+        V a = MUL(SET(0.5f), ADD(SET(1.0f), t));                                                         \
+        V b = MUL(MUL(MUL(SET(0.5f), v), SUB(SET(1.0f), MUL(t, t))), SET(GK));                           \
+        V c = ADD(SET(1.0f), MUL(SET(3.0f * 0.044715f), v2));                                            \
+        out = MUL(ADD(a, MUL(b, c)), d);                                                                 \
+    }
+
+/// dup = dout * gate * s, dgate = dout * up * s (1 + gate (1 - s)), s = 1 / (1 + exp(-gate)), as
+/// siluGateBackwardVectorReference per lane.
+#define SILU_BACK_STEP(V, SET, ADD, SUB, MUL, DIV, NEG, VEXPW, g, d, up, dgate, dup)                       \
+    V dgate, dup;                                                                                        \
+    {                                                                                                    \
+        V ng = NEG(g);                                                                                   \
+        VEXPW(ng, e)                                                                                     \
+        V s = DIV(SET(1.0f), ADD(SET(1.0f), e));                                                         \
+        V ds = MUL(s, ADD(SET(1.0f), MUL(g, SUB(SET(1.0f), s))));                                        \
+        dup = MUL(MUL(d, g), s);                                                                         \
+        dgate = MUL(MUL(d, up), ds);                                                                     \
+    }
+
+TK_AVX2 static void gelu_back_avx2(float *dx, const float *x, const float *dout, long n) {
+    for (long i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i), d = _mm256_loadu_ps(dout + i);
+        GELU_BACK_STEP(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps, VEXP256, v, d, r)
+        _mm256_storeu_ps(dx + i, r);
+    }
+}
+
+TK_AVX512 static void gelu_back_avx512(float *dx, const float *x, const float *dout, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i), d = _mm512_loadu_ps(dout + i);
+        GELU_BACK_STEP(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps, VEXP512, v, d, r)
+        _mm512_storeu_ps(dx + i, r);
+    }
+    gelu_back_avx2(dx + i, x + i, dout + i, n - i);
+}
+
+TK_INLINE float gelu_back1(float v, float d) {
+    float v2 = v * v, u = GK * (v + 0.044715f * v2 * v);
+    float t = 1.0f - 2.0f / (1.0f + exp1(2.0f * u));
+    float a = 0.5f * (1.0f + t), b = 0.5f * v * (1.0f - t * t) * GK, c = 1.0f + (3.0f * 0.044715f) * v2;
+    return (a + b * c) * d;
+}
+
+long tk_gelu_tanh_backward(float *dx, const float *x, const float *dout, long count) {
+    long n = count - count % 8;
+    int isa = tk_isa();
+    if (isa == TK_ISA_AVX512) gelu_back_avx512(dx, x, dout, n);
+    else if (isa == TK_ISA_AVX2) gelu_back_avx2(dx, x, dout, n);
+    else for (long i = 0; i < n; i++) dx[i] = gelu_back1(x[i], dout[i]);
+    return n;
+}
+
+#define NEG256(v) _mm256_xor_ps((v), _mm256_set1_ps(-0.0f))   /* the sign flipped, as Swift's prefix minus */
+#define NEG512(v) _mm512_xor_ps((v), _mm512_set1_ps(-0.0f))
+TK_AVX2 static void silu_back_avx2(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
+    for (long i = 0; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(gate + i), d = _mm256_loadu_ps(dout + i), u = _mm256_loadu_ps(up + i);
+        SILU_BACK_STEP(__m256, _mm256_set1_ps, _mm256_add_ps, _mm256_sub_ps, _mm256_mul_ps, _mm256_div_ps, NEG256, VEXP256, g, d, u, dg, du)
+        _mm256_storeu_ps(dup + i, du);
+        _mm256_storeu_ps(dgate + i, dg);
+    }
+}
+
+TK_AVX512 static void silu_back_avx512(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long n) {
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 g = _mm512_loadu_ps(gate + i), d = _mm512_loadu_ps(dout + i), u = _mm512_loadu_ps(up + i);
+        SILU_BACK_STEP(__m512, _mm512_set1_ps, _mm512_add_ps, _mm512_sub_ps, _mm512_mul_ps, _mm512_div_ps, NEG512, VEXP512, g, d, u, dg, du)
+        _mm512_storeu_ps(dup + i, du);
+        _mm512_storeu_ps(dgate + i, dg);
+    }
+    silu_back_avx2(dgate + i, dup + i, dout + i, gate + i, up + i, n - i);
+}
+
+long tk_silu_gate_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long count) {
+    long n = count - count % 8;
+    int isa = tk_isa();
+    if (isa == TK_ISA_AVX512) silu_back_avx512(dgate, dup, dout, gate, up, n);
+    else if (isa == TK_ISA_AVX2) silu_back_avx2(dgate, dup, dout, gate, up, n);
+    else for (long i = 0; i < n; i++) {
+        float g = gate[i], d = dout[i], u = up[i];
+        float s = 1.0f / (1.0f + exp1(-g)), ds = s * (1.0f + g * (1.0f - s));
+        dup[i] = d * g * s;
+        dgate[i] = d * u * ds;
+    }
+    return n;
+}

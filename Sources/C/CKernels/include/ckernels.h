@@ -64,6 +64,11 @@ long tk_gelu_tanh(float *x, long count);
 long tk_exp_shifted8(float *x, long count, float m, float acc[8]);
 /// The same lane sums without storing the exps (x unchanged).
 long tk_sum_exp8(const float *x, long count, float m, float acc[8]);
+/// The MLP's backward activations over the first count - count % 8 values (returned), exactly as TensorCore's
+/// geluTanhBackwardFast / siluGateBackwardFast compute them (the same bits; their scalar tails stay in Swift):
+/// dx = GeLU'(x) * dout (tanh form); dup = dout * silu(gate), dgate = dout * up * silu'(gate).
+long tk_gelu_tanh_backward(float *dx, const float *x, const float *dout, long count);
+long tk_silu_gate_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up, long count);
 
 /// dst[i] = float16(src[i]), round to nearest even (NaN stays a quiet NaN); returns how many finite values
 /// were too large for float16 (magnitude 65520 or more: stored as infinite).
