@@ -81,12 +81,12 @@ public enum Benchmark {
         let resets = resetPeakRSS()
         func peak() -> Double { resets ? highWaterRSSMegabytes() ?? peakRSSMegabytes() : peakRSSMegabytes() }
         // warm-up
-        _ = try model.forward(tokens: [prompt()], caches: [model.makeSequenceCache(capacity: promptLength + 2)], logits: .last)
+        _ = try model.forward(tokens: [prompt()], caches: [try model.makeSequenceCache(capacity: promptLength + 2)], logits: .last)
         for b in batches {
             var bestPrefill = Double.infinity, bestDecode = Double.infinity
             for _ in 0..<reps {
                 let prompts = (0..<b).map { _ in prompt() }
-                let caches = prompts.map { _ in model.makeSequenceCache(capacity: promptLength + decodeTokens + 1) }
+                let caches = try prompts.map { _ in try model.makeSequenceCache(capacity: promptLength + decodeTokens + 1) }
                 probe?.resetCommunicationStatistics()
                 let t0 = now()
                 var logits = try model.forward(tokens: prompts, caches: caches, logits: .last)
@@ -119,7 +119,7 @@ public enum Benchmark {
             var best = Double.infinity
             for _ in 0..<reps {
                 let prompts = (0..<b).map { _ in prompt() }
-                let caches = prompts.map { _ in model.makeSequenceCache(capacity: promptLength) }
+                let caches = try prompts.map { _ in try model.makeSequenceCache(capacity: promptLength) }
                 probe?.resetCommunicationStatistics()
                 let t0 = now()
                 let all = try model.forward(tokens: prompts, caches: caches, logits: .all)

@@ -10,7 +10,7 @@ public protocol SequenceCache: AnyObject {
     var length: Int { get }
     var capacity: Int { get }
     /// A copy of the first `length` positions, to branch continuations from a shared context.
-    func forked() -> SequenceCache
+    func forked() throws -> SequenceCache
     /// This sequence's KV cache on each in-process rank of the engine that made it, in rank order
     /// (one for a single rank or an MPI process).
     var rankCaches: [KVCache] { get }
@@ -37,18 +37,19 @@ extension Array where Element == SequenceCache {
 
 public protocol CausalLM {
     var config: ModelConfig { get }
-    func makeSequenceCache(capacity: Int?) -> SequenceCache
+    /// Throws when the system has no memory for it (`DecoderError`).
+    func makeSequenceCache(capacity: Int?) throws -> SequenceCache
     /// Appends `tokens[s]` to `caches[s]`; returns logits [rows, V] for the rows asked for.
     func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor
 }
 
 extension KVCache: SequenceCache {
-    public func forked() -> SequenceCache { fork() }
+    public func forked() throws -> SequenceCache { try fork() }
     public var rankCaches: [KVCache] { [self] }
 }
 
 extension DecoderModel: CausalLM {
-    public func makeSequenceCache(capacity: Int?) -> SequenceCache { makeCache(capacity: capacity) }
+    public func makeSequenceCache(capacity: Int?) throws -> SequenceCache { try makeCache(capacity: capacity) }
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
         try forward(tokens: tokens, caches: caches.rankCaches(ranks: 1).map { $0[0] }, logits: logits)
     }

@@ -37,7 +37,7 @@ public final class DistributedCache: SequenceCache {
     init(shard: KVCache) { self.shard = shard }
     public var length: Int { shard.length }
     public var capacity: Int { shard.capacity }
-    public func forked() -> SequenceCache { DistributedCache(shard: shard.fork()) }
+    public func forked() throws -> SequenceCache { DistributedCache(shard: try shard.fork()) }
     public var rankCaches: [KVCache] { [shard] }
 }
 
@@ -96,8 +96,8 @@ public final class DistributedEngine: CausalLM, CommunicationProbe {
     /// Layers on this process's stage.
     public var localLayers: Int { model.weights.layers.count }
 
-    public func makeSequenceCache(capacity: Int?) -> SequenceCache {
-        DistributedCache(shard: model.makeCache(capacity: capacity))
+    public func makeSequenceCache(capacity: Int?) throws -> SequenceCache {
+        DistributedCache(shard: try model.makeCache(capacity: capacity))
     }
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {

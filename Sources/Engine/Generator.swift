@@ -35,7 +35,7 @@ public struct Generator {
             guard r.prompt.count < P else {
                 throw ScoringError(description: "generation request \(i): prompt of \(r.prompt.count) tokens leaves no room in the model's \(P) positions")
             }
-            caches.append(model.makeSequenceCache(capacity: min(P, r.prompt.count + r.maxTokens)))
+            caches.append(try model.makeSequenceCache(capacity: min(P, r.prompt.count + r.maxTokens)))
         }
         var samplers = requests.map { Sampler($0.sampling) }
         var outputs = [[Int]](repeating: [], count: requests.count)

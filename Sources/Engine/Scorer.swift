@@ -84,8 +84,8 @@ public struct Scorer {
             for ctx in batch where ctx.isEmpty {
                 throw ScoringError(description: "request \(groups[ctx]![0]): continuation fills the whole window; nothing to condition on")
             }
-            let bases = batch.map { ctx in
-                model.makeSequenceCache(capacity: ctx.count + groups[ctx]!.map { truncated[$0].continuation.count }.max()!)
+            let bases = try batch.map { ctx in
+                try model.makeSequenceCache(capacity: ctx.count + groups[ctx]!.map { truncated[$0].continuation.count }.max()!)
             }
             if batch.contains(where: { $0.count > 1 }) {
                 _ = try model.forward(tokens: batch.map { Array($0.dropLast()) }, caches: bases, logits: .none)
@@ -94,7 +94,7 @@ public struct Scorer {
             for (g, ctx) in batch.enumerated() {
                 for m in groups[ctx]! {
                     let cont = truncated[m].continuation
-                    members.append(m); conts.append(cont); inputs.append([ctx.last!] + cont.dropLast()); caches.append(bases[g].forked())
+                    members.append(m); conts.append(cont); inputs.append([ctx.last!] + cont.dropLast()); caches.append(try bases[g].forked())
                 }
             }
             let scores = try model.forward(tokens: inputs, caches: caches, logits: .scores(targets: conts))

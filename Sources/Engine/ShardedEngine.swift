@@ -20,7 +20,7 @@ public final class ShardedCache: SequenceCache {
     init(shards: [KVCache]) { self.shards = shards }
     public var length: Int { shards[0].length }
     public var capacity: Int { shards[0].capacity }
-    public func forked() -> SequenceCache { ShardedCache(shards: shards.map { $0.fork() }) }
+    public func forked() throws -> SequenceCache { ShardedCache(shards: try shards.map { try $0.fork() }) }
     public var rankCaches: [KVCache] { shards }
 }
 
@@ -79,8 +79,8 @@ public final class ShardedEngine: CausalLM, CommunicationProbe {
     public func resetCommunicationStatistics() { for m in tpMembers + p2pMembers { m.resetStatistics() } }
     public var localLayers: Int { ranks[0].weights.layers.count }
 
-    public func makeSequenceCache(capacity: Int?) -> SequenceCache {
-        ShardedCache(shards: ranks.map { $0.makeCache(capacity: capacity) })
+    public func makeSequenceCache(capacity: Int?) throws -> SequenceCache {
+        ShardedCache(shards: try ranks.map { try $0.makeCache(capacity: capacity) })
     }
 
     public func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {

@@ -66,8 +66,8 @@ public struct DecoderModel: Sendable {
     public init(weights: DecoderWeights) { self.weights = weights }
 
     /// A cache for this rank's layers and heads: f32, or float16 for a bf16 model (`KVCache`).
-    public func makeCache(capacity: Int? = nil) -> KVCache {
-        KVCache(layers: weights.layers.count, groups: weights.localGroups, headDim: config.headDim,
+    public func makeCache(capacity: Int? = nil) throws -> KVCache {
+        try KVCache(layers: weights.layers.count, groups: weights.localGroups, headDim: config.headDim,
                 capacity: min(capacity ?? config.maxPositions, config.maxPositions), storage: weights.dtype == .bfloat16 ? .float16 : .float32)
     }
 

@@ -7,7 +7,8 @@
 // exactly, on the decode path and the product path alike, so a split prefill still has a whole one's
 // bits. A value beyond float16's range (65504) is refused when appended (`Attention.forward` throws),
 // never stored as infinite. The buffers come zeroed from calloc: pages past the positions written are
-// never touched, so a cache's memory follows its length, not its capacity.
+// never touched, so a cache's memory follows its length, not its capacity. A cache whose size overflows
+// or that the system refuses is a thrown `DecoderError` (a server answers that request with an error).
 
 import Foundation
 import CKernels
@@ -24,17 +25,26 @@ public final class KVCache {
     let k: UnsafeMutableRawPointer, v: UnsafeMutableRawPointer
 
     /// A cache for the whole model on one rank (TP 1 x PP 1).
-    public convenience init(config: ModelConfig, capacity: Int? = nil, storage: KVStorage = .float32) {
-        self.init(layers: config.numLayers, groups: config.numKVHeads, headDim: config.headDim,
+    public convenience init(config: ModelConfig, capacity: Int? = nil, storage: KVStorage = .float32) throws {
+        try self.init(layers: config.numLayers, groups: config.numKVHeads, headDim: config.headDim,
                   capacity: min(capacity ?? config.maxPositions, config.maxPositions), storage: storage)
     }
 
     /// A cache for `layers` layers and `groups` KV heads (one rank's shard).
-    public init(layers: Int, groups: Int, headDim: Int, capacity: Int, storage: KVStorage = .float32) {
+    public init(layers: Int, groups: Int, headDim: Int, capacity: Int, storage: KVStorage = .float32) throws {
         self.layers = layers; self.groups = groups; self.headDim = headDim; self.capacity = capacity; self.storage = storage
-        let n = max(1, layers * groups * capacity * headDim)
-        guard let k = calloc(n, storage.bytes), let v = calloc(n, storage.bytes) else {
-            fatalError("KVCache: no memory for \(layers) layers x \(groups) groups x \(capacity) positions x \(headDim)")
+        let what = "a KV cache of \(layers) layers x \(groups) groups x \(capacity) positions x \(headDim) (\(storage.rawValue))"
+        var n = 1
+        for f in [layers, groups, capacity, headDim, 2 * storage.bytes] {
+            let (p, overflow) = n.multipliedReportingOverflow(by: max(0, f))
+            guard !overflow else { throw DecoderError(description: "\(what): its size overflows") }
+            n = p
+        }
+        n = max(1, n / (2 * storage.bytes))
+        guard let k = calloc(n, storage.bytes) else { throw DecoderError(description: "\(what): no memory for \(n * storage.bytes) bytes of keys") }
+        guard let v = calloc(n, storage.bytes) else {
+            free(k)
+            throw DecoderError(description: "\(what): no memory for \(n * storage.bytes) bytes of values")
         }
         self.k = k; self.v = v
     }
@@ -48,10 +58,10 @@ public final class KVCache {
     public func truncate(to n: Int) { precondition(n <= length); length = n }
 
     /// Copy of the first `n` positions, for branching several continuations from one context.
-    public func fork(keeping n: Int? = nil, capacity newCap: Int? = nil) -> KVCache {
+    public func fork(keeping n: Int? = nil, capacity newCap: Int? = nil) throws -> KVCache {
         let keep = n ?? length, cap = newCap ?? capacity
         precondition(keep <= length && keep <= cap, "fork keeps \(keep) of \(length) positions into a capacity of \(cap)")
-        let c = KVCache(layers: layers, groups: groups, headDim: headDim, capacity: cap, storage: storage)
+        let c = try KVCache(layers: layers, groups: groups, headDim: headDim, capacity: cap, storage: storage)
         let row = headDim * storage.bytes
         for lg in 0..<(layers * groups) {
             c.k.advanced(by: lg * cap * row).copyMemory(from: k.advanced(by: lg * capacity * row), byteCount: keep * row)

@@ -219,9 +219,13 @@ public final class BatchEngine: @unchecked Sendable {
         s.cache = nil
     }
 
-    private func prefill(_ seqs: [Seq]) {
+    private func prefill(_ arrived: [Seq]) {
         let P = model.config.maxPositions, V = model.config.vocabSize
-        for s in seqs { s.cache = model.makeSequenceCache(capacity: min(P, s.spec.prompt.count + s.spec.maxTokens)) }
+        var seqs: [Seq] = []   // those that got a cache; a request the system has no memory for fails alone
+        for s in arrived {
+            do { s.cache = try model.makeSequenceCache(capacity: min(P, s.spec.prompt.count + s.spec.maxTokens)); seqs.append(s) }
+            catch { fail([s], error) }
+        }
         var failed = Set<ObjectIdentifier>()
         let scored = seqs.filter { $0.spec.promptLogprobs }, plain = seqs.filter { !$0.spec.promptLogprobs }
         if !plain.isEmpty {

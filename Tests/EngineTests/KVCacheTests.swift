@@ -17,7 +17,7 @@ final class KVCacheTests: XCTestCase {
         var rng = TuringRNG(seed: 7)
         let ids = (0..<40).map { _ in Int(rng.nextU32() % 512) }
         let full = try model.forward(tokens: [ids], caches: [KVCache(config: model.config)], logits: .all)
-        let inc = KVCache(config: model.config)
+        let inc = try KVCache(config: model.config)
         var maxErr: Float = 0
         // chunks of 1, 5, then 1-token steps
         var pos = 0
@@ -39,9 +39,9 @@ final class KVCacheTests: XCTestCase {
         let both = try model.forward(tokens: [b, a], caches: [KVCache(config: model.config), KVCache(config: model.config)], logits: .last)
         let rowA = Array(both.data[512..<1024])
         XCTAssertEqual(zip(rowA, alone.data).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
-        let base = KVCache(config: model.config)
+        let base = try KVCache(config: model.config)
         _ = try model.forward(tokens: [Array(a[..<3])], caches: [base], logits: .none)
-        let fork = base.fork()
+        let fork = try base.fork()
         let branched = try model.forward(tokens: [Array(a[3...])], caches: [fork], logits: .last)
         XCTAssertEqual(zip(branched.data, alone.data).map { abs($0 - $1) }.max()!, 0, accuracy: 1e-5)
         XCTAssertEqual(base.length, 3)
@@ -61,7 +61,7 @@ final class KVCacheTests: XCTestCase {
         var rng = SplitMix64(seed: 11)
         let prompts = [9, 0, 17, 4, 30].map { n in (0..<n).map { _ in Int(rng.next() % 97) } }
         func run(_ model: DecoderModel) throws -> [[Float]] {
-            let caches = prompts.map { _ in model.makeCache(capacity: 64) }
+            let caches = try prompts.map { _ in try model.makeCache(capacity: 64) }
             _ = try model.forward(tokens: prompts.map { [3] + $0 }, caches: caches, logits: .none)
             let all = try model.forward(tokens: prompts, caches: caches, logits: .all)
             let last = try model.forward(tokens: prompts.map { Array($0.prefix(1)) }, caches: caches, logits: .last)
@@ -77,16 +77,29 @@ final class KVCacheTests: XCTestCase {
 
     /// A bf16 model keeps its keys and values in float16 (half an f32 cache's bytes); one beyond float16's
     /// range is refused with an error naming the layer, sequence and position, never stored as infinite.
+    /// A cache the system cannot give (its size overflowing, or more bytes than any machine has) is a thrown
+    /// error naming its shape, not a stopped process; so is a fork of a cache into such a capacity.
+    func testACacheWithoutMemoryIsAnError() throws {
+        for (layers, capacity, why) in [(1 << 20, 1 << 40, "overflows"), (1 << 16, 1 << 30, "no memory")] {
+            XCTAssertThrowsError(try KVCache(layers: layers, groups: 8, headDim: 128, capacity: capacity)) { e in
+                let text = "\(e)"
+                XCTAssertTrue(text.contains(why) && text.contains("\(layers) layers") && text.contains("\(capacity) positions"), text)
+            }
+        }
+        let small = try KVCache(layers: 2, groups: 1, headDim: 8, capacity: 4)
+        XCTAssertThrowsError(try small.fork(keeping: 0, capacity: 1 << 58)) { e in XCTAssertTrue("\(e)".contains("overflows"), "\(e)") }
+    }
+
     func testBF16ModelsCacheFloat16AndRefuseWhatItCannotHold() throws {
         let config = ModelConfig(vocabSize: 50, hiddenSize: 32, numLayers: 2, numHeads: 4, maxPositions: 16)
         let tame = DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 2, std: 0.2), dtype: .bfloat16))
-        let cache = tame.makeCache()
+        let cache = try tame.makeCache()
         XCTAssertEqual(cache.storage, .float16)
-        XCTAssertEqual(cache.bytes, DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 2, std: 0.2))).makeCache().bytes / 2)
+        XCTAssertEqual(cache.bytes, try DecoderModel(weights: DecoderWeights(.random(config: config, seed: 2, std: 0.2))).makeCache().bytes / 2)
         _ = try tame.forward(tokens: [[1, 2, 3]], caches: [cache], logits: .last)
         // keys and values of magnitude ~ 1e5 x sqrt(32): beyond 65504
         let wild = DecoderModel(weights: try DecoderWeights(.random(config: config, seed: 2, std: 1e5), dtype: .bfloat16))
-        let c = wild.makeCache()
+        let c = try wild.makeCache()
         XCTAssertThrowsError(try wild.forward(tokens: [[1, 2, 3]], caches: [c], logits: .last)) { e in
             let text = "\(e)"
             XCTAssertTrue(text.contains("float16") && text.contains("layer 0") && text.contains("--dtype float32"), text)

@@ -16,15 +16,15 @@ final class LayoutTests: XCTestCase {
         let ref = DecoderModel(weights: try DecoderWeights(ckpt))
         let eng = try ShardedEngine(ckpt, layout: layout, microBatches: microBatches)
         let seqs = [[1, 5, 9, 200, 300, 7], [3], [4, 4, 4, 8]]
-        let want = try ref.forward(tokens: seqs, caches: seqs.map { _ in ref.makeSequenceCache(capacity: nil) }, logits: .all)
-        let caches = seqs.map { _ in eng.makeSequenceCache(capacity: nil) }
+        let want = try ref.forward(tokens: seqs, caches: seqs.map { _ in try ref.makeSequenceCache(capacity: nil) }, logits: .all)
+        let caches = try seqs.map { _ in try eng.makeSequenceCache(capacity: nil) }
         let got = try eng.forward(tokens: seqs, caches: caches, logits: .all)
         XCTAssertEqual(got.shape, want.shape, file: file, line: line)
         let err = zip(got.data, want.data).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(err, 1e-5, "\(layout): max |logit - TP1xPP1| = \(err)", file: file, line: line)
         // incremental decode on the sharded caches equals recompute
         let step = try eng.forward(tokens: [[11], [12], [13]], caches: caches, logits: .last)
-        let full = try ref.forward(tokens: zip(seqs, [11, 12, 13]).map { $0 + [$1] }, caches: seqs.map { _ in ref.makeSequenceCache(capacity: nil) }, logits: .last)
+        let full = try ref.forward(tokens: zip(seqs, [11, 12, 13]).map { $0 + [$1] }, caches: seqs.map { _ in try ref.makeSequenceCache(capacity: nil) }, logits: .last)
         let err2 = zip(step.data, full.data).map { abs($0 - $1) }.max()!
         XCTAssertLessThan(err2, 1e-5, "\(layout): decode vs recompute \(err2)", file: file, line: line)
         // seeded sampling gives the same tokens under every layout
@@ -72,13 +72,13 @@ final class LayoutTests: XCTestCase {
         let ckpt = CanonicalCheckpoint.random(config: Self.gpt, seed: 11, std: 0.3)
         let ref = DecoderModel(weights: try DecoderWeights(ckpt))
         let seqs = [[1, 5, 9, 200, 300], [3, 4]]
-        let full = try ref.forward(tokens: seqs, caches: seqs.map { _ in ref.makeCache() }, logits: .all)
+        let full = try ref.forward(tokens: seqs, caches: seqs.map { _ in try ref.makeCache() }, logits: .all)
         let row1 = Array(full.data[301..<602])
         let greedyTarget = row1.firstIndex(of: row1.max()!)!          // one target is the argmax
         let targets = [[5, greedyTarget, 200, 300, 7], [4, 17]]
         for layout in [ParallelLayout(tp: 1, pp: 1), ParallelLayout(tp: 4, pp: 1), ParallelLayout(tp: 2, pp: 2)] {
             let eng = try ShardedEngine(ckpt, layout: layout)
-            let sc = try eng.forward(tokens: seqs, caches: seqs.map { _ in eng.makeSequenceCache(capacity: nil) }, logits: .scores(targets: targets))
+            let sc = try eng.forward(tokens: seqs, caches: seqs.map { _ in try eng.makeSequenceCache(capacity: nil) }, logits: .scores(targets: targets))
             XCTAssertEqual(sc.shape, [7, 3])
             XCTAssertEqual(sc.data[1 * 3 + 2], 1, "\(layout): the argmax target is greedy")
             for (r, t) in targets.flatMap({ $0 }).enumerated() {

@@ -11,7 +11,7 @@ final class CountingModel: CausalLM {
     var sequences = 0
     init(_ m: DecoderModel) { inner = m }
     var config: ModelConfig { inner.config }
-    func makeSequenceCache(capacity: Int?) -> SequenceCache { inner.makeSequenceCache(capacity: capacity) }
+    func makeSequenceCache(capacity: Int?) throws -> SequenceCache { try inner.makeSequenceCache(capacity: capacity) }
     func forward(tokens: [[Int]], caches: [SequenceCache], logits: LogitRows) throws -> Tensor {
         sequences += tokens.count
         return try inner.forward(tokens: tokens, caches: caches, logits: logits)

@@ -46,8 +46,8 @@ final class LayerTests: XCTestCase {
         for storage in [KVStorage.float32, .float16] {
             var outputs: [[Float]] = [], cacheKeys: [[Float]] = []
             for size in [all, 3 * largest, largest] {
-                let caches = zip(prior, counts).map { p, c -> KVCache in
-                    let cache = KVCache(layers: 1, groups: G, headDim: D, capacity: 16, storage: storage)
+                let caches = try zip(prior, counts).map { p, c -> KVCache in
+                    let cache = try KVCache(layers: 1, groups: G, headDim: D, capacity: 16, storage: storage)
                     for (base, seed) in [(cache.k, 0.23), (cache.v, 0.29)] {
                         for (i, x) in values(G * 16 * D, seed: Float(seed)).enumerated() {
                             if storage == .float32 { base.assumingMemoryBound(to: Float.self)[i] = x }

@@ -84,7 +84,9 @@ public struct Attention {
         for (s, seq) in sequences.enumerated() where seq.count > 0 {
             for h in 0..<H { tasks.append((s, h, total)); total += seq.count * seq.length }
         }
-        scratch.withUnsafeMutableBufferPointer { sb in
+        // a task whose float16 keys cannot be widened for want of memory marks its slot (the forward then throws)
+        var unwidened = [Bool](repeating: false, count: tasks.count)
+        unwidened.withUnsafeMutableBufferPointer { failed in scratch.withUnsafeMutableBufferPointer { sb in
             var base = 0   // the scores offset of the wave's first task
             func run(_ t: Int) {
                 let (s, h, off) = tasks[t], seq = sequences[s], g = h / per
@@ -109,7 +111,7 @@ public struct Attention {
                     case .float16:   // this group's rows widened (exactly) into this thread's buffers
                         guard let kw = tk_f16_rows(cache.k.assumingMemoryBound(to: UInt16.self) + at, D, seq.length, D, 0),
                               let vw = tk_f16_rows(cache.v.assumingMemoryBound(to: UInt16.self) + at, D, seq.length, D, 1) else {
-                            fatalError("attention: no memory to widen \(seq.length) cached positions")
+                            failed[t] = true; return
                         }
                         attend(kw, vw, D)
                     }
@@ -126,6 +128,9 @@ public struct Attention {
                 Compute.parallelFor(end - first) { run(first + $0) }
                 first = end
             }
+        } }
+        if let t = unwidened.firstIndex(of: true) {
+            throw DecoderError(description: "attention: no memory to widen the \(sequences[tasks[t].s].length) cached positions of sequence \(tasks[t].s)")
         }
     }
 
