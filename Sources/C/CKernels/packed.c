@@ -63,26 +63,25 @@ void tk_pack_row_list(void *dst, int dtype, const float *const *rows, long n, lo
     }
 }
 
+/// Row p of B (n values at src) into step p of every panel: each source row read once, in order; a whole
+/// panel's 32 values a fixed-size copy (inlined), the last panel's padded with zeros.
+static void pack_cols_row(float *dst, const float *src, long p, long k, long n) {
+    long q = 0;
+    for (; (q + 1) * 32 <= n; q++) __builtin_memcpy(dst + q * 32 * k + p * 32, src + q * 32, 128);
+    if (q * 32 < n) {
+        float *d = dst + q * 32 * k + p * 32;
+        long cn = n - q * 32;
+        memcpy(d, src + q * 32, (size_t)cn * 4);
+        for (long c = cn; c < 32; c++) d[c] = 0.0f;
+    }
+}
+
 void tk_pack_cols_list(float *dst, const float *const *rows, long c0, long k, long n) {
-    long panels = (n + 31) / 32;
-    for (long q = 0; q < panels; q++)
-        for (long p = 0; p < k; p++) {
-            float *d = dst + q * 32 * k + p * 32;
-            long cn = n - q * 32 < 32 ? n - q * 32 : 32;
-            memcpy(d, rows[p] + c0 + q * 32, (size_t)cn * 4);
-            for (long c = cn; c < 32; c++) d[c] = 0.0f;
-        }
+    for (long p = 0; p < k; p++) pack_cols_row(dst, rows[p] + c0, p, k, n);
 }
 
 void tk_pack_cols(float *dst, const float *b, long ldb, long k, long n) {
-    long panels = (n + 31) / 32;
-    for (long q = 0; q < panels; q++)
-        for (long p = 0; p < k; p++) {
-            float *d = dst + q * 32 * k + p * 32;
-            long c0 = q * 32, cn = n - c0 < 32 ? n - c0 : 32;
-            memcpy(d, b + p * ldb + c0, (size_t)cn * 4);
-            for (long c = cn; c < 32; c++) d[c] = 0.0f;
-        }
+    for (long p = 0; p < k; p++) pack_cols_row(dst, b + p * ldb, p, k, n);
 }
 
 void tk_packed_row(float *dst, const void *panels, int dtype, long k, long j) {
