@@ -69,16 +69,25 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(Set(outputs).count, 1, "every ISA gives the same bits, NaNs included")
     }
 
+    /// Inputs for the activations' bitwise tests: `dense` values evenly over [-12.5, 12.5) (the activations'
+    /// usual range), every 4093rd float bit pattern (both signs, NaNs, infinities), and edge values.
+    static func activationInputs(dense n: Int) -> [Float] {
+        var x: [Float] = (0..<n).map { Float($0 - n / 2) * (25 / Float(n)) }
+        for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { x.append(Float(bitPattern: UInt32(bits))) }
+        return x + [.nan, .infinity, -.infinity, 0, -0.0, 88, -88, 1e-30, -1e-30]
+    }
+
+    /// Lengths up to n that end on a 16-lane block, half-way into one (the AVX2 hand-off) and with a scalar tail.
+    static func lengthsAroundTheTail(_ n: Int) -> [Int] { [n - n % 16, min(n, n - n % 16 + 8), n] }
+
     /// GeLU's C kernel gives the bits of its Swift SIMD8 definition on every ISA: every 4093rd float bit pattern
     /// (both signs, NaN and infinities included), the activations' usual range densely, at lengths with and
     /// without a tail.
     func testGeluKernelIsItsSwiftDefinitionBitForBit() {
         let best = Compute.isa
         defer { Compute.limitISA(best) }
-        var inputs: [Float] = (0..<200_000).map { Float($0 - 100_000) / 8000 }
-        for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { inputs.append(Float(bitPattern: UInt32(bits))) }
-        inputs += [.nan, .infinity, -.infinity, 0, -0.0, 88, -88, 1e-30, -1e-30]
-        for count in [inputs.count - inputs.count % 16, inputs.count - inputs.count % 16 + 8, inputs.count] {
+        let inputs = Self.activationInputs(dense: 200_000)
+        for count in Self.lengthsAroundTheTail(inputs.count) {
             var want = Array(inputs[..<count])
             want.withUnsafeMutableBufferPointer { geluTanhVectorReference($0.baseAddress!, count: count) }
             for isa in [Compute.ISA.avx512, .avx2, .portable] where isa.rawValue <= Compute.cpuISA.rawValue {
@@ -97,13 +106,11 @@ final class KernelTests: XCTestCase {
     func testActivationBackwardKernelsAreTheirSwiftDefinitionsBitForBit() {
         let best = Compute.isa
         defer { Compute.limitISA(best) }
-        var x: [Float] = (0..<100_000).map { Float($0 - 50_000) / 4000 }
-        for bits in stride(from: UInt64(0), through: UInt64(UInt32.max), by: 4093) { x.append(Float(bitPattern: UInt32(bits))) }
-        x += [.nan, .infinity, -.infinity, 0, -0.0, 88, -88, 1e-30, -1e-30]
+        let x = Self.activationInputs(dense: 100_000)
         var draws = ScoreRows(seed: 17, spread: 8, wildEvery: 97, wild: [.nan, .infinity, 1e30, -0.0])
         let dout = draws.next(x.count, wild: true), up = draws.next(x.count, wild: true)
         func same(_ a: [Float], _ b: [Float]) -> Int { zip(a, b).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }.count }
-        for count in [x.count - x.count % 16, x.count - x.count % 16 + 8, x.count] {
+        for count in Self.lengthsAroundTheTail(x.count) {
             var wantDx = [Float](repeating: 0, count: count), wantGate = wantDx, wantUp = wantDx
             geluTanhBackwardVectorReference(&wantDx, x, dout, count: count)
             siluGateBackwardVectorReference(dgate: &wantGate, dup: &wantUp, dout: dout, gate: x, up: up, count: count)
