@@ -68,7 +68,7 @@ public struct DecoderModel: Sendable {
     /// A cache for this rank's layers and heads: f32, or float16 for a bf16 model (`KVCache`).
     public func makeCache(capacity: Int? = nil) throws -> KVCache {
         try KVCache(layers: weights.layers.count, groups: weights.localGroups, headDim: config.headDim,
-                capacity: min(capacity ?? config.maxPositions, config.maxPositions), storage: weights.dtype == .bfloat16 ? .float16 : .float32)
+                    capacity: min(capacity ?? config.maxPositions, config.maxPositions), storage: weights.dtype == .bfloat16 ? .float16 : .float32)
     }
 
     /// Layer `i` of this stage (0-based within the stage).

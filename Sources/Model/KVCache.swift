@@ -34,13 +34,15 @@ public final class KVCache {
     public init(layers: Int, groups: Int, headDim: Int, capacity: Int, storage: KVStorage = .float32) throws {
         self.layers = layers; self.groups = groups; self.headDim = headDim; self.capacity = capacity; self.storage = storage
         let what = "a KV cache of \(layers) layers x \(groups) groups x \(capacity) positions x \(headDim) (\(storage.rawValue))"
-        var n = 1
-        for f in [layers, groups, capacity, headDim, 2 * storage.bytes] {
+        var n = 1   // values per tensor; with the bytes of keys and values, checked before any arithmetic trusts it
+        for f in [layers, groups, capacity, headDim] {
             let (p, overflow) = n.multipliedReportingOverflow(by: max(0, f))
-            guard !overflow else { throw DecoderError(description: "\(what): its size overflows") }
+            guard !overflow, !p.multipliedReportingOverflow(by: 2 * storage.bytes).overflow else {
+                throw DecoderError(description: "\(what): its size overflows")
+            }
             n = p
         }
-        n = max(1, n / (2 * storage.bytes))
+        n = max(1, n)
         guard let k = calloc(n, storage.bytes) else { throw DecoderError(description: "\(what): no memory for \(n * storage.bytes) bytes of keys") }
         guard let v = calloc(n, storage.bytes) else {
             free(k)
