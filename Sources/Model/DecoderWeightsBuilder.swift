@@ -56,13 +56,20 @@ public final class DecoderWeightsBuilder {
         // as DecoderWeights(config:rankTensors:...) packs: the named tensors stacked by rows
         let parts = g.map { pending.removeValue(forKey: $0)! }
         let rows = parts.reduce(0) { $0 + $1.shape[0] }, cols = parts[0].count / max(1, parts[0].shape[0])
-        if parts.count == 1 {
-            packed[g] = WeightMatrix(parts[0].data, rows: rows, cols: cols, dtype: dtype)
-        } else {
-            var d = [Float](); d.reserveCapacity(rows * cols)
-            for p in parts { d.append(contentsOf: p.data) }
-            packed[g] = WeightMatrix(d, rows: rows, cols: cols, dtype: dtype)
+        if parts.count == 1 || parts.contains(where: { $0.data.isEmpty }) {
+            packed[g] = WeightMatrix(parts.count == 1 ? parts[0].data : parts.flatMap(\.data), rows: rows, cols: cols, dtype: dtype)
+        } else {   // packed from the parts where they lie: no stacked copy (a 7B's gate|up is 360 MB of f32 a layer)
+            let dtype = dtype
+            packed[g] = withBases(parts.map(\.data)[...]) { bases in
+                WeightMatrix(rowsOf: zip(bases, parts).map { ($0, $1.shape[0]) }, cols: cols, dtype: dtype)
+            }
         }
+    }
+
+    /// body(the arrays' base addresses), each valid for the call.
+    private func withBases<R>(_ arrays: ArraySlice<[Float]>, _ bases: [UnsafePointer<Float>] = [], _ body: ([UnsafePointer<Float>]) -> R) -> R {
+        guard let first = arrays.first else { return body(bases) }
+        return first.withUnsafeBufferPointer { withBases(arrays.dropFirst(), bases + [$0.baseAddress!], body) }
     }
 
     /// The names this shard still waits for, in canonical order.

@@ -34,17 +34,23 @@ public struct WeightMatrix: Sendable {
     }
 
     /// The matrix stacking `parts` by rows (each `rows` x cols f32 values, row-major: views into a
-    /// training rank's flat parameters, e.g. Q, K and V of a fused QKV), packed in place from the parts
-    /// (no stacked copy) once per optimizer step; the packed storage comes from `pool` when it has some.
-    public init(rowsOf parts: [(data: UnsafePointer<Float>, rows: Int)], cols: Int, pool: PackedStoragePool? = nil) {
-        let rows = parts.reduce(0) { $0 + $1.rows }
+    /// training rank's flat parameters, e.g. Q, K and V of a fused QKV, or a load's decoded tensors),
+    /// packed in place from the parts (no stacked copy), narrowed to bf16 when `dtype` is `.bfloat16`
+    /// (the bits `init(_:rows:cols:dtype:)` gives the stacked rows); f32 storage comes from `pool` when it has some.
+    public init(rowsOf parts: [(data: UnsafePointer<Float>, rows: Int)], cols: Int, dtype: ComputeDType = .float32,
+                pool: PackedStoragePool? = nil) {
+        let rows = parts.reduce(0) { $0 + $1.rows }, n = tk_packed_count(rows, cols)
         self.rows = rows; self.cols = cols
         let list = Self.rowList(parts, cols: cols)
-        storage = .f32(Self.filled(tk_packed_count(rows, cols), pool) { dst in
+        func pack(_ dst: UnsafeMutableRawPointer, _ t: Int32, size: Int) {
             list.withUnsafeBufferPointer { l in
-                Self.byPanels(rows) { q0, q1 in tk_pack_row_list(dst + q0 * 32 * cols, Int32(TK_F32), l.baseAddress! + q0 * 32, min(rows, q1 * 32) - q0 * 32, cols) }
+                Self.byPanels(rows) { q0, q1 in tk_pack_row_list(dst + q0 * 32 * cols * size, t, l.baseAddress! + q0 * 32, min(rows, q1 * 32) - q0 * 32, cols) }
             }
-        })
+        }
+        switch dtype {
+        case .float32: storage = .f32(Self.filled(n, pool) { pack(UnsafeMutableRawPointer($0), Int32(TK_F32), size: 4) })
+        case .bfloat16: storage = .bf16(uninitializedArray(count: n) { (d: UnsafeMutablePointer<UInt16>) in pack(UnsafeMutableRawPointer(d), Int32(TK_BF16), size: 2) })
+        }
     }
 
     /// The transpose of the matrix stacking `parts` by rows (w[outRows, inCols], outRows the sum of the

@@ -3,6 +3,7 @@
 // training backward's dx = dy W) against the general product, bit for bit.
 
 import XCTest
+import CKernels
 @testable import TensorCore
 
 final class BackwardKernelTests: XCTestCase {
@@ -72,6 +73,11 @@ final class BackwardKernelTests: XCTestCase {
             let list = zip(held, sizes).map { (data: UnsafePointer($0.baseAddress!), rows: $1) }
             func packed(_ m: WeightMatrix) -> [Float] { if case .f32(let a) = m.storage { return a }; return [] }
             XCTAssertEqual(packed(WeightMatrix(rowsOf: list, cols: inF)), packed(WeightMatrix(stacked, rows: out, cols: inF)), "\(sizes) x \(inF)")
+            // narrowed to bf16 as it is packed (a load's fused QKV and gate|up): the stacked copy's bits
+            func bf16(_ m: WeightMatrix) -> [UInt16] { if case .bf16(let a) = m.storage { return a }; return [] }
+            let fromParts = bf16(WeightMatrix(rowsOf: list, cols: inF, dtype: .bfloat16))
+            XCTAssertEqual(fromParts.count, tk_packed_count(out, inF))
+            XCTAssertEqual(fromParts, bf16(WeightMatrix(stacked, rows: out, cols: inF, dtype: .bfloat16)), "bf16 \(sizes) x \(inF)")
             let t = stacked.withUnsafeBufferPointer { WeightMatrix(transposing: [($0.baseAddress!, out)], cols: inF) }
             let f = WeightMatrix(transposing: list, cols: inF)
             XCTAssertEqual(f.rows, inF); XCTAssertEqual(f.cols, out)
