@@ -156,7 +156,13 @@ def test_shutdown():
     threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
-    while requests.get(s.url + "/health").json()["active"] == 0:
+    # every request in flight (its 4 sequences submitted: 24 live), so none is still being read when the
+    # signal comes (a connection whose request was not yet read is closed at shutdown, as an idle one)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        h = requests.get(s.url + "/health").json()
+        if h["live"] >= 24 and h["active"] > 0:
+            break
         time.sleep(0.002)
     rc = s.stop()
     for t in threads:
