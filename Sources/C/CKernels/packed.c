@@ -93,6 +93,25 @@ void tk_packed_row(float *dst, const void *panels, int dtype, long k, long j) {
     }
 }
 
+// MARK: - the next panel, fetched while this one is computed
+
+/// A tile's share of its task's next panel: `left` cache lines from `at`, fetched into L2 one every `every`
+/// steps of k, so that panel's first tile finds it there instead of waiting on memory at every step.
+typedef struct { const char *at; long left, every, countdown; } next_share;
+
+/// Tile ti (of `tiles`) of panel q: its share of panel q + 1's kc steps; none after the task's last panel (q1 - 1).
+TK_INLINE next_share next_share_of(const tk_pk_args *a, long q, long q1, long ti, long tiles) {
+    const long es = a->btype == TK_BF16 ? 2 : 4, lines = q + 1 < q1 ? 32 * a->kc * es / 64 : 0;
+    const long l0 = lines * ti / tiles, nl = lines * (ti + 1) / tiles - l0;
+    const long every = nl > 0 ? (a->kc / nl > 0 ? a->kc / nl : 1) : a->kc + 1;
+    return (next_share){ (const char *)a->b + ((q + 1) * 32 * a->k + a->p0 * 32) * es + l0 * 64, nl, every, every };
+}
+
+/// One step of k: the share's next line when its turn comes.
+TK_INLINE void next_share_step(next_share *s) {
+    if (--s->countdown == 0) { s->countdown = s->every; if (s->left > 0) { _mm_prefetch(s->at, _MM_HINT_T1); s->at += 64; s->left--; } }
+}
+
 // MARK: - AVX-512
 
 enum { PF_AHEAD = 24 };   // k steps between a panel prefetch and its use
@@ -124,9 +143,8 @@ TK_AVX512 TK_INLINE void masks512(const tk_pk_args *a, long j, __mmask16 *m0, __
     *m1 = nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (__mmask16)((1u << (nc - 16)) - 1);
 }
 
-/// nx, nl: nl cache lines at nx (a share of the task's next panel) fetched into L2 along the way, one every
-/// kc / nl steps, so that panel's first tile finds it there instead of waiting on memory at every step.
-TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const char *nx, long nl, const int MR, const int BF) {
+/// nx: this tile's share of the task's next panel (next_share).
+TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, next_share nx, const int MR, const int BF) {
     const long kc = a->kc, rsa = a->rsa, csa = a->csa;
     const long boff = q * 32 * a->k + a->p0 * 32;
     const long j = q * 32;
@@ -136,11 +154,9 @@ TK_AVX512 TK_INLINE void tile512(const tk_pk_args *a, long i, long q, const char
     for (int r = 0; r < MR; r++) { acc[r][0] = start512(a, i + r, j, m0); acc[r][1] = start512(a, i + r, j + 16, m1); }
     const float *ap = a->a + (i - a->ai0) * a->tsa;
     const char *pf = (const char *)a->b + (boff + 32 * PF_AHEAD) * (BF ? 2 : 4);
-    const long every = nl > 0 ? (kc / nl > 0 ? kc / nl : 1) : kc + 1;
-    long countdown = every;
     for (long p = 0; p < kc; p++) {
         _mm_prefetch(pf + p * (BF ? 64 : 128), _MM_HINT_T0);   // the panel PF_AHEAD steps ahead (past its end: harmless)
-        if (--countdown == 0) { countdown = every; if (nl > 0) { _mm_prefetch(nx, _MM_HINT_T1); nx += 64; nl--; } }
+        next_share_step(&nx);
         __m512 b0 = ldp512(a->b, boff + p * 32, BF), b1 = ldp512(a->b, boff + p * 32 + 16, BF);
         for (int r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(ap[r * rsa + p * csa]);
@@ -190,10 +206,10 @@ R(1) R(2) R(3) R(4)
 typedef void (*tile_fn)(const tk_pk_args *, long, long);
 static const tile_fn rf512[4] = { rf512_1, rf512_2, rf512_3, rf512_4 };
 static const tile_fn rh512[4] = { rh512_1, rh512_2, rh512_3, rh512_4 };
-typedef void (*tile_pf_fn)(const tk_pk_args *, long, long, const char *, long);
+typedef void (*tile_pf_fn)(const tk_pk_args *, long, long, next_share);
 #define T(MR) \
-    static TK_AVX512 void f512_##MR(const tk_pk_args *a, long i, long q, const char *nx, long nl) { tile512(a, i, q, nx, nl, MR, 0); } \
-    static TK_AVX512 void h512_##MR(const tk_pk_args *a, long i, long q, const char *nx, long nl) { tile512(a, i, q, nx, nl, MR, 1); }
+    static TK_AVX512 void f512_##MR(const tk_pk_args *a, long i, long q, next_share nx) { tile512(a, i, q, nx, MR, 0); } \
+    static TK_AVX512 void h512_##MR(const tk_pk_args *a, long i, long q, next_share nx) { tile512(a, i, q, nx, MR, 1); }
 T(1) T(2) T(3) T(4) T(5) T(6) T(7) T(8) T(9) T(10) T(11) T(12)
 #undef T
 static const tile_pf_fn f512[12] = { f512_1, f512_2, f512_3, f512_4, f512_5, f512_6, f512_7, f512_8, f512_9, f512_10, f512_11, f512_12 };
@@ -206,16 +222,12 @@ void tk_pk_block_avx512(const tk_pk_args *a, long i0, long i1, long q0, long q1)
         return;
     }
     const tile_pf_fn *t = a->btype == TK_BF16 ? h512 : f512;
-    const long es = a->btype == TK_BF16 ? 2 : 4, tiles = (i1 - i0 + 11) / 12;
-    for (long q = q0; q < q1; q++) {
-        // the next panel's kc steps, a share per tile of this one (none after the task's last panel)
-        const char *next = (const char *)a->b + ((q + 1) * 32 * a->k + a->p0 * 32) * es;
-        long lines = q + 1 < q1 ? 32 * a->kc * es / 64 : 0;
+    const long tiles = (i1 - i0 + 11) / 12;
+    for (long q = q0; q < q1; q++)
         for (long i = i0, ti = 0; i < i1; i += 12, ti++) {
-            long mr = i1 - i < 12 ? i1 - i : 12, l0 = lines * ti / tiles, l1 = lines * (ti + 1) / tiles;
-            t[mr - 1](a, i, q, next + l0 * 64, l1 - l0);
+            long mr = i1 - i < 12 ? i1 - i : 12;
+            t[mr - 1](a, i, q, next_share_of(a, q, q1, ti, tiles));
         }
-    }
 }
 
 // MARK: - AVX2
@@ -233,18 +245,16 @@ TK_AVX2 TK_INLINE __m256 start256(const tk_pk_args *a, long i, long j) {
     return _mm256_maskload_ps(a->c + i * a->ldc + j, mask);
 }
 
-/// nx, nl: as tile512's, a share of the task's next panel fetched into L2 along the way.
-TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, const char *nx, long nl, const int MR, const int BF) {
+/// nx: as tile512's, this tile's share of the task's next panel.
+TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, next_share nx, const int MR, const int BF) {
     const long kc = a->kc, rsa = a->rsa, csa = a->csa;
     const long boff = q * 32 * a->k + a->p0 * 32 + half * 16;
     const long j = q * 32 + half * 16;
     __m256 acc[4][2];
     for (int r = 0; r < MR; r++) { acc[r][0] = start256(a, i + r, j); acc[r][1] = start256(a, i + r, j + 8); }
     const float *ap = a->a + (i - a->ai0) * a->tsa;
-    const long every = nl > 0 ? (kc / nl > 0 ? kc / nl : 1) : kc + 1;
-    long countdown = every;
     for (long p = 0; p < kc; p++) {
-        if (--countdown == 0) { countdown = every; if (nl > 0) { _mm_prefetch(nx, _MM_HINT_T1); nx += 64; nl--; } }
+        next_share_step(&nx);
         __m256 b0 = ldp256(a->b, boff + p * 32, BF), b1 = ldp256(a->b, boff + p * 32 + 8, BF);
         for (int r = 0; r < MR; r++) {
             __m256 av = _mm256_set1_ps(ap[r * rsa + p * csa]);
@@ -259,24 +269,23 @@ TK_AVX2 TK_INLINE void tile256(const tk_pk_args *a, long i, long q, long half, c
     }
 }
 #define T(MR) \
-    static TK_AVX2 void f256_##MR(const tk_pk_args *a, long i, long q, long h, const char *nx, long nl) { tile256(a, i, q, h, nx, nl, MR, 0); } \
-    static TK_AVX2 void h256_##MR(const tk_pk_args *a, long i, long q, long h, const char *nx, long nl) { tile256(a, i, q, h, nx, nl, MR, 1); }
+    static TK_AVX2 void f256_##MR(const tk_pk_args *a, long i, long q, long h, next_share nx) { tile256(a, i, q, h, nx, MR, 0); } \
+    static TK_AVX2 void h256_##MR(const tk_pk_args *a, long i, long q, long h, next_share nx) { tile256(a, i, q, h, nx, MR, 1); }
 T(1) T(2) T(3) T(4)
 #undef T
-typedef void (*tile2_fn)(const tk_pk_args *, long, long, long, const char *, long);
+typedef void (*tile2_fn)(const tk_pk_args *, long, long, long, next_share);
 static const tile2_fn f256[4] = { f256_1, f256_2, f256_3, f256_4 };
 static const tile2_fn h256[4] = { h256_1, h256_2, h256_3, h256_4 };
 
 void tk_pk_block_avx2(const tk_pk_args *a, long i0, long i1, long q0, long q1) {
     const tile2_fn *t = a->btype == TK_BF16 ? h256 : f256;
-    const long es = a->btype == TK_BF16 ? 2 : 4, tiles = 2 * ((i1 - i0 + 3) / 4);
+    const long tiles = 2 * ((i1 - i0 + 3) / 4);
     for (long q = q0; q < q1; q++) {
-        const char *next = (const char *)a->b + ((q + 1) * 32 * a->k + a->p0 * 32) * es;   // as tk_pk_block_avx512
-        long lines = q + 1 < q1 ? 32 * a->kc * es / 64 : 0, ti = 0;
+        long ti = 0;
         for (long h = 0; h < 2 && q * 32 + h * 16 < a->n; h++)
             for (long i = i0; i < i1; i += 4, ti++) {
-                long mr = i1 - i < 4 ? i1 - i : 4, l0 = lines * ti / tiles, l1 = lines * (ti + 1) / tiles;
-                t[mr - 1](a, i, q, h, next + l0 * 64, l1 - l0);
+                long mr = i1 - i < 4 ? i1 - i : 4;
+                t[mr - 1](a, i, q, h, next_share_of(a, q, q1, ti, tiles));
             }
     }
 }
