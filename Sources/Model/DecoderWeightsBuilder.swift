@@ -56,8 +56,8 @@ public final class DecoderWeightsBuilder {
         // as DecoderWeights(config:rankTensors:...) packs: the named tensors stacked by rows
         let parts = g.map { pending.removeValue(forKey: $0)! }
         let rows = parts.reduce(0) { $0 + $1.shape[0] }, cols = parts[0].count / max(1, parts[0].shape[0])
-        if parts.count == 1 || parts.contains(where: { $0.data.isEmpty }) {
-            packed[g] = WeightMatrix(parts.count == 1 ? parts[0].data : parts.flatMap(\.data), rows: rows, cols: cols, dtype: dtype)
+        if parts.contains(where: { $0.data.isEmpty }) {   // a part without rows has no address to pack from
+            packed[g] = WeightMatrix(parts.flatMap(\.data), rows: rows, cols: cols, dtype: dtype)
         } else {   // packed from the parts where they lie: no stacked copy (a 7B's gate|up is 360 MB of f32 a layer)
             let dtype = dtype
             packed[g] = withBases(parts.map(\.data)[...]) { bases in
